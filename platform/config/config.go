@@ -1,0 +1,57 @@
+// Package config fills a service's flags from the environment, then from
+// the command line, so the same binary is configured by env vars in a
+// container and by flags at a terminal.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// shared names read without the service prefix, so one DATABASE_URL or
+// KAFKA_BROKERS serves every service in a compose file.
+var shared = map[string]bool{
+	"database-url": true, "kafka-brokers": true, "log-level": true, "log-format": true,
+	"kafka-security-protocol": true, "kafka-sasl-mechanism": true, "kafka-sasl-username": true,
+	"kafka-sasl-password": true, "kafka-ca-file": true,
+}
+
+// EnvName is the variable that sets flag name for a service with prefix:
+// "batch-size" with prefix "RELAY" is RELAY_BATCH_SIZE.
+func EnvName(prefix, name string) string {
+	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// Parse sets each flag of fs from PREFIX_NAME, or for shared settings from
+// NAME (e.g. DATABASE_URL), then parses args, which win over the environment.
+// A bad value names the variable or flag it came from.
+func Parse(fs *flag.FlagSet, prefix string, args []string) error {
+	return parse(fs, prefix, args, os.LookupEnv)
+}
+
+func parse(fs *flag.FlagSet, prefix string, args []string, lookup func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		names := []string{EnvName(prefix, f.Name)}
+		if shared[f.Name] {
+			names = append(names, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
+		}
+		for _, env := range names {
+			if v, ok := lookup(env); ok {
+				if setErr := fs.Set(f.Name, v); setErr != nil {
+					err = fmt.Errorf("environment variable %s=%q: %w", env, v, setErr)
+				}
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return fs.Parse(args)
+}

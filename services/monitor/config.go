@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sitewatch/sitewatch/platform/config"
+)
+
+// Config is the monitor's configuration: flags, or MONITOR_* environment
+// variables (DATABASE_URL and LOG_* are shared).
+type Config struct {
+	DatabaseURL    string
+	Concurrency    int
+	ReloadInterval time.Duration
+	MaxBodyBytes   int64
+	UserAgent      string
+	BatchSize      int
+	FlushInterval  time.Duration
+	OpsAddr        string
+	LogLevel       string
+	LogFormat      string
+}
+
+func (c *Config) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of sitewatch's database (env DATABASE_URL)")
+	fs.IntVar(&c.Concurrency, "concurrency", 200, "checks running at once, across all sites")
+	fs.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "how often site changes are picked up")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "body bytes read per check; the rest is not read and the result is marked truncated")
+	fs.StringVar(&c.UserAgent, "user-agent", "sitewatch/0.1 (+https://github.com/sitewatch/sitewatch)", "User-Agent header of checks")
+	fs.IntVar(&c.BatchSize, "batch-size", 500, "results written per outbox transaction at most")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "the longest a result waits before it is written")
+	fs.StringVar(&c.OpsAddr, "ops-addr", ":9101", "listen address of /healthz, /readyz and /metrics")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json or console")
+}
+
+// Validate reports every setting that cannot work, each naming its flag.
+func (c Config) Validate() error {
+	var errs []error
+	if err := validateDatabaseURL(c.DatabaseURL); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 10000 {
+		errs = append(errs, fmt.Errorf("concurrency: %d: want 1..10000", c.Concurrency))
+	}
+	if c.ReloadInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("reload-interval: %s: want at least 100ms", c.ReloadInterval))
+	}
+	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("max-body-bytes: %d: want 1..1073741824", c.MaxBodyBytes))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("batch-size: %d: want 1..10000", c.BatchSize))
+	}
+	if c.FlushInterval < time.Millisecond || c.FlushInterval > 10*time.Second {
+		errs = append(errs, fmt.Errorf("flush-interval: %s: want 1ms..10s", c.FlushInterval))
+	}
+	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+		errs = append(errs, fmt.Errorf("ops-addr: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func validateDatabaseURL(u string) error {
+	if u == "" {
+		return errors.New("database-url: required (env DATABASE_URL)")
+	}
+	if _, err := pgxpool.ParseConfig(u); err != nil {
+		return fmt.Errorf("database-url: %w", err)
+	}
+	return nil
+}
+
+// parse fills c from the environment and args; it returns the arguments
+// left after the flags.
+func (c *Config) parse(name string, args []string) ([]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c.register(fs)
+	if err := config.Parse(fs, "MONITOR", args); err != nil {
+		return nil, err
+	}
+	return fs.Args(), nil
+}

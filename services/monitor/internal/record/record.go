@@ -1,0 +1,162 @@
+// Package record turns check results into outbox messages and writes them,
+// many results per transaction under load, so thousands of checks a second
+// do not need thousands of commits.
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
+)
+
+// OutboxWriter writes messages in one transaction.
+type OutboxWriter interface {
+	WriteOutbox(ctx context.Context, msgs []outbox.Message) error
+}
+
+// Config tunes batching.
+type Config struct {
+	BatchSize     int
+	FlushInterval time.Duration // the longest a result waits for its batch
+	ShutdownGrace time.Duration // how long to keep retrying after shutdown
+}
+
+// Recorder writes results to the outbox.
+type Recorder struct {
+	cfg     Config
+	w       OutboxWriter
+	logger  *zap.Logger
+	written prometheus.Counter
+	errors  prometheus.Counter
+	lost    prometheus.Counter
+}
+
+// New returns a Recorder.
+func New(cfg Config, w OutboxWriter, logger *zap.Logger, reg prometheus.Registerer) *Recorder {
+	r := &Recorder{cfg: cfg, w: w, logger: logger,
+		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "sitewatch_monitor_results_written_total",
+			Help: "Check results written to the outbox."}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "sitewatch_monitor_outbox_write_errors_total",
+			Help: "Failed outbox transactions (retried)."}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{Name: "sitewatch_monitor_results_lost_total",
+			Help: "Results given up on because the database stayed down through shutdown."}),
+	}
+	reg.MustRegister(r.written, r.errors, r.lost)
+	return r
+}
+
+// Run writes results from in until in is closed. While the database is
+// down it retries with backoff; the full channel then slows the checks down
+// rather than dropping results. Once ctx has ended it retries for at most
+// ShutdownGrace.
+func (r *Recorder) Run(ctx context.Context, in <-chan probe.Result) {
+	batch := make([]probe.Result, 0, r.cfg.BatchSize)
+	flush := time.NewTimer(time.Hour)
+	defer flush.Stop()
+	for {
+		select {
+		case res, ok := <-in:
+			if !ok {
+				r.write(ctx, batch)
+				return
+			}
+			if len(batch) == 0 {
+				flush.Reset(r.cfg.FlushInterval)
+			}
+			batch = append(batch, res)
+			if len(batch) < r.cfg.BatchSize {
+				continue
+			}
+		case <-flush.C:
+		}
+		r.write(ctx, batch)
+		batch = batch[:0]
+	}
+}
+
+func (r *Recorder) write(ctx context.Context, results []probe.Result) {
+	if len(results) == 0 {
+		return
+	}
+	msgs := make([]outbox.Message, 0, len(results))
+	for _, res := range results {
+		m, err := Message(res)
+		if err != nil {
+			r.logger.Error("encoding check result", zap.Int64("site_id", res.Site.ID), zap.Error(err))
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	wait := 100 * time.Millisecond
+	var deadline time.Time
+	for attempt := 1; ; attempt++ {
+		err := r.w.WriteOutbox(context.WithoutCancel(ctx), msgs)
+		if err == nil {
+			r.written.Add(float64(len(msgs)))
+			return
+		}
+		r.errors.Inc()
+		if ctx.Err() != nil {
+			if deadline.IsZero() {
+				deadline = time.Now().Add(r.cfg.ShutdownGrace)
+			}
+			if time.Now().After(deadline) {
+				r.lost.Add(float64(len(msgs)))
+				r.logger.Error("giving up on check results at shutdown", zap.Int("results", len(msgs)), zap.Error(err))
+				return
+			}
+		}
+		r.logger.Warn("writing check results to the outbox failed; retrying",
+			zap.Int("results", len(msgs)), zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+		time.Sleep(wait)
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// Message is the outbox message for one result: keyed by site id so one
+// site's checks stay in order on one partition, with the CloudEvents
+// headers that describe it.
+func Message(res probe.Result) (outbox.Message, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return outbox.Message{}, fmt.Errorf("generating event id: %w", err)
+	}
+	ev := checkevent.Check{
+		SchemaVersion: checkevent.SchemaVersion,
+		EventID:       id.String(),
+		SiteID:        res.Site.ID,
+		URL:           res.Site.URL,
+		CheckedAt:     res.CheckedAt,
+		StatusCode:    res.StatusCode,
+		DurationMS:    float64(res.Duration.Microseconds()) / 1000,
+		Regex:         res.Site.Regex,
+		RegexMatched:  res.RegexMatched,
+		ErrorClass:    res.ErrorClass,
+		Error:         res.Error,
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return outbox.Message{}, fmt.Errorf("encoding check event: %w", err)
+	}
+	return outbox.Message{
+		EventID: ev.EventID,
+		Topic:   res.Site.Topic,
+		Key:     []byte(strconv.FormatInt(res.Site.ID, 10)),
+		Payload: payload,
+		Headers: map[string]string{
+			"ce_type":      checkevent.Type,
+			"ce_source":    checkevent.Source,
+			"content-type": checkevent.ContentType,
+		},
+	}, nil
+}

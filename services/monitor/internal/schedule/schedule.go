@@ -1,0 +1,237 @@
+// Package schedule runs every enabled site's check on its own interval, at
+// a fixed rate, with a global limit on concurrent checks, and picks up site
+// changes while running.
+package schedule
+
+import (
+	"container/heap"
+	"context"
+	"math/rand/v2"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
+)
+
+// SiteSource lists the sites to check.
+type SiteSource interface {
+	Sites(ctx context.Context, enabledOnly bool) ([]site.Site, error)
+}
+
+// Checker checks a site once.
+type Checker interface {
+	Check(ctx context.Context, s site.Site, re *regexp.Regexp) probe.Result
+}
+
+// Config tunes the scheduler.
+type Config struct {
+	Concurrency    int           // checks running at once, across all sites
+	ReloadInterval time.Duration // how often site changes are picked up
+}
+
+// Scheduler dispatches checks. Results go to the channel given to New,
+// which Run closes when it returns.
+type Scheduler struct {
+	cfg     Config
+	source  SiteSource
+	checker Checker
+	out     chan<- probe.Result
+	logger  *zap.Logger
+	metrics *metrics
+
+	entries map[int64]*entry
+	queue   timeQueue
+	gen     uint64
+}
+
+type entry struct {
+	site    site.Site
+	re      *regexp.Regexp
+	gen     uint64 // queue items of older generations are stale
+	running atomic.Bool
+}
+
+type job struct {
+	e       *entry
+	site    site.Site
+	re      *regexp.Regexp
+	planned time.Time
+}
+
+// New returns a Scheduler writing results to out.
+func New(cfg Config, source SiteSource, checker Checker, out chan<- probe.Result, logger *zap.Logger, reg prometheus.Registerer) *Scheduler {
+	return &Scheduler{cfg: cfg, source: source, checker: checker, out: out, logger: logger,
+		metrics: newMetrics(reg), entries: map[int64]*entry{}}
+}
+
+// Run schedules checks until ctx ends. Checks in flight then finish (each
+// bounded by its site's timeout) and their results are sent before Run
+// closes the result channel and returns.
+func (s *Scheduler) Run(ctx context.Context) error {
+	jobs := make(chan job)
+	var workers sync.WaitGroup
+	for range s.cfg.Concurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			s.work(context.WithoutCancel(ctx), jobs)
+		}()
+	}
+	defer func() {
+		close(jobs)
+		workers.Wait()
+		close(s.out)
+	}()
+
+	s.reload(ctx)
+	reload := time.NewTicker(s.cfg.ReloadInterval)
+	defer reload.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if !s.dispatchDue(ctx, jobs) {
+			return nil
+		}
+		wait := time.Hour
+		if len(s.queue) > 0 {
+			wait = time.Until(s.queue[0].at)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-reload.C:
+			s.reload(ctx)
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatchDue hands every due check to a worker, blocking while all are
+// busy (the lag metric shows it). It returns false once ctx has ended.
+func (s *Scheduler) dispatchDue(ctx context.Context, jobs chan<- job) bool {
+	for len(s.queue) > 0 {
+		now := time.Now()
+		it := s.queue[0]
+		if it.at.After(now) {
+			return true
+		}
+		heap.Pop(&s.queue)
+		e, ok := s.entries[it.id]
+		if !ok || e.gen != it.gen {
+			continue // removed or rescheduled since
+		}
+		// Fixed rate: the next run is planned from this one's planned
+		// time, not from when it ran, so slow checks do not drift. Runs
+		// missed while far behind are skipped, not fired in a burst.
+		next := it.at.Add(e.site.Interval)
+		for !next.After(now) {
+			next = next.Add(e.site.Interval)
+			s.metrics.skipped.Inc()
+		}
+		heap.Push(&s.queue, item{at: next, id: it.id, gen: it.gen})
+		if !e.running.CompareAndSwap(false, true) {
+			s.metrics.skipped.Inc() // the previous check of this site is still running
+			continue
+		}
+		select {
+		case jobs <- job{e: e, site: e.site, re: e.re, planned: it.at}:
+		case <-ctx.Done():
+			e.running.Store(false)
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Scheduler) work(ctx context.Context, jobs <-chan job) {
+	for j := range jobs {
+		s.metrics.lag.Observe(time.Since(j.planned).Seconds())
+		res := s.checker.Check(ctx, j.site, j.re)
+		j.e.running.Store(false)
+		s.metrics.checks.WithLabelValues(res.ErrorClass).Inc()
+		s.metrics.duration.Observe(res.Duration.Seconds())
+		s.out <- res
+	}
+}
+
+// reload brings the schedule in line with the enabled sites: new sites
+// start after a random delay within their interval (so a restart does not
+// fire every site at once), changed sites take their new settings, and
+// removed or disabled sites stop.
+func (s *Scheduler) reload(ctx context.Context) {
+	sites, err := s.source.Sites(ctx, true)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Warn("reloading sites failed; keeping the current schedule", zap.Error(err))
+		}
+		return
+	}
+	now := time.Now()
+	seen := make(map[int64]bool, len(sites))
+	for _, st := range sites {
+		seen[st.ID] = true
+		e, ok := s.entries[st.ID]
+		if ok && e.site.Updated.Equal(st.Updated) {
+			continue
+		}
+		re, err := regexp.Compile(st.Regex)
+		if err != nil { // validated on the way in; guard against hand-edited rows
+			s.logger.Error("site has an invalid regex; not checking it", zap.Int64("site_id", st.ID), zap.Error(err))
+			delete(s.entries, st.ID)
+			continue
+		}
+		if st.Regex == "" {
+			re = nil
+		}
+		if !ok {
+			e = &entry{}
+			s.entries[st.ID] = e
+			s.logger.Info("scheduling site", zap.Int64("site_id", st.ID), zap.String("url", st.URL),
+				zap.Duration("interval", st.Interval))
+		} else {
+			s.logger.Info("site changed", zap.Int64("site_id", st.ID), zap.String("url", st.URL))
+		}
+		intervalChanged := !ok || e.site.Interval != st.Interval
+		e.site, e.re = st, re
+		if intervalChanged {
+			s.gen++
+			e.gen = s.gen
+			first := now.Add(rand.N(st.Interval))
+			heap.Push(&s.queue, item{at: first, id: st.ID, gen: e.gen})
+		}
+	}
+	for id, e := range s.entries {
+		if !seen[id] {
+			s.logger.Info("unscheduling site", zap.Int64("site_id", id), zap.String("url", e.site.URL))
+			delete(s.entries, id)
+		}
+	}
+	s.metrics.sites.Set(float64(len(s.entries)))
+}
+
+type item struct {
+	at  time.Time
+	id  int64
+	gen uint64
+}
+
+// timeQueue is a min-heap of planned checks.
+type timeQueue []item
+
+func (q timeQueue) Len() int           { return len(q) }
+func (q timeQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q timeQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *timeQueue) Push(x any)        { *q = append(*q, x.(item)) }
+func (q *timeQueue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return it
+}

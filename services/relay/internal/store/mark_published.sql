@@ -1,0 +1,3 @@
+UPDATE {{table}}
+SET published = true, published_at = now(), attempts = attempts + 1, last_error = NULL
+WHERE id = ANY($1::bigint[])

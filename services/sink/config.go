@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/config"
+	"github.com/sitewatch/sitewatch/platform/kafkaclient"
+)
+
+// Config is the sink's configuration: flags, or SINK_* environment
+// variables (DATABASE_URL, KAFKA_BROKERS and LOG_* are shared).
+type Config struct {
+	DatabaseURL     string
+	Kafka           kafkaclient.Config
+	Topic           string
+	GroupID         string
+	CreateTopic     bool
+	TopicPartitions int
+	BatchSize       int
+	BatchWait       time.Duration
+	OpsAddr         string
+	LogLevel        string
+	LogFormat       string
+}
+
+func (c *Config) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the database holding the stats table (env DATABASE_URL)")
+	c.Kafka.RegisterFlags(fs)
+	fs.StringVar(&c.Topic, "topic", "sitewatch.checks", "topic to consume")
+	fs.StringVar(&c.GroupID, "group-id", "sitewatch-sink", "Kafka consumer group")
+	fs.BoolVar(&c.CreateTopic, "create-topic", true, "create the topic at startup if it does not exist")
+	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of the topic when the sink creates it")
+	fs.IntVar(&c.BatchSize, "batch-size", 500, "messages written per database transaction")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "longest a message waits for its batch to fill")
+	fs.StringVar(&c.OpsAddr, "ops-addr", ":9103", "listen address of /healthz, /readyz and /metrics")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json or console")
+}
+
+// Validate reports every setting that cannot work, each naming its flag.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("database-url: required (env DATABASE_URL)"))
+	} else if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("database-url: %w", err))
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := outbox.ValidateTopic(c.Topic); err != nil {
+		errs = append(errs, fmt.Errorf("topic: %w", err))
+	}
+	if c.GroupID == "" {
+		errs = append(errs, errors.New("group-id: required"))
+	}
+	if c.TopicPartitions < 1 || c.TopicPartitions > 10000 {
+		errs = append(errs, fmt.Errorf("topic-partitions: %d: want 1..10000", c.TopicPartitions))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 100000 {
+		errs = append(errs, fmt.Errorf("batch-size: %d: want 1..100000", c.BatchSize))
+	}
+	if c.BatchWait < time.Millisecond || c.BatchWait > time.Minute {
+		errs = append(errs, fmt.Errorf("batch-wait: %s: want 1ms..1m", c.BatchWait))
+	}
+	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+		errs = append(errs, fmt.Errorf("ops-addr: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func loadConfig(args []string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
+	c.register(fs)
+	if err := config.Parse(fs, "SINK", args); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigDefaultsAndErrors(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/db")
+	c, err := loadConfig(nil)
+	require.NoError(t, err)
+	require.Equal(t, "sitewatch.checks", c.Topic)
+
+	_, err = loadConfig([]string{"-topic=bad topic", "-batch-size=0", "-group-id=", "-ops-addr=nope"})
+	require.ErrorContains(t, err, `topic: invalid outbox message: topic "bad topic"`)
+	require.ErrorContains(t, err, "batch-size: 0")
+	require.ErrorContains(t, err, "group-id: required")
+	require.ErrorContains(t, err, "ops-addr:")
+}
