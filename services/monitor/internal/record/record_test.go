@@ -1,0 +1,74 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
+)
+
+func TestMessageCarriesTheContract(t *testing.T) {
+	no := false
+	res := probe.Result{Site: site.Site{ID: 42, URL: "http://a/", Regex: "ok", Topic: "checks"},
+		CheckedAt: time.Now().UTC(), StatusCode: 200, Duration: 1500 * time.Microsecond,
+		RegexMatched: &no, ErrorClass: probe.ClassRegex, Error: "body does not match"}
+	m, err := Message(res)
+	require.NoError(t, err)
+	require.Equal(t, "checks", m.Topic)
+	require.Equal(t, []byte("42"), m.Key)
+	require.Equal(t, checkevent.Type, m.Headers["ce_type"])
+	ev, err := checkevent.Decode(m.Payload)
+	require.NoError(t, err)
+	require.Equal(t, m.EventID, ev.EventID)
+	require.Equal(t, 1.5, ev.DurationMS)
+	require.Equal(t, &no, ev.RegexMatched)
+	require.Equal(t, "regex", ev.ErrorClass)
+}
+
+type flakyWriter struct {
+	mu       sync.Mutex
+	failures int
+	batches  [][]outbox.Message
+}
+
+func (f *flakyWriter) WriteOutbox(_ context.Context, msgs []outbox.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures > 0 {
+		f.failures--
+		return errors.New("connection refused")
+	}
+	f.batches = append(f.batches, msgs)
+	return nil
+}
+
+func TestRecorderBatchesAndRetriesWithoutLosingResults(t *testing.T) {
+	w := &flakyWriter{failures: 2}
+	r := New(Config{BatchSize: 10, FlushInterval: 20 * time.Millisecond, ShutdownGrace: time.Second},
+		w, zaptest.NewLogger(t), prometheus.NewRegistry())
+	in := make(chan probe.Result)
+	done := make(chan struct{})
+	go func() { r.Run(context.Background(), in); close(done) }()
+	for i := range 25 {
+		in <- probe.Result{Site: site.Site{ID: int64(i + 1), URL: "http://a", Topic: "t"}, CheckedAt: time.Now()}
+	}
+	close(in)
+	<-done
+	total := 0
+	for _, b := range w.batches {
+		require.LessOrEqual(t, len(b), 10)
+		total += len(b)
+	}
+	require.Equal(t, 25, total, "every result written despite two failed transactions")
+	require.LessOrEqual(t, len(w.batches), 4, "grouped into few transactions")
+}

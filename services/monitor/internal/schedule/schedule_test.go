@@ -1,0 +1,121 @@
+package schedule
+
+import (
+	"context"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
+)
+
+type fakeSource struct {
+	mu    sync.Mutex
+	sites []site.Site
+}
+
+func (f *fakeSource) Sites(context.Context, bool) ([]site.Site, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]site.Site(nil), f.sites...), nil
+}
+
+func (f *fakeSource) set(sites ...site.Site) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sites = sites
+}
+
+type fakeChecker struct {
+	delay   time.Duration
+	mu      sync.Mutex
+	running int
+	peak    int
+}
+
+func (f *fakeChecker) Check(_ context.Context, s site.Site, _ *regexp.Regexp) probe.Result {
+	f.mu.Lock()
+	f.running++
+	f.peak = max(f.peak, f.running)
+	f.mu.Unlock()
+	time.Sleep(f.delay)
+	f.mu.Lock()
+	f.running--
+	f.mu.Unlock()
+	return probe.Result{Site: s, CheckedAt: time.Now()}
+}
+
+func mk(id int64, interval time.Duration, updated time.Time) site.Site {
+	return site.Site{ID: id, URL: "http://x", Interval: interval, Timeout: interval, Updated: updated}
+}
+
+// collect runs the scheduler for d and counts results per site.
+func collect(t *testing.T, cfg Config, src SiteSource, chk Checker, d time.Duration, during func()) map[int64]int {
+	t.Helper()
+	out := make(chan probe.Result, 1000)
+	s := New(cfg, src, chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	if during != nil {
+		during()
+	}
+	time.Sleep(d)
+	cancel()
+	require.NoError(t, <-done)
+	counts := map[int64]int{}
+	for r := range out { // Run closed it
+		counts[r.Site.ID]++
+	}
+	return counts
+}
+
+func TestEachSiteOnItsOwnInterval(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	src := &fakeSource{}
+	src.set(mk(1, 100*time.Millisecond, now), mk(2, 400*time.Millisecond, now))
+	counts := collect(t, Config{Concurrency: 4, ReloadInterval: time.Hour}, src, &fakeChecker{}, 2*time.Second, nil)
+	// Random first delay within one interval, then fixed rate.
+	require.InDelta(t, 20, counts[1], 3)
+	require.InDelta(t, 5, counts[2], 1)
+}
+
+func TestConcurrencyLimitAndNoOverlap(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	src := &fakeSource{}
+	var sites []site.Site
+	for i := range 20 {
+		sites = append(sites, mk(int64(i+1), 100*time.Millisecond, now))
+	}
+	src.set(sites...)
+	chk := &fakeChecker{delay: 250 * time.Millisecond} // slower than the interval
+	counts := collect(t, Config{Concurrency: 5, ReloadInterval: time.Hour}, src, chk, time.Second, nil)
+	require.LessOrEqual(t, chk.peak, 5)
+	total := 0
+	for id, n := range counts {
+		require.LessOrEqual(t, n, 5, "site %d: a site's checks never overlap", id)
+		total += n
+	}
+	require.GreaterOrEqual(t, total, 15, "the workers stay busy")
+}
+
+func TestPicksUpChangesWithoutRestart(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	src := &fakeSource{}
+	src.set(mk(1, 100*time.Millisecond, now))
+	counts := collect(t, Config{Concurrency: 4, ReloadInterval: 50 * time.Millisecond}, src, &fakeChecker{}, time.Second, func() {
+		time.Sleep(500 * time.Millisecond)
+		src.set(mk(2, 100*time.Millisecond, now)) // site 1 removed or disabled, site 2 added
+	})
+	require.InDelta(t, 5, counts[1], 2, "site 1 ran until it was removed")
+	require.InDelta(t, 9, counts[2], 3, "site 2 started without a restart and ran for the last second")
+}
