@@ -35,7 +35,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthy", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "all systems healthy") })
 	mux.HandleFunc("/degraded", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "degraded") })
-	mux.HandleFunc("/broken", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "healthy? no", http.StatusInternalServerError) })
+	mux.HandleFunc("/broken", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "healthy? no", http.StatusInternalServerError)
+	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
