@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka (KRaft, combined broker+controller) for sitewatch dev/test.
+#   kafka.sh up|down|status|brokers      lifecycle; state lives in $REPO/.cache/kafka
+#   kafka.sh topics ARGS...              kafka-topics (TopicCommand) against our broker
+# Jars come from Maven Central via scripts/kafka/pom.xml (no tarball download needed).
+# KAFKA_BROKERS set: never start anything, just wait for / report that cluster.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh source-path=SCRIPTDIR/..
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PORT=${SITEWATCH_KAFKA_PORT:-59092}
+CPORT=${SITEWATCH_KAFKA_CONTROLLER_PORT:-59093}
+BROKERS=${KAFKA_BROKERS:-127.0.0.1:$PORT}
+EXTERNAL=${KAFKA_BROKERS:+1}
+KDIR=$CACHE/kafka
+LIBS=$KDIR/libs           # broker classpath
+TOOLS=$KDIR/tools         # CLI tools classpath (kafka-tools)
+DATA=$KDIR/data
+LOGS=$KDIR/logs
+PROPS=$KDIR/server.properties
+PIDFILE=$KDIR/kafka.pid
+POM=$SCRIPTS/kafka/pom.xml
+SETUP_LOG=$KDIR/setup.log # mvn, storage format and readiness-probe output
+[[ $PORT =~ ^[0-9]+$ && $CPORT =~ ^[0-9]+$ ]] || die "SITEWATCH_KAFKA_PORT / SITEWATCH_KAFKA_CONTROLLER_PORT must be numbers"
+
+# is_ours PID: PID is our broker (checked via cmdline, so a recycled PID never fools us).
+is_ours() {
+  local -a argv
+  mapfile -d '' argv 2>/dev/null <"/proc/$1/cmdline" || return 1
+  [[ " ${argv[*]} " == *" kafka.Kafka $PROPS "* ]]
+}
+gone() { ! is_ours "$1"; }
+
+# broker_pid: print our live broker's PID; falls back to scanning /proc if the pid file is stale/lost.
+broker_pid() {
+  local pid p
+  pid=$(cat "$PIDFILE" 2>/dev/null || true)
+  if [[ $pid =~ ^[0-9]+$ ]] && is_ours "$pid"; then echo "$pid"; return; fi
+  for p in /proc/[0-9]*; do
+    if is_ours "${p#/proc/}"; then echo "${p#/proc/}" | tee "$PIDFILE"; return; fi
+  done
+  return 1
+}
+
+# Short-lived JVM for CLI tools (small heap, fast start); append -cp DIR/* CLASS ARGS.
+KJAVA=(java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC
+  -Dlog4j2.configurationFile="$SCRIPTS/kafka/tools-log4j2.properties")
+
+need_java() {
+  need java openjdk-17-jre-headless
+  local v
+  v=$(java -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')
+  if ! [[ ${v%%.*} =~ ^[0-9]+$ ]] || ((${v%%.*} < 17)); then
+    die "Kafka needs Java >= 17, but 'java' on PATH is '$v'"
+  fi
+}
+
+# Fetch broker and tools jars unless both dirs carry a marker matching the current pom.
+fetch_jars() {
+  local want pair prof dir
+  want="kafka.version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM") pom.sha256=$(sha256sum <"$POM" | cut -d' ' -f1)"
+  [[ $(cat "$LIBS/.complete" 2>/dev/null) == "$want" && $(cat "$TOOLS/.complete" 2>/dev/null) == "$want" ]] && return
+  need mvn maven
+  for pair in broker:"$LIBS" tools:"$TOOLS"; do
+    prof=${pair%%:*} dir=${pair#*:}
+    rm -rf "$dir.tmp"
+    mvn -B -q -Dstyle.color=never -f "$POM" -P "$prof" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$dir.tmp" >>"$SETUP_LOG" 2>&1 || die "mvn could not fetch the Kafka $prof jars" "$SETUP_LOG"
+    echo "$want" >"$dir.tmp/.complete"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"   # swap in only complete dirs
+  done
+}
+
+render_config() {
+  local t
+  t=$(<"$SCRIPTS/kafka/server.properties.in")
+  t=${t//@PORT@/$PORT}
+  t=${t//@CONTROLLER_PORT@/$CPORT}
+  t=${t//@DATA_DIR@/$DATA}
+  printf '%s\n' "$t" >"$PROPS"
+}
+
+# Format storage once. Without meta.properties nothing valid can be in there, so start clean.
+format_storage() {
+  [[ -f $DATA/meta.properties ]] && return
+  local id
+  rm -rf "$DATA"
+  id=$("${KJAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>>"$SETUP_LOG") || die "StorageTool random-uuid failed" "$SETUP_LOG"
+  "${KJAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format --standalone -t "$id" -c "$PROPS" >>"$SETUP_LOG" 2>&1 ||
+    die "formatting Kafka storage in $DATA failed" "$SETUP_LOG"
+}
+
+# Ready = a real Admin metadata round-trip works (the port alone opens before requests are served).
+probe() {
+  tcp_open 127.0.0.1 "$PORT" &&
+    timeout 30 "${KJAVA[@]}" -cp "$TOOLS/*" org.apache.kafka.tools.TopicCommand \
+      --bootstrap-server "127.0.0.1:$PORT" --list >>"$SETUP_LOG" 2>&1
+}
+
+wait_ready() {
+  local pid=$1 deadline=$((SECONDS + 90))
+  until probe; do
+    is_ours "$pid" || die "Kafka (pid $pid) exited during startup" "$LOGS/kafka.out" "$LOGS/server.log"
+    ((SECONDS < deadline)) || die "Kafka not ready on 127.0.0.1:$PORT after 90s" "$LOGS/server.log" "$SETUP_LOG"
+    sleep 0.5
+  done
+}
+
+first_broker_open() {
+  local b=${BROKERS%%,*} host port
+  b=${b// /}
+  host=${b%:*} port=${b##*:}
+  host=${host#[} host=${host%]}
+  tcp_open "$host" "$port"
+}
+
+up() {
+  if [[ -n $EXTERNAL ]]; then
+    wait_for 90 first_broker_open || die "KAFKA_BROKERS=$BROKERS: no TCP connect to ${BROKERS%%,*} within 90s"
+    return
+  fi
+  mkdir -p "$KDIR" "$LOGS"
+  broker_pid >/dev/null && tcp_open 127.0.0.1 "$PORT" && return 0  # warm: fast no-op
+  lock "$KDIR/.lock"
+  : >"$SETUP_LOG"
+  local pid p
+  if pid=$(broker_pid); then wait_ready "$pid"; return; fi  # still starting (e.g. concurrent up)
+  rm -f "$PIDFILE"
+  need_java
+  fetch_jars
+  render_config
+  format_storage
+  for p in "$PORT" "$CPORT"; do
+    ! tcp_open 127.0.0.1 "$p" || die "port $p is in use by another process (not our broker); stop it or set SITEWATCH_KAFKA_PORT / SITEWATCH_KAFKA_CONTROLLER_PORT"
+  done
+  echo "===== starting $(date -Is)" >>"$LOGS/kafka.out"
+  # setsid: own session, so the broker survives the calling shell/make and their Ctrl-C.
+  # 9>&-: don't let the broker inherit our lock fd.
+  # shellcheck disable=SC2016 # $$/$0/$@ belong to the inner bash
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
+    java -Xms256m -Xmx512m -XX:+ExitOnOutOfMemoryError -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dkafka.logs.dir="$LOGS" -Dlog4j2.configurationFile="$SCRIPTS/kafka/log4j2.properties" \
+    -cp "$LIBS/*" kafka.Kafka "$PROPS" </dev/null >>"$LOGS/kafka.out" 2>&1 9>&- &
+  wait_for 10 broker_pid >/dev/null || die "Kafka JVM did not launch" "$LOGS/kafka.out"
+  wait_ready "$(broker_pid)"
+}
+
+# Graceful stop (controlled shutdown on SIGTERM), SIGKILL after 30s.
+down() {
+  [[ -z $EXTERNAL ]] || return 0  # not ours to stop
+  [[ -d $KDIR ]] || return 0
+  lock "$KDIR/.lock"
+  local pid
+  if pid=$(broker_pid); then
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_for 30 gone "$pid"; then
+      echo "WARNING: Kafka (pid $pid) ignored SIGTERM for 30s; sending SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_for 10 gone "$pid" || die "could not kill Kafka pid $pid"
+    fi
+  fi
+  rm -f "$PIDFILE"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) if [[ -n $EXTERNAL ]]; then first_broker_open; else broker_pid >/dev/null && tcp_open 127.0.0.1 "$PORT"; fi ;;
+  brokers) echo "$BROKERS" ;;
+  topics)
+    shift
+    need_java
+    mkdir -p "$KDIR" && lock "$KDIR/.lock" && fetch_jars && exec 9>&-
+    exec "${KJAVA[@]}" -cp "$TOOLS/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$BROKERS" "$@" ;;
+  *) echo "usage: $0 up|down|status|brokers|topics ARGS..." >&2; exit 2 ;;
+esac
