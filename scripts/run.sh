@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# make run: migrations, demo sites (first run only), the three services in
+# the background with logs in .cache/run/, and a live feed of the checks
+# arriving in the stats table. Ctrl-C stops the services cleanly.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh source-path=SCRIPTDIR/..
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+BIN="$REPO/.cache/bin"
+RUN="$REPO/.cache/run"
+mkdir -p "$RUN"
+eval "$("$SCRIPTS/infra.sh" env)"
+export LOG_FORMAT=console
+
+"$BIN/monitor" migrate >"$RUN/migrate.log" 2>&1 || {
+  echo "ERROR: migrations failed:" >&2; tail -n 40 "$RUN/migrate.log" >&2; exit 1; }
+
+if [[ $("$BIN/monitor" sites list | wc -l) -le 1 ]]; then
+  # Demo sites that work offline (the services' own endpoints) and one on
+  # the internet, which shows how a failed check is recorded when offline.
+  "$BIN/monitor" sites add http://127.0.0.1:9101/healthz --regex '"status":"OK"' --interval 5s >/dev/null
+  "$BIN/monitor" sites add http://127.0.0.1:9102/metrics --regex 'sitewatch_relay_published_total [1-9]' --interval 10s >/dev/null
+  "$BIN/monitor" sites add https://example.com/ --regex 'Example Domain' --interval 15s >/dev/null
+fi
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo; echo "stopping the services (SIGTERM; each finishes its batch in flight)..."
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  echo "stopped. PostgreSQL and Kafka keep running: make down stops them."
+}
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
+
+for svc in sink relay monitor; do
+  "$BIN/$svc" >"$RUN/$svc.log" 2>&1 &
+  pids+=($!)
+done
+
+cat <<MSG
+sitewatch is running: monitor → outbox → relay → Kafka ($KAFKA_BROKERS) → sink → stats.
+
+  sites:    $BIN/monitor sites list      (DATABASE_URL: eval "\$(scripts/infra.sh env)")
+  results:  psql "$DATABASE_URL" -c 'SELECT * FROM stats ORDER BY id DESC LIMIT 10'
+  metrics:  http://127.0.0.1:9101/metrics (monitor)  :9102 (relay)  :9103 (sink)
+  logs:     $RUN/{monitor,relay,sink}.log
+
+New rows in stats as they arrive (Ctrl-C to stop):
+MSG
+
+last=$(psql "$DATABASE_URL" -XAtc 'SELECT coalesce(max(id), 0) FROM stats')
+while true; do
+  sleep 2
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      svc=$(echo sink relay monitor | cut -d' ' -f$((i + 1)))
+      echo "ERROR: $svc exited; last lines of $RUN/$svc.log:" >&2
+      tail -n 40 "$RUN/$svc.log" >&2
+      exit 1
+    fi
+  done
+  while IFS=$'\t' read -r id line; do
+    [[ -n $id ]] || continue
+    echo "  $line"
+    last=$id
+  done < <(psql "$DATABASE_URL" -XAt -F $'\t' -c "
+    SELECT id, format('%s  site %s  %-40s %s  %s ms  regex=%s  %s',
+      to_char(checked_at AT TIME ZONE 'UTC', 'HH24:MI:SS'), site_id, url,
+      coalesce(status_code::text, '---'), round(duration_ms::numeric, 1), coalesce(regex_matched::text, '-'),
+      coalesce(error_class || ': ' || left(error, 60), 'ok'))
+    FROM stats WHERE id > $last ORDER BY id")
+done
