@@ -1,16 +1,39 @@
--- The outbox table a relay publishes from. Apply once per database; the
--- table name is yours to choose (pass it to NewWriter and to the relay).
+-- The outbox table a sitewatch relay publishes from. Apply it once to your
+-- database (it is idempotent); rename the table if you like and give the
+-- name to NewWriter and to the relay (RELAY_TABLE or the sources file).
 CREATE TABLE IF NOT EXISTS outbox (
-    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id      uuid        NOT NULL UNIQUE,
-    topic_name    text        NOT NULL,
-    msg_key       bytea,
-    payload       bytea       NOT NULL,
-    headers       jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    created_at    timestamptz NOT NULL DEFAULT now(),
-    published     boolean     NOT NULL DEFAULT false,
-    published_at  timestamptz,
-    attempts      integer     NOT NULL DEFAULT 0,
-    last_error    text
+    id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id        uuid        NOT NULL UNIQUE,
+    topic_name      text        NOT NULL,
+    msg_key         bytea,
+    payload         bytea       NOT NULL,
+    headers         jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    published       boolean     NOT NULL DEFAULT false,
+    published_at    timestamptz,
+    attempts        integer     NOT NULL DEFAULT 0,
+    last_error      text,
+    -- Per-key order across relay replicas: a key always lands in one of 64
+    -- lanes, and each lane is leased to one relay at a time.
+    lane            smallint    NOT NULL GENERATED ALWAYS AS (
+        CASE WHEN msg_key IS NULL THEN (id % 64)::smallint
+             ELSE (hashtextextended(encode(msg_key, 'hex'), 0) & 63)::smallint END) STORED,
+    next_attempt_at timestamptz,
+    parked_at       timestamptz
 );
-CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE NOT published;
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE NOT published AND parked_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_retrying ON outbox (next_attempt_at)
+    WHERE NOT published AND parked_at IS NULL AND next_attempt_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_published_at ON outbox (published_at) WHERE published;
+CREATE INDEX IF NOT EXISTS outbox_parked ON outbox (id) WHERE parked_at IS NOT NULL;
+
+-- Wakes relays at commit (LISTEN/NOTIFY); they also poll, so a lost
+-- notification only delays a row by the poll interval.
+CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify(TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, '');
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS outbox_notify ON outbox;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();

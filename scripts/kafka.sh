@@ -15,12 +15,15 @@ EXTERNAL=${KAFKA_BROKERS:+1}
 KDIR=$CACHE/kafka
 LIBS=$KDIR/libs           # broker classpath
 TOOLS=$KDIR/tools         # CLI tools classpath (kafka-tools)
-DATA=$KDIR/data
-LOGS=$KDIR/logs
-PROPS=$KDIR/server.properties
-PIDFILE=$KDIR/kafka.pid
+# State of this broker instance; tests that stop a broker point this (and
+# the ports) elsewhere to run a second, private one beside the shared one.
+SDIR=${SITEWATCH_KAFKA_STATE:-$KDIR}
+DATA=$SDIR/data
+LOGS=$SDIR/logs
+PROPS=$SDIR/server.properties
+PIDFILE=$SDIR/kafka.pid
 POM=$SCRIPTS/kafka/pom.xml
-SETUP_LOG=$KDIR/setup.log # mvn, storage format and readiness-probe output
+SETUP_LOG=$SDIR/setup.log # mvn, storage format and readiness-probe output
 [[ $PORT =~ ^[0-9]+$ && $CPORT =~ ^[0-9]+$ ]] || die "SITEWATCH_KAFKA_PORT / SITEWATCH_KAFKA_CONTROLLER_PORT must be numbers"
 
 # is_ours PID: PID is our broker (checked via cmdline, so a recycled PID never fools us).
@@ -119,9 +122,9 @@ up() {
     wait_for 90 first_broker_open || die "KAFKA_BROKERS=$BROKERS: no TCP connect to ${BROKERS%%,*} within 90s"
     return
   fi
-  mkdir -p "$KDIR" "$LOGS"
+  mkdir -p "$KDIR" "$SDIR" "$LOGS"
   broker_pid >/dev/null && tcp_open 127.0.0.1 "$PORT" && return 0  # warm: fast no-op
-  lock "$KDIR/.lock"
+  lock "$SDIR/.lock"
   : >"$SETUP_LOG"
   local pid p
   if pid=$(broker_pid); then wait_ready "$pid"; return; fi  # still starting (e.g. concurrent up)
@@ -148,8 +151,8 @@ up() {
 # Graceful stop (controlled shutdown on SIGTERM), SIGKILL after 30s.
 down() {
   [[ -z $EXTERNAL ]] || return 0  # not ours to stop
-  [[ -d $KDIR ]] || return 0
-  lock "$KDIR/.lock"
+  [[ -d $SDIR ]] || return 0
+  lock "$SDIR/.lock"
   local pid
   if pid=$(broker_pid); then
     kill -TERM "$pid" 2>/dev/null || true

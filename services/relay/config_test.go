@@ -1,26 +1,91 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
+func loadConfig(t *testing.T, args ...string) (Config, error) {
+	t.Helper()
+	var c Config
+	if _, err := c.parse("relay", args); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
 func TestConfigDefaultsAndErrors(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/db")
-	c, err := loadConfig(nil)
+	c, err := loadConfig(t)
 	require.NoError(t, err)
-	require.Equal(t, "outbox", c.Table)
-	require.Equal(t, 1000, c.BatchSize)
+	require.Len(t, c.sources, 1)
+	require.Equal(t, "outbox", c.sources[0].Table)
+	require.Equal(t, []string{"*"}, c.sources[0].Topics)
 
 	t.Setenv("RELAY_BATCH_SIZE", "0")
-	_, err = loadConfig([]string{"-poll-interval=1ms", "-table=a.b.c", "-kafka-brokers=nohost"})
+	_, err = loadConfig(t, "-poll-interval=1ms", "-table=a.b.c", "-kafka-brokers=nohost", "-topics=[", "-max-attempts=0")
 	require.ErrorContains(t, err, "batch-size: 0")
 	require.ErrorContains(t, err, "poll-interval: 1ms")
 	require.ErrorContains(t, err, "table: ")
 	require.ErrorContains(t, err, `kafka-brokers: "nohost"`)
+	require.ErrorContains(t, err, `topics: pattern "["`)
+	require.ErrorContains(t, err, "max-attempts: 0")
 
 	t.Setenv("RELAY_BATCH_SIZE", "ten")
-	_, err = loadConfig(nil)
+	_, err = loadConfig(t)
 	require.ErrorContains(t, err, "RELAY_BATCH_SIZE")
+}
+
+func TestSourcesFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "sources.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	t.Setenv("BILLING_DB", "postgres://b:b@127.0.0.1:5432/billing")
+	c, err := loadConfig(t, "-sources-file", write(`
+sources:
+  - name: sitewatch
+    database_url: postgres://u:p@127.0.0.1:5432/db
+    topics: ["sitewatch.*"]
+  - name: billing
+    database_url: ${BILLING_DB}
+    table: billing.outbox
+    topics: ["billing.invoices", "billing.payments.*"]
+`))
+	require.NoError(t, err)
+	require.Len(t, c.sources, 2)
+	require.Equal(t, "outbox", c.sources[0].Table)
+	require.Equal(t, "postgres://b:b@127.0.0.1:5432/billing", c.sources[1].DatabaseURL)
+	require.True(t, c.sources[1].Allows("billing.payments.eu"))
+	require.False(t, c.sources[1].Allows("sitewatch.checks"))
+
+	_, err = loadConfig(t, "-sources-file", write(`
+sources:
+  - name: a
+    database_url: postgres://u:p@127.0.0.1/db
+  - name: a
+    database_url: ""
+    topics: ["x"]
+    tabel: typo
+`))
+	require.ErrorContains(t, err, "field tabel not found")
+
+	_, err = loadConfig(t, "-sources-file", write(`
+sources:
+  - name: a
+    database_url: postgres://u:p@127.0.0.1/db
+  - name: a
+    topics: ["x"]
+`))
+	require.ErrorContains(t, err, "sources[0].topics: at least one pattern required")
+	require.ErrorContains(t, err, `sources[1].name: "a" used twice`)
+	require.ErrorContains(t, err, "sources[1].database_url: required")
+
+	_, err = loadConfig(t, "-sources-file", filepath.Join(dir, "missing.yaml"))
+	require.ErrorContains(t, err, "sources-file: open")
 }

@@ -1,6 +1,10 @@
-// Command relay publishes the rows of a transactional outbox table to Kafka.
+// Command relay publishes the rows of transactional outbox tables to Kafka.
 // It is generic: it knows outbox rows (topic, key, payload, headers), not
 // what they mean, so other teams run it for their own tables.
+//
+//	relay [run] [flags]                     publish until SIGTERM
+//	relay parked list [flags]               rows parked after Kafka refused them
+//	relay parked requeue [flags] ID...|-all give parked rows a fresh set of attempts
 package main
 
 import (
@@ -8,14 +12,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -25,38 +28,71 @@ import (
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
 )
 
+const usage = `usage:
+  relay [run] [flags]                           publish until SIGTERM
+  relay parked list [flags] [-source NAME] [-limit N]
+  relay parked requeue [flags] [-source NAME] (ID... | -all)
+
+Flags and their RELAY_* environment variables: relay run -h
+`
+
 func main() {
-	cfg, err := loadConfig(os.Args[1:])
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runCommand(ctx, args, stderr)
+	case "parked":
+		return parkedCommand(ctx, args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "relay: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
+	var cfg Config
+	fs, err := cfg.parse("relay run", args)
 	if errors.Is(err, flag.ErrHelp) {
-		return
+		return 0
+	}
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err == nil {
+		err = cfg.Validate()
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "relay: invalid configuration:\n%v\n", err)
-		os.Exit(2)
+		fmt.Fprintf(stderr, "relay: invalid configuration:\n%v\n", err)
+		return 2
 	}
 	logger, err := logging.New(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "relay: %v\n", err)
-		os.Exit(2)
+		fmt.Fprintf(stderr, "relay: %v\n", err)
+		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	defer func() { _ = logger.Sync() }()
 	if err := run(ctx, cfg, logger); err != nil {
 		logger.Error("relay stopped", zap.Error(err))
-		_ = logger.Sync()
-		os.Exit(1)
+		return 1
 	}
 	logger.Info("relay stopped")
-	_ = logger.Sync()
+	return 0
 }
 
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return fmt.Errorf("opening database pool: %w", err)
-	}
-	defer pool.Close()
-
 	producer, err := kafka.NewProducer(cfg.Kafka.ConfigMap(kafka.ConfigMap{
 		"enable.idempotence":        true, // no duplicates or reordering from librdkafka's own retries
 		"acks":                      "all",
@@ -64,6 +100,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		"message.timeout.ms":        int(cfg.MessageTimeout.Milliseconds()),
 		"partitioner":               "murmur2_random", // same key → same partition as Java clients
 		"go.delivery.report.fields": "none",           // the opaque row index is all we need
+		// An unknown topic fails its rows after this long instead of
+		// holding the batch for the whole message timeout.
+		"topic.metadata.propagation.max.ms": 5000,
 	}))
 	if err != nil {
 		return fmt.Errorf("creating Kafka producer: %w", err)
@@ -71,58 +110,96 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	defer producer.Close()
 	go logKafkaEvents(producer.Events(), logger)
 
-	st, err := store.New(cfg.Table)
-	if err != nil {
-		return err
-	}
 	opsSrv := ops.New(cfg.OpsAddr, logger)
-	r := relay.New(relay.Config{BatchSize: cfg.BatchSize, PollInterval: cfg.PollInterval,
-		Source: cfg.Source, DefaultType: "io.sitewatch.outbox.message"}, pool, st, producer, logger, opsSrv.Registry())
-	registerPendingGauges(opsSrv.Registry(), r)
-
-	opsSrv.AddReadiness("postgres", pool.Ping)
+	metrics := relay.NewMetrics(opsSrv.Registry())
+	rcfg := relay.Config{
+		BatchSize: cfg.BatchSize, Workers: cfg.Workers, PollInterval: cfg.PollInterval, Rebalance: cfg.Rebalance,
+		Retry:     store.Retry{Backoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff, MaxAttempts: cfg.MaxAttempts},
+		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval, RetentionBatch: 1000,
+		CESource: cfg.CESource, CEType: "io.sitewatch.outbox.message",
+	}
+	var relays []*relay.Relay
+	defer func() {
+		for _, r := range relays {
+			r.Close()
+		}
+	}()
+	for _, src := range cfg.sources {
+		r, err := relay.New(ctx, rcfg, src, producer, logger, metrics)
+		if err != nil {
+			return err
+		}
+		relays = append(relays, r)
+		opsSrv.AddReadiness("postgres:"+src.Name, r.Pool().Ping)
+		logger.Info("relaying source", zap.String("source", src.Name), zap.String("table", src.Table),
+			zap.Strings("topics", src.Topics))
+	}
 	opsSrv.AddReadiness("kafka", func(ctx context.Context) error {
 		_, err := producer.GetMetadata(nil, false, 2000)
 		return err
 	})
 	stallAfter := cfg.MessageTimeout + cfg.PollInterval + time.Minute
 	opsSrv.AddLiveness("loop", func(context.Context) error {
-		if since := time.Since(r.LastLoop()); since > stallAfter {
-			return fmt.Errorf("%w: last turn %s ago", relay.ErrStalled, since.Round(time.Second))
+		for _, r := range relays {
+			if since := time.Since(r.LastLoop()); since > stallAfter {
+				return fmt.Errorf("source %s: loop stalled, last turn %s ago", r.Name(), since.Round(time.Second))
+			}
 		}
 		return nil
 	})
 
-	logger.Info("relay starting", zap.String("table", cfg.Table), zap.String("kafka", cfg.Kafka.Brokers),
-		zap.Int("batch_size", cfg.BatchSize))
+	logger.Info("relay starting", zap.String("kafka", cfg.Kafka.Brokers), zap.Int("sources", len(relays)),
+		zap.Int("batch_size", cfg.BatchSize), zap.Int("workers", cfg.Workers))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return opsSrv.Run(gctx) })
-	g.Go(func() error { return r.Run(gctx) })
-	err = g.Wait()
-	// Anything still queued in librdkafka belongs to a committed batch only
-	// if it was acknowledged; flush so the broker sees it before we exit.
-	producer.Flush(5000)
-	return err
+	for _, r := range relays {
+		g.Go(func() error { return r.Run(gctx) })
+	}
+	return g.Wait()
 }
 
-func registerPendingGauges(reg prometheus.Registerer, r *relay.Relay) {
-	pending := func() (int64, time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		n, age, err := r.Pending(ctx)
-		if err != nil {
-			return -1, -1
-		}
-		return n, age
+func parkedCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "requeue") {
+		fmt.Fprint(stderr, usage)
+		return 2
 	}
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sitewatch_relay_pending_rows",
-			Help: "Unpublished outbox rows (-1 when the database does not answer)."},
-			func() float64 { n, _ := pending(); return float64(n) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sitewatch_relay_oldest_pending_age_seconds",
-			Help: "Age of the oldest unpublished outbox row (-1 when the database does not answer)."},
-			func() float64 { _, age := pending(); return age.Seconds() }),
-	)
+	sub := args[0]
+	var cfg Config
+	fs := flag.NewFlagSet("relay parked "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.register(fs)
+	source := fs.String("source", "", "source name (required with several sources)")
+	limit := fs.Int("limit", 100, "rows to list")
+	all := fs.Bool("all", false, "requeue every parked row")
+	if err := configParse(fs, args[1:]); err != nil {
+		return 2
+	}
+	srcs, err := cfg.loadSources()
+	if err != nil {
+		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
+		return 2
+	}
+	src, err := pickSource(srcs, *source)
+	if err != nil {
+		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
+		return 2
+	}
+	ids, err := parseIDs(fs.Args())
+	if err == nil && sub == "requeue" && len(ids) == 0 && !*all {
+		err = errors.New("give the IDs of the rows to requeue, or -all")
+	}
+	if err == nil && sub == "list" && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
+		return 2
+	}
+	if err := parked(ctx, sub, src, ids, *all, *limit, stdout); err != nil {
+		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
+		return 1
+	}
+	return 0
 }
 
 // logKafkaEvents logs the producer's client-level events (broker down,
@@ -133,8 +210,7 @@ func logKafkaEvents(events chan kafka.Event, logger *zap.Logger) {
 		case kafka.Error:
 			logger.Warn("Kafka client error", zap.String("code", e.Code().String()), zap.Error(e))
 		case *kafka.Message:
-			// Only messages produced without a delivery channel end up here;
-			// the relay always passes one.
+			// Only messages produced without a delivery channel end up here.
 		default:
 			logger.Debug("Kafka event", zap.String("event", e.String()))
 		}

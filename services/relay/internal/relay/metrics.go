@@ -1,23 +1,105 @@
 package relay
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"sync"
+	"time"
 
-type metrics struct {
-	published    prometheus.Counter
-	failed       prometheus.Counter
-	batchSeconds prometheus.Histogram
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the relay's Prometheus metrics, labelled by source.
+type Metrics struct {
+	published, failed, transient, deleted *prometheus.CounterVec
+	parked                                *prometheus.CounterVec
+	batchSeconds                          *prometheus.HistogramVec
+
+	mu      sync.Mutex
+	sources []*Relay
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		published: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sitewatch_relay_published_total", Help: "Outbox rows Kafka acknowledged and the relay flipped."}),
-		failed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sitewatch_relay_failed_total", Help: "Produce attempts Kafka refused; the rows stay unpublished."}),
-		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "sitewatch_relay_batch_duration_seconds", Help: "Time from claiming a batch to committing it.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+// NewMetrics registers the relay's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	src := []string{"source"}
+	m := &Metrics{
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_published_total",
+			Help: "Outbox rows Kafka acknowledged and the relay flipped."}, src),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_failed_total",
+			Help: "Produce attempts Kafka refused for the row itself; the row is retried after a backoff."}, src),
+		transient: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_transient_errors_total",
+			Help: "Rows not acknowledged because Kafka was unavailable; retried without using up attempts."}, src),
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_deleted_total",
+			Help: "Published rows deleted after the retention period."}, src),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_parked_total",
+			Help: "Rows parked: attempts used up, or a topic the source may not publish to."}, []string{"source", "reason"}),
+		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sitewatch_relay_batch_duration_seconds",
+			Help: "Time from claiming a batch to committing it.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, src),
 	}
-	reg.MustRegister(m.published, m.failed, m.batchSeconds)
+	reg.MustRegister(m.published, m.failed, m.transient, m.deleted, m.parked, m.batchSeconds, m)
 	return m
+}
+
+func (m *Metrics) add(r *Relay) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sources = append(m.sources, r)
+}
+
+func (m *Metrics) observe(source string, res Result, forbidden int, took time.Duration) {
+	m.published.WithLabelValues(source).Add(float64(res.Published))
+	m.failed.WithLabelValues(source).Add(float64(res.Failed))
+	m.transient.WithLabelValues(source).Add(float64(res.Transient))
+	if n := res.Parked - forbidden; n > 0 {
+		m.parked.WithLabelValues(source, "attempts").Add(float64(n))
+	}
+	if forbidden > 0 {
+		m.parked.WithLabelValues(source, "topic_not_allowed").Add(float64(forbidden))
+	}
+	m.batchSeconds.WithLabelValues(source).Observe(took.Seconds())
+}
+
+var (
+	pendingDesc = prometheus.NewDesc("sitewatch_relay_pending_rows",
+		"Rows waiting to be published (retrying ones included, parked ones not).", []string{"source"}, nil)
+	ageDesc = prometheus.NewDesc("sitewatch_relay_oldest_pending_age_seconds",
+		"Age of the oldest row waiting to be published.", []string{"source"}, nil)
+	parkedDesc = prometheus.NewDesc("sitewatch_relay_parked_rows",
+		"Rows parked until someone requeues them (relay parked list).", []string{"source"}, nil)
+	lanesDesc = prometheus.NewDesc("sitewatch_relay_lanes_owned",
+		"Lanes of the source this replica leases.", []string{"source"}, nil)
+	upDesc = prometheus.NewDesc("sitewatch_relay_source_up",
+		"1 if the source's database answered the last scrape.", []string{"source"}, nil)
+)
+
+// Describe implements prometheus.Collector for the per-source gauges.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{pendingDesc, ageDesc, parkedDesc, lanesDesc, upDesc} {
+		ch <- d
+	}
+}
+
+// Collect queries each source's table at scrape time.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	sources := append([]*Relay(nil), m.sources...)
+	m.mu.Unlock()
+	for _, r := range sources {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n, age, err := r.store.Pending(ctx, r.pool)
+		var parked int64
+		if err == nil {
+			parked, err = r.store.ParkedCount(ctx, r.pool)
+		}
+		cancel()
+		name := r.src.Name
+		ch <- prometheus.MustNewConstMetric(lanesDesc, prometheus.GaugeValue, float64(r.Lanes()), name)
+		if err != nil {
+			ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0, name)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1, name)
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), name)
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, age.Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(parked), name)
+	}
 }

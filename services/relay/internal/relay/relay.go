@@ -1,34 +1,59 @@
-// Package relay publishes outbox rows to Kafka: it claims a batch of
-// unpublished rows, produces each to its topic, waits for every delivery
-// report, and flips `published` for the rows Kafka acknowledged, all within
-// the claiming transaction. A crash before the commit re-publishes the
-// batch: delivery is at least once, and consumers dedupe on ce_id.
+// Package relay publishes the rows of one outbox table (a source) to
+// Kafka. Workers claim batches of the lanes this replica leases, produce
+// each row to its topic, wait for every delivery report, and flip
+// `published` for the rows Kafka acknowledged, all in the claiming
+// transaction. A crash before the commit re-publishes that batch: delivery
+// is at least once, and consumers dedupe on ce_id.
 package relay
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strconv"
-	"sync/atomic"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/sitewatch/sitewatch/services/relay/internal/lease"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
 )
 
-// Config tunes the loop.
+// Source is one outbox table and the topics its rows may go to.
+type Source struct {
+	Name        string
+	DatabaseURL string
+	Table       string
+	Topics      []string // glob patterns (path.Match); a row for any other topic is parked
+}
+
+// Allows reports whether topic matches one of the source's patterns.
+func (s Source) Allows(topic string) bool {
+	for _, p := range s.Topics {
+		if ok, _ := path.Match(p, topic); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Config tunes every source's loop.
 type Config struct {
-	BatchSize    int
-	PollInterval time.Duration
-	// Source is the CloudEvents ce_source given to rows whose writer set none.
-	Source string
-	// DefaultType is the ce_type given to rows whose writer set none.
-	DefaultType string
+	BatchSize         int
+	Workers           int           // concurrent batches per source, each on its own lanes
+	PollInterval      time.Duration // fallback when no notification arrives
+	Rebalance         time.Duration
+	Retry             store.Retry
+	Retention         time.Duration // published rows older than this are deleted; 0 keeps them
+	RetentionInterval time.Duration
+	RetentionBatch    int
+	CESource          string // ce_source for rows whose writer set none
+	CEType            string // ce_type for rows whose writer set none
 }
 
 // Producer is the part of *kafka.Producer the relay uses.
@@ -36,37 +61,121 @@ type Producer interface {
 	Produce(msg *kafka.Message, deliveryChan chan kafka.Event) error
 }
 
-// Relay moves rows from one outbox table to Kafka.
+// Relay publishes one source.
 type Relay struct {
 	cfg      Config
+	src      Source
 	pool     *pgxpool.Pool
 	store    *store.Store
+	coord    *lease.Coordinator
 	producer Producer
 	logger   *zap.Logger
-	metrics  *metrics
-	lastLoop atomic.Int64 // unix nanos of the last completed loop turn
+	metrics  *Metrics
+	mu       sync.Mutex
+	lastLoop time.Time
 }
 
-// New returns a Relay; register its metrics with reg.
-func New(cfg Config, pool *pgxpool.Pool, st *store.Store, producer Producer, logger *zap.Logger, reg prometheus.Registerer) *Relay {
-	r := &Relay{cfg: cfg, pool: pool, store: st, producer: producer, logger: logger, metrics: newMetrics(reg)}
-	r.lastLoop.Store(time.Now().UnixNano())
-	return r
+// New connects to the source's database and checks its table.
+func New(ctx context.Context, cfg Config, src Source, producer Producer, logger *zap.Logger, m *Metrics) (*Relay, error) {
+	logger = logger.With(zap.String("source", src.Name))
+	st, err := store.New(src.Table)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	pool, err := pgxpool.New(ctx, src.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: opening database pool: %w", src.Name, err)
+	}
+	info, err := st.Info(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	coord := lease.New(lease.Config{DatabaseURL: src.DatabaseURL, TableOID: info.OID, Channel: info.Channel,
+		Rebalance: cfg.Rebalance}, logger)
+	r := &Relay{cfg: cfg, src: src, pool: pool, store: st, coord: coord, producer: producer,
+		logger: logger, metrics: m, lastLoop: time.Now()}
+	m.add(r)
+	return r, nil
 }
 
-// Run publishes until ctx ends. The batch in flight when ctx ends is
-// finished (produced, acknowledged, flipped, committed) before Run returns.
+// Close releases the database pool.
+func (r *Relay) Close() { r.pool.Close() }
+
+// Pool is the source's connection pool, for readiness checks.
+func (r *Relay) Pool() *pgxpool.Pool { return r.pool }
+
+// Store is the source's queries.
+func (r *Relay) Store() *store.Store { return r.store }
+
+// Name is the source's name.
+func (r *Relay) Name() string { return r.src.Name }
+
+// LastLoop is when a worker last finished a turn, for the liveness check.
+func (r *Relay) LastLoop() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastLoop
+}
+
+func (r *Relay) touch() {
+	r.mu.Lock()
+	r.lastLoop = time.Now()
+	r.mu.Unlock()
+}
+
+// Run publishes until ctx ends. Each worker finishes its batch in flight
+// (produced, acknowledged, flipped, committed); then the lanes are given up.
 func (r *Relay) Run(ctx context.Context) error {
+	coordCtx, stopCoord := context.WithCancel(context.WithoutCancel(ctx))
+	coordDone := make(chan struct{})
+	wakes := make([]<-chan struct{}, r.cfg.Workers)
+	for w := range wakes {
+		wakes[w] = r.coord.Subscribe()
+	}
+	go func() {
+		defer close(coordDone)
+		_ = r.coord.Run(coordCtx)
+	}()
+
+	var wg sync.WaitGroup
+	for w := range r.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx, w, wakes[w])
+		}()
+	}
+	if r.cfg.Retention > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.retain(ctx)
+		}()
+	}
+	wg.Wait()
+	stopCoord()
+	<-coordDone
+	return nil
+}
+
+func (r *Relay) work(ctx context.Context, worker int, wake <-chan struct{}) {
 	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
-		n, err := r.PublishBatch(context.WithoutCancel(ctx))
-		r.lastLoop.Store(time.Now().UnixNano())
+		res, err := r.PublishBatch(context.WithoutCancel(ctx), worker)
+		r.touch()
 		var wait time.Duration
 		switch {
 		case err != nil:
 			wait = backoff.next()
-			r.logger.Warn("publishing outbox batch failed; retrying", zap.Error(err), zap.Duration("retry_in", wait))
-		case n == r.cfg.BatchSize:
+			r.logger.Warn("publishing outbox batch failed; retrying", zap.Int("worker", worker),
+				zap.Error(err), zap.Duration("retry_in", wait))
+		case res.Transient > 0:
+			wait = backoff.next()
+			r.logger.Warn("Kafka is not acknowledging; the rows stay pending and are retried",
+				zap.Int("worker", worker), zap.Int("rows", res.Transient), zap.String("error", res.TransientErr),
+				zap.Duration("retry_in", wait))
+		case res.Claimed == r.cfg.BatchSize:
 			backoff.reset()
 			continue // more rows are likely waiting
 		default:
@@ -75,88 +184,184 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+		case <-wake:
+			if err == nil && res.Transient == 0 {
+				continue
+			}
+			// Backing off: a notification does not cut the wait short.
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
 		case <-time.After(wait):
 		}
 	}
-	return nil
 }
 
-// LastLoop is when the loop last finished a turn, for the liveness check.
-func (r *Relay) LastLoop() time.Time { return time.Unix(0, r.lastLoop.Load()) }
+// Result is what one batch did.
+type Result struct {
+	Claimed      int
+	Published    int
+	Failed       int // refused by Kafka for this row; retried after a backoff
+	Parked       int
+	Transient    int // not acknowledged because Kafka is unavailable; retried, not counted against the row
+	TransientErr string
+	Deferred     int // left for the next batch to keep their key's order
+}
 
-// PublishBatch runs one claim → produce → flip → commit cycle and returns
-// how many rows it claimed.
-func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
+// PublishBatch runs one claim → produce → flip → commit cycle on the lanes
+// of worker.
+func (r *Relay) PublishBatch(ctx context.Context, worker int) (Result, error) {
+	lanes, release := r.coord.Acquire(worker, r.cfg.Workers)
+	defer release()
+	if len(lanes) == 0 {
+		return Result{}, nil
+	}
+	return r.publish(ctx, lanes)
+}
+
+func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
+	var res Result
 	start := time.Now()
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("beginning outbox transaction: %w", err)
+		return res, fmt.Errorf("beginning outbox transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 
-	rows, err := r.store.Claim(ctx, tx, r.cfg.BatchSize)
+	rows, err := r.store.Claim(ctx, tx, lanes, r.cfg.BatchSize)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
+	res.Claimed = len(rows)
 	if len(rows) == 0 {
-		return 0, tx.Commit(ctx)
+		return res, tx.Commit(ctx)
 	}
 
-	acked, failedIDs, failedErrs := r.produce(rows)
-
-	if err := r.store.MarkPublished(ctx, tx, acked); err != nil {
-		return len(rows), err
+	var sendable []store.Row
+	var forbidden []int64
+	for _, row := range rows {
+		if r.src.Allows(row.Topic) {
+			sendable = append(sendable, row)
+		} else {
+			forbidden = append(forbidden, row.ID)
+		}
 	}
-	if err := r.store.MarkFailed(ctx, tx, failedIDs, failedErrs); err != nil {
-		return len(rows), err
+	out := r.produce(sendable)
+
+	if err := r.store.MarkPublished(ctx, tx, out.acked); err != nil {
+		return res, err
+	}
+	parked, err := r.store.MarkFailed(ctx, tx, out.failedIDs, out.failedErrs, r.cfg.Retry)
+	if err != nil {
+		return res, err
+	}
+	if len(forbidden) > 0 {
+		reason := fmt.Sprintf("topic not allowed for source %s (allowed: %s)", r.src.Name, strings.Join(r.src.Topics, ", "))
+		if err := r.store.Park(ctx, tx, forbidden, reason); err != nil {
+			return res, err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return len(rows), fmt.Errorf("committing outbox batch: %w", err)
+		return res, fmt.Errorf("committing outbox batch: %w", err)
 	}
-	r.metrics.published.Add(float64(len(acked)))
-	r.metrics.failed.Add(float64(len(failedIDs)))
-	r.metrics.batchSeconds.Observe(time.Since(start).Seconds())
-	if len(failedIDs) > 0 {
-		r.logger.Warn("Kafka refused outbox rows; they stay unpublished and will be retried",
-			zap.Int("failed", len(failedIDs)), zap.Int64("first_id", failedIDs[0]), zap.String("first_error", failedErrs[0]))
+	res.Published, res.Failed, res.Parked = len(out.acked), len(out.failedIDs), len(parked)+len(forbidden)
+	res.Transient, res.TransientErr, res.Deferred = out.transient, out.transientErr, out.deferred
+	r.metrics.observe(r.src.Name, res, len(forbidden), time.Since(start))
+	if len(forbidden) > 0 {
+		r.logger.Error("parked rows whose topic this source may not publish to",
+			zap.Int("rows", len(forbidden)), zap.Int64("first_id", forbidden[0]), zap.Strings("allowed", r.src.Topics))
 	}
-	r.logger.Debug("outbox batch published", zap.Int("rows", len(rows)), zap.Int("acked", len(acked)),
-		zap.Duration("took", time.Since(start)))
-	return len(rows), nil
+	if len(out.failedIDs) > 0 {
+		r.logger.Warn("Kafka refused outbox rows; retrying them after a backoff",
+			zap.Int("rows", len(out.failedIDs)), zap.Int64("first_id", out.failedIDs[0]), zap.String("first_error", out.failedErrs[0]),
+			zap.Int("parked", len(parked)))
+	}
+	return res, nil
+}
+
+type produced struct {
+	deferred     int
+	acked        []int64
+	failedIDs    []int64
+	failedErrs   []string
+	transient    int
+	transientErr string
 }
 
 // produce sends every row and waits for every delivery report. It does not
 // give up early: each message ends in a report within message.timeout.ms.
-func (r *Relay) produce(rows []store.Row) (acked, failedIDs []int64, failedErrs []string) {
+func (r *Relay) produce(rows []store.Row) produced {
+	var out produced
 	reports := make(chan kafka.Event, len(rows))
 	sent := 0
+	fail := func(row *store.Row, err error) {
+		if transient(err) {
+			out.transient++
+			out.transientErr = err.Error()
+			return
+		}
+		out.failedIDs = append(out.failedIDs, row.ID)
+		out.failedErrs = append(out.failedErrs, err.Error())
+	}
+	// Per-key order inside a batch: a row whose key has a retried row or a
+	// row refused on the spot earlier in the batch waits for the next batch,
+	// so it cannot reach Kafka before that row. (A first attempt the broker
+	// rejects after the fact, e.g. over the topic's size limit, can still
+	// let a later row of its key through first; see the README.)
+	held := map[string]bool{}
 	for i := range rows {
 		row := &rows[i]
+		if row.Key != nil && held[string(row.Key)] {
+			out.deferred++
+			continue
+		}
 		if err := r.producer.Produce(r.message(row, i), reports); err != nil {
-			failedIDs = append(failedIDs, row.ID)
-			failedErrs = append(failedErrs, fmt.Sprintf("producing: %v", err))
+			fail(row, err)
+			if row.Key != nil {
+				held[string(row.Key)] = true
+			}
 			continue
 		}
 		sent++
+		if row.Attempts > 0 && row.Key != nil {
+			held[string(row.Key)] = true
+		}
 	}
 	for ; sent > 0; sent-- {
-		ev := <-reports
-		m, ok := ev.(*kafka.Message)
+		m, ok := (<-reports).(*kafka.Message)
 		if !ok {
-			// Only *kafka.Message is sent on a delivery channel; anything
-			// else would be a library bug. Keep counting so we never hang.
-			r.logger.Error("unexpected event on delivery channel", zap.String("event", ev.String()))
-			continue
+			continue // only messages are sent on a delivery channel
 		}
-		row := rows[m.Opaque.(int)]
+		row := &rows[m.Opaque.(int)]
 		if err := m.TopicPartition.Error; err != nil {
-			failedIDs = append(failedIDs, row.ID)
-			failedErrs = append(failedErrs, err.Error())
+			fail(row, err)
 			continue
 		}
-		acked = append(acked, row.ID)
+		out.acked = append(out.acked, row.ID)
 	}
-	return acked, failedIDs, failedErrs
+	return out
+}
+
+// transient reports whether err says Kafka is unavailable rather than that
+// it refuses this message; such rows are retried without using up attempts.
+func transient(err error) bool {
+	var kerr kafka.Error
+	if !errors.As(err, &kerr) {
+		return false
+	}
+	switch kerr.Code() {
+	case kafka.ErrUnknownTopicOrPart, kafka.ErrUnknownTopic, kafka.ErrMsgSizeTooLarge, kafka.ErrInvalidMsgSize,
+		kafka.ErrTopicAuthorizationFailed, kafka.ErrTopicException, kafka.ErrInvalidRecord, kafka.ErrPolicyViolation,
+		kafka.ErrRecordListTooLarge, kafka.ErrInvalidMsg, kafka.ErrInvalidArg:
+		return false
+	case kafka.ErrMsgTimedOut, kafka.ErrTimedOut, kafka.ErrTransport, kafka.ErrAllBrokersDown, kafka.ErrQueueFull,
+		kafka.ErrRequestTimedOut, kafka.ErrNotEnoughReplicas, kafka.ErrNotEnoughReplicasAfterAppend,
+		kafka.ErrLeaderNotAvailable, kafka.ErrNotLeaderForPartition, kafka.ErrBrokerNotAvailable,
+		kafka.ErrNetworkException, kafka.ErrDestroy:
+		return true
+	}
+	return kerr.IsRetriable()
 }
 
 // message builds the Kafka message: key, value and headers as written, plus
@@ -174,8 +379,8 @@ func (r *Relay) message(row *store.Row, index int) *kafka.Message {
 	}
 	add("ce_specversion", "1.0")
 	add("ce_id", row.EventID)
-	add("ce_source", r.cfg.Source)
-	add("ce_type", r.cfg.DefaultType)
+	add("ce_source", r.cfg.CESource)
+	add("ce_type", r.cfg.CEType)
 	add("ce_time", row.CreatedAt.UTC().Format(time.RFC3339Nano))
 	add("sitewatch_outbox_id", strconv.FormatInt(row.ID, 10))
 	return &kafka.Message{
@@ -187,13 +392,33 @@ func (r *Relay) message(row *store.Row, index int) *kafka.Message {
 	}
 }
 
-// Pending reports the unpublished rows and the age of the oldest.
-func (r *Relay) Pending(ctx context.Context) (int64, time.Duration, error) {
-	return r.store.Pending(ctx, r.pool)
+// retain deletes published rows past the retention, a small batch at a
+// time so neither locks nor WAL pile up, until none are left; then waits.
+func (r *Relay) retain(ctx context.Context) {
+	for {
+		for ctx.Err() == nil {
+			n, err := r.store.DeletePublished(ctx, r.pool, r.cfg.Retention, r.cfg.RetentionBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.logger.Warn("deleting published rows failed", zap.Error(err))
+				}
+				break
+			}
+			r.metrics.deleted.WithLabelValues(r.src.Name).Add(float64(n))
+			if n < int64(r.cfg.RetentionBatch) {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(r.cfg.RetentionInterval):
+		}
+	}
 }
 
-// ErrStalled is returned by the liveness check when the loop stopped turning.
-var ErrStalled = errors.New("relay loop stalled")
+// Lanes is the number of lanes this replica leases.
+func (r *Relay) Lanes() int { return r.coord.Owned() }
 
 type backoff struct{ min, max, cur time.Duration }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,23 +18,43 @@ import (
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/services/relay/internal/lease"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
 )
 
-func newRelay(t *testing.T, pool *pgxpool.Pool, p Producer, batch int) *Relay {
+var allLanes = func() []int16 {
+	l := make([]int16, lease.Lanes)
+	for i := range l {
+		l[i] = int16(i)
+	}
+	return l
+}()
+
+func testConfig() Config {
+	return Config{BatchSize: 100, Workers: 2, PollInterval: time.Minute, Rebalance: 200 * time.Millisecond,
+		Retry:    store.Retry{Backoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 3},
+		CESource: "/test", CEType: "test.type", RetentionInterval: time.Hour, RetentionBatch: 10}
+}
+
+func newRelay(t *testing.T, dbURL string, p Producer, cfg Config, topics ...string) *Relay {
 	t.Helper()
-	st, err := store.New("outbox")
+	if len(topics) == 0 {
+		topics = []string{"*"}
+	}
+	r, err := New(context.Background(), cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: topics},
+		p, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
 	require.NoError(t, err)
-	return New(Config{BatchSize: batch, PollInterval: 50 * time.Millisecond, Source: "/test", DefaultType: "test.type"},
-		pool, st, p, zaptest.NewLogger(t), prometheus.NewRegistry())
+	t.Cleanup(r.Close)
+	return r
 }
 
 func newProducer(t *testing.T, messageTimeout time.Duration) *kafka.Producer {
 	t.Helper()
 	p, err := kafka.NewProducer(kafkatest.Config(t).ConfigMap(kafka.ConfigMap{
 		"enable.idempotence": true, "acks": "all", "linger.ms": 5,
-		"message.timeout.ms": int(messageTimeout.Milliseconds()),
-		"partitioner":        "murmur2_random",
+		"message.timeout.ms":                int(messageTimeout.Milliseconds()),
+		"topic.metadata.propagation.max.ms": 2000,
+		"partitioner":                       "murmur2_random",
 	}))
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
@@ -57,22 +78,45 @@ type rowState struct {
 	PublishedAt *time.Time
 	Attempts    int
 	LastError   *string
+	Parked      bool
+	Retrying    bool
 }
 
 func rowStates(t *testing.T, pool *pgxpool.Pool) []rowState {
 	t.Helper()
-	rows, err := pool.Query(context.Background(),
-		"SELECT event_id::text, published, published_at, attempts, last_error FROM outbox ORDER BY id")
+	rows, err := pool.Query(context.Background(), `SELECT event_id::text, published, published_at, attempts, last_error,
+		parked_at IS NOT NULL, coalesce(next_attempt_at > now(), false) FROM outbox ORDER BY id`)
 	require.NoError(t, err)
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rowState])
 	require.NoError(t, err)
 	return out
 }
 
+func drain(t *testing.T, r *Relay) int {
+	t.Helper()
+	total := 0
+	for {
+		res, err := r.publish(context.Background(), allLanes)
+		require.NoError(t, err)
+		if res.Claimed == 0 {
+			return total
+		}
+		total += res.Published
+	}
+}
+
+func headerMap(m *kafka.Message) map[string]string {
+	h := map[string]string{}
+	for _, kv := range m.Headers {
+		h[kv.Key] = string(kv.Value)
+	}
+	return h
+}
+
 func TestPublishesEveryRowOnceWithItsKeyAndHeaders(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := dbtest.Pool(t, dbtest.New(t))
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
 	topic := kafkatest.NewTopic(t, 3)
 
 	const n = 250
@@ -83,42 +127,25 @@ func TestPublishesEveryRowOnceWithItsKeyAndHeaders(t *testing.T) {
 	}
 	writeRows(t, pool, msgs...)
 
-	r := newRelay(t, pool, newProducer(t, 10*time.Second), 100)
-	total := 0
-	for {
-		claimed, err := r.PublishBatch(ctx)
-		require.NoError(t, err)
-		if claimed == 0 {
-			break
-		}
-		total += claimed
-	}
-	require.Equal(t, n, total)
+	r := newRelay(t, dbURL, newProducer(t, 10*time.Second), testConfig())
+	require.Equal(t, n, drain(t, r))
 	for _, s := range rowStates(t, pool) {
 		require.True(t, s.Published, s.EventID)
 		require.NotNil(t, s.PublishedAt)
 		require.Equal(t, 1, s.Attempts)
 		require.Nil(t, s.LastError)
 	}
-
-	// A second run finds nothing: no row is produced twice.
-	claimed, err := r.PublishBatch(ctx)
-	require.NoError(t, err)
-	require.Zero(t, claimed)
+	require.Zero(t, drain(t, r), "a second run publishes nothing")
 
 	got := kafkatest.Consume(t, topic, n+1, 8*time.Second)
 	require.Len(t, got, n, "every row exactly once, nothing more")
-	states := rowStates(t, pool)
 	byID := map[string]int{}
-	for i, s := range states {
+	for i, s := range rowStates(t, pool) {
 		byID[s.EventID] = i
 	}
 	lastPerKey := map[string]int{}
 	for _, m := range got {
-		h := map[string]string{}
-		for _, kv := range m.Headers {
-			h[kv.Key] = string(kv.Value)
-		}
+		h := headerMap(m)
 		i, ok := byID[h["ce_id"]]
 		require.True(t, ok, "ce_id is the row's event id")
 		require.Equal(t, msgs[i].Key, m.Key)
@@ -129,7 +156,6 @@ func TestPublishesEveryRowOnceWithItsKeyAndHeaders(t *testing.T) {
 		require.Equal(t, "test.type", h["ce_type"])
 		_, err := time.Parse(time.RFC3339Nano, h["ce_time"])
 		require.NoError(t, err)
-		// Within a partition, one key's messages arrive in outbox order.
 		if prev, seen := lastPerKey[string(m.Key)]; seen {
 			require.Greater(t, i, prev, "per-key order for key %s", m.Key)
 		}
@@ -137,85 +163,213 @@ func TestPublishesEveryRowOnceWithItsKeyAndHeaders(t *testing.T) {
 	}
 }
 
-// fakeProducer acknowledges every message except those to refusedTopic.
-type fakeProducer struct{ refusedTopic string }
+// fakeProducer acknowledges every message except those to refusedTopic,
+// which fail with refuseWith.
+type fakeProducer struct {
+	mu           sync.Mutex
+	refusedTopic string
+	refuseWith   kafka.ErrorCode
+	produced     []string // topics, in order
+}
 
-func (f fakeProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
+func (f *fakeProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
+	f.mu.Lock()
+	f.produced = append(f.produced, *m.TopicPartition.Topic)
+	f.mu.Unlock()
 	if *m.TopicPartition.Topic == f.refusedTopic {
-		m.TopicPartition.Error = kafka.NewError(kafka.ErrMsgSizeTooLarge, "Broker: Message size too large", false)
+		m.TopicPartition.Error = kafka.NewError(f.refuseWith, "refused: "+f.refuseWith.String(), false)
 	}
 	go func() { ch <- m }()
 	return nil
 }
 
-func TestFlipsOnlyAcknowledgedRows(t *testing.T) {
+func TestRefusedRowsBackOffBlockTheirKeyAndAreParkedAfterTheLimit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := dbtest.Pool(t, dbtest.New(t))
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
 	writeRows(t, pool,
-		outbox.Message{Topic: "ok", Payload: []byte("1")},
-		outbox.Message{Topic: "refused", Payload: []byte("2")},
-		outbox.Message{Topic: "ok", Payload: []byte("3")},
+		outbox.Message{Topic: "ok", Key: []byte("a"), Payload: []byte("1")},
+		outbox.Message{Topic: "refused", Key: []byte("b"), Payload: []byte("2")},
+		outbox.Message{Topic: "ok", Key: []byte("b"), Payload: []byte("3")}, // same key, behind the refused row
+		outbox.Message{Topic: "ok", Key: []byte("c"), Payload: []byte("4")},
 	)
-	r := newRelay(t, pool, fakeProducer{refusedTopic: "refused"}, 10)
-	claimed, err := r.PublishBatch(ctx)
-	require.NoError(t, err)
-	require.Equal(t, 3, claimed)
+	cfg := testConfig()
+	cfg.Retry = store.Retry{Backoff: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxAttempts: 3}
+	fp := &fakeProducer{refusedTopic: "refused", refuseWith: kafka.ErrMsgSizeTooLarge}
+	r := newRelay(t, dbURL, fp, cfg)
 
+	res, err := r.publish(ctx, allLanes)
+	require.NoError(t, err)
+	require.Equal(t, Result{Claimed: 4, Published: 3, Failed: 1}, res)
 	s := rowStates(t, pool)
 	require.True(t, s[0].Published)
-	require.True(t, s[2].Published)
 	require.False(t, s[1].Published, "a refused row stays unpublished")
-	require.Nil(t, s[1].PublishedAt)
+	require.True(t, s[1].Retrying)
 	require.Equal(t, 1, s[1].Attempts)
-	require.Contains(t, *s[1].LastError, "Message size too large")
+	require.Contains(t, *s[1].LastError, "refused: Broker: Message size too large")
 
-	// It is retried on the next batch; the published rows are not.
-	claimed, err = r.PublishBatch(ctx)
+	// While the refused row waits out its backoff, a new row with its key
+	// must wait too; other keys flow.
+	writeRows(t, pool, outbox.Message{Topic: "ok", Key: []byte("b"), Payload: []byte("5")},
+		outbox.Message{Topic: "ok", Key: []byte("d"), Payload: []byte("6")})
+	res, err = r.publish(ctx, allLanes)
 	require.NoError(t, err)
-	require.Equal(t, 1, claimed)
-	require.Equal(t, 2, rowStates(t, pool)[1].Attempts)
+	require.Equal(t, 1, res.Claimed, "only key d is publishable")
+	require.False(t, rowStates(t, pool)[4].Published)
+
+	// Attempts 2 and 3, then parked; once parked it no longer blocks key b.
+	for attempt := 2; attempt <= 3; attempt++ {
+		time.Sleep(60 * time.Millisecond)
+		res, err = r.publish(ctx, allLanes)
+		require.NoError(t, err)
+		s = rowStates(t, pool)
+		require.Equal(t, attempt, s[1].Attempts)
+		require.Equal(t, 1, res.Deferred, "the row behind a retried row of its key waits for the next batch")
+		require.False(t, s[4].Published)
+	}
+	s = rowStates(t, pool)
+	require.True(t, s[1].Parked)
+	require.Equal(t, 3, s[1].Attempts)
+	require.Equal(t, 1, res.Parked)
+	res, err = r.publish(ctx, allLanes)
+	require.NoError(t, err)
+	require.Equal(t, Result{Claimed: 1, Published: 1}, res, "key b flows again")
+	require.True(t, rowStates(t, pool)[4].Published)
+
+	// Requeued, it is tried again.
+	n, err := r.store.Requeue(ctx, pool, nil, true)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	res, err = r.publish(ctx, allLanes)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Failed)
+}
+
+func TestKafkaUnavailableDoesNotUseUpAttempts(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	writeRows(t, pool, outbox.Message{Topic: "down", Payload: []byte("1")})
+	r := newRelay(t, dbURL, &fakeProducer{refusedTopic: "down", refuseWith: kafka.ErrMsgTimedOut}, testConfig())
+	for range 5 {
+		res, err := r.publish(context.Background(), allLanes)
+		require.NoError(t, err)
+		require.Equal(t, 1, res.Transient)
+	}
+	s := rowStates(t, pool)[0]
+	require.False(t, s.Published)
+	require.Zero(t, s.Attempts)
+	require.False(t, s.Parked)
+}
+
+func TestTopicOutsideTheSourcePatternsIsNeverProduced(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	writeRows(t, pool, outbox.Message{Topic: "sitewatch.checks", Payload: []byte("1")},
+		outbox.Message{Topic: "payments.refunds", Payload: []byte("2")})
+	fp := &fakeProducer{}
+	r := newRelay(t, dbURL, fp, testConfig(), "sitewatch.*")
+	res, err := r.publish(context.Background(), allLanes)
+	require.NoError(t, err)
+	require.Equal(t, Result{Claimed: 2, Published: 1, Parked: 1}, res)
+	require.Equal(t, []string{"sitewatch.checks"}, fp.produced)
+	s := rowStates(t, pool)[1]
+	require.True(t, s.Parked)
+	require.Contains(t, *s.LastError, "topic not allowed for source test (allowed: sitewatch.*)")
+	require.Zero(t, drain(t, r), "a parked row is not claimed again")
 }
 
 func TestUnknownTopicStaysUnpublishedOnRealBroker(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := dbtest.Pool(t, dbtest.New(t))
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
 	topic := kafkatest.NewTopic(t, 1)
 	writeRows(t, pool,
 		outbox.Message{Topic: topic, Payload: []byte("ok")},
 		outbox.Message{Topic: "test.does-not-exist." + topic, Payload: []byte("lost?")},
 	)
-	r := newRelay(t, pool, newProducer(t, 2*time.Second), 10)
-	_, err := r.PublishBatch(ctx)
+	r := newRelay(t, dbURL, newProducer(t, 10*time.Second), testConfig())
+	res, err := r.publish(context.Background(), allLanes)
 	require.NoError(t, err)
+	require.Equal(t, 1, res.Published)
+	require.Equal(t, 1, res.Failed)
 
 	s := rowStates(t, pool)
 	require.True(t, s[0].Published)
 	require.False(t, s[1].Published)
-	require.NotNil(t, s[1].LastError)
+	require.Contains(t, *s[1].LastError, "Unknown topic")
 	require.Len(t, kafkatest.Consume(t, topic, 2, 3*time.Second), 1)
 }
 
-func TestRunStopsAfterTheBatchInFlight(t *testing.T) {
+func TestOutOfOrderCommitsMissNoRow(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.Pool(t, dbtest.New(t))
-	topic := kafkatest.NewTopic(t, 1)
-	r := newRelay(t, pool, newProducer(t, 10*time.Second), 50)
+	ctx := context.Background()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	fp := &fakeProducer{}
+	r := newRelay(t, dbURL, fp, testConfig())
 
-	ctx, cancel := context.WithCancel(context.Background())
+	// The earlier transaction takes the lower ids but commits last.
+	early, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	require.NoError(t, outbox.Write(ctx, early, outbox.Message{Topic: "t", Payload: []byte("early-1")},
+		outbox.Message{Topic: "t", Payload: []byte("early-2")}))
+	writeRows(t, pool, outbox.Message{Topic: "t", Payload: []byte("late")})
+	require.Equal(t, 1, drain(t, r), "the committed later row is published")
+
+	require.NoError(t, early.Commit(ctx))
+	require.Equal(t, 2, drain(t, r), "the earlier ids committed afterwards are not skipped")
+	for _, s := range rowStates(t, pool) {
+		require.True(t, s.Published)
+	}
+}
+
+func TestRunWakesOnNotifyRetainsAndStopsAfterTheBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	topic := kafkatest.NewTopic(t, 1)
+	cfg := testConfig()
+	cfg.PollInterval = time.Minute // only a notification can wake it in time
+	cfg.Retention, cfg.RetentionInterval = time.Hour, 100*time.Millisecond
+	r := newRelay(t, dbURL, newProducer(t, 10*time.Second), cfg)
+
+	// Published long ago (deleted), published recently (kept), pending (kept).
+	writeRows(t, pool, outbox.Message{Topic: topic, Payload: []byte("old")}, outbox.Message{Topic: topic, Payload: []byte("recent")})
+	_, err := pool.Exec(ctx, `UPDATE outbox SET published = true, published_at = now() - interval '2 hours' WHERE id = 1;
+		UPDATE outbox SET published = true, published_at = now() - interval '10 minutes' WHERE id = 2`)
+	require.NoError(t, err)
+
+	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
-	go func() { done <- r.Run(ctx) }()
+	go func() { done <- r.Run(runCtx) }()
+	require.Eventually(t, func() bool { return r.Lanes() == lease.Lanes }, 10*time.Second, 20*time.Millisecond,
+		"a single replica leases every lane")
+	time.Sleep(300 * time.Millisecond) // let the first poll pass: what follows is woken by NOTIFY
 	writeRows(t, pool, outbox.Message{Topic: topic, Payload: []byte("a")}, outbox.Message{Topic: topic, Payload: []byte("b")})
 	require.Eventually(t, func() bool {
-		s := rowStates(t, pool)
-		return s[0].Published && s[1].Published
-	}, 10*time.Second, 20*time.Millisecond, "Run publishes rows written while it runs")
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE published AND id > 2").Scan(&n))
+		return n == 2
+	}, 5*time.Second, 20*time.Millisecond, "rows written while Run runs are published without waiting for the poll")
+	require.Eventually(t, func() bool {
+		var ids []int64
+		rows, err := pool.Query(ctx, "SELECT id FROM outbox ORDER BY id")
+		require.NoError(t, err)
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		return len(ids) == 3 && ids[0] == 2
+	}, 5*time.Second, 50*time.Millisecond, "retention deletes only the row published before the cutoff")
+
 	cancel()
 	select {
 	case err := <-done:
 		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+	require.Zero(t, r.Lanes(), "lanes are given up on the way out")
 }

@@ -1,3 +1,4 @@
 UPDATE {{table}}
-SET published = true, published_at = now(), attempts = attempts + 1, last_error = NULL
+SET published = true, published_at = now(), attempts = attempts + 1,
+    last_error = NULL, next_attempt_at = NULL
 WHERE id = ANY($1::bigint[])

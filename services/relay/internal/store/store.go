@@ -4,27 +4,20 @@ package store
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sitewatch/sitewatch/outbox"
 )
 
-var (
-	//go:embed claim.sql
-	claimSQL string
-	//go:embed mark_published.sql
-	markPublishedSQL string
-	//go:embed mark_failed.sql
-	markFailedSQL string
-	//go:embed pending.sql
-	pendingSQL string
-)
+//go:embed *.sql
+var queries embed.FS
 
 // Row is one outbox row claimed for publishing.
 type Row struct {
@@ -35,11 +28,38 @@ type Row struct {
 	Payload   []byte
 	Headers   map[string]string
 	CreatedAt time.Time
+	Attempts  int
+}
+
+// ParkedRow is a row that will not be published until it is requeued.
+type ParkedRow struct {
+	ID        int64
+	EventID   string
+	Topic     string
+	Key       string
+	Attempts  int
+	ParkedAt  time.Time
+	LastError string
+}
+
+// Retry says how rows Kafka refused are retried.
+type Retry struct {
+	Backoff     time.Duration // first wait, doubled per attempt
+	MaxBackoff  time.Duration
+	MaxAttempts int // then the row is parked
+}
+
+// DB is what the store's queries run on: a pool, a connection or a transaction.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // Store runs the relay's queries against one table.
 type Store struct {
-	claim, markPublished, markFailed, pending string
+	table string
+	sql   map[string]string
 }
 
 // New returns a Store for table ("outbox" or "schema.outbox").
@@ -48,29 +68,60 @@ func New(table string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	sub := func(q string) string { return strings.ReplaceAll(q, "{{table}}", ident) }
-	return &Store{claim: sub(claimSQL), markPublished: sub(markPublishedSQL),
-		markFailed: sub(markFailedSQL), pending: sub(pendingSQL)}, nil
+	entries, err := queries.ReadDir(".")
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded queries: %w", err)
+	}
+	s := &Store{table: ident, sql: map[string]string{}}
+	for _, e := range entries {
+		b, err := queries.ReadFile(e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("reading embedded query %s: %w", e.Name(), err)
+		}
+		s.sql[strings.TrimSuffix(e.Name(), ".sql")] = strings.ReplaceAll(string(b), "{{table}}", ident)
+	}
+	return s, nil
 }
 
-// Claim locks up to limit unpublished rows, oldest first, until tx ends.
-func (s *Store) Claim(ctx context.Context, tx pgx.Tx, limit int) ([]Row, error) {
-	rows, err := tx.Query(ctx, s.claim, limit)
+// TableInfo is how the relay addresses a table in PostgreSQL.
+type TableInfo struct {
+	OID     uint32
+	Schema  string
+	Name    string
+	Channel string // LISTEN/NOTIFY channel of the outbox_notify trigger
+}
+
+// Info resolves the table; it fails if the table does not exist.
+func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
+	var oid int64
+	var ti TableInfo
+	if err := db.QueryRow(ctx, s.sql["table_info"], s.table).Scan(&oid, &ti.Schema, &ti.Name); err != nil {
+		return TableInfo{}, fmt.Errorf("looking up outbox table %s: %w", s.table, err)
+	}
+	ti.OID = uint32(oid)
+	ti.Channel = ti.Schema + "." + ti.Name
+	return ti, nil
+}
+
+// Claim locks up to limit publishable rows of lanes, oldest first, until
+// tx ends.
+func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int) ([]Row, error) {
+	rows, err := tx.Query(ctx, s.sql["claim"], limit, lanes)
 	if err != nil {
 		return nil, fmt.Errorf("claiming outbox batch: %w", err)
 	}
+	defer rows.Close()
 	var out []Row
 	for rows.Next() {
 		var r Row
 		var headers []byte
-		if err := rows.Scan(&r.ID, &r.EventID, &r.Topic, &r.Key, &r.Payload, &headers, &r.CreatedAt); err != nil {
-			rows.Close()
+		if err := rows.Scan(&r.ID, &r.EventID, &r.Topic, &r.Key, &r.Payload, &headers, &r.CreatedAt, &r.Attempts); err != nil {
 			return nil, fmt.Errorf("reading outbox row: %w", err)
 		}
 		if err := json.Unmarshal(headers, &r.Headers); err != nil {
 			// Headers that are not a JSON object of strings cannot be sent
-			// as written; say so on the row instead of stalling the batch.
-			r.Headers = map[string]string{"sitewatch-invalid-headers": err.Error()}
+			// as written; say so on the message instead of stalling.
+			r.Headers = map[string]string{"sitewatch_invalid_headers": err.Error()}
 		}
 		out = append(out, r)
 	}
@@ -81,39 +132,106 @@ func (s *Store) Claim(ctx context.Context, tx pgx.Tx, limit int) ([]Row, error) 
 }
 
 // MarkPublished flips the rows Kafka acknowledged.
-func (s *Store) MarkPublished(ctx context.Context, tx pgx.Tx, ids []int64) error {
+func (s *Store) MarkPublished(ctx context.Context, tx DB, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, s.markPublished, ids); err != nil {
+	if _, err := tx.Exec(ctx, s.sql["mark_published"], ids); err != nil {
 		return fmt.Errorf("marking %d outbox rows published: %w", len(ids), err)
 	}
 	return nil
 }
 
-// MarkFailed records the error of each row Kafka refused; the rows stay
-// unpublished and are tried again.
-func (s *Store) MarkFailed(ctx context.Context, tx pgx.Tx, ids []int64, errs []string) error {
+// MarkFailed records the error of each row Kafka refused and schedules its
+// retry; it returns the ids of the rows that reached the attempt limit and
+// are now parked.
+func (s *Store) MarkFailed(ctx context.Context, tx DB, ids []int64, errs []string, retry Retry) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, s.sql["mark_failed"], ids, errs,
+		retry.Backoff.Seconds(), retry.MaxBackoff.Seconds(), retry.MaxAttempts)
+	if err != nil {
+		return nil, fmt.Errorf("recording %d failed outbox rows: %w", len(ids), err)
+	}
+	var parked []int64
+	for rows.Next() {
+		var id int64
+		var isParked bool
+		if err := rows.Scan(&id, &isParked); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("recording failed outbox rows: %w", err)
+		}
+		if isParked {
+			parked = append(parked, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recording %d failed outbox rows: %w", len(ids), err)
+	}
+	return parked, nil
+}
+
+// Park parks rows at once with reason.
+func (s *Store) Park(ctx context.Context, tx DB, ids []int64, reason string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, s.markFailed, ids, errs); err != nil {
-		return fmt.Errorf("recording %d failed outbox rows: %w", len(ids), err)
+	if _, err := tx.Exec(ctx, s.sql["park"], ids, reason); err != nil {
+		return fmt.Errorf("parking %d outbox rows: %w", len(ids), err)
 	}
 	return nil
 }
 
-// Querier is what Pending needs: a pool or a connection.
-type Querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// Pending returns the number of unpublished rows and the age of the oldest.
-func (s *Store) Pending(ctx context.Context, q Querier) (int64, time.Duration, error) {
+// Pending returns the number of rows waiting to be published and the age
+// of the oldest.
+func (s *Store) Pending(ctx context.Context, db DB) (int64, time.Duration, error) {
 	var n int64
 	var age float64
-	if err := q.QueryRow(ctx, s.pending).Scan(&n, &age); err != nil {
+	if err := db.QueryRow(ctx, s.sql["pending"]).Scan(&n, &age); err != nil {
 		return 0, 0, fmt.Errorf("counting pending outbox rows: %w", err)
 	}
 	return n, time.Duration(age * float64(time.Second)), nil
+}
+
+// ParkedCount returns the number of parked rows.
+func (s *Store) ParkedCount(ctx context.Context, db DB) (int64, error) {
+	var n int64
+	if err := db.QueryRow(ctx, s.sql["parked_count"]).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting parked outbox rows: %w", err)
+	}
+	return n, nil
+}
+
+// Parked lists up to limit parked rows, oldest first.
+func (s *Store) Parked(ctx context.Context, db DB, limit int) ([]ParkedRow, error) {
+	rows, err := db.Query(ctx, s.sql["parked_list"], limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing parked outbox rows: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[ParkedRow])
+	if err != nil {
+		return nil, fmt.Errorf("listing parked outbox rows: %w", err)
+	}
+	return out, nil
+}
+
+// Requeue gives parked rows (the ids given, or all if all) a fresh set of
+// attempts and returns how many it requeued.
+func (s *Store) Requeue(ctx context.Context, db DB, ids []int64, all bool) (int64, error) {
+	tag, err := db.Exec(ctx, s.sql["requeue"], ids, all)
+	if err != nil {
+		return 0, fmt.Errorf("requeueing parked outbox rows: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DeletePublished deletes up to limit rows published more than retention
+// ago and returns how many it deleted.
+func (s *Store) DeletePublished(ctx context.Context, db DB, retention time.Duration, limit int) (int64, error) {
+	tag, err := db.Exec(ctx, s.sql["delete_published"], retention.Seconds(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("deleting published outbox rows: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sitewatch/sitewatch/platform/config"
+	"github.com/sitewatch/sitewatch/services/relay/internal/relay"
+	"github.com/sitewatch/sitewatch/services/relay/internal/store"
+)
+
+func configParse(fs *flag.FlagSet, args []string) error { return config.Parse(fs, "RELAY", args) }
+
+func pickSource(srcs []relay.Source, name string) (relay.Source, error) {
+	if name == "" {
+		if len(srcs) == 1 {
+			return srcs[0], nil
+		}
+		names := make([]string, len(srcs))
+		for i, s := range srcs {
+			names[i] = s.Name
+		}
+		return relay.Source{}, fmt.Errorf("source: required with several sources (%s)", strings.Join(names, ", "))
+	}
+	for _, s := range srcs {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return relay.Source{}, fmt.Errorf("source %q: no such source", name)
+}
+
+func parseIDs(args []string) ([]int64, error) {
+	ids := make([]int64, 0, len(args))
+	for _, a := range args {
+		id, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("ID %q: want a positive integer", a)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// parked lists or requeues the parked rows of src.
+func parked(ctx context.Context, sub string, src relay.Source, ids []int64, all bool, limit int, stdout io.Writer) error {
+	st, err := store.New(src.Table)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, src.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("connecting to source %s: %w", src.Name, err)
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	if sub == "requeue" {
+		n, err := st.Requeue(ctx, conn, ids, all)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "requeued %d parked rows of source %s\n", n, src.Name)
+		return nil
+	}
+	rows, err := st.Parked(ctx, conn, limit)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tEVENT ID\tTOPIC\tKEY\tATTEMPTS\tPARKED AT\tLAST ERROR")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.EventID, r.Topic, r.Key, r.Attempts,
+			r.ParkedAt.UTC().Format("2006-01-02 15:04:05"), r.LastError)
+	}
+	return tw.Flush()
+}
