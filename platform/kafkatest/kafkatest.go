@@ -58,9 +58,25 @@ func NewTopic(t testing.TB, partitions int) string {
 // timeout passes, and returns what it read.
 func Consume(t testing.TB, topic string, want int, timeout time.Duration) []*kafka.Message {
 	t.Helper()
+	return consume(t, Config(t), topic, func(got []*kafka.Message, _ time.Time) bool {
+		return len(got) >= want
+	}, timeout)
+}
+
+// ConsumeUntilIdle reads topic from the beginning, from the broker cfg
+// names, until no message arrived for idle (or timeout passes).
+func ConsumeUntilIdle(t testing.TB, cfg kafkaclient.Config, topic string, idle, timeout time.Duration) []*kafka.Message {
+	t.Helper()
+	return consume(t, cfg, topic, func(got []*kafka.Message, last time.Time) bool {
+		return len(got) > 0 && time.Since(last) > idle
+	}, timeout)
+}
+
+func consume(t testing.TB, cfg kafkaclient.Config, topic string, done func([]*kafka.Message, time.Time) bool, timeout time.Duration) []*kafka.Message {
+	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	c, err := kafka.NewConsumer(Config(t).ConfigMap(kafka.ConfigMap{
+	c, err := kafka.NewConsumer(cfg.ConfigMap(kafka.ConfigMap{
 		"group.id":           "kafkatest-" + hex.EncodeToString(b),
 		"auto.offset.reset":  "earliest",
 		"enable.auto.commit": false,
@@ -73,13 +89,15 @@ func Consume(t testing.TB, topic string, want int, timeout time.Duration) []*kaf
 		t.Fatalf("subscribing to %s: %v", topic, err)
 	}
 	var got []*kafka.Message
-	deadline := time.Now().Add(timeout)
-	for len(got) < want && time.Now().Before(deadline) {
+	last := time.Now()
+	deadline := last.Add(timeout)
+	for !done(got, last) && time.Now().Before(deadline) {
 		m, err := c.ReadMessage(200 * time.Millisecond)
 		if err != nil {
 			continue // timeouts while waiting, and transient broker errors
 		}
 		got = append(got, m)
+		last = time.Now()
 	}
 	return got
 }

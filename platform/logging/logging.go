@@ -27,7 +27,8 @@ func New(level, format string) (*zap.Logger, error) {
 		return nil, fmt.Errorf("log format %q: want json or console", format)
 	}
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
-	cfg.Sampling = nil // every line counts when diagnosing an outbox
+	cfg.Sampling = nil           // every line counts when diagnosing an outbox
+	cfg.DisableStacktrace = true // errors say what failed; stack traces are noise in service logs
 	logger, err := cfg.Build()
 	if err != nil {
 		return nil, fmt.Errorf("building logger: %w", err)

@@ -84,7 +84,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	defer func() { _ = logger.Sync() }()
-	if err := run(ctx, cfg, logger); err != nil {
+	if err := run(ctx, cfg, logger); err != nil && ctx.Err() == nil {
 		logger.Error("relay stopped", zap.Error(err))
 		return 1
 	}

@@ -40,7 +40,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, logger); err != nil {
+	if err := run(ctx, cfg, logger); err != nil && ctx.Err() == nil {
 		logger.Error("sink stopped", zap.Error(err))
 		_ = logger.Sync()
 		os.Exit(1)

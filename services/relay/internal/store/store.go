@@ -98,6 +98,14 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 	if err := db.QueryRow(ctx, s.sql["table_info"], s.table).Scan(&oid, &ti.Schema, &ti.Name); err != nil {
 		return TableInfo{}, fmt.Errorf("looking up outbox table %s: %w", s.table, err)
 	}
+	rows, err := db.Query(ctx, s.sql["check_columns"])
+	if err == nil {
+		rows.Close()
+		err = rows.Err()
+	}
+	if err != nil {
+		return TableInfo{}, fmt.Errorf("outbox table %s lacks columns the relay needs (apply the DDL of the outbox package or sitewatch's migrations): %w", s.table, err)
+	}
 	ti.OID = uint32(oid)
 	ti.Channel = ti.Schema + "." + ti.Name
 	return ti, nil

@@ -1,0 +1,172 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/kafkatest"
+)
+
+// benchRows is how many outbox rows each measurement preloads
+// (SITEWATCH_BENCH_ROWS overrides the 500,000 default).
+func benchRows(b *testing.B) int {
+	if v := os.Getenv("SITEWATCH_BENCH_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(b, err, "SITEWATCH_BENCH_ROWS")
+		return n
+	}
+	return 500_000
+}
+
+// payload is a check-result-sized message (~250 bytes of JSON).
+var payload = []byte(`{"schema_version":1,"event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":4242,` +
+	`"url":"https://status.example.com/health","checked_at":"2026-11-24T01:02:03.456Z","status_code":200,` +
+	`"duration_ms":123.4,"regex":"ok|healthy","regex_matched":true}`)
+
+func preload(b *testing.B, pool *pgxpool.Pool, topic string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	const chunk = 10_000
+	for done := 0; done < n; done += chunk {
+		msgs := make([]outbox.Message, min(chunk, n-done))
+		for i := range msgs {
+			msgs[i] = outbox.Message{Topic: topic, Key: []byte(strconv.Itoa((done + i) % 1000)), Payload: payload,
+				Headers: map[string]string{"ce_type": "io.sitewatch.check.completed"}}
+		}
+		require.NoError(b, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, msgs...) }))
+	}
+	_, err := pool.Exec(ctx, "VACUUM ANALYZE outbox")
+	require.NoError(b, err)
+}
+
+func benchConfig() Config {
+	cfg := testConfig()
+	cfg.BatchSize, cfg.Workers, cfg.PollInterval, cfg.Rebalance = 2000, 4, 100*time.Millisecond, time.Second
+	return cfg
+}
+
+func benchProducer(b *testing.B) *kafka.Producer {
+	b.Helper()
+	p, err := kafka.NewProducer(kafkatest.Config(b).ConfigMap(kafka.ConfigMap{
+		"enable.idempotence": true, "acks": "all", "linger.ms": 5, "partitioner": "murmur2_random",
+		"go.delivery.report.fields": "none", "message.timeout.ms": 60000,
+	}))
+	require.NoError(b, err)
+	b.Cleanup(p.Close)
+	go func() {
+		for range p.Events() {
+		}
+	}()
+	return p
+}
+
+// ackProducer acknowledges every message at once: the relay with it is the
+// database's claim-and-flip ceiling.
+type ackProducer struct{}
+
+func (ackProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
+	ch <- m
+	return nil
+}
+
+// runUntilDrained runs a relay on a preloaded table and returns rows/s.
+func runUntilDrained(b *testing.B, dbURL string, p Producer, n int) float64 {
+	b.Helper()
+	pool := dbtest.Pool(b, dbURL)
+	r, err := New(context.Background(), benchConfig(), Source{Name: "bench", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"*"}},
+		p, zap.NewNop(), NewMetrics(prometheus.NewRegistry()))
+	require.NoError(b, err)
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	start := time.Now()
+	go func() { done <- r.Run(ctx) }()
+	for {
+		var pending int
+		require.NoError(b, pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE NOT published").Scan(&pending))
+		if pending == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	cancel()
+	require.NoError(b, <-done)
+	return float64(n) / took.Seconds()
+}
+
+// produceRaw is librdkafka alone: n messages like the relay's, all acked.
+func produceRaw(b *testing.B, topic string, n int) float64 {
+	b.Helper()
+	p := benchProducer(b)
+	reports := make(chan kafka.Event, 10_000)
+	start := time.Now()
+	acked := make(chan int)
+	go func() {
+		ok := 0
+		for range n {
+			if m := (<-reports).(*kafka.Message); m.TopicPartition.Error == nil {
+				ok++
+			}
+		}
+		acked <- ok
+	}()
+	for i := range n {
+		m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+			Key: []byte(strconv.Itoa(i % 1000)), Value: payload,
+			Headers: []kafka.Header{{Key: "ce_type", Value: []byte("io.sitewatch.check.completed")}, {Key: "ce_id", Value: []byte("0191c3a5-7b1e-7c3d-8e2f-123456789abc")}}}
+		for {
+			err := p.Produce(m, reports)
+			if err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond) // local queue full: wait for acks
+		}
+	}
+	ok := <-acked
+	require.Equal(b, n, ok)
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// BenchmarkRelayThroughput preloads the outbox and measures rows/s until
+// every row is acknowledged and flipped, beside the two ceilings: the
+// database's claim-and-flip rate alone and librdkafka's produce rate alone.
+// Run it with `make bench` (or go test -run '^$' -bench Relay ./internal/relay).
+func BenchmarkRelayThroughput(b *testing.B) {
+	n := benchRows(b)
+	for range b.N {
+		topic := kafkatest.NewTopic(b, 6)
+
+		dbOnly := dbtest.New(b)
+		preload(b, dbtest.Pool(b, dbOnly), topic, n)
+		dbCeiling := runUntilDrained(b, dbOnly, ackProducer{}, n)
+
+		kafkaCeiling := produceRaw(b, topic, n)
+
+		full := dbtest.New(b)
+		preload(b, dbtest.Pool(b, full), topic, n)
+		relayRate := runUntilDrained(b, full, benchProducer(b), n)
+
+		ceiling := min(dbCeiling, kafkaCeiling)
+		b.ReportMetric(relayRate, "rows/s")
+		b.ReportMetric(dbCeiling, "db-ceiling-rows/s")
+		b.ReportMetric(kafkaCeiling, "kafka-ceiling-rows/s")
+		b.ReportMetric(relayRate/ceiling, "of-ceiling")
+		fmt.Printf("relay: %d rows: %.0f rows/s; ceilings: database claim-and-flip %.0f rows/s, librdkafka produce %.0f rows/s; relay = %.2f of the lower ceiling\n",
+			n, relayRate, dbCeiling, kafkaCeiling, relayRate/ceiling)
+	}
+}
+
