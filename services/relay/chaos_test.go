@@ -382,3 +382,31 @@ func TestBrokerDownTwentySecondsUnderLoad(t *testing.T) {
 	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL").Scan(&parked))
 	require.Zero(t, parked, "an unavailable broker is not the rows' fault: nothing is parked")
 }
+
+func TestDatabaseConnectionsKilledUnderLoad(t *testing.T) {
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	audit(t, pool)
+	cfg := kafkatest.Config(t)
+	topic := kafkatest.NewTopic(t, 3)
+
+	w := startWriter(t, pool, topic, 20, 20, 20*time.Millisecond)
+	// A name of its own, so only this test's relay loses its connections.
+	appName := "chaos-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	p := startRelay(t, dbURL+"&application_name="+appName, cfg.Brokers, topic)
+	killed := 0
+	for range 4 {
+		time.Sleep(1500 * time.Millisecond)
+		var n int
+		// Every connection of the relay: its pool and its lease connection.
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1`, appName).Scan(&n))
+		killed += n
+	}
+	written := w.finish()
+	waitAllPublished(t, pool, written, 60*time.Second)
+	p.terminate(t)
+	dups := verify(t, pool, cfg, topic, written)
+	t.Logf("%d rows, %d relay connections terminated, %d duplicates", written, killed, dups)
+	require.Greater(t, killed, 4, "the relay's connections were really cut")
+}

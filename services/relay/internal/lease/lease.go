@@ -131,6 +131,9 @@ func (c *Coordinator) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("parsing database URL: %w", err)
 	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "sitewatch-relay-lease"
+	}
 	// Interrupt a wait for notifications with a socket deadline, not a
 	// cancel request, which could hit the next query on this connection.
 	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
