@@ -4,10 +4,13 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // shared names read without the service prefix, so one DATABASE_URL or
@@ -54,4 +57,15 @@ func parse(fs *flag.FlagSet, prefix string, args []string, lookup func(string) (
 		return err
 	}
 	return fs.Parse(args)
+}
+
+// DatabaseURL checks a required PostgreSQL URL given by flag database-url.
+func DatabaseURL(u string) error {
+	if u == "" {
+		return errors.New("database-url: required (env DATABASE_URL)")
+	}
+	if _, err := pgx.ParseConfig(u); err != nil {
+		return fmt.Errorf("database-url: %w", err)
+	}
+	return nil
 }

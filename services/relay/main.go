@@ -13,16 +13,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/sitewatch/sitewatch/platform/logging"
+	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/services/relay/internal/relay"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
@@ -37,36 +34,14 @@ Flags and their RELAY_* environment variables: relay run -h
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	command.Main("relay", "run", usage, map[string]command.Func{"run": runCommand, "parked": parkedCommand})
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "run":
-		return runCommand(ctx, args, stderr)
-	case "parked":
-		return parkedCommand(ctx, args, stdout, stderr)
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "relay: unknown command %q\n%s", cmd, usage)
-		return 2
-	}
-}
-
-func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
+func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 	var cfg Config
 	fs, err := cfg.parse("relay run", args)
 	if errors.Is(err, flag.ErrHelp) {
-		return 0
+		return command.ExitOK
 	}
 	if err == nil && fs.NArg() > 0 {
 		err = fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -76,20 +51,11 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "relay: invalid configuration:\n%v\n", err)
-		return 2
+		return command.ExitUsage
 	}
-	logger, err := logging.New(cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		fmt.Fprintf(stderr, "relay: %v\n", err)
-		return 2
-	}
-	defer func() { _ = logger.Sync() }()
-	if err := run(ctx, cfg, logger); err != nil && ctx.Err() == nil {
-		logger.Error("relay stopped", zap.Error(err))
-		return 1
-	}
-	logger.Info("relay stopped")
-	return 0
+	return command.Serve(ctx, "relay", cfg.LogLevel, cfg.LogFormat, stderr, func(ctx context.Context, logger *zap.Logger) error {
+		return run(ctx, cfg, logger)
+	})
 }
 
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
@@ -161,7 +127,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 func parkedCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "requeue") {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return command.ExitUsage
 	}
 	sub := args[0]
 	var cfg Config
@@ -172,17 +138,17 @@ func parkedCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	limit := fs.Int("limit", 100, "rows to list")
 	all := fs.Bool("all", false, "requeue every parked row")
 	if err := configParse(fs, args[1:]); err != nil {
-		return 2
+		return command.ExitUsage
 	}
 	srcs, err := cfg.loadSources()
 	if err != nil {
 		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
-		return 2
+		return command.ExitUsage
 	}
 	src, err := pickSource(srcs, *source)
 	if err != nil {
 		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
-		return 2
+		return command.ExitUsage
 	}
 	ids, err := parseIDs(fs.Args())
 	if err == nil && sub == "requeue" && len(ids) == 0 && !*all {
@@ -193,13 +159,13 @@ func parkedCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
-		return 2
+		return command.ExitUsage
 	}
 	if err := parked(ctx, sub, src, ids, *all, *limit, stdout); err != nil {
 		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
-		return 1
+		return command.ExitError
 	}
-	return 0
+	return command.ExitOK
 }
 
 // logKafkaEvents logs the producer's client-level events (broker down,

@@ -7,8 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
@@ -47,10 +45,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 // Validate reports every setting that cannot work, each naming its flag.
 func (c Config) Validate() error {
 	var errs []error
-	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("database-url: required (env DATABASE_URL)"))
-	} else if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
-		errs = append(errs, fmt.Errorf("database-url: %w", err))
+	if err := config.DatabaseURL(c.DatabaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
@@ -82,6 +78,9 @@ func loadConfig(args []string) (Config, error) {
 	c.register(fs)
 	if err := config.Parse(fs, "SINK", args); err != nil {
 		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return c, c.Validate()
 }

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"io"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -17,36 +15,34 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
-	"github.com/sitewatch/sitewatch/platform/logging"
 	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/services/sink/internal/sink"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
 )
 
+const usage = `usage: sink [run] [flags]   consume check events into the stats table until SIGTERM
+
+Flags and their SINK_* environment variables: sink run -h
+`
+
 func main() {
-	cfg, err := loadConfig(os.Args[1:])
+	command.Main("sink", "run", usage, map[string]command.Func{"run": runCommand})
+}
+
+func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
+	cfg, err := loadConfig(args)
 	if errors.Is(err, flag.ErrHelp) {
-		return
+		return command.ExitOK
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "sink: invalid configuration:\n%v\n", err)
-		os.Exit(2)
+		fmt.Fprintf(stderr, "sink: invalid configuration:\n%v\n", err)
+		return command.ExitUsage
 	}
-	logger, err := logging.New(cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "sink: %v\n", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, logger); err != nil && ctx.Err() == nil {
-		logger.Error("sink stopped", zap.Error(err))
-		_ = logger.Sync()
-		os.Exit(1)
-	}
-	logger.Info("sink stopped")
-	_ = logger.Sync()
+	return command.Serve(ctx, "sink", cfg.LogLevel, cfg.LogFormat, stderr, func(ctx context.Context, logger *zap.Logger) error {
+		return run(ctx, cfg, logger)
+	})
 }
 
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {

@@ -1,0 +1,72 @@
+// Package command is how every sitewatch binary starts: subcommands chosen
+// by the first argument, a context cancelled by SIGINT or SIGTERM, and the
+// run-until-signal life of a service with its logger.
+package command
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/sitewatch/sitewatch/platform/logging"
+)
+
+// Exit codes shared by every binary.
+const (
+	ExitOK    = 0
+	ExitError = 1 // the command was fine but failed
+	ExitUsage = 2 // the command line or configuration is wrong
+)
+
+// Func runs one subcommand with the arguments after its name and returns
+// the process exit code.
+type Func func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+// Main runs the subcommand named by the first argument, or def when the
+// first argument is a flag or missing, and exits with its code.
+func Main(name, def, usage string, cmds map[string]Func) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := Dispatch(ctx, name, def, usage, cmds, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Dispatch is Main without the process: it returns the exit code.
+func Dispatch(ctx context.Context, name, def, usage string, cmds map[string]Func, args []string, stdout, stderr io.Writer) int {
+	cmd := def
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	if cmd == "help" {
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	}
+	f, ok := cmds[cmd]
+	if !ok {
+		fmt.Fprintf(stderr, "%s: unknown command %q\n%s", name, cmd, usage)
+		return ExitUsage
+	}
+	return f(ctx, args, stdout, stderr)
+}
+
+// Serve runs a long-running service until ctx ends or run fails. A failure
+// caused by the shutdown itself (ctx cancelled while starting) is a clean exit.
+func Serve(ctx context.Context, name, logLevel, logFormat string, stderr io.Writer, run func(context.Context, *zap.Logger) error) int {
+	logger, err := logging.New(logLevel, logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return ExitUsage
+	}
+	defer func() { _ = logger.Sync() }()
+	if err := run(ctx, logger); err != nil && ctx.Err() == nil {
+		logger.Error(name+" stopped", zap.Error(err))
+		return ExitError
+	}
+	logger.Info(name + " stopped")
+	return ExitOK
+}

@@ -1,0 +1,46 @@
+package command
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+)
+
+func TestDispatch(t *testing.T) {
+	var got []string
+	cmds := map[string]Func{
+		"run":  func(_ context.Context, args []string, _, _ io.Writer) int { got = args; return 0 },
+		"fail": func(context.Context, []string, io.Writer, io.Writer) int { return ExitError },
+	}
+	var out, errOut bytes.Buffer
+	ctx := context.Background()
+	require.Equal(t, 0, Dispatch(ctx, "x", "run", "usage\n", cmds, []string{"-a=1"}, &out, &errOut))
+	require.Equal(t, []string{"-a=1"}, got, "flags first: the default command")
+	require.Equal(t, 0, Dispatch(ctx, "x", "run", "usage\n", cmds, []string{"run", "b"}, &out, &errOut))
+	require.Equal(t, []string{"b"}, got)
+	require.Equal(t, ExitError, Dispatch(ctx, "x", "run", "usage\n", cmds, []string{"fail"}, &out, &errOut))
+	require.Equal(t, ExitUsage, Dispatch(ctx, "x", "run", "usage\n", cmds, []string{"nope"}, &out, &errOut))
+	require.Contains(t, errOut.String(), `x: unknown command "nope"`)
+	require.Equal(t, 0, Dispatch(ctx, "x", "run", "usage\n", cmds, []string{"help"}, &out, &errOut))
+	require.Equal(t, "usage\n", out.String())
+}
+
+func TestServe(t *testing.T) {
+	var errOut bytes.Buffer
+	ctx := context.Background()
+	require.Equal(t, ExitError, Serve(ctx, "svc", "info", "json", &errOut, func(context.Context, *zap.Logger) error {
+		return errors.New("boom")
+	}))
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	require.Equal(t, ExitOK, Serve(cancelled, "svc", "info", "json", &errOut, func(ctx context.Context, _ *zap.Logger) error {
+		return ctx.Err() // failed because shutdown was asked for while starting
+	}))
+	require.Equal(t, ExitUsage, Serve(ctx, "svc", "loud", "json", &errOut, nil))
+	require.Contains(t, errOut.String(), `log level "loud"`)
+}
