@@ -221,46 +221,43 @@ func regexSummary(s site.Site) string {
 }
 
 func show(ctx context.Context, args []string, env Env) int {
-	if len(args) != 1 {
-		fmt.Fprintf(env.Stderr, "sites show: want exactly one site ID\n%s", Usage)
-		return ExitUsage
-	}
-	id, ok := parseID(env, "show", args[0])
-	if !ok {
-		return ExitUsage
-	}
-	st, err := env.Open()
-	if err != nil {
-		return failure(env, "show", err)
-	}
-	s, err := st.Site(ctx, id)
-	if err != nil {
-		return failure(env, "show", err)
-	}
-	fmt.Fprintf(env.Stdout, "# site %d, updated %s\n", s.ID, s.Updated.UTC().Format("2006-01-02 15:04:05Z"))
-	if err := writeSites(env.Stdout, []site.Site{s}); err != nil {
-		return failure(env, "show", err)
-	}
-	return ExitOK
+	return onSite(ctx, "show", args, env, func(st SiteStore, id int64) error {
+		s, err := st.Site(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "# site %d, updated %s\n", s.ID, s.Updated.UTC().Format("2006-01-02 15:04:05Z"))
+		return writeSites(env.Stdout, []site.Site{s})
+	})
 }
 
 func remove(ctx context.Context, args []string, env Env) int {
+	return onSite(ctx, "remove", args, env, func(st SiteStore, id int64) error {
+		if err := st.RemoveSite(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "removed site %d\n", id)
+		return nil
+	})
+}
+
+// onSite runs a command whose only argument is a site ID.
+func onSite(ctx context.Context, cmd string, args []string, env Env, do func(SiteStore, int64) error) int {
 	if len(args) != 1 {
-		fmt.Fprintf(env.Stderr, "sites remove: want exactly one site ID\n%s", Usage)
+		fmt.Fprintf(env.Stderr, "sites %s: want exactly one site ID\n%s", cmd, Usage)
 		return ExitUsage
 	}
-	id, ok := parseID(env, "remove", args[0])
+	id, ok := parseID(env, cmd, args[0])
 	if !ok {
 		return ExitUsage
 	}
 	st, err := env.Open()
+	if err == nil {
+		err = do(st, id)
+	}
 	if err != nil {
-		return failure(env, "remove", err)
+		return failure(env, cmd, err)
 	}
-	if err := st.RemoveSite(ctx, id); err != nil {
-		return failure(env, "remove", err)
-	}
-	fmt.Fprintf(env.Stdout, "removed site %d\n", id)
 	return ExitOK
 }
 
@@ -281,9 +278,7 @@ func importSites(ctx context.Context, args []string, env Env) int {
 	}
 	sites, err := readSites(in)
 	if err != nil {
-		if code := failure(env, "import", err); code != ExitError {
-			return code
-		}
+		failure(env, "import", err)
 		return ExitUsage // the file is wrong, not the database
 	}
 	st, err := env.Open()
