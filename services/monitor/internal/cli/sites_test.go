@@ -52,7 +52,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		"bad timeout":    {[]string{"add", "https://example.com", "--timeout", "2m"}, []string{`timeout "2m0s": must not exceed the interval`}},
 		"bad header":     {[]string{"add", "https://example.com", "--header", "NoColon"}, []string{`header "NoColon": want Name: value`}},
 		"bad expect":     {[]string{"add", "https://example.com", "--expect", "2xx,99"}, []string{`expect "2xx,99"`}},
-		"two problems":   {[]string{"add", "ftp://x", "--regex", "[", "--interval", "5s"}, []string{"url ", "match "}},
+		"two problems":   {[]string{"add", "ftp://x", "--regex", "[", "--interval", "5s"}, []string{"nothing written:\n  url \"ftp://x\"", "\n  match \"[\""}},
 		"both enabled":   {[]string{"add", "https://example.com", "--enabled", "--disabled"}, []string{"give one of them"}},
 		"no url":         {[]string{"add", "--regex", "x"}, []string{"want exactly one URL"}},
 		"unknown flag":   {[]string{"add", "https://example.com", "--regexp", "x"}, []string{"flag provided but not defined: -regexp"}},

@@ -87,11 +87,10 @@ type InvalidError struct {
 }
 
 func (e *InvalidError) Error() string {
-	fields := strings.ReplaceAll(e.Err.Error(), "\n", "\n  ")
 	if e.Index < 0 {
-		return fields
+		return e.Err.Error()
 	}
-	return fmt.Sprintf("site %d (%s):\n  %s", e.Index+1, e.URL, fields)
+	return fmt.Sprintf("site %d (%s):\n  %s", e.Index+1, e.URL, strings.ReplaceAll(e.Err.Error(), "\n", "\n  "))
 }
 
 func (e *InvalidError) Unwrap() error { return e.Err }
