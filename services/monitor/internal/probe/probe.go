@@ -89,11 +89,13 @@ type Prober struct {
 // TLS problems show up in every check instead of hiding behind a pool.
 func New(cfg Config) *Prober {
 	dialer := &net.Dialer{KeepAlive: -1}
+	proxy := http.ProxyFromEnvironment
 	if cfg.BlockPrivate {
 		dialer.Control = guardControl
+		proxy = nil // the guard must see the target's address, not a proxy's
 	}
 	transport := &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
+		Proxy:                  proxy,
 		DialContext:            dialer.DialContext,
 		DisableKeepAlives:      true,
 		DisableCompression:     true, // body bytes and the cap are what the server sent
