@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,7 +111,10 @@ func runFarm(b *testing.B, n int, interval, measure time.Duration) {
 	go func() { schedDone <- sched.Run(runCtx) }()
 
 	b.ResetTimer()
+	time.Sleep(time.Until(from))
+	cpuFrom := cpuTime(b)
 	time.Sleep(time.Until(to))
+	cpuUsed := cpuTime(b) - cpuFrom
 	stop()
 	if err := <-schedDone; err != nil {
 		b.Fatal(err)
@@ -137,6 +141,18 @@ func runFarm(b *testing.B, n int, interval, measure time.Duration) {
 	b.ReportMetric(gauge(b, reg, "sitewatch_monitor_skipped_checks_total"), "skipped")
 	b.ReportMetric(written/time.Since(start).Seconds(), "outbox-rows/s")
 	b.ReportMetric(peakRSSMB(b), "peak-RSS-MB")
+	// CPU time of the whole process (monitor and farm) per check: unlike
+	// checks/s it does not depend on what else runs on the machine.
+	b.ReportMetric(float64(cpuUsed.Microseconds())/float64(max(1, len(lags))), "cpu-us/check")
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // gauge reads the value of a counter or gauge without labels from reg.
