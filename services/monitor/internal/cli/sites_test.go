@@ -74,7 +74,7 @@ func TestAddListShowUpdateRemove(t *testing.T) {
 	t.Parallel()
 	run, st := newRunner(t)
 	code, out, stderr := run("", "add", "https://example.com/health", "--regex", "ok|healthy", "--interval", "30s",
-		"--not-match", "error", "--header", "Authorization: Bearer x", "--expect", "200,204", "--method", "head")
+		"--not-match", "error", "--header", "Authorization: Bearer x", "--expect", "200,204", "--method", "post")
 	require.Equal(t, ExitOK, code, stderr)
 	require.Contains(t, out, "added site")
 	code, _, stderr = run("", "add", "--interval=2s", "http://127.0.0.1:8080/")
@@ -87,7 +87,7 @@ func TestAddListShowUpdateRemove(t *testing.T) {
 	require.Equal(t, []string{"error"}, first.MustNotMatch)
 	require.Equal(t, map[string]string{"Authorization": "Bearer x"}, first.Headers)
 	require.Equal(t, "200,204", first.Expect)
-	require.Equal(t, "HEAD", first.Method)
+	require.Equal(t, "POST", first.Method)
 	require.Equal(t, 30*time.Second, first.Interval)
 	require.Equal(t, 10*time.Second, first.Timeout)
 	require.True(t, first.Enabled)

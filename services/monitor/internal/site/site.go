@@ -134,6 +134,9 @@ func (s Site) Validate() error {
 		}
 	}
 	checkRegexes("match", s.MustMatch)
+	if s.Method == "HEAD" && len(s.MustMatch) > 0 {
+		bad("match", s.MustMatch[0], "a HEAD response has no body to match; use GET")
+	}
 	checkRegexes("not-match", s.MustNotMatch)
 	switch {
 	case s.Interval < MinInterval:

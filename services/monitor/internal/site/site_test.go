@@ -42,6 +42,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"neg timeout":    {Site{URL: "http://a", Timeout: -time.Second}, "timeout", "must be positive"},
 		"topic":          {Site{URL: "http://a", Topic: "a/b"}, "topic", "may only hold"},
 		"method":         {Site{URL: "http://a", Method: "FETCH"}, "method", "want one of"},
+		"head and match": {Site{URL: "http://a", Method: "HEAD", MustMatch: []string{"ok"}}, "match", "HEAD response has no body"},
 		"header name":    {Site{URL: "http://a", Headers: map[string]string{"Bad Name": "x"}}, "header", "not a valid header name"},
 		"header value":   {Site{URL: "http://a", Headers: map[string]string{"X-A": "a\r\nInjected: 1"}}, "header", "line breaks"},
 		"expect":         {Site{URL: "http://a", Expect: "200-99"}, "expect", "want status codes"},
