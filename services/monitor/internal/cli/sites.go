@@ -187,11 +187,7 @@ func list(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "sites list: takes no arguments\n%s", Usage)
 		return ExitUsage
 	}
-	st, err := env.Open()
-	if err != nil {
-		return failure(env, "list", err)
-	}
-	sites, err := st.Sites(ctx, false)
+	sites, err := allSites(ctx, env)
 	if err != nil {
 		return failure(env, "list", err)
 	}
@@ -298,11 +294,7 @@ func exportSites(ctx context.Context, args []string, env Env) (code int) {
 		fmt.Fprintf(env.Stderr, "sites export: want at most one FILE\n%s", Usage)
 		return ExitUsage
 	}
-	st, err := env.Open()
-	if err != nil {
-		return failure(env, "export", err)
-	}
-	sites, err := st.Sites(ctx, false)
+	sites, err := allSites(ctx, env)
 	if err != nil {
 		return failure(env, "export", err)
 	}
@@ -323,6 +315,15 @@ func exportSites(ctx context.Context, args []string, env Env) (code int) {
 		return failure(env, "export", err)
 	}
 	return ExitOK
+}
+
+// allSites opens the store and lists every site, enabled or not.
+func allSites(ctx context.Context, env Env) ([]site.Site, error) {
+	st, err := env.Open()
+	if err != nil {
+		return nil, err
+	}
+	return st.Sites(ctx, false)
 }
 
 func parseID(env Env, cmd, arg string) (int64, bool) {
