@@ -69,7 +69,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.Equal(t, 5, strings.Count(out, "\n"), out)
 
 	opsAddrs := map[string]string{"monitor": freeAddr(t), "relay": freeAddr(t), "sink": freeAddr(t)}
-	monitor := start(t, "monitor", env, "run", "-ops-addr", opsAddrs["monitor"])
+	monitor := start(t, "monitor", env, "run", "-ops-addr", opsAddrs["monitor"], "-reload-interval", "500ms")
 	relay := start(t, "relay", env, "-ops-addr", opsAddrs["relay"], "-poll-interval", "50ms")
 	sink := start(t, "sink", env, "-ops-addr", opsAddrs["sink"], "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
 
@@ -111,6 +111,36 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.Nil(t, r.matched)
 	require.Equal(t, "connect", *r.class)
 	require.Contains(t, *r.errText, "connection refused")
+
+	// Schema version 2: the check's details reach stats.
+	var (
+		version, redirects               int
+		bodyBytes                        int64
+		connectMS, ttfbMS                float64
+		remoteIP, finalURL, regexResults string
+	)
+	require.NoError(t, pool.QueryRow(ctx, `SELECT schema_version, body_bytes, redirects, connect_ms, ttfb_ms, remote_ip,
+		final_url, regexes::text FROM stats WHERE url = $1 ORDER BY checked_at DESC LIMIT 1`, urls["healthy"]).Scan(
+		&version, &bodyBytes, &redirects, &connectMS, &ttfbMS, &remoteIP, &finalURL, &regexResults))
+	require.Equal(t, 2, version)
+	require.EqualValues(t, len("all systems healthy"), bodyBytes)
+	require.Zero(t, redirects)
+	require.Positive(t, connectMS)
+	require.Positive(t, ttfbMS)
+	require.Equal(t, "127.0.0.1", remoteIP)
+	require.Equal(t, urls["healthy"], finalURL)
+	require.JSONEq(t, `[{"pattern":"healthy","match":true,"matched":true}]`, regexResults)
+
+	// A change made with the CLI is picked up while the monitor runs.
+	var degradedID int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT id FROM sites WHERE url = $1", urls["degraded"]).Scan(&degradedID))
+	code, out = run(t, env, "monitor", "sites", "update", fmt.Sprint(degradedID), "--match", "degraded", "--not-match", "healthy")
+	require.Equal(t, 0, code, out)
+	changedAt := time.Now()
+	require.Eventually(t, func() bool {
+		return count(t, pool, `SELECT count(*) FROM stats WHERE url = $1 AND checked_at > $2 AND regex_matched
+			AND error_class IS NULL`, urls["degraded"], changedAt) > 0
+	}, 15*time.Second, 200*time.Millisecond, "the updated site is checked with its new regexes")
 
 	// Ops endpoints answer while running.
 	for name, addr := range opsAddrs {

@@ -13,8 +13,9 @@ import (
 
 const (
 	// SchemaVersion is the payload version this code writes. Readers accept
-	// any version up to it; fields are only ever added.
-	SchemaVersion = 1
+	// any version up to it; fields are only ever added. Version 2 added the
+	// phases, body, redirect, TLS and address fields and Regexes.
+	SchemaVersion = 2
 	// Type is the CloudEvents type (header ce_type) of a check result.
 	Type = "io.sitewatch.check.completed"
 	// Source is the CloudEvents source (header ce_source) the monitor uses.
@@ -33,10 +34,37 @@ type Check struct {
 	CheckedAt     time.Time `json:"checked_at"`
 	StatusCode    int       `json:"status_code,omitempty"`
 	DurationMS    float64   `json:"duration_ms"`
-	Regex         string    `json:"regex,omitempty"`
-	RegexMatched  *bool     `json:"regex_matched,omitempty"`
-	ErrorClass    string    `json:"error_class,omitempty"`
-	Error         string    `json:"error,omitempty"`
+	// Regex is version 1's single must-match regex; version 2 writes Regexes.
+	Regex string `json:"regex,omitempty"`
+	// RegexMatched: every must-match regex matched and no must-not-match
+	// one did; nil when the site has none or no body was read.
+	RegexMatched *bool  `json:"regex_matched,omitempty"`
+	ErrorClass   string `json:"error_class,omitempty"`
+	Error        string `json:"error,omitempty"`
+
+	// Version 2. Phases are summed over redirects; a phase that did not
+	// happen (no DNS for an IP, no TLS for http) is 0.
+	Regexes        []RegexResult `json:"regexes,omitempty"`
+	DNSMS          float64       `json:"dns_ms,omitempty"`
+	ConnectMS      float64       `json:"connect_ms,omitempty"`
+	TLSMS          float64       `json:"tls_ms,omitempty"`
+	TTFBMS         float64       `json:"ttfb_ms,omitempty"`     // request written to first response byte
+	TransferMS     float64       `json:"transfer_ms,omitempty"` // first response byte to body read
+	BodyBytes      int64         `json:"body_bytes,omitempty"`
+	Truncated      bool          `json:"truncated,omitempty"`
+	Redirects      int           `json:"redirects,omitempty"`
+	FinalURL       string        `json:"final_url,omitempty"`
+	TLSExpiry      *time.Time    `json:"tls_expiry,omitempty"`       // the leaf certificate's NotAfter
+	TLSChainExpiry *time.Time    `json:"tls_chain_expiry,omitempty"` // the earliest NotAfter in the chain
+	RemoteIP       string        `json:"remote_ip,omitempty"`
+}
+
+// RegexResult is one regex of a check: a must-match (Match true) or a
+// must-not-match one, and whether it matched the body.
+type RegexResult struct {
+	Pattern string `json:"pattern"`
+	Match   bool   `json:"match"`
+	Matched bool   `json:"matched"`
 }
 
 // ErrMalformed is wrapped by every Decode error: the message can never be
@@ -51,6 +79,9 @@ func Decode(payload []byte) (Check, error) {
 	}
 	if err := c.Validate(); err != nil {
 		return Check{}, err
+	}
+	if c.SchemaVersion == 1 && c.Regex != "" && c.RegexMatched != nil {
+		c.Regexes = []RegexResult{{Pattern: c.Regex, Match: true, Matched: *c.RegexMatched}}
 	}
 	return c, nil
 }
@@ -70,6 +101,12 @@ func (c Check) Validate() error {
 		return fmt.Errorf("%w: status_code %d: out of range", ErrMalformed, c.StatusCode)
 	case c.DurationMS < 0:
 		return fmt.Errorf("%w: duration_ms %v: negative", ErrMalformed, c.DurationMS)
+	case min(c.DNSMS, c.ConnectMS, c.TLSMS, c.TTFBMS, c.TransferMS) < 0:
+		return fmt.Errorf("%w: phase timings: negative", ErrMalformed)
+	case c.BodyBytes < 0:
+		return fmt.Errorf("%w: body_bytes %d: negative", ErrMalformed, c.BodyBytes)
+	case c.Redirects < 0:
+		return fmt.Errorf("%w: redirects %d: negative", ErrMalformed, c.Redirects)
 	}
 	if _, err := uuid.Parse(c.EventID); err != nil {
 		return fmt.Errorf("%w: event_id %q: not a UUID", ErrMalformed, c.EventID)

@@ -10,9 +10,14 @@ import (
 
 func TestRoundTrip(t *testing.T) {
 	yes := true
+	expiry := time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC)
+	chain := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	in := Check{SchemaVersion: SchemaVersion, EventID: "0191c3a5-7b1e-7c3d-8e2f-123456789abc", SiteID: 7,
 		URL: "https://example.com", CheckedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-		StatusCode: 200, DurationMS: 12.5, Regex: "ok", RegexMatched: &yes}
+		StatusCode: 200, DurationMS: 12.5, RegexMatched: &yes,
+		Regexes: []RegexResult{{Pattern: "ok", Match: true, Matched: true}, {Pattern: "error", Matched: false}},
+		DNSMS:   1, ConnectMS: 2, TLSMS: 3, TTFBMS: 4, TransferMS: 2.5, BodyBytes: 1234, Truncated: true,
+		Redirects: 2, FinalURL: "https://www.example.com/", TLSExpiry: &expiry, TLSChainExpiry: &chain, RemoteIP: "192.0.2.1"}
 	b, err := json.Marshal(in)
 	require.NoError(t, err)
 	out, err := Decode(b)
@@ -20,15 +25,30 @@ func TestRoundTrip(t *testing.T) {
 	require.Equal(t, in, out)
 }
 
+func TestVersion1IsStillAccepted(t *testing.T) {
+	v1 := `{"schema_version":1,"event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":1,"url":"http://a",` +
+		`"checked_at":"2026-01-01T00:00:00Z","status_code":200,"duration_ms":3,"regex":"ok","regex_matched":false}`
+	c, err := Decode([]byte(v1))
+	require.NoError(t, err)
+	require.Equal(t, 1, c.SchemaVersion)
+	require.Equal(t, "ok", c.Regex)
+	require.Equal(t, []RegexResult{{Pattern: "ok", Match: true, Matched: false}}, c.Regexes,
+		"a version 1 regex reads as one must-match regex")
+}
+
 func TestDecodeNamesTheBadField(t *testing.T) {
-	valid := `"schema_version":1,"event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":1,"url":"http://a","checked_at":"2026-01-01T00:00:00Z"`
+	valid := `"schema_version":2,"event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":1,"url":"http://a","checked_at":"2026-01-01T00:00:00Z"`
 	for payload, want := range map[string]string{
 		`not json`:                                   "invalid character",
 		`{"schema_version":9}`:                       "schema_version 9",
+		`{"schema_version":3}`:                       "want 1..2",
 		`{` + valid + `,"site_id":0}`:                "site_id 0",
 		`{` + valid + `,"event_id":"x"}`:             `event_id "x"`,
 		`{` + valid + `,"url":""}`:                   "url: empty",
 		`{` + valid + `,"status_code":-1}`:           "status_code -1",
+		`{` + valid + `,"tls_ms":-1}`:                "phase timings",
+		`{` + valid + `,"body_bytes":-1}`:            "body_bytes -1",
+		`{` + valid + `,"redirects":-2}`:             "redirects -2",
 		`{"schema_version":1,"site_id":1,"url":"u"}`: "checked_at: missing",
 	} {
 		_, err := Decode([]byte(payload))

@@ -12,6 +12,9 @@ import (
 	"github.com/sitewatch/sitewatch/platform/config"
 )
 
+// maxRedirects is how many redirects a check follows.
+const maxRedirects = 10
+
 // Config is the monitor's configuration: flags, or MONITOR_* environment
 // variables (DATABASE_URL and LOG_* are shared).
 type Config struct {
@@ -19,6 +22,7 @@ type Config struct {
 	Concurrency    int
 	ReloadInterval time.Duration
 	MaxBodyBytes   int64
+	BlockPrivate   bool
 	UserAgent      string
 	BatchSize      int
 	FlushInterval  time.Duration
@@ -32,6 +36,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Concurrency, "concurrency", 200, "checks running at once, across all sites")
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "how often site changes are picked up")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "body bytes read per check; the rest is not read and the result is marked truncated")
+	fs.BoolVar(&c.BlockPrivate, "block-private", false, "refuse to check addresses that are private, loopback or link-local (checked when connecting, redirects included)")
 	fs.StringVar(&c.UserAgent, "user-agent", "sitewatch/0.1 (+https://github.com/sitewatch/sitewatch)", "User-Agent header of checks")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "results written per outbox transaction at most")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "the longest a result waits before it is written")

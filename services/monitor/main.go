@@ -2,7 +2,7 @@
 //
 //	monitor [run]          check the enabled sites until SIGTERM
 //	monitor migrate        apply the database migrations
-//	monitor sites ...      add, list and remove sites
+//	monitor sites ...      add, update, list, show, remove, import and export sites
 package main
 
 import (
@@ -34,7 +34,7 @@ const usage = `usage: monitor [run|migrate|sites] [flags]
 
   run       check the enabled sites until SIGTERM (the default)
   migrate   apply the database migrations and exit
-  sites     add, list and remove sites (monitor sites help)
+  sites     add, update, list, show, remove, import and export sites (monitor sites help)
 
 Flags and their MONITOR_* environment variables: monitor run -h
 `
@@ -108,7 +108,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	opsSrv.AddReadiness("postgres", pool.Ping)
 
 	results := make(chan probe.Result, 4*cfg.BatchSize)
-	prober := probe.New(probe.Config{MaxBodyBytes: cfg.MaxBodyBytes, UserAgent: cfg.UserAgent, MaxRedirects: 10})
+	prober := probe.New(probe.Config{MaxBodyBytes: cfg.MaxBodyBytes, UserAgent: cfg.UserAgent,
+		MaxRedirects: maxRedirects, BlockPrivate: cfg.BlockPrivate})
 	sched := schedule.New(schedule.Config{Concurrency: cfg.Concurrency, ReloadInterval: cfg.ReloadInterval},
 		st, prober, results, logger, opsSrv.Registry())
 	rec := record.New(record.Config{BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval, ShutdownGrace: 30 * time.Second},
@@ -183,5 +184,5 @@ func sitesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return store.New(pool), nil
 	}
-	return cli.Sites(ctx, fs.Args(), open, stdout, stderr)
+	return cli.Sites(ctx, fs.Args(), cli.Env{Open: open, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
 }

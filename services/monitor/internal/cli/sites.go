@@ -1,6 +1,6 @@
-// Package cli is the monitor's `sites` command: add, list and remove the
-// sites the monitor checks. Every input is validated before anything is
-// written, and errors name the field at fault.
+// Package cli is the monitor's `sites` command: add, list, show, update,
+// remove, import and export the sites the monitor checks. Every input is
+// validated before anything is written, and errors name the field at fault.
 package cli
 
 import (
@@ -9,10 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
@@ -26,143 +26,317 @@ const (
 
 // SiteStore is what the sites command needs.
 type SiteStore interface {
-	AddSite(ctx context.Context, s site.Site) (site.Site, error)
+	AddSites(ctx context.Context, sites []site.Site) ([]site.Site, error)
 	Sites(ctx context.Context, enabledOnly bool) ([]site.Site, error)
+	Site(ctx context.Context, id int64) (site.Site, error)
+	UpdateSite(ctx context.Context, id int64, change func(*site.Site)) (site.Site, error)
 	RemoveSite(ctx context.Context, id int64) error
 }
 
 // Usage describes the sites command.
 const Usage = `usage:
-  monitor sites add URL [--regex RE] [--interval DURATION] [--timeout DURATION] [--method METHOD] [--topic TOPIC] [--disabled]
-  monitor sites list
+  monitor sites add URL [flags]        add a site (flags below)
+  monitor sites update ID [flags]      change only the given fields
+  monitor sites list                   one line per site
+  monitor sites show ID                one site, as YAML
   monitor sites remove ID
+  monitor sites import FILE|-          add every site of a YAML file, all or nothing
+  monitor sites export [FILE|-]        write every site as YAML
+
+flags of add and update:
+  --method M            HTTP method (GET)
+  --header 'Name: v'    request header; repeat for more; --header= clears
+  --expect CODES        expected status codes: 200-399 (default), 2xx,301, 200,204
+  --match RE            RE2 regex the body must match; repeat for more; --match= clears (alias --regex)
+  --not-match RE        RE2 regex the body must not match; repeat for more
+  --interval D          time between checks (1m; at least 1s)
+  --timeout D           time a check may take, body included (10s; at most the interval)
+  --topic T             Kafka topic of the results (sitewatch.checks)
+  --enabled, --disabled check the site or not
 `
 
-// Sites runs `sites args...` and returns the process exit code. open is
-// called only once the input is known to be valid.
-func Sites(ctx context.Context, args []string, open func() (SiteStore, error), stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, Usage)
-		return ExitUsage
-	}
-	switch args[0] {
-	case "add":
-		return add(ctx, args[1:], open, stdout, stderr)
-	case "list", "ls":
-		return list(ctx, args[1:], open, stdout, stderr)
-	case "remove", "rm":
-		return remove(ctx, args[1:], open, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, Usage)
-		return ExitOK
-	default:
-		fmt.Fprintf(stderr, "sites: unknown command %q\n%s", args[0], Usage)
-		return ExitUsage
-	}
+// Env is what the command talks to: open is called only once the input is
+// known to be valid.
+type Env struct {
+	Open   func() (SiteStore, error)
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
-func add(ctx context.Context, args []string, open func() (SiteStore, error), stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sites add", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	regex := fs.String("regex", "", "RE2 regular expression the body must match")
-	interval := fs.String("interval", site.DefaultInterval.String(), "time between checks, e.g. 30s, 5m")
-	timeout := fs.String("timeout", "", "time a check may take, body included (default 10s, at most the interval)")
-	method := fs.String("method", site.DefaultMethod, "HTTP method")
-	topic := fs.String("topic", site.DefaultTopic, "Kafka topic for this site's results")
-	disabled := fs.Bool("disabled", false, "add the site without checking it yet")
+// Sites runs `sites args...` and returns the process exit code.
+func Sites(ctx context.Context, args []string, env Env) int {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, Usage)
+		return ExitUsage
+	}
+	cmds := map[string]func(context.Context, []string, Env) int{
+		"add": add, "update": update, "list": list, "ls": list, "show": show,
+		"remove": remove, "rm": remove, "import": importSites, "export": exportSites,
+	}
+	if cmd, ok := cmds[args[0]]; ok {
+		return cmd(ctx, args[1:], env)
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(env.Stdout, Usage)
+		return ExitOK
+	}
+	fmt.Fprintf(env.Stderr, "sites: unknown command %q\n%s", args[0], Usage)
+	return ExitUsage
+}
+
+// failure reports err of command cmd and returns its exit code: a site
+// that failed validation is a usage error, anything else a failure.
+func failure(env Env, cmd string, err error) int {
+	var invalid *site.InvalidError
+	var field *site.FieldError
+	if errors.As(err, &invalid) || errors.As(err, &field) {
+		if invalid != nil {
+			err = invalid
+		}
+		fmt.Fprintf(env.Stderr, "sites %s: invalid site, nothing written:\n  %s\n", cmd,
+			strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return ExitUsage
+	}
+	fmt.Fprintf(env.Stderr, "sites %s: %v\n", cmd, err)
+	return ExitError
+}
+
+// parseSiteFlags parses the flags of add and update and returns the
+// positional arguments and which flags were given.
+func parseSiteFlags(cmd string, args []string, f *siteFlags, env Env) ([]string, map[string]bool, bool) {
+	fs := flag.NewFlagSet("sites "+cmd, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	f.register(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
+		return nil, nil, false
+	}
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	return pos, given, true
+}
+
+func add(ctx context.Context, args []string, env Env) int {
+	var f siteFlags
+	pos, given, ok := parseSiteFlags("add", args, &f, env)
+	if !ok {
 		return ExitUsage
 	}
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "sites add: want exactly one URL, got %d arguments\n%s", len(pos), Usage)
+		fmt.Fprintf(env.Stderr, "sites add: want exactly one URL, got %d arguments\n%s", len(pos), Usage)
 		return ExitUsage
 	}
-	s := site.Site{URL: pos[0], Regex: *regex, Method: strings.ToUpper(*method), Topic: *topic, Enabled: !*disabled}
-	var errs []error
-	if s.Interval, err = parseDuration("interval", *interval); err != nil {
-		errs = append(errs, err)
-	}
-	if *timeout != "" {
-		if s.Timeout, err = parseDuration("timeout", *timeout); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) == 0 {
+	s := site.Site{URL: pos[0], Enabled: true}
+	err := f.apply(&s, given)
+	if err == nil {
 		s = s.WithDefaults()
-		if err := s.Validate(); err != nil {
-			errs = append(errs, err)
-		}
+		err = s.Validate()
 	}
-	if len(errs) > 0 {
-		fmt.Fprintf(stderr, "sites add: invalid site, nothing written:\n  %s\n",
-			strings.ReplaceAll(errors.Join(errs...).Error(), "\n", "\n  "))
-		return ExitUsage
-	}
-	st, err := open()
 	if err != nil {
-		fmt.Fprintf(stderr, "sites add: %v\n", err)
-		return ExitError
+		return failure(env, "add", &site.InvalidError{Index: -1, URL: s.URL, Err: err})
 	}
-	added, err := st.AddSite(ctx, s)
+	st, err := env.Open()
 	if err != nil {
-		fmt.Fprintf(stderr, "sites add: %v\n", err)
-		return ExitError
+		return failure(env, "add", err)
 	}
-	fmt.Fprintf(stdout, "added site %d: %s every %s\n", added.ID, added.URL, added.Interval)
+	added, err := st.AddSites(ctx, []site.Site{s})
+	if err != nil {
+		return failure(env, "add", err)
+	}
+	fmt.Fprintf(env.Stdout, "added site %d: %s every %s\n", added[0].ID, added[0].URL, added[0].Interval)
 	return ExitOK
 }
 
-func list(ctx context.Context, args []string, open func() (SiteStore, error), stdout, stderr io.Writer) int {
-	if len(args) != 0 {
-		fmt.Fprintf(stderr, "sites list: takes no arguments\n%s", Usage)
+func update(ctx context.Context, args []string, env Env) int {
+	var f siteFlags
+	pos, given, ok := parseSiteFlags("update", args, &f, env)
+	if !ok {
 		return ExitUsage
 	}
-	st, err := open()
-	if err != nil {
-		fmt.Fprintf(stderr, "sites list: %v\n", err)
-		return ExitError
+	if len(pos) != 1 {
+		fmt.Fprintf(env.Stderr, "sites update: want exactly one site ID, got %d arguments\n%s", len(pos), Usage)
+		return ExitUsage
 	}
-	sites, err := st.Sites(ctx, false)
-	if err != nil {
-		fmt.Fprintf(stderr, "sites list: %v\n", err)
-		return ExitError
+	id, ok := parseID(env, "update", pos[0])
+	if !ok {
+		return ExitUsage
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tURL\tMETHOD\tINTERVAL\tTIMEOUT\tREGEX\tTOPIC\tENABLED")
+	if len(given) == 0 {
+		fmt.Fprintf(env.Stderr, "sites update: nothing to change; give at least one flag\n%s", Usage)
+		return ExitUsage
+	}
+	// Flags that do not parse are refused before the database is touched.
+	if err := f.apply(&site.Site{}, given); err != nil {
+		return failure(env, "update", &site.InvalidError{Index: -1, Err: err})
+	}
+	st, err := env.Open()
+	if err != nil {
+		return failure(env, "update", err)
+	}
+	updated, err := st.UpdateSite(ctx, id, func(s *site.Site) { _ = f.apply(s, given) })
+	if err != nil {
+		return failure(env, "update", err)
+	}
+	fmt.Fprintf(env.Stdout, "updated site %d: %s every %s\n", updated.ID, updated.URL, updated.Interval)
+	return ExitOK
+}
+
+func list(ctx context.Context, args []string, env Env) int {
+	if len(args) != 0 {
+		fmt.Fprintf(env.Stderr, "sites list: takes no arguments\n%s", Usage)
+		return ExitUsage
+	}
+	sites, err := allSites(ctx, env)
+	if err != nil {
+		return failure(env, "list", err)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tURL\tMETHOD\tINTERVAL\tTIMEOUT\tEXPECT\tREGEXES\tTOPIC\tENABLED")
 	for _, s := range sites {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", s.ID, s.URL, s.Method, s.Interval, s.Timeout,
-			orDash(s.Regex), s.Topic, s.Enabled)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", s.ID, s.URL, s.Method, duration(s.Interval),
+			duration(s.Timeout), s.Expect, regexSummary(s), s.Topic, s.Enabled)
 	}
 	_ = tw.Flush()
 	return ExitOK
 }
 
-func remove(ctx context.Context, args []string, open func() (SiteStore, error), stdout, stderr io.Writer) int {
+// regexSummary is "+must -mustnot ..." or "-".
+func regexSummary(s site.Site) string {
+	var parts []string
+	for _, re := range s.MustMatch {
+		parts = append(parts, "+"+re)
+	}
+	for _, re := range s.MustNotMatch {
+		parts = append(parts, "-"+re)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+func show(ctx context.Context, args []string, env Env) int {
+	return onSite(ctx, "show", args, env, func(st SiteStore, id int64) error {
+		s, err := st.Site(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "# site %d, updated %s\n", s.ID, s.Updated.UTC().Format("2006-01-02 15:04:05Z"))
+		return writeSites(env.Stdout, []site.Site{s})
+	})
+}
+
+func remove(ctx context.Context, args []string, env Env) int {
+	return onSite(ctx, "remove", args, env, func(st SiteStore, id int64) error {
+		if err := st.RemoveSite(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "removed site %d\n", id)
+		return nil
+	})
+}
+
+// onSite runs a command whose only argument is a site ID.
+func onSite(ctx context.Context, cmd string, args []string, env Env, do func(SiteStore, int64) error) int {
 	if len(args) != 1 {
-		fmt.Fprintf(stderr, "sites remove: want exactly one site ID\n%s", Usage)
+		fmt.Fprintf(env.Stderr, "sites %s: want exactly one site ID\n%s", cmd, Usage)
 		return ExitUsage
 	}
-	id, err := strconv.ParseInt(args[0], 10, 64)
-	if err != nil || id <= 0 {
-		fmt.Fprintf(stderr, "sites remove: ID %q: want a positive integer (see `monitor sites list`)\n", args[0])
+	id, ok := parseID(env, cmd, args[0])
+	if !ok {
 		return ExitUsage
 	}
-	st, err := open()
+	st, err := env.Open()
+	if err == nil {
+		err = do(st, id)
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "sites remove: %v\n", err)
-		return ExitError
+		return failure(env, cmd, err)
 	}
-	if err := st.RemoveSite(ctx, id); err != nil {
-		fmt.Fprintf(stderr, "sites remove: %v\n", err)
-		return ExitError
-	}
-	fmt.Fprintf(stdout, "removed site %d\n", id)
 	return ExitOK
 }
 
+func importSites(ctx context.Context, args []string, env Env) int {
+	if len(args) != 1 {
+		fmt.Fprintf(env.Stderr, "sites import: want one FILE, or - for standard input\n%s", Usage)
+		return ExitUsage
+	}
+	in := env.Stdin
+	if args[0] != "-" {
+		f, err := os.Open(args[0])
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "sites import: %v\n", err)
+			return ExitUsage
+		}
+		defer func() { _ = f.Close() }()
+		in = f
+	}
+	sites, err := readSites(in)
+	if err != nil {
+		failure(env, "import", err)
+		return ExitUsage // the file is wrong, not the database
+	}
+	st, err := env.Open()
+	if err != nil {
+		return failure(env, "import", err)
+	}
+	added, err := st.AddSites(ctx, sites)
+	if err != nil {
+		return failure(env, "import", err)
+	}
+	fmt.Fprintf(env.Stdout, "imported %d sites (ids %d..%d)\n", len(added), added[0].ID, added[len(added)-1].ID)
+	return ExitOK
+}
+
+func exportSites(ctx context.Context, args []string, env Env) (code int) {
+	if len(args) > 1 {
+		fmt.Fprintf(env.Stderr, "sites export: want at most one FILE\n%s", Usage)
+		return ExitUsage
+	}
+	sites, err := allSites(ctx, env)
+	if err != nil {
+		return failure(env, "export", err)
+	}
+	out := env.Stdout
+	if len(args) == 1 && args[0] != "-" {
+		f, err := os.Create(args[0])
+		if err != nil {
+			return failure(env, "export", err)
+		}
+		defer func() {
+			if err := f.Close(); err != nil && code == ExitOK {
+				code = failure(env, "export", err)
+			}
+		}()
+		out = f
+	}
+	if err := writeSites(out, sites); err != nil {
+		return failure(env, "export", err)
+	}
+	return ExitOK
+}
+
+// allSites opens the store and lists every site, enabled or not.
+func allSites(ctx context.Context, env Env) ([]site.Site, error) {
+	st, err := env.Open()
+	if err != nil {
+		return nil, err
+	}
+	return st.Sites(ctx, false)
+}
+
+func parseID(env Env, cmd, arg string) (int64, bool) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		fmt.Fprintf(env.Stderr, "sites %s: ID %q: want a positive integer (see `monitor sites list`)\n", cmd, arg)
+		return 0, false
+	}
+	return id, true
+}
+
 // parseInterleaved parses flags that may come before or after positional
-// arguments ("add URL --regex R" as well as "add --regex R URL").
+// arguments ("add URL --match R" as well as "add --match R URL").
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
@@ -176,19 +350,4 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-}
-
-func parseDuration(field, v string) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, &site.FieldError{Field: field, Value: v, Msg: "not a duration; use a number with a unit, e.g. 30s, 5m, 1h"}
-	}
-	return d, nil
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -4,85 +4,211 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/store"
 )
 
-func TestSitesCommand(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := store.New(dbtest.Pool(t, dbtest.New(t)))
-	open := func() (SiteStore, error) { return st, nil }
-	run := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := Sites(ctx, args, open, &out, &errOut)
-		return code, out.String(), errOut.String()
-	}
+type runner func(stdin string, args ...string) (code int, stdout, stderr string)
 
+func newRunner(t *testing.T) (runner, *store.Store) {
+	t.Helper()
+	st := store.New(dbtest.Pool(t, dbtest.New(t)))
+	return func(stdin string, args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := Sites(context.Background(), args, Env{Open: func() (SiteStore, error) { return st, nil },
+			Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut})
+		return code, out.String(), errOut.String()
+	}, st
+}
+
+func sites(t *testing.T, st *store.Store) []site.Site {
+	t.Helper()
+	out, err := st.Sites(context.Background(), false)
+	require.NoError(t, err)
+	return out
+}
+
+func TestBadInputWritesNothing(t *testing.T) {
+	t.Parallel()
+	run, st := newRunner(t)
 	for name, tc := range map[string]struct {
 		args []string
 		want []string
 	}{
 		"bad url":        {[]string{"add", "not a url"}, []string{`url "not a url": scheme must be http or https`}},
-		"bad regex":      {[]string{"add", "https://example.com", "--regex", "(a"}, []string{`regex "(a": not a valid RE2 regular expression: missing closing )`}},
+		"bad regex":      {[]string{"add", "https://example.com", "--regex", "(a"}, []string{`match "(a": not a valid RE2 regular expression: missing closing )`}},
+		"bad not-match":  {[]string{"add", "https://example.com", "--not-match", "a{2,1}"}, []string{`not-match "a{2,1}": not a valid RE2`}},
 		"bad interval":   {[]string{"add", "https://example.com", "--interval", "often"}, []string{`interval "often": not a duration`}},
 		"short interval": {[]string{"add", "https://example.com", "--interval", "10ms"}, []string{`interval "10ms": must be at least 1s`}},
-		"two problems":   {[]string{"add", "ftp://x", "--regex", "[", "--interval", "5s"}, []string{"url ", "regex "}},
+		"bad timeout":    {[]string{"add", "https://example.com", "--timeout", "2m"}, []string{`timeout "2m0s": must not exceed the interval`}},
+		"bad header":     {[]string{"add", "https://example.com", "--header", "NoColon"}, []string{`header "NoColon": want Name: value`}},
+		"bad expect":     {[]string{"add", "https://example.com", "--expect", "2xx,99"}, []string{`expect "2xx,99"`}},
+		"two problems":   {[]string{"add", "ftp://x", "--regex", "[", "--interval", "5s"}, []string{"nothing written:\n  url \"ftp://x\"", "\n  match \"[\""}},
+		"both enabled":   {[]string{"add", "https://example.com", "--enabled", "--disabled"}, []string{"give one of them"}},
 		"no url":         {[]string{"add", "--regex", "x"}, []string{"want exactly one URL"}},
 		"unknown flag":   {[]string{"add", "https://example.com", "--regexp", "x"}, []string{"flag provided but not defined: -regexp"}},
 		"remove bad id":  {[]string{"remove", "abc"}, []string{`ID "abc": want a positive integer`}},
+		"update nothing": {[]string{"update", "1"}, []string{"nothing to change"}},
+		"update bad":     {[]string{"update", "1", "--interval", "soon"}, []string{`interval "soon": not a duration`}},
 		"unknown":        {[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
 	} {
-		code, _, stderr := run(tc.args...)
+		code, _, stderr := run("", tc.args...)
 		require.Equal(t, ExitUsage, code, name)
 		for _, w := range tc.want {
 			require.Contains(t, stderr, w, name)
 		}
 	}
-	sites, err := st.Sites(ctx, false)
-	require.NoError(t, err)
-	require.Empty(t, sites, "bad input writes nothing")
+	require.Empty(t, sites(t, st), "bad input writes nothing")
+}
 
-	code, out, stderr := run("add", "https://example.com/health", "--regex", "ok|healthy", "--interval", "30s")
+func TestAddListShowUpdateRemove(t *testing.T) {
+	t.Parallel()
+	run, st := newRunner(t)
+	code, out, stderr := run("", "add", "https://example.com/health", "--regex", "ok|healthy", "--interval", "30s",
+		"--not-match", "error", "--header", "Authorization: Bearer x", "--expect", "200,204", "--method", "post")
 	require.Equal(t, ExitOK, code, stderr)
 	require.Contains(t, out, "added site")
-	code, _, stderr = run("add", "--interval=2s", "http://127.0.0.1:8080/")
+	code, _, stderr = run("", "add", "--interval=2s", "http://127.0.0.1:8080/")
 	require.Equal(t, ExitOK, code, stderr)
 
-	sites, err = st.Sites(ctx, false)
-	require.NoError(t, err)
-	require.Len(t, sites, 2)
-	require.Equal(t, "ok|healthy", sites[0].Regex)
-	require.Equal(t, 30*time.Second, sites[0].Interval)
-	require.Equal(t, 10*time.Second, sites[0].Timeout)
-	require.Equal(t, 2*time.Second, sites[1].Timeout, "timeout defaults to at most the interval")
+	all := sites(t, st)
+	require.Len(t, all, 2)
+	first := all[0]
+	require.Equal(t, []string{"ok|healthy"}, first.MustMatch)
+	require.Equal(t, []string{"error"}, first.MustNotMatch)
+	require.Equal(t, map[string]string{"Authorization": "Bearer x"}, first.Headers)
+	require.Equal(t, "200,204", first.Expect)
+	require.Equal(t, "POST", first.Method)
+	require.Equal(t, 30*time.Second, first.Interval)
+	require.Equal(t, 10*time.Second, first.Timeout)
+	require.True(t, first.Enabled)
+	require.Equal(t, 2*time.Second, all[1].Timeout, "timeout defaults to at most the interval")
+	require.Equal(t, "200-399", all[1].Expect)
 
-	code, out, _ = run("list")
+	code, out, _ = run("", "list")
 	require.Equal(t, ExitOK, code)
 	require.Contains(t, out, "https://example.com/health")
-	require.Contains(t, out, "ok|healthy")
+	require.Contains(t, out, "+ok|healthy -error")
 
-	code, _, stderr = run("remove", "999999")
+	code, out, _ = run("", "show", "1")
+	require.Equal(t, ExitOK, code)
+	require.Contains(t, out, "# site 1")
+	require.Contains(t, out, "interval: 30s")
+	require.Contains(t, out, "Authorization: Bearer x")
+
+	// update changes only the given fields and moves updated_at.
+	code, out, stderr = run("", "update", "1", "--timeout", "5s", "--disabled", "--match", "up", "--match", "green")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "updated site 1")
+	after, err := st.Site(context.Background(), 1)
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, after.Timeout)
+	require.False(t, after.Enabled)
+	require.Equal(t, []string{"up", "green"}, after.MustMatch)
+	require.True(t, after.Updated.After(first.Updated), "updated_at moves so the monitor picks it up")
+	first.Timeout, first.Enabled, first.MustMatch, first.Updated = after.Timeout, after.Enabled, after.MustMatch, after.Updated
+	require.Equal(t, first, after, "nothing else changed")
+
+	code, _, stderr = run("", "update", "1", "--interval", "3s")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, `timeout "5s": must not exceed the interval (3s)`, "an update must leave a valid site")
+	require.Contains(t, stderr, "nothing written")
+	code, _, _ = run("", "update", "1", "--match=", "--header=")
+	require.Equal(t, ExitOK, code)
+	after, err = st.Site(context.Background(), 1)
+	require.NoError(t, err)
+	require.Nil(t, after.MustMatch, "--match= clears")
+	require.Nil(t, after.Headers, "--header= clears")
+	require.Equal(t, []string{"error"}, after.MustNotMatch)
+
+	code, _, stderr = run("", "update", "999999", "--interval", "5s")
 	require.Equal(t, ExitError, code)
 	require.Contains(t, stderr, "site 999999: not found")
-
-	code, _, _ = run("remove", "1")
+	code, _, stderr = run("", "remove", "999999")
+	require.Equal(t, ExitError, code)
+	require.Contains(t, stderr, "site 999999: not found")
+	code, _, _ = run("", "remove", "1")
 	require.Equal(t, ExitOK, code)
-	sites, err = st.Sites(ctx, false)
-	require.NoError(t, err)
-	require.Len(t, sites, 1)
+	require.Len(t, sites(t, st), 1)
+}
+
+func TestImportIsAllOrNothingAndExportRoundTrips(t *testing.T) {
+	t.Parallel()
+	run, st := newRunner(t)
+	good := `sites:
+  - url: https://example.com/
+    match: [Example Domain]
+    interval: 30s
+  - url: https://api.example.com/health
+    method: POST
+    headers: {X-Probe: sitewatch}
+    expect: 2xx
+    not-match: ["error", "maintenance"]
+    interval: 1m
+    timeout: 5s
+    topic: team-a.checks
+    enabled: false
+`
+	for name, tc := range map[string]struct{ file, want string }{
+		"bad regex": {strings.Replace(good, "maintenance", "(maintenance", 1),
+			`site 2 (https://api.example.com/health):` + "\n" + `    not-match "(maintenance": not a valid RE2`},
+		"bad interval": {strings.Replace(good, "interval: 30s", "interval: 30", 1), `site 1 (https://example.com/):` + "\n" + `    interval "30": not a duration`},
+		"bad url":      {strings.Replace(good, "https://api.example.com/health", "api.example.com", 1), `site 2 (api.example.com):`},
+		"unknown key":  {strings.Replace(good, "timeout:", "timout:", 1), "field timout not found"},
+		"not yaml":     {"sites: [", "reading YAML"},
+		"empty":        {"", "no sites"},
+	} {
+		code, _, stderr := run(tc.file, "import", "-")
+		require.Equal(t, ExitUsage, code, name)
+		require.Contains(t, stderr, tc.want, name)
+	}
+	require.Empty(t, sites(t, st), "a bad file writes nothing")
+
+	path := filepath.Join(t.TempDir(), "sites.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(good), 0o600))
+	code, out, stderr := run("", "import", path)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "imported 2 sites")
+	imported := sites(t, st)
+	require.Len(t, imported, 2)
+	require.Equal(t, "POST", imported[1].Method)
+	require.Equal(t, map[string]string{"X-Probe": "sitewatch"}, imported[1].Headers)
+	require.Equal(t, []string{"error", "maintenance"}, imported[1].MustNotMatch)
+	require.Equal(t, "team-a.checks", imported[1].Topic)
+	require.False(t, imported[1].Enabled)
+	require.True(t, imported[0].Enabled, "enabled by default")
+
+	code, exported, _ := run("", "export")
+	require.Equal(t, ExitOK, code)
+	require.Contains(t, exported, "interval: 1m\n")
+
+	// What export writes, import reads back into the same sites.
+	run2, st2 := newRunner(t)
+	code, _, stderr = run2(exported, "import", "-")
+	require.Equal(t, ExitOK, code, stderr)
+	again := sites(t, st2)
+	require.Len(t, again, 2)
+	for i := range again {
+		again[i].ID, again[i].Updated = imported[i].ID, imported[i].Updated
+	}
+	require.Equal(t, imported, again)
 }
 
 func TestOpenFailureIsReported(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
-	code := Sites(context.Background(), []string{"list"},
-		func() (SiteStore, error) { return nil, errors.New("database-url: required") }, &out, &errOut)
+	code := Sites(context.Background(), []string{"list"}, Env{
+		Open:   func() (SiteStore, error) { return nil, errors.New("database-url: required") },
+		Stdout: &out, Stderr: &errOut})
 	require.Equal(t, ExitError, code)
 	require.Contains(t, errOut.String(), "database-url: required")
 }

@@ -1,9 +1,10 @@
-// Package probe checks one site once: it sends the request, reads the body
-// up to a cap, matches the regular expression, and classifies any failure.
-// A failed check is a Result too; nothing is dropped.
+// Package probe checks one site once: it sends the request, times each
+// phase, reads the body up to a cap, matches the regexes, and classifies
+// any failure. A failed check is a Result too; nothing is dropped.
 package probe
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,9 +13,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
+	"net/http/httptrace"
+	"sync"
 	"time"
 
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
 
@@ -22,53 +25,84 @@ import (
 const (
 	ClassDNS          = "dns"
 	ClassConnect      = "connect"
+	ClassBlocked      = "blocked" // the guard refused a private, loopback or link-local address
 	ClassTLS          = "tls"
 	ClassTimeout      = "timeout"
 	ClassHTTP         = "http" // protocol error, e.g. a malformed response
-	ClassHTTPStatus   = "http_status"
-	ClassRegex        = "regex"
 	ClassRedirect     = "redirect"
+	ClassHTTPStatus   = "http_status"
 	ClassBodyTooLarge = "body_too_large"
+	ClassRegex        = "regex"
 	ClassRead         = "read"
 )
 
+// Phases is where a check's time went, summed over redirects.
+type Phases struct {
+	DNS      time.Duration
+	Connect  time.Duration
+	TLS      time.Duration
+	TTFB     time.Duration // request written to first response byte
+	Transfer time.Duration // first response byte to body read
+}
+
 // Result is the outcome of one check.
 type Result struct {
-	Site         site.Site
-	CheckedAt    time.Time
-	StatusCode   int
-	Duration     time.Duration // request sent to body read, or to failure
-	RegexMatched *bool         // nil when the site has no regex or no body was read
-	ErrorClass   string
-	Error        string
-	BodyBytes    int64
-	Truncated    bool
+	Site           site.Site
+	Planned        time.Time // when the scheduler meant to start it
+	CheckedAt      time.Time
+	StatusCode     int
+	Duration       time.Duration // request start to body read, or to failure
+	Phases         Phases
+	RegexMatched   *bool // nil when the site has no regexes or no body was read
+	Regexes        []checkevent.RegexResult
+	ErrorClass     string
+	Error          string
+	BodyBytes      int64
+	Truncated      bool
+	Redirects      int
+	FinalURL       string
+	TLSExpiry      time.Time // leaf certificate's NotAfter; zero without TLS
+	TLSChainExpiry time.Time // earliest NotAfter in the chain
+	RemoteIP       string
 }
 
 // Config tunes the prober.
 type Config struct {
-	MaxBodyBytes int64
+	MaxBodyBytes int64 // body bytes read at most; more is body_too_large
 	UserAgent    string
 	MaxRedirects int
+	// BlockPrivate refuses to connect to private, loopback and link-local
+	// addresses, checked at dial time.
+	BlockPrivate bool
+	// RootCAs verifies servers' certificates; nil means the system's.
+	RootCAs *x509.CertPool
 }
 
 // Prober runs checks. It is safe for concurrent use.
 type Prober struct {
 	cfg    Config
 	client *http.Client
+	bufs   sync.Pool
 }
 
 // New returns a Prober. Every check dials a fresh connection, so connect and
 // TLS problems show up in every check instead of hiding behind a pool.
 func New(cfg Config) *Prober {
+	dialer := &net.Dialer{KeepAlive: -1}
+	proxy := http.ProxyFromEnvironment
+	if cfg.BlockPrivate {
+		dialer.Control = guardControl
+		proxy = nil // the guard must see the target's address, not a proxy's
+	}
 	transport := &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{KeepAlive: -1}).DialContext,
+		Proxy:                  proxy,
+		DialContext:            dialer.DialContext,
 		DisableKeepAlives:      true,
+		DisableCompression:     true, // body bytes and the cap are what the server sent
 		ForceAttemptHTTP2:      true,
-		TLSHandshakeTimeout:    0, // the per-check context bounds everything
-		ResponseHeaderTimeout:  0,
 		MaxResponseHeaderBytes: 64 << 10,
+		TLSClientConfig:        &tls.Config{RootCAs: cfg.RootCAs},
+		// No per-phase timeouts: the per-check context bounds everything.
 	}
 	client := &http.Client{
 		Transport: transport,
@@ -76,46 +110,79 @@ func New(cfg Config) *Prober {
 			if len(via) > cfg.MaxRedirects {
 				return errTooManyRedirects
 			}
+			if tr, ok := req.Context().Value(tracerKey{}).(*tracer); ok {
+				tr.setRedirects(len(via))
+			}
 			return nil
 		},
 	}
-	return &Prober{cfg: cfg, client: client}
+	return &Prober{cfg: cfg, client: client, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
 }
 
 var errTooManyRedirects = errors.New("too many redirects")
 
-// Check checks s once. re is s.Regex compiled (nil when s has none). The
-// site's timeout covers everything: connect, headers and the body, so a
-// server trickling bytes cannot hold a worker past it.
-func (p *Prober) Check(ctx context.Context, s site.Site, re *regexp.Regexp) Result {
+// Check checks t once. The site's timeout covers everything: connect,
+// headers and the body, so a server trickling bytes cannot hold a worker
+// past it.
+func (p *Prober) Check(ctx context.Context, t *Target) Result {
+	s := t.Site
 	res := Result{Site: s, CheckedAt: time.Now().UTC()}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 
 	start := time.Now()
+	tr := &tracer{}
+	ctx = context.WithValue(httptrace.WithClientTrace(ctx, tr.trace()), tracerKey{}, tr)
 	req, err := http.NewRequestWithContext(ctx, s.Method, s.URL, nil)
 	if err != nil {
 		res.Duration = time.Since(start)
 		res.ErrorClass, res.Error = ClassHTTP, err.Error()
 		return res
 	}
-	req.Header.Set("User-Agent", p.cfg.UserAgent)
+	for k, v := range s.Headers {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", p.cfg.UserAgent)
+	}
 
 	resp, err := p.client.Do(req)
 	if err != nil {
 		res.Duration = time.Since(start)
+		tr.fill(&res, time.Now())
 		res.ErrorClass, res.Error = classify(ctx, err), err.Error()
+		var certErr *tls.CertificateVerificationError
+		if errors.As(err, &certErr) {
+			res.TLSExpiry, res.TLSChainExpiry = expiries(certErr.UnverifiedCertificates)
+		}
 		return res
 	}
 	defer func() { _ = resp.Body.Close() }()
 	res.StatusCode = resp.StatusCode
+	res.FinalURL = resp.Request.URL.String()
 
-	body, err := io.ReadAll(io.LimitReader(resp.Body, p.cfg.MaxBodyBytes+1))
-	res.Duration = time.Since(start)
-	if int64(len(body)) > p.cfg.MaxBodyBytes {
-		body, res.Truncated = body[:p.cfg.MaxBodyBytes], true
+	buf := p.bufs.Get().(*bytes.Buffer)
+	defer p.putBuf(buf)
+	buf.Reset()
+	var sink io.Writer = buf
+	if !t.hasRegexes() {
+		sink = io.Discard // nothing to match: count the bytes, keep none
 	}
-	res.BodyBytes = int64(len(body))
+	n, err := io.Copy(sink, io.LimitReader(resp.Body, p.cfg.MaxBodyBytes+1))
+	done := time.Now()
+	res.Duration = done.Sub(start)
+	tr.fill(&res, done)
+	if n > p.cfg.MaxBodyBytes {
+		n, res.Truncated = p.cfg.MaxBodyBytes, true
+		if buf.Len() > int(n) {
+			buf.Truncate(int(n))
+		}
+	}
+	res.BodyBytes = n
 	if err != nil {
 		res.ErrorClass, res.Error = classify(ctx, err), "reading body: "+err.Error()
 		if res.ErrorClass == ClassHTTP {
@@ -124,22 +191,66 @@ func (p *Prober) Check(ctx context.Context, s site.Site, re *regexp.Regexp) Resu
 		return res
 	}
 
-	if re != nil {
-		matched := re.Match(body)
-		res.RegexMatched = &matched
-	}
+	failed := matchAll(t, buf.Bytes(), &res)
 	switch {
-	case resp.StatusCode < 200 || resp.StatusCode > 399:
+	case !t.expect.Contains(resp.StatusCode):
 		res.ErrorClass = ClassHTTPStatus
-		res.Error = fmt.Sprintf("status %d %s: want 200-399", resp.StatusCode, http.StatusText(resp.StatusCode))
-	case res.RegexMatched != nil && !*res.RegexMatched:
+		res.Error = fmt.Sprintf("status %d %s: want %s", resp.StatusCode, http.StatusText(resp.StatusCode), s.WithDefaults().Expect)
+	case res.Truncated:
+		res.ErrorClass = ClassBodyTooLarge
+		res.Error = fmt.Sprintf("body larger than %d bytes; only those were read", p.cfg.MaxBodyBytes)
+	case failed != nil:
 		res.ErrorClass = ClassRegex
-		res.Error = fmt.Sprintf("body does not match %q", s.Regex)
-		if res.Truncated {
-			res.Error += fmt.Sprintf(" (only the first %d bytes were read)", p.cfg.MaxBodyBytes)
+		if failed.Match {
+			res.Error = fmt.Sprintf("body does not match %q", failed.Pattern)
+		} else {
+			res.Error = fmt.Sprintf("body matches must-not-match %q", failed.Pattern)
 		}
 	}
 	return res
+}
+
+func (p *Prober) putBuf(b *bytes.Buffer) {
+	if int64(b.Cap()) <= p.cfg.MaxBodyBytes+bytes.MinRead {
+		p.bufs.Put(b)
+	}
+}
+
+// matchAll runs t's regexes over body, records each result in res, and
+// returns the first that failed.
+func matchAll(t *Target, body []byte, res *Result) *checkevent.RegexResult {
+	if !t.hasRegexes() {
+		return nil
+	}
+	res.Regexes = make([]checkevent.RegexResult, 0, len(t.mustMatch)+len(t.mustNotMatch))
+	var failed *checkevent.RegexResult
+	for i, re := range t.mustMatch {
+		res.Regexes = append(res.Regexes, checkevent.RegexResult{Pattern: t.Site.MustMatch[i], Match: true, Matched: re.Match(body)})
+	}
+	for i, re := range t.mustNotMatch {
+		res.Regexes = append(res.Regexes, checkevent.RegexResult{Pattern: t.Site.MustNotMatch[i], Matched: re.Match(body)})
+	}
+	for i := range res.Regexes {
+		if r := &res.Regexes[i]; r.Match != r.Matched && failed == nil {
+			failed = r
+		}
+	}
+	ok := failed == nil
+	res.RegexMatched = &ok
+	return failed
+}
+
+// expiries returns the leaf's NotAfter and the earliest NotAfter of certs.
+func expiries(certs []*x509.Certificate) (leaf, earliest time.Time) {
+	for i, c := range certs {
+		if i == 0 {
+			leaf, earliest = c.NotAfter, c.NotAfter
+		}
+		if c.NotAfter.Before(earliest) {
+			earliest = c.NotAfter
+		}
+	}
+	return leaf.UTC(), earliest.UTC()
 }
 
 // classify maps a transport error to an error class.
@@ -155,6 +266,8 @@ func classify(ctx context.Context, err error) string {
 	switch {
 	case errors.Is(err, errTooManyRedirects):
 		return ClassRedirect
+	case errors.Is(err, ErrBlocked):
+		return ClassBlocked
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 		return ClassTimeout
 	case errors.As(err, &dnsErr):

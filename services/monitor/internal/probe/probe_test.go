@@ -2,31 +2,27 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
 
-func newProber() *Prober {
-	return New(Config{MaxBodyBytes: 1024, UserAgent: "sitewatch-test", MaxRedirects: 10})
-}
-
-func check(t *testing.T, url, regex string, timeout time.Duration) Result {
+func target(t *testing.T, s site.Site) *Target {
 	t.Helper()
-	s := site.Site{ID: 1, URL: url, Regex: regex, Timeout: timeout, Interval: time.Minute}.WithDefaults()
-	var re *regexp.Regexp
-	if regex != "" {
-		re = regexp.MustCompile(regex)
-	}
-	return newProber().Check(context.Background(), s, re)
+	tg, err := Compile(s.WithDefaults())
+	require.NoError(t, err)
+	return tg
 }
 
 func TestCheck(t *testing.T) {
@@ -34,21 +30,53 @@ func TestCheck(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("status: healthy")) })
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) })
-	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/slow-headers", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(5 * time.Second):
 		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/trickle", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		for range 200 { // 10 s of one byte every 50 ms
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
 		}
 	})
 	mux.HandleFunc("/huge", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(strings.Repeat("a", 5000) + "needle"))
 	})
 	mux.HandleFunc("/loop", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/loop", http.StatusFound) })
-	mux.HandleFunc("/ua", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.UserAgent())) })
+	mux.HandleFunc("/hop1", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/hop2", http.StatusFound) })
+	mux.HandleFunc("/hop2", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusMovedPermanently) })
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, "ua=%s token=%s host=%s", r.UserAgent(), r.Header.Get("X-Token"), r.Host)
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	tlsSrv := httptest.NewTLSServer(mux)
-	t.Cleanup(tlsSrv.Close)
+
+	now := time.Now()
+	ca := testCert(t, "test CA", true, now.Add(-time.Hour), now.Add(30*24*time.Hour), nil)
+	serveTLS := func(cert tls.Certificate) string {
+		s := httptest.NewUnstartedServer(mux)
+		s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		s.StartTLS()
+		t.Cleanup(s.Close)
+		return s.URL
+	}
+	goodTLS := serveTLS(testCert(t, "good", false, now.Add(-time.Hour), now.Add(90*24*time.Hour), &ca))
+	expiredTLS := serveTLS(testCert(t, "expired", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour), &ca))
+	selfSigned := testCert(t, "self-signed", false, now.Add(-time.Hour), now.Add(10*24*time.Hour), nil)
+	selfSignedTLS := serveTLS(selfSigned)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Leaf)
 
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -57,32 +85,82 @@ func TestCheck(t *testing.T) {
 
 	yes, no := true, false
 	for name, tc := range map[string]struct {
-		url, regex string
-		timeout    time.Duration
-		status     int
-		matched    *bool
-		class      string
-		errText    string
-		truncated  bool
+		site      site.Site
+		status    int
+		matched   *bool
+		class     string
+		errText   string
+		truncated bool
+		check     func(t *testing.T, r Result)
 	}{
-		"match":       {url: srv.URL + "/ok", regex: `healthy`, status: 200, matched: &yes},
-		"no regex":    {url: srv.URL + "/ok", status: 200},
-		"no match":    {url: srv.URL + "/ok", regex: `^down`, status: 200, matched: &no, class: ClassRegex, errText: `does not match "^down"`},
-		"500":         {url: srv.URL + "/fail", regex: `boom`, status: 500, matched: &yes, class: ClassHTTPStatus, errText: "status 500"},
-		"refused":     {url: closedURL, class: ClassConnect, errText: "refused"},
-		"timeout":     {url: srv.URL + "/slow", timeout: 200 * time.Millisecond, class: ClassTimeout},
-		"truncated":   {url: srv.URL + "/huge", regex: "needle", status: 200, matched: &no, class: ClassRegex, truncated: true, errText: "first 1024 bytes"},
-		"redirects":   {url: srv.URL + "/loop", class: ClassRedirect, errText: "too many redirects"},
-		"self-signed": {url: tlsSrv.URL + "/ok", class: ClassTLS, errText: "certificate"},
-		"user agent":  {url: srv.URL + "/ua", regex: "^sitewatch-test$", status: 200, matched: &yes},
+		"match": {site: site.Site{URL: srv.URL + "/ok", MustMatch: []string{`healthy`, `^status`}}, status: 200, matched: &yes,
+			check: func(t *testing.T, r Result) {
+				require.Equal(t, []checkevent.RegexResult{{Pattern: "healthy", Match: true, Matched: true},
+					{Pattern: "^status", Match: true, Matched: true}}, r.Regexes)
+				require.EqualValues(t, len("status: healthy"), r.BodyBytes)
+				require.Equal(t, "127.0.0.1", r.RemoteIP)
+				require.Equal(t, srv.URL+"/ok", r.FinalURL)
+				require.Positive(t, r.Phases.Connect)
+				require.Positive(t, r.Phases.TTFB)
+				require.Zero(t, r.Phases.TLS, "plain http")
+				require.Zero(t, r.Phases.DNS, "an IP address needs no lookup")
+			}},
+		"no regex": {site: site.Site{URL: srv.URL + "/ok"}, status: 200,
+			check: func(t *testing.T, r Result) { require.EqualValues(t, 15, r.BodyBytes, "counted though not kept") }},
+		"no match": {site: site.Site{URL: srv.URL + "/ok", MustMatch: []string{`healthy`, `^down`}}, status: 200, matched: &no,
+			class: ClassRegex, errText: `does not match "^down"`},
+		"must not match": {site: site.Site{URL: srv.URL + "/ok", MustMatch: []string{"healthy"}, MustNotMatch: []string{"error", "health"}},
+			status: 200, matched: &no, class: ClassRegex, errText: `matches must-not-match "health"`,
+			check: func(t *testing.T, r Result) {
+				require.Equal(t, []checkevent.RegexResult{{Pattern: "healthy", Match: true, Matched: true},
+					{Pattern: "error", Matched: false}, {Pattern: "health", Matched: true}}, r.Regexes)
+			}},
+		"500":            {site: site.Site{URL: srv.URL + "/fail", MustMatch: []string{`boom`}}, status: 500, matched: &yes, class: ClassHTTPStatus, errText: "status 500 Internal Server Error: want 200-399"},
+		"500 expected":   {site: site.Site{URL: srv.URL + "/fail", Expect: "500"}, status: 500},
+		"200 unexpected": {site: site.Site{URL: srv.URL + "/ok", Expect: "204"}, status: 200, class: ClassHTTPStatus, errText: "want 204"},
+		"refused":        {site: site.Site{URL: closedURL}, class: ClassConnect, errText: "refused"},
+		"slow headers":   {site: site.Site{URL: srv.URL + "/slow-headers", Timeout: 300 * time.Millisecond}, class: ClassTimeout},
+		"trickling body": {site: site.Site{URL: srv.URL + "/trickle", Timeout: 400 * time.Millisecond}, status: 200, class: ClassTimeout, errText: "reading body",
+			check: func(t *testing.T, r Result) {
+				require.Positive(t, r.BodyBytes)
+				require.Less(t, r.BodyBytes, int64(200))
+			}},
+		"huge body": {site: site.Site{URL: srv.URL + "/huge", MustMatch: []string{"needle"}}, status: 200, matched: &no,
+			class: ClassBodyTooLarge, truncated: true, errText: "larger than 1024 bytes",
+			check: func(t *testing.T, r Result) { require.EqualValues(t, 1024, r.BodyBytes) }},
+		"redirect loop": {site: site.Site{URL: srv.URL + "/loop"}, class: ClassRedirect, errText: "too many redirects",
+			check: func(t *testing.T, r Result) { require.Equal(t, 10, r.Redirects) }},
+		"redirects": {site: site.Site{URL: srv.URL + "/hop1", MustMatch: []string{"healthy"}}, status: 200, matched: &yes,
+			check: func(t *testing.T, r Result) {
+				require.Equal(t, 2, r.Redirects)
+				require.Equal(t, srv.URL+"/ok", r.FinalURL)
+			}},
+		"headers": {site: site.Site{URL: srv.URL + "/echo", Headers: map[string]string{"X-Token": "s3cret", "Host": "example.test"},
+			MustMatch: []string{"^ua=sitewatch-test token=s3cret host=example.test$"}}, status: 200, matched: &yes},
+		"user agent header": {site: site.Site{URL: srv.URL + "/echo", Headers: map[string]string{"User-Agent": "custom"},
+			MustMatch: []string{"^ua=custom "}}, status: 200, matched: &yes},
+		"tls": {site: site.Site{URL: goodTLS + "/ok"}, status: 200,
+			check: func(t *testing.T, r Result) {
+				require.Positive(t, r.Phases.TLS)
+				require.WithinDuration(t, now.Add(90*24*time.Hour), r.TLSExpiry, time.Second, "the leaf's expiry")
+				require.WithinDuration(t, now.Add(30*24*time.Hour), r.TLSChainExpiry, time.Second, "the CA expires first")
+			}},
+		"self-signed": {site: site.Site{URL: selfSignedTLS + "/ok"}, class: ClassTLS, errText: "certificate signed by unknown authority",
+			check: func(t *testing.T, r Result) {
+				require.WithinDuration(t, selfSigned.Leaf.NotAfter, r.TLSExpiry, time.Second, "expiry read from the refused certificate")
+			}},
+		"expired": {site: site.Site{URL: expiredTLS + "/ok"}, class: ClassTLS, errText: "expired",
+			check: func(t *testing.T, r Result) { require.True(t, r.TLSExpiry.Before(now), "%s", r.TLSExpiry) }},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			timeout := tc.timeout
-			if timeout == 0 {
-				timeout = 5 * time.Second
+			s := tc.site
+			s.ID, s.Interval = 1, time.Minute
+			if s.Timeout == 0 {
+				s.Timeout = 5 * time.Second
 			}
-			r := check(t, tc.url, tc.regex, timeout)
+			p := New(Config{MaxBodyBytes: 1024, UserAgent: "sitewatch-test", MaxRedirects: 10, RootCAs: roots})
+			r := p.Check(context.Background(), target(t, s))
 			require.Equal(t, tc.status, r.StatusCode)
 			require.Equal(t, tc.matched, r.RegexMatched)
 			require.Equal(t, tc.class, r.ErrorClass, r.Error)
@@ -93,11 +171,60 @@ func TestCheck(t *testing.T) {
 			if tc.class == ClassTimeout {
 				require.Less(t, r.Duration, 2*time.Second, "the timeout bounds the check")
 			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
 		})
+	}
+}
+
+func TestGuardRefusesPrivateAddressesAtDialTime(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("internal secrets"))
+	}))
+	t.Cleanup(srv.Close)
+	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
+	require.NoError(t, err)
+	guarded := New(Config{MaxBodyBytes: 1024, MaxRedirects: 10, BlockPrivate: true})
+	open := New(Config{MaxBodyBytes: 1024, MaxRedirects: 10})
+	for _, u := range []string{srv.URL, "http://localhost:" + port + "/"} { // by address, and by a name resolving to it
+		tg := target(t, site.Site{ID: 1, URL: u, Timeout: 5 * time.Second})
+		r := guarded.Check(context.Background(), tg)
+		require.Equal(t, ClassBlocked, r.ErrorClass, u)
+		require.Contains(t, r.Error, "private, loopback or link-local", u)
+		require.Zero(t, r.StatusCode)
+
+		r = open.Check(context.Background(), tg)
+		require.Empty(t, r.ErrorClass, "the guard is off by default: %s", r.Error)
+		if strings.Contains(u, "localhost") {
+			require.Positive(t, r.Phases.DNS, "a name is looked up")
+		}
+	}
+}
+
+func TestGuardControl(t *testing.T) {
+	for addr, blocked := range map[string]bool{
+		"10.1.2.3:80": true, "172.16.0.1:80": true, "192.168.1.1:443": true, "127.0.0.1:80": true,
+		"169.254.169.254:80": true, "[::1]:80": true, "[fe80::1]:80": true, "[fd00::1]:80": true,
+		"[::ffff:127.0.0.1]:80": true, "0.0.0.0:80": true, "[::]:80": true, "224.0.0.1:80": true,
+		"93.184.216.34:443": false, "[2606:2800:220:1::]:443": false, "8.8.8.8:53": false,
+	} {
+		err := guardControl("tcp", addr, nil)
+		if blocked {
+			require.ErrorIs(t, err, ErrBlocked, addr)
+		} else {
+			require.NoError(t, err, addr)
+		}
 	}
 }
 
 func TestClassifyDNS(t *testing.T) {
 	err := &net.DNSError{Err: "no such host", Name: "x.invalid", IsNotFound: true}
 	require.Equal(t, ClassDNS, classify(context.Background(), err))
+}
+
+func TestCompileRefusesBadRegex(t *testing.T) {
+	_, err := Compile(site.Site{URL: "http://a", MustNotMatch: []string{"(x"}})
+	require.ErrorContains(t, err, "must-not-match regex")
 }

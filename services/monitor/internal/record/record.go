@@ -132,17 +132,29 @@ func Message(res probe.Result) (outbox.Message, error) {
 		return outbox.Message{}, fmt.Errorf("generating event id: %w", err)
 	}
 	ev := checkevent.Check{
-		SchemaVersion: checkevent.SchemaVersion,
-		EventID:       id.String(),
-		SiteID:        res.Site.ID,
-		URL:           res.Site.URL,
-		CheckedAt:     res.CheckedAt,
-		StatusCode:    res.StatusCode,
-		DurationMS:    float64(res.Duration.Microseconds()) / 1000,
-		Regex:         res.Site.Regex,
-		RegexMatched:  res.RegexMatched,
-		ErrorClass:    res.ErrorClass,
-		Error:         res.Error,
+		SchemaVersion:  checkevent.SchemaVersion,
+		EventID:        id.String(),
+		SiteID:         res.Site.ID,
+		URL:            res.Site.URL,
+		CheckedAt:      res.CheckedAt,
+		StatusCode:     res.StatusCode,
+		DurationMS:     ms(res.Duration),
+		RegexMatched:   res.RegexMatched,
+		Regexes:        res.Regexes,
+		ErrorClass:     res.ErrorClass,
+		Error:          res.Error,
+		DNSMS:          ms(res.Phases.DNS),
+		ConnectMS:      ms(res.Phases.Connect),
+		TLSMS:          ms(res.Phases.TLS),
+		TTFBMS:         ms(res.Phases.TTFB),
+		TransferMS:     ms(res.Phases.Transfer),
+		BodyBytes:      res.BodyBytes,
+		Truncated:      res.Truncated,
+		Redirects:      res.Redirects,
+		FinalURL:       res.FinalURL,
+		TLSExpiry:      timeOrNil(res.TLSExpiry),
+		TLSChainExpiry: timeOrNil(res.TLSChainExpiry),
+		RemoteIP:       res.RemoteIP,
 	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
@@ -159,4 +171,13 @@ func Message(res probe.Result) (outbox.Message, error) {
 			"content-type": checkevent.ContentType,
 		},
 	}, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

@@ -19,9 +19,13 @@ import (
 
 func TestMessageCarriesTheContract(t *testing.T) {
 	no := false
-	res := probe.Result{Site: site.Site{ID: 42, URL: "http://a/", Regex: "ok", Topic: "checks"},
+	expiry := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	res := probe.Result{Site: site.Site{ID: 42, URL: "http://a/", MustMatch: []string{"ok"}, Topic: "checks"},
 		CheckedAt: time.Now().UTC(), StatusCode: 200, Duration: 1500 * time.Microsecond,
-		RegexMatched: &no, ErrorClass: probe.ClassRegex, Error: "body does not match"}
+		Phases:       probe.Phases{DNS: time.Millisecond, Connect: 2 * time.Millisecond, TLS: 3 * time.Millisecond, TTFB: 4 * time.Millisecond, Transfer: 250 * time.Microsecond},
+		RegexMatched: &no, Regexes: []checkevent.RegexResult{{Pattern: "ok", Match: true}},
+		ErrorClass: probe.ClassRegex, Error: "body does not match", BodyBytes: 77, Truncated: true, Redirects: 3,
+		FinalURL: "http://a/final", TLSExpiry: expiry, RemoteIP: "127.0.0.1"}
 	m, err := Message(res)
 	require.NoError(t, err)
 	require.Equal(t, "checks", m.Topic)
@@ -33,6 +37,16 @@ func TestMessageCarriesTheContract(t *testing.T) {
 	require.Equal(t, 1.5, ev.DurationMS)
 	require.Equal(t, &no, ev.RegexMatched)
 	require.Equal(t, "regex", ev.ErrorClass)
+	require.Equal(t, checkevent.SchemaVersion, ev.SchemaVersion)
+	require.Equal(t, res.Regexes, ev.Regexes)
+	require.Equal(t, []float64{1, 2, 3, 4, 0.25}, []float64{ev.DNSMS, ev.ConnectMS, ev.TLSMS, ev.TTFBMS, ev.TransferMS})
+	require.EqualValues(t, 77, ev.BodyBytes)
+	require.True(t, ev.Truncated)
+	require.Equal(t, 3, ev.Redirects)
+	require.Equal(t, "http://a/final", ev.FinalURL)
+	require.Equal(t, &expiry, ev.TLSExpiry)
+	require.Nil(t, ev.TLSChainExpiry, "zero time is left out")
+	require.Equal(t, "127.0.0.1", ev.RemoteIP)
 }
 
 type flakyWriter struct {

@@ -7,7 +7,7 @@ import (
 	"container/heap"
 	"context"
 	"math/rand/v2"
-	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,14 +19,19 @@ import (
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
 
-// SiteSource lists the sites to check.
+// SiteSource tells the scheduler which sites to check.
 type SiteSource interface {
-	Sites(ctx context.Context, enabledOnly bool) ([]site.Site, error)
+	// SiteChanges returns the ids of all enabled sites and the enabled
+	// sites changed since since (all of them when since is zero), with the
+	// time to pass as since next time.
+	SiteChanges(ctx context.Context, since time.Time) (site.Changes, error)
+	// SitesByID returns the enabled sites among ids.
+	SitesByID(ctx context.Context, ids []int64) ([]site.Site, error)
 }
 
 // Checker checks a site once.
 type Checker interface {
-	Check(ctx context.Context, s site.Site, re *regexp.Regexp) probe.Result
+	Check(ctx context.Context, t *probe.Target) probe.Result
 }
 
 // Config tunes the scheduler.
@@ -48,19 +53,18 @@ type Scheduler struct {
 	entries map[int64]*entry
 	queue   timeQueue
 	gen     uint64
+	asOf    time.Time // the last reload's snapshot; zero until one succeeded
 }
 
 type entry struct {
-	site    site.Site
-	re      *regexp.Regexp
+	target  *probe.Target
 	gen     uint64 // queue items of older generations are stale
 	running atomic.Bool
 }
 
 type job struct {
 	e       *entry
-	site    site.Site
-	re      *regexp.Regexp
+	target  *probe.Target
 	planned time.Time
 }
 
@@ -130,9 +134,10 @@ func (s *Scheduler) dispatchDue(ctx context.Context, jobs chan<- job) bool {
 		// Fixed rate: the next run is planned from this one's planned
 		// time, not from when it ran, so slow checks do not drift. Runs
 		// missed while far behind are skipped, not fired in a burst.
-		next := it.at.Add(e.site.Interval)
+		interval := e.target.Site.Interval
+		next := it.at.Add(interval)
 		for !next.After(now) {
-			next = next.Add(e.site.Interval)
+			next = next.Add(interval)
 			s.metrics.skipped.Inc()
 		}
 		heap.Push(&s.queue, item{at: next, id: it.id, gen: it.gen})
@@ -141,7 +146,7 @@ func (s *Scheduler) dispatchDue(ctx context.Context, jobs chan<- job) bool {
 			continue
 		}
 		select {
-		case jobs <- job{e: e, site: e.site, re: e.re, planned: it.at}:
+		case jobs <- job{e: e, target: e.target, planned: it.at}:
 		case <-ctx.Done():
 			e.running.Store(false)
 			return false
@@ -153,7 +158,8 @@ func (s *Scheduler) dispatchDue(ctx context.Context, jobs chan<- job) bool {
 func (s *Scheduler) work(ctx context.Context, jobs <-chan job) {
 	for j := range jobs {
 		s.metrics.lag.Observe(time.Since(j.planned).Seconds())
-		res := s.checker.Check(ctx, j.site, j.re)
+		res := s.checker.Check(ctx, j.target)
+		res.Planned = j.planned
 		j.e.running.Store(false)
 		s.metrics.checks.WithLabelValues(res.ErrorClass).Inc()
 		s.metrics.duration.Observe(res.Duration.Seconds())
@@ -164,56 +170,87 @@ func (s *Scheduler) work(ctx context.Context, jobs <-chan job) {
 // reload brings the schedule in line with the enabled sites: new sites
 // start after a random delay within their interval (so a restart does not
 // fire every site at once), changed sites take their new settings, and
-// removed or disabled sites stop.
+// removed or disabled sites stop. After the first load it reads only the
+// rows changed since the last reload plus the list of enabled ids, so with
+// 10,000 sites a reload every few seconds stays cheap.
 func (s *Scheduler) reload(ctx context.Context) {
-	sites, err := s.source.Sites(ctx, true)
+	ch, err := s.source.SiteChanges(ctx, s.asOf)
+	if err == nil {
+		err = s.fetchMissing(ctx, &ch)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.logger.Warn("reloading sites failed; keeping the current schedule", zap.Error(err))
 		}
 		return
 	}
+	s.asOf = ch.AsOf
 	now := time.Now()
-	seen := make(map[int64]bool, len(sites))
-	for _, st := range sites {
-		seen[st.ID] = true
-		e, ok := s.entries[st.ID]
-		if ok && e.site.Updated.Equal(st.Updated) {
-			continue
-		}
-		re, err := regexp.Compile(st.Regex)
-		if err != nil { // validated on the way in; guard against hand-edited rows
-			s.logger.Error("site has an invalid regex; not checking it", zap.Int64("site_id", st.ID), zap.Error(err))
-			delete(s.entries, st.ID)
-			continue
-		}
-		if st.Regex == "" {
-			re = nil
-		}
-		if !ok {
-			e = &entry{}
-			s.entries[st.ID] = e
-			s.logger.Info("scheduling site", zap.Int64("site_id", st.ID), zap.String("url", st.URL),
-				zap.Duration("interval", st.Interval))
-		} else {
-			s.logger.Info("site changed", zap.Int64("site_id", st.ID), zap.String("url", st.URL))
-		}
-		intervalChanged := !ok || e.site.Interval != st.Interval
-		e.site, e.re = st, re
-		if intervalChanged {
-			s.gen++
-			e.gen = s.gen
-			first := now.Add(rand.N(st.Interval))
-			heap.Push(&s.queue, item{at: first, id: st.ID, gen: e.gen})
-		}
+	for _, st := range ch.Changed {
+		s.apply(st, now)
 	}
 	for id, e := range s.entries {
-		if !seen[id] {
-			s.logger.Info("unscheduling site", zap.Int64("site_id", id), zap.String("url", e.site.URL))
+		if _, enabled := slices.BinarySearch(ch.Enabled, id); !enabled {
+			s.logger.Info("unscheduling site", zap.Int64("site_id", id), zap.String("url", e.target.Site.URL))
 			delete(s.entries, id)
 		}
 	}
 	s.metrics.sites.Set(float64(len(s.entries)))
+}
+
+// fetchMissing adds to ch.Changed the enabled sites the scheduler does not
+// know and ch does not hold, e.g. one whose transaction committed after a
+// snapshot that its updated_at predates.
+func (s *Scheduler) fetchMissing(ctx context.Context, ch *site.Changes) error {
+	slices.Sort(ch.Enabled)
+	changed := make(map[int64]bool, len(ch.Changed))
+	for _, st := range ch.Changed {
+		changed[st.ID] = true
+	}
+	var missing []int64
+	for _, id := range ch.Enabled {
+		if _, known := s.entries[id]; !known && !changed[id] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	more, err := s.source.SitesByID(ctx, missing)
+	if err != nil {
+		return err
+	}
+	ch.Changed = append(ch.Changed, more...)
+	return nil
+}
+
+// apply schedules a new or changed site.
+func (s *Scheduler) apply(st site.Site, now time.Time) {
+	e, ok := s.entries[st.ID]
+	if ok && e.target.Site.Updated.Equal(st.Updated) {
+		return
+	}
+	t, err := probe.Compile(st)
+	if err != nil { // validated on the way in; guard against hand-edited rows
+		s.logger.Error("site is invalid; not checking it", zap.Int64("site_id", st.ID), zap.Error(err))
+		delete(s.entries, st.ID)
+		return
+	}
+	if !ok {
+		e = &entry{}
+		s.entries[st.ID] = e
+		s.logger.Debug("scheduling site", zap.Int64("site_id", st.ID), zap.String("url", st.URL),
+			zap.Duration("interval", st.Interval))
+	} else {
+		s.logger.Info("site changed", zap.Int64("site_id", st.ID), zap.String("url", st.URL))
+	}
+	intervalChanged := !ok || e.target.Site.Interval != st.Interval
+	e.target = t
+	if intervalChanged {
+		s.gen++
+		e.gen = s.gen
+		heap.Push(&s.queue, item{at: now.Add(rand.N(st.Interval)), id: st.ID, gen: e.gen})
+	}
 }
 
 type item struct {

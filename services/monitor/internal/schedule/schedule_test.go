@@ -2,7 +2,7 @@ package schedule
 
 import (
 	"context"
-	"regexp"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,15 +15,40 @@ import (
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
 
+// fakeSource serves sites as the store does: changed means Updated after
+// since; it counts the sites it hands out.
 type fakeSource struct {
-	mu    sync.Mutex
-	sites []site.Site
+	mu     sync.Mutex
+	sites  []site.Site
+	served int
+	byID   int
 }
 
-func (f *fakeSource) Sites(context.Context, bool) ([]site.Site, error) {
+func (f *fakeSource) SiteChanges(_ context.Context, since time.Time) (site.Changes, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]site.Site(nil), f.sites...), nil
+	ch := site.Changes{AsOf: time.Now()}
+	for _, s := range f.sites {
+		ch.Enabled = append(ch.Enabled, s.ID)
+		if s.Updated.After(since) {
+			ch.Changed = append(ch.Changed, s)
+		}
+	}
+	f.served += len(ch.Changed)
+	return ch, nil
+}
+
+func (f *fakeSource) SitesByID(_ context.Context, ids []int64) ([]site.Site, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []site.Site
+	for _, s := range f.sites {
+		if slices.Contains(ids, s.ID) {
+			out = append(out, s)
+		}
+	}
+	f.byID += len(out)
+	return out, nil
 }
 
 func (f *fakeSource) set(sites ...site.Site) {
@@ -39,7 +64,7 @@ type fakeChecker struct {
 	peak    int
 }
 
-func (f *fakeChecker) Check(_ context.Context, s site.Site, _ *regexp.Regexp) probe.Result {
+func (f *fakeChecker) Check(_ context.Context, t *probe.Target) probe.Result {
 	f.mu.Lock()
 	f.running++
 	f.peak = max(f.peak, f.running)
@@ -48,7 +73,7 @@ func (f *fakeChecker) Check(_ context.Context, s site.Site, _ *regexp.Regexp) pr
 	f.mu.Lock()
 	f.running--
 	f.mu.Unlock()
-	return probe.Result{Site: s, CheckedAt: time.Now()}
+	return probe.Result{Site: t.Site, CheckedAt: time.Now()}
 }
 
 func mk(id int64, interval time.Duration, updated time.Time) site.Site {
@@ -118,4 +143,44 @@ func TestPicksUpChangesWithoutRestart(t *testing.T) {
 	})
 	require.InDelta(t, 5, counts[1], 2, "site 1 ran until it was removed")
 	require.InDelta(t, 9, counts[2], 3, "site 2 started without a restart and ran for the last second")
+}
+
+func TestReloadReadsOnlyWhatChanged(t *testing.T) {
+	t.Parallel()
+	old := time.Now().Add(-time.Hour)
+	src := &fakeSource{}
+	var sites []site.Site
+	for i := range 100 {
+		sites = append(sites, mk(int64(i+1), time.Hour, old))
+	}
+	src.set(sites...)
+	chk := &fakeChecker{}
+	out := make(chan probe.Result, 100)
+	s := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	ctx := context.Background()
+
+	s.reload(ctx)
+	require.Len(t, s.entries, 100)
+	require.Equal(t, 100, src.served, "the first load reads every site")
+
+	s.reload(ctx)
+	require.Equal(t, 100, src.served, "nothing changed: no site rows read")
+
+	// Site 1 changed (new URL, same interval), site 2 was disabled, site 3
+	// removed, site 101 added, and site 102 added by a transaction that
+	// committed after the snapshot its updated_at predates.
+	changed := mk(1, time.Hour, time.Now())
+	changed.URL = "http://changed"
+	sites = append([]site.Site{changed}, sites[3:]...)
+	sites = append(sites, mk(101, time.Hour, time.Now()), mk(102, time.Hour, old))
+	src.set(sites...)
+	s.reload(ctx)
+	require.Equal(t, 102, src.served, "only the two changed rows were read")
+	require.Equal(t, 1, src.byID, "the late one was fetched by id")
+	require.Len(t, s.entries, 100, "100 - 2 gone + 2 new")
+	require.Equal(t, "http://changed", s.entries[1].target.Site.URL)
+	require.NotContains(t, s.entries, int64(2))
+	require.NotContains(t, s.entries, int64(3))
+	require.Contains(t, s.entries, int64(101))
+	require.Contains(t, s.entries, int64(102))
 }

@@ -5,6 +5,8 @@ package site
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -20,30 +22,40 @@ const (
 	DefaultTimeout  = 10 * time.Second
 	DefaultTopic    = "sitewatch.checks"
 	DefaultMethod   = "GET"
+	DefaultExpect   = "200-399"
 
-	MinInterval = time.Second
-	MaxInterval = 24 * time.Hour
-	maxURLLen   = 2048
-	maxRegexLen = 4096
+	MinInterval   = time.Second
+	MaxInterval   = 24 * time.Hour
+	maxURLLen     = 2048
+	maxRegexLen   = 4096
+	maxRegexes    = 32
+	maxHeaders    = 64
+	maxHeaderSize = 8192
 )
 
 // Site is one monitored URL.
 type Site struct {
-	ID       int64
-	URL      string
-	Method   string
-	Regex    string // RE2 syntax; empty means no body check
-	Interval time.Duration
-	Timeout  time.Duration
-	Topic    string
-	Enabled  bool
-	Updated  time.Time
+	ID           int64
+	URL          string
+	Method       string
+	Headers      map[string]string
+	Expect       string   // expected status codes, e.g. "200-399" or "200,204,301-308"
+	MustMatch    []string // RE2; every one must match the body
+	MustNotMatch []string // RE2; none may match the body
+	Interval     time.Duration
+	Timeout      time.Duration
+	Topic        string
+	Enabled      bool
+	Updated      time.Time
 }
 
 // WithDefaults fills the fields left at their zero value.
 func (s Site) WithDefaults() Site {
 	if s.Method == "" {
 		s.Method = DefaultMethod
+	}
+	if s.Expect == "" {
+		s.Expect = DefaultExpect
 	}
 	if s.Interval == 0 {
 		s.Interval = DefaultInterval
@@ -66,6 +78,23 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Msg) }
 
+// InvalidError is a site that failed validation: the Index-th (from 0) of
+// several, or the only one when Index is -1. Err joins its *FieldError values.
+type InvalidError struct {
+	Index int
+	URL   string
+	Err   error
+}
+
+func (e *InvalidError) Error() string {
+	if e.Index < 0 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("site %d (%s):\n  %s", e.Index+1, e.URL, strings.ReplaceAll(e.Err.Error(), "\n", "\n  "))
+}
+
+func (e *InvalidError) Unwrap() error { return e.Err }
+
 var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 // Validate returns every problem with s, each a *FieldError.
@@ -79,11 +108,36 @@ func (s Site) Validate() error {
 	if !slices.Contains(methods, s.Method) {
 		bad("method", s.Method, "want one of "+strings.Join(methods, ", "))
 	}
-	if len(s.Regex) > maxRegexLen {
-		bad("regex", s.Regex[:40]+"…", fmt.Sprintf("longer than %d bytes", maxRegexLen))
-	} else if _, err := regexp.Compile(s.Regex); err != nil {
-		bad("regex", s.Regex, "not a valid RE2 regular expression: "+strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+	if len(s.Headers) > maxHeaders {
+		bad("header", fmt.Sprint(len(s.Headers)), fmt.Sprintf("at most %d headers", maxHeaders))
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.Headers)) {
+		if msg := checkHeader(name, s.Headers[name]); msg != "" {
+			bad("header", name, msg)
+		}
+	}
+	if _, err := ParseStatusSet(s.Expect); err != nil {
+		bad("expect", s.Expect, err.Error())
+	}
+	checkRegexes := func(field string, res []string) {
+		if len(res) > maxRegexes {
+			bad(field, fmt.Sprint(len(res)), fmt.Sprintf("at most %d regexes", maxRegexes))
+		}
+		for _, re := range res {
+			if msg := checkRegex(re); msg != "" {
+				v := re
+				if len(v) > 40 {
+					v = v[:40] + "…"
+				}
+				bad(field, v, msg)
+			}
+		}
+	}
+	checkRegexes("match", s.MustMatch)
+	if s.Method == "HEAD" && len(s.MustMatch) > 0 {
+		bad("match", s.MustMatch[0], "a HEAD response has no body to match; use GET")
+	}
+	checkRegexes("not-match", s.MustNotMatch)
 	switch {
 	case s.Interval < MinInterval:
 		bad("interval", s.Interval.String(), "must be at least "+MinInterval.String())
@@ -100,6 +154,33 @@ func (s Site) Validate() error {
 		bad("topic", s.Topic, strings.TrimPrefix(err.Error(), outbox.ErrInvalidMessage.Error()+": "))
 	}
 	return errors.Join(errs...)
+}
+
+func checkRegex(re string) string {
+	switch {
+	case re == "":
+		return "must not be empty"
+	case len(re) > maxRegexLen:
+		return fmt.Sprintf("longer than %d bytes", maxRegexLen)
+	}
+	if _, err := regexp.Compile(re); err != nil {
+		return "not a valid RE2 regular expression: " + strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+	}
+	return ""
+}
+
+func checkHeader(name, value string) string {
+	switch {
+	case name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r) }):
+		return "not a valid header name"
+	case strings.ContainsAny(value, "\r\n\x00"):
+		return "value must not contain line breaks"
+	case len(name)+len(value) > maxHeaderSize:
+		return fmt.Sprintf("longer than %d bytes", maxHeaderSize)
+	case http.CanonicalHeaderKey(name) == "Content-Length" || http.CanonicalHeaderKey(name) == "Transfer-Encoding":
+		return "set by the monitor"
+	}
+	return ""
 }
 
 func checkURL(raw string) string {
@@ -126,4 +207,12 @@ func checkURL(raw string) string {
 		}
 	}
 	return ""
+}
+
+// Changes is what changed in the sites table since a given time, as seen
+// by one snapshot taken at AsOf.
+type Changes struct {
+	AsOf    time.Time
+	Enabled []int64 // the id of every enabled site
+	Changed []Site  // enabled sites changed since the given time
 }

@@ -14,6 +14,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	require.Equal(t, time.Minute, s.Interval)
 	require.Equal(t, 10*time.Second, s.Timeout)
 	require.Equal(t, "GET", s.Method)
+	require.Equal(t, "200-399", s.Expect)
 	require.Equal(t, "sitewatch.checks", s.Topic)
 
 	short := Site{URL: "http://a", Interval: 2 * time.Second}.WithDefaults()
@@ -31,18 +32,50 @@ func TestValidateNamesTheField(t *testing.T) {
 		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http or https"},
 		"no host":        {Site{URL: "http://"}, "url", "has no host"},
 		"bad port":       {Site{URL: "http://a:99999"}, "url", "port must be 1..65535"},
-		"bad regex":      {Site{URL: "http://a", Regex: "(unclosed"}, "regex", "missing closing )"},
-		"perl regex":     {Site{URL: "http://a", Regex: `(?<=x)y`}, "regex", "not a valid RE2"},
+		"bad regex":      {Site{URL: "http://a", MustMatch: []string{"(unclosed"}}, "match", "missing closing )"},
+		"perl regex":     {Site{URL: "http://a", MustMatch: []string{`(?<=x)y`}}, "match", "not a valid RE2"},
+		"empty regex":    {Site{URL: "http://a", MustMatch: []string{""}}, "match", "must not be empty"},
+		"bad not-match":  {Site{URL: "http://a", MustNotMatch: []string{"[z-a]"}}, "not-match", "invalid character class range"},
 		"short interval": {Site{URL: "http://a", Interval: 10 * time.Millisecond}, "interval", "at least 1s"},
 		"long interval":  {Site{URL: "http://a", Interval: 48 * time.Hour}, "interval", "at most 24h"},
 		"timeout":        {Site{URL: "http://a", Interval: 5 * time.Second, Timeout: 6 * time.Second}, "timeout", "must not exceed the interval"},
+		"neg timeout":    {Site{URL: "http://a", Timeout: -time.Second}, "timeout", "must be positive"},
 		"topic":          {Site{URL: "http://a", Topic: "a/b"}, "topic", "may only hold"},
 		"method":         {Site{URL: "http://a", Method: "FETCH"}, "method", "want one of"},
+		"head and match": {Site{URL: "http://a", Method: "HEAD", MustMatch: []string{"ok"}}, "match", "HEAD response has no body"},
+		"header name":    {Site{URL: "http://a", Headers: map[string]string{"Bad Name": "x"}}, "header", "not a valid header name"},
+		"header value":   {Site{URL: "http://a", Headers: map[string]string{"X-A": "a\r\nInjected: 1"}}, "header", "line breaks"},
+		"expect":         {Site{URL: "http://a", Expect: "200-99"}, "expect", "want status codes"},
+		"expect class":   {Site{URL: "http://a", Expect: "7xx"}, "expect", "want status codes"},
 	} {
 		err := tc.site.WithDefaults().Validate()
 		var fe *FieldError
 		require.True(t, errors.As(err, &fe), name)
 		require.Equal(t, tc.field, fe.Field, name)
 		require.Contains(t, fe.Error(), tc.msg, name)
+	}
+}
+
+func TestStatusSet(t *testing.T) {
+	for spec, tc := range map[string]struct{ in, out []int }{
+		"200-399":         {in: []int{200, 301, 399}, out: []int{199, 400, 500}},
+		"2xx, 301-308":    {in: []int{200, 299, 301, 308}, out: []int{300, 309, 404}},
+		"200,204":         {in: []int{200, 204}, out: []int{201, 302}},
+		"4XX":             {in: []int{404, 400}, out: []int{200, 500}},
+		"500":             {in: []int{500}, out: []int{200}},
+		"100-199,500-599": {in: []int{101, 503}, out: []int{200, 404}},
+	} {
+		set, err := ParseStatusSet(spec)
+		require.NoError(t, err, spec)
+		for _, c := range tc.in {
+			require.True(t, set.Contains(c), "%s contains %d", spec, c)
+		}
+		for _, c := range tc.out {
+			require.False(t, set.Contains(c), "%s does not contain %d", spec, c)
+		}
+	}
+	for _, spec := range []string{"", "abc", "99", "600", "300-200", "2xx-3xx", "200,"} {
+		_, err := ParseStatusSet(spec)
+		require.Error(t, err, spec)
 	}
 }

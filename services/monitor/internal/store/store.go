@@ -21,50 +21,152 @@ var (
 	insertSiteSQL string
 	//go:embed list_sites.sql
 	listSitesSQL string
+	//go:embed lock_site.sql
+	lockSiteSQL string
+	//go:embed update_site.sql
+	updateSiteSQL string
 	//go:embed delete_site.sql
 	deleteSiteSQL string
+	//go:embed enabled_site_ids.sql
+	enabledSiteIDsSQL string
 )
 
 // ErrNotFound is returned for a site id that does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ChangeMargin is how far before the previous snapshot SiteChanges looks
+// again, so a row written by a transaction that began before the snapshot
+// and committed after it is still seen.
+const ChangeMargin = 30 * time.Second
+
 // Store reads and writes the monitor's tables.
-type Store struct{ pool *pgxpool.Pool }
+type Store struct {
+	pool   *pgxpool.Pool
+	margin time.Duration
+}
 
 // New returns a Store using pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, margin: ChangeMargin} }
 
 // AddSite validates s and inserts it, returning it with its id.
 func (st *Store) AddSite(ctx context.Context, s site.Site) (site.Site, error) {
-	s = s.WithDefaults()
-	if err := s.Validate(); err != nil {
+	added, err := st.AddSites(ctx, []site.Site{s})
+	if err != nil {
 		return site.Site{}, err
 	}
-	err := st.pool.QueryRow(ctx, insertSiteSQL, s.URL, s.Method, s.Regex,
-		s.Interval.Milliseconds(), s.Timeout.Milliseconds(), s.Topic, s.Enabled).Scan(&s.ID, &s.Updated)
-	if err != nil {
-		return site.Site{}, fmt.Errorf("adding site: %w", err)
+	return added[0], nil
+}
+
+// AddSites validates every site and inserts them all in one transaction:
+// all or nothing. A validation error is a *site.InvalidError.
+func (st *Store) AddSites(ctx context.Context, sites []site.Site) ([]site.Site, error) {
+	out := make([]site.Site, len(sites))
+	for i, s := range sites {
+		out[i] = s.WithDefaults()
+		if err := out[i].Validate(); err != nil {
+			return nil, &site.InvalidError{Index: i, URL: s.URL, Err: err}
+		}
 	}
-	return s, nil
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		for i := range out {
+			s := &out[i]
+			if err := tx.QueryRow(ctx, insertSiteSQL, siteArgs(*s)...).Scan(&s.ID, &s.Updated); err != nil {
+				return fmt.Errorf("site %d (%s): %w", i+1, s.URL, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("adding sites: %w", err)
+	}
+	return out, nil
 }
 
 // Sites lists the sites, only the enabled ones if enabledOnly.
 func (st *Store) Sites(ctx context.Context, enabledOnly bool) ([]site.Site, error) {
-	rows, err := st.pool.Query(ctx, listSitesSQL, enabledOnly)
-	if err != nil {
-		return nil, fmt.Errorf("listing sites: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (site.Site, error) {
-		var s site.Site
-		var intervalMS, timeoutMS int64
-		err := row.Scan(&s.ID, &s.URL, &s.Method, &s.Regex, &intervalMS, &timeoutMS, &s.Topic, &s.Enabled, &s.Updated)
-		s.Interval, s.Timeout = time.Duration(intervalMS)*time.Millisecond, time.Duration(timeoutMS)*time.Millisecond
-		return s, err
-	})
+	out, err := querySites(ctx, st.pool, enabledOnly, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("listing sites: %w", err)
 	}
 	return out, nil
+}
+
+// Site returns the site with id.
+func (st *Store) Site(ctx context.Context, id int64) (site.Site, error) {
+	out, err := querySites(ctx, st.pool, false, nil, []int64{id})
+	if err != nil {
+		return site.Site{}, fmt.Errorf("reading site %d: %w", id, err)
+	}
+	if len(out) == 0 {
+		return site.Site{}, fmt.Errorf("site %d: %w", id, ErrNotFound)
+	}
+	return out[0], nil
+}
+
+// SitesByID returns the enabled sites among ids.
+func (st *Store) SitesByID(ctx context.Context, ids []int64) ([]site.Site, error) {
+	out, err := querySites(ctx, st.pool, true, nil, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d sites: %w", len(ids), err)
+	}
+	return out, nil
+}
+
+// SiteChanges returns, from one snapshot, the ids of every enabled site and
+// the enabled sites changed since since (all of them when since is zero),
+// plus the snapshot's time to pass as since next time. Cheap when little
+// changed: one index scan and an id list.
+func (st *Store) SiteChanges(ctx context.Context, since time.Time) (site.Changes, error) {
+	var ch site.Changes
+	err := pgx.BeginTxFunc(ctx, st.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+		func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, enabledSiteIDsSQL).Scan(&ch.AsOf, &ch.Enabled); err != nil {
+				return err
+			}
+			var after *time.Time
+			if !since.IsZero() {
+				t := since.Add(-st.margin)
+				after = &t
+			}
+			var err error
+			ch.Changed, err = querySites(ctx, tx, true, after, nil)
+			return err
+		})
+	if err != nil {
+		return site.Changes{}, fmt.Errorf("reading site changes: %w", err)
+	}
+	return ch, nil
+}
+
+// UpdateSite applies change to the site with id, validates the result and
+// writes it; updated_at moves, so a running monitor picks it up. Nothing is
+// written when the result is invalid (a *site.InvalidError).
+func (st *Store) UpdateSite(ctx context.Context, id int64, change func(*site.Site)) (site.Site, error) {
+	var s site.Site
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, lockSiteSQL, id)
+		if err != nil {
+			return err
+		}
+		found, err := pgx.CollectRows(rows, scanSite)
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return fmt.Errorf("site %d: %w", id, ErrNotFound)
+		}
+		s = found[0]
+		change(&s)
+		s.ID = id
+		if err := s.Validate(); err != nil {
+			return &site.InvalidError{Index: -1, URL: s.URL, Err: err}
+		}
+		return tx.QueryRow(ctx, updateSiteSQL, append([]any{id}, siteArgs(s)...)...).Scan(&s.Updated)
+	})
+	if err != nil {
+		return site.Site{}, fmt.Errorf("updating site %d: %w", id, err)
+	}
+	return s, nil
 }
 
 // RemoveSite deletes the site with id.
@@ -84,4 +186,51 @@ func (st *Store) WriteOutbox(ctx context.Context, msgs []outbox.Message) error {
 	return pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		return outbox.Write(ctx, tx, msgs...)
 	})
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func querySites(ctx context.Context, q querier, enabledOnly bool, after *time.Time, ids []int64) ([]site.Site, error) {
+	rows, err := q.Query(ctx, listSitesSQL, enabledOnly, after, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanSite)
+}
+
+// siteArgs are the parameters $1.. of insert_site.sql ($2.. of update_site.sql).
+func siteArgs(s site.Site) []any {
+	headers := s.Headers
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	return []any{s.URL, s.Method, headers, s.Expect, nonNil(s.MustMatch), nonNil(s.MustNotMatch),
+		s.Interval.Milliseconds(), s.Timeout.Milliseconds(), s.Topic, s.Enabled}
+}
+
+func scanSite(row pgx.CollectableRow) (site.Site, error) {
+	var s site.Site
+	var intervalMS, timeoutMS int64
+	err := row.Scan(&s.ID, &s.URL, &s.Method, &s.Headers, &s.Expect, &s.MustMatch, &s.MustNotMatch,
+		&intervalMS, &timeoutMS, &s.Topic, &s.Enabled, &s.Updated)
+	s.Interval, s.Timeout = time.Duration(intervalMS)*time.Millisecond, time.Duration(timeoutMS)*time.Millisecond
+	if len(s.Headers) == 0 {
+		s.Headers = nil
+	}
+	if len(s.MustMatch) == 0 {
+		s.MustMatch = nil
+	}
+	if len(s.MustNotMatch) == 0 {
+		s.MustNotMatch = nil
+	}
+	return s, err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

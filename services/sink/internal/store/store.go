@@ -4,8 +4,10 @@ package store
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -51,6 +53,20 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (int64, error) {
 		topics     = make([]string, n)
 		partitions = make([]int32, n)
 		offsets    = make([]int64, n)
+		versions   = make([]int16, n)
+		regexRes   = make([][]byte, n)
+		dns        = make([]*float64, n)
+		connect    = make([]*float64, n)
+		tlsMS      = make([]*float64, n)
+		ttfb       = make([]*float64, n)
+		transfer   = make([]*float64, n)
+		bodyBytes  = make([]*int64, n)
+		truncated  = make([]*bool, n)
+		redirects  = make([]*int32, n)
+		finalURLs  = make([]*string, n)
+		tlsExpiry  = make([]*time.Time, n)
+		chainExp   = make([]*time.Time, n)
+		remoteIPs  = make([]*string, n)
 	)
 	for i, r := range recs {
 		ids[i], siteIDs[i], urls[i], checkedAt[i] = r.EventID, r.SiteID, r.URL, r.CheckedAt
@@ -62,9 +78,26 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (int64, error) {
 		regexes[i], matched[i] = nonEmpty(r.Regex), r.RegexMatched
 		classes[i], errTexts[i] = nonEmpty(r.ErrorClass), nonEmpty(r.Error)
 		topics[i], partitions[i], offsets[i] = r.Topic, r.Partition, r.Offset
+		versions[i] = int16(r.SchemaVersion)
+		if len(r.Regexes) > 0 {
+			b, err := json.Marshal(r.Regexes)
+			if err != nil {
+				return 0, fmt.Errorf("encoding regex results of event %s: %w", r.EventID, err)
+			}
+			regexRes[i] = b
+		}
+		finalURLs[i], remoteIPs[i] = nonEmpty(r.FinalURL), nonEmpty(r.RemoteIP)
+		tlsExpiry[i], chainExp[i] = r.TLSExpiry, r.TLSChainExpiry
+		if r.SchemaVersion >= 2 { // version 1 had none of these: NULL, not 0
+			dns[i], connect[i], tlsMS[i], ttfb[i], transfer[i] = &r.DNSMS, &r.ConnectMS, &r.TLSMS, &r.TTFBMS, &r.TransferMS
+			redirectsN := int32(r.Redirects)
+			bodyBytes[i], truncated[i], redirects[i] = &r.BodyBytes, &r.Truncated, &redirectsN
+		}
 	}
 	tag, err := s.pool.Exec(ctx, insertStatsSQL, ids, siteIDs, urls, checkedAt, statuses, durations,
-		regexes, matched, classes, errTexts, topics, partitions, offsets)
+		regexes, matched, classes, errTexts, topics, partitions, offsets,
+		versions, regexRes, dns, connect, tlsMS, ttfb, transfer,
+		bodyBytes, truncated, redirects, finalURLs, tlsExpiry, chainExp, remoteIPs)
 	if err != nil {
 		return 0, fmt.Errorf("inserting %d stats rows: %w", n, err)
 	}

@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"strings"
+	"time"
+
+	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
+)
+
+// siteFlags are the flags of `sites add` and `sites update`. Only the flags
+// given on the command line are applied, so update changes just those.
+type siteFlags struct {
+	method, expect, interval, timeout, topic string
+	headers, match, notMatch                 listFlag
+	enabled, disabled                        bool
+}
+
+func (f *siteFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.method, "method", site.DefaultMethod, "HTTP method")
+	fs.Var(&f.headers, "header", "request header `Name: value`; repeat for more; --header= clears them")
+	fs.StringVar(&f.expect, "expect", site.DefaultExpect, "expected status codes, e.g. 200-399, 2xx,301, 200,204")
+	fs.Var(&f.match, "match", "RE2 `regex` the body must match; repeat for more (all must match); --match= clears them")
+	fs.Var(&f.match, "regex", "the same as --match")
+	fs.Var(&f.notMatch, "not-match", "RE2 `regex` the body must not match; repeat for more; --not-match= clears them")
+	fs.StringVar(&f.interval, "interval", site.DefaultInterval.String(), "time between checks, e.g. 30s, 5m")
+	fs.StringVar(&f.timeout, "timeout", site.DefaultTimeout.String(), "time a check may take, body included (at most the interval)")
+	fs.StringVar(&f.topic, "topic", site.DefaultTopic, "Kafka topic for this site's results")
+	fs.BoolVar(&f.enabled, "enabled", false, "check the site")
+	fs.BoolVar(&f.disabled, "disabled", false, "keep the site but do not check it")
+}
+
+// apply sets on s the fields whose flags are in given, and returns every
+// value that cannot be parsed, each a *site.FieldError.
+func (f *siteFlags) apply(s *site.Site, given map[string]bool) error {
+	var errs []error
+	if given["method"] {
+		s.Method = strings.ToUpper(f.method)
+	}
+	if given["header"] {
+		s.Headers = nil
+		for _, h := range f.headers.values() {
+			name, value, ok := strings.Cut(h, ":")
+			if !ok {
+				errs = append(errs, &site.FieldError{Field: "header", Value: h, Msg: "want Name: value"})
+				continue
+			}
+			if s.Headers == nil {
+				s.Headers = map[string]string{}
+			}
+			s.Headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
+		}
+	}
+	if given["expect"] {
+		s.Expect = f.expect
+	}
+	if given["match"] || given["regex"] {
+		s.MustMatch = f.match.values()
+	}
+	if given["not-match"] {
+		s.MustNotMatch = f.notMatch.values()
+	}
+	for _, d := range []struct {
+		name string
+		raw  string
+		to   *time.Duration
+	}{{"interval", f.interval, &s.Interval}, {"timeout", f.timeout, &s.Timeout}} {
+		if given[d.name] {
+			v, err := parseDuration(d.name, d.raw)
+			errs = append(errs, err)
+			*d.to = v
+		}
+	}
+	if given["topic"] {
+		s.Topic = f.topic
+	}
+	switch {
+	case given["enabled"] && given["disabled"]:
+		errs = append(errs, &site.FieldError{Field: "enabled", Value: "--enabled --disabled", Msg: "give one of them"})
+	case given["enabled"]:
+		s.Enabled = f.enabled
+	case given["disabled"]:
+		s.Enabled = !f.disabled
+	}
+	return errors.Join(errs...)
+}
+
+func parseDuration(field, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, &site.FieldError{Field: field, Value: v, Msg: "not a duration; use a number with a unit, e.g. 30s, 5m, 1h"}
+	}
+	return d, nil
+}
+
+// listFlag collects a repeated flag; an empty value stands for "none".
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ", ") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+func (l listFlag) values() []string {
+	var out []string
+	for _, v := range l {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
