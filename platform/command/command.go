@@ -5,6 +5,8 @@ package command
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -69,4 +71,27 @@ func Serve(ctx context.Context, name, logLevel, logFormat string, stderr io.Writ
 	}
 	logger.Info(name + " stopped")
 	return ExitOK
+}
+
+// ConfigError reports the outcome of loading a command's configuration:
+// done is false when err is nil and the command should go on; otherwise
+// code is the exit code (0 for -h) and the error has been printed.
+func ConfigError(stderr io.Writer, name string, err error) (code int, done bool) {
+	switch {
+	case err == nil:
+		return ExitOK, false
+	case errors.Is(err, flag.ErrHelp):
+		return ExitOK, true
+	default:
+		fmt.Fprintf(stderr, "%s: invalid configuration:\n%v\n", name, err)
+		return ExitUsage, true
+	}
+}
+
+// NoArgs is the error for positional arguments a command does not take.
+func NoArgs(rest []string) error {
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments %q", rest)
+	}
+	return nil
 }

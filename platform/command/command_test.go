@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"testing"
 
@@ -43,4 +45,19 @@ func TestServe(t *testing.T) {
 	}))
 	require.Equal(t, ExitUsage, Serve(ctx, "svc", "loud", "json", &errOut, nil))
 	require.Contains(t, errOut.String(), `log level "loud"`)
+}
+
+func TestConfigError(t *testing.T) {
+	var errOut bytes.Buffer
+	code, done := ConfigError(&errOut, "svc", nil)
+	require.False(t, done)
+	require.Equal(t, ExitOK, code)
+	code, done = ConfigError(&errOut, "svc", fmt.Errorf("parsing: %w", flag.ErrHelp))
+	require.True(t, done)
+	require.Equal(t, ExitOK, code)
+	code, done = ConfigError(&errOut, "svc", errors.Join(errors.New("batch-size: 0"), NoArgs([]string{"x"})))
+	require.True(t, done)
+	require.Equal(t, ExitUsage, code)
+	require.Equal(t, "svc: invalid configuration:\nbatch-size: 0\nunexpected arguments [\"x\"]\n", errOut.String())
+	require.NoError(t, NoArgs(nil))
 }

@@ -7,8 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/sitewatch/sitewatch/platform/config"
 )
 
@@ -48,7 +46,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 // Validate reports every setting that cannot work, each naming its flag.
 func (c Config) Validate() error {
 	var errs []error
-	if err := validateDatabaseURL(c.DatabaseURL); err != nil {
+	if err := config.DatabaseURL(c.DatabaseURL); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Concurrency < 1 || c.Concurrency > 10000 {
@@ -70,16 +68,6 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ops-addr: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-func validateDatabaseURL(u string) error {
-	if u == "" {
-		return errors.New("database-url: required (env DATABASE_URL)")
-	}
-	if _, err := pgxpool.ParseConfig(u); err != nil {
-		return fmt.Errorf("database-url: %w", err)
-	}
-	return nil
 }
 
 // parse fills c from the environment and args; it returns the arguments

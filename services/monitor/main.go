@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,7 +19,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitewatch/sitewatch/db"
-	"github.com/sitewatch/sitewatch/platform/logging"
+	"github.com/sitewatch/sitewatch/platform/command"
+	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/cli"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
@@ -40,61 +39,23 @@ Flags and their MONITOR_* environment variables: monitor run -h
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	command.Main("monitor", "run", usage, map[string]command.Func{
+		"run": runCommand, "migrate": migrateCommand, "sites": sitesCommand,
+	})
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "run":
-		return runCommand(ctx, args, stderr)
-	case "migrate":
-		return migrateCommand(ctx, args, stderr)
-	case "sites":
-		return sitesCommand(ctx, args, stdout, stderr)
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "monitor: unknown command %q\n%s", cmd, usage)
-		return 2
-	}
-}
-
-func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
+func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 	var cfg Config
 	rest, err := cfg.parse("monitor run", args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err == nil && len(rest) > 0 {
-		err = fmt.Errorf("unexpected arguments %q", rest)
-	}
 	if err == nil {
-		err = cfg.Validate()
+		err = errors.Join(command.NoArgs(rest), cfg.Validate())
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "monitor: invalid configuration:\n%v\n", err)
-		return 2
+	if code, done := command.ConfigError(stderr, "monitor", err); done {
+		return code
 	}
-	logger, err := logging.New(cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		fmt.Fprintf(stderr, "monitor: %v\n", err)
-		return 2
-	}
-	defer func() { _ = logger.Sync() }()
-	if err := run(ctx, cfg, logger); err != nil && ctx.Err() == nil {
-		logger.Error("monitor stopped", zap.Error(err))
-		return 1
-	}
-	logger.Info("monitor stopped")
-	return 0
+	return command.Serve(ctx, "monitor", cfg.LogLevel, cfg.LogFormat, stderr, func(ctx context.Context, logger *zap.Logger) error {
+		return run(ctx, cfg, logger)
+	})
 }
 
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
@@ -129,33 +90,18 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	return err
 }
 
-func migrateCommand(ctx context.Context, args []string, stderr io.Writer) int {
+func migrateCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 	var cfg Config
 	rest, err := cfg.parse("monitor migrate", args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err == nil && len(rest) > 0 {
-		err = fmt.Errorf("unexpected arguments %q", rest)
-	}
 	if err == nil {
-		err = validateDatabaseURL(cfg.DatabaseURL)
+		err = errors.Join(command.NoArgs(rest), config.DatabaseURL(cfg.DatabaseURL))
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "monitor migrate: %v\n", err)
-		return 2
+	if code, done := command.ConfigError(stderr, "monitor migrate", err); done {
+		return code
 	}
-	logger, err := logging.New(cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		fmt.Fprintf(stderr, "monitor migrate: %v\n", err)
-		return 2
-	}
-	defer func() { _ = logger.Sync() }()
-	if err := db.Migrate(ctx, cfg.DatabaseURL, logger); err != nil {
-		logger.Error("migration failed", zap.Error(err))
-		return 1
-	}
-	return 0
+	return command.Serve(ctx, "migrate", cfg.LogLevel, cfg.LogFormat, stderr, func(ctx context.Context, logger *zap.Logger) error {
+		return db.Migrate(ctx, cfg.DatabaseURL, logger)
+	})
 }
 
 func sitesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -174,7 +120,7 @@ func sitesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}()
 	open := func() (cli.SiteStore, error) {
-		if err := validateDatabaseURL(cfg.DatabaseURL); err != nil {
+		if err := config.DatabaseURL(cfg.DatabaseURL); err != nil {
 			return nil, err
 		}
 		var err error

@@ -40,18 +40,11 @@ func main() {
 func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 	var cfg Config
 	fs, err := cfg.parse("relay run", args)
-	if errors.Is(err, flag.ErrHelp) {
-		return command.ExitOK
-	}
-	if err == nil && fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
 	if err == nil {
-		err = cfg.Validate()
+		err = errors.Join(command.NoArgs(fs.Args()), cfg.Validate())
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "relay: invalid configuration:\n%v\n", err)
-		return command.ExitUsage
+	if code, done := command.ConfigError(stderr, "relay", err); done {
+		return code
 	}
 	return command.Serve(ctx, "relay", cfg.LogLevel, cfg.LogFormat, stderr, func(ctx context.Context, logger *zap.Logger) error {
 		return run(ctx, cfg, logger)

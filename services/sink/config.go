@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 )
@@ -79,8 +80,5 @@ func loadConfig(args []string) (Config, error) {
 	if err := config.Parse(fs, "SINK", args); err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	return c, c.Validate()
+	return c, errors.Join(command.NoArgs(fs.Args()), c.Validate())
 }

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -33,12 +32,8 @@ func main() {
 
 func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 	cfg, err := loadConfig(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return command.ExitOK
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "sink: invalid configuration:\n%v\n", err)
-		return command.ExitUsage
+	if code, done := command.ConfigError(stderr, "sink", err); done {
+		return code
 	}
 	return command.Serve(ctx, "sink", cfg.LogLevel, cfg.LogFormat, stderr, func(ctx context.Context, logger *zap.Logger) error {
 		return run(ctx, cfg, logger)
