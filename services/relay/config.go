@@ -38,7 +38,6 @@ type Config struct {
 	Retention         time.Duration
 	RetentionInterval time.Duration
 	CESource          string
-	AsyncCommit       bool
 	OpsAddr           string
 	LogLevel          string
 	LogFormat         string
@@ -63,7 +62,6 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Retention, "retention", 24*time.Hour, "delete published rows older than this (0 keeps them)")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", time.Minute, "how often published rows are deleted")
 	fs.StringVar(&c.CESource, "ce-source", "/sitewatch/relay", "CloudEvents ce_source for rows whose writer set none")
-	fs.BoolVar(&c.AsyncCommit, "async-commit", true, "commit flips without waiting for the WAL flush; a database crash can then only cause duplicates, never a lost row")
 	fs.StringVar(&c.OpsAddr, "ops-addr", ":9102", "listen address of /healthz, /readyz and /metrics")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or console")

@@ -75,7 +75,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		BatchSize: cfg.BatchSize, Workers: cfg.Workers, PollInterval: cfg.PollInterval, Rebalance: cfg.Rebalance,
 		Retry:     store.Retry{Backoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff, MaxAttempts: cfg.MaxAttempts},
 		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval, RetentionBatch: 1000,
-		CESource: cfg.CESource, CEType: "io.sitewatch.outbox.message", AsyncCommit: cfg.AsyncCommit,
+		CESource: cfg.CESource, CEType: "io.sitewatch.outbox.message",
 	}
 	var relays []*relay.Relay
 	defer func() {

@@ -55,7 +55,6 @@ func preload(b *testing.B, pool *pgxpool.Pool, topic string, n int) {
 func benchConfig() Config {
 	cfg := testConfig()
 	cfg.BatchSize, cfg.Workers, cfg.PollInterval, cfg.Rebalance = 2000, 4, 100*time.Millisecond, time.Second
-	cfg.AsyncCommit = os.Getenv("SITEWATCH_BENCH_SYNC_COMMIT") == ""
 	return cfg
 }
 

@@ -54,8 +54,6 @@ type Config struct {
 	RetentionBatch    int
 	CESource          string // ce_source for rows whose writer set none
 	CEType            string // ce_type for rows whose writer set none
-	// AsyncCommit commits batches without waiting for the WAL flush.
-	AsyncCommit bool
 }
 
 // Producer is the part of *kafka.Producer the relay uses.
@@ -237,13 +235,6 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 		return res, fmt.Errorf("beginning outbox transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if r.cfg.AsyncCommit {
-		// Safe here: a flip lost in a database crash only re-publishes rows
-		// that are already in Kafka (a duplicate), never loses one.
-		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO off"); err != nil {
-			return res, fmt.Errorf("setting asynchronous commit: %w", err)
-		}
-	}
 
 	rows, err := r.store.Claim(ctx, tx, lanes, r.cfg.BatchSize)
 	if err != nil {
