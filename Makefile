@@ -35,7 +35,7 @@ test: up vet lint
 
 ## test-unit: the tests that need no PostgreSQL or Kafka
 test-unit:
-	@for m in $(MODULES); do (cd $$m && go test -short -count=1 ./...); done
+	@for m in $(MODULES); do (cd $$m && go test -short -count=1 -run '^(Test|Fuzz)' ./...); done
 
 up:
 	@scripts/infra.sh up

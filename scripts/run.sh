@@ -18,9 +18,9 @@ export LOG_FORMAT=console
 if [[ $("$BIN/monitor" sites list | wc -l) -le 1 ]]; then
   # Demo sites that work offline (the services' own endpoints) and one on
   # the internet, which shows how a failed check is recorded when offline.
-  "$BIN/monitor" sites add http://127.0.0.1:9101/healthz --regex '"status":"OK"' --interval 5s >/dev/null
-  "$BIN/monitor" sites add http://127.0.0.1:9102/metrics --regex 'sitewatch_relay_published_total [1-9]' --interval 10s >/dev/null
-  "$BIN/monitor" sites add https://example.com/ --regex 'Example Domain' --interval 15s >/dev/null
+  "$BIN/monitor" sites add http://127.0.0.1:9101/healthz --match '"status":"OK"' --interval 5s >/dev/null
+  "$BIN/monitor" sites add http://127.0.0.1:9102/metrics --match 'sitewatch_relay_published_total{source="default"} [1-9]' --interval 10s >/dev/null
+  "$BIN/monitor" sites add https://example.com/ --match 'Example Domain' --interval 15s >/dev/null
 fi
 
 pids=()
