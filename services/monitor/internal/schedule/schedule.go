@@ -54,6 +54,7 @@ type Scheduler struct {
 	queue   timeQueue
 	gen     uint64
 	asOf    time.Time // the last reload's snapshot; zero until one succeeded
+	reloads int
 }
 
 type entry struct {
@@ -167,6 +168,9 @@ func (s *Scheduler) work(ctx context.Context, jobs <-chan job) {
 	}
 }
 
+// fullReloadEvery is how many reloads pass between full ones.
+const fullReloadEvery = 60
+
 // reload brings the schedule in line with the enabled sites: new sites
 // start after a random delay within their interval (so a restart does not
 // fire every site at once), changed sites take their new settings, and
@@ -174,7 +178,15 @@ func (s *Scheduler) work(ctx context.Context, jobs <-chan job) {
 // rows changed since the last reload plus the list of enabled ids, so with
 // 10,000 sites a reload every few seconds stays cheap.
 func (s *Scheduler) reload(ctx context.Context) {
-	ch, err := s.source.SiteChanges(ctx, s.asOf)
+	// Every fullReloadEvery-th reload reads every enabled site, so a change
+	// whose transaction stayed open past the incremental margin is still
+	// picked up, a few minutes late rather than never.
+	since := s.asOf
+	s.reloads++
+	if s.reloads%fullReloadEvery == 0 {
+		since = time.Time{}
+	}
+	ch, err := s.source.SiteChanges(ctx, since)
 	if err == nil {
 		err = s.fetchMissing(ctx, &ch)
 	}

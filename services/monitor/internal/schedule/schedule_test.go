@@ -184,3 +184,26 @@ func TestReloadReadsOnlyWhatChanged(t *testing.T) {
 	require.Contains(t, s.entries, int64(101))
 	require.Contains(t, s.entries, int64(102))
 }
+
+func TestFullReloadCatchesAChangeTheIncrementalOnesMissed(t *testing.T) {
+	t.Parallel()
+	old := time.Now().Add(-time.Hour)
+	src := &fakeSource{}
+	src.set(mk(1, time.Minute, old))
+	s := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, &fakeChecker{}, make(chan probe.Result, 1),
+		zaptest.NewLogger(t), prometheus.NewRegistry())
+	ctx := context.Background()
+	s.reload(ctx)
+	require.Equal(t, time.Minute, s.entries[1].target.Site.Interval)
+
+	// Committed late with an updated_at older than the last snapshot, as a
+	// long transaction would: incremental reloads cannot see it...
+	src.set(mk(1, 2*time.Minute, old.Add(time.Second)))
+	for range fullReloadEvery - 2 {
+		s.reload(ctx)
+	}
+	require.Equal(t, time.Minute, s.entries[1].target.Site.Interval)
+	// ...the next full reload does.
+	s.reload(ctx)
+	require.Equal(t, 2*time.Minute, s.entries[1].target.Site.Interval)
+}
