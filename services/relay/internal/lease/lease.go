@@ -38,6 +38,10 @@ var (
 	membersSQL string
 	//go:embed held_lanes.sql
 	heldLanesSQL string
+	//go:embed try_lock.sql
+	tryLockSQL string
+	//go:embed unlock.sql
+	unlockSQL string
 )
 
 // Config says which table to lease lanes of.
@@ -182,7 +186,7 @@ func (c *Coordinator) key1() int32 { return int32(c.cfg.TableOID) }
 func (c *Coordinator) joinMembers(ctx context.Context, conn *pgx.Conn) (int, error) {
 	for slot := range maxMembers {
 		var ok bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1::int4, $2::int4)", c.key1(), memberBase+slot).Scan(&ok); err != nil {
+		if err := conn.QueryRow(ctx, tryLockSQL, c.key1(), memberBase+slot).Scan(&ok); err != nil {
 			return 0, fmt.Errorf("joining relay group: %w", err)
 		}
 		if ok {
@@ -209,7 +213,7 @@ func (c *Coordinator) rebalance(ctx context.Context, conn *pgx.Conn) error {
 			if !c.owned[l] {
 				continue
 			}
-			if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1::int4, $2::int4)", c.key1(), l); err != nil {
+			if _, err := conn.Exec(ctx, unlockSQL, c.key1(), l); err != nil {
 				return fmt.Errorf("releasing lane %d: %w", l, err)
 			}
 			c.owned[l] = false
@@ -244,7 +248,7 @@ func (c *Coordinator) rebalance(ctx context.Context, conn *pgx.Conn) error {
 			continue
 		}
 		var ok bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1::int4, $2::int4)", c.key1(), l).Scan(&ok); err != nil {
+		if err := conn.QueryRow(ctx, tryLockSQL, c.key1(), l).Scan(&ok); err != nil {
 			return fmt.Errorf("leasing lane %d: %w", l, err)
 		}
 		if !ok {
