@@ -4,7 +4,6 @@
 package config
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -60,12 +59,15 @@ func parse(fs *flag.FlagSet, prefix string, args []string, lookup func(string) (
 }
 
 // DatabaseURL checks a required PostgreSQL URL given by flag database-url.
-func DatabaseURL(u string) error {
+func DatabaseURL(u string) error { return DatabaseURLField("database-url", u) }
+
+// DatabaseURLField checks a required PostgreSQL URL; errors name field.
+func DatabaseURLField(field, u string) error {
 	if u == "" {
-		return errors.New("database-url: required (env DATABASE_URL)")
+		return fmt.Errorf("%s: required (env DATABASE_URL)", field)
 	}
 	if _, err := pgx.ParseConfig(u); err != nil {
-		return fmt.Errorf("database-url: %w", err)
+		return fmt.Errorf("%s: %w", field, err)
 	}
 	return nil
 }

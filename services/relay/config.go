@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"gopkg.in/yaml.v3"
 
 	"github.com/sitewatch/sitewatch/outbox"
@@ -157,10 +156,8 @@ func (c *Config) loadSources() ([]relay.Source, error) {
 
 func validateSource(s relay.Source, urlField, tableField, topicsField string) error {
 	var errs []error
-	if s.DatabaseURL == "" {
-		errs = append(errs, fmt.Errorf("%s: required (env DATABASE_URL)", urlField))
-	} else if _, err := pgxpool.ParseConfig(s.DatabaseURL); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", urlField, err))
+	if err := config.DatabaseURLField(urlField, s.DatabaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := outbox.QuoteTable(s.Table); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", tableField, err))

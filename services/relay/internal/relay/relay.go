@@ -112,9 +112,6 @@ func (r *Relay) Close() { r.pool.Close() }
 // Pool is the source's connection pool, for readiness checks.
 func (r *Relay) Pool() *pgxpool.Pool { return r.pool }
 
-// Store is the source's queries.
-func (r *Relay) Store() *store.Store { return r.store }
-
 // Name is the source's name.
 func (r *Relay) Name() string { return r.src.Name }
 
