@@ -85,8 +85,21 @@ func consume(t testing.TB, cfg kafkaclient.Config, topic string, done func([]*ka
 		t.Fatalf("creating test consumer: %v", err)
 	}
 	defer func() { _ = c.Close() }()
-	if err := c.Subscribe(topic, nil); err != nil {
-		t.Fatalf("subscribing to %s: %v", topic, err)
+	// Assigned partitions, not a group subscription: no group join to wait
+	// for, which on a loaded broker can take longer than the test's timeout.
+	md, err := c.GetMetadata(&topic, false, int(timeout.Milliseconds()))
+	if err != nil {
+		t.Fatalf("reading metadata of %s: %v", topic, err)
+	}
+	var parts []kafka.TopicPartition
+	for _, p := range md.Topics[topic].Partitions {
+		parts = append(parts, kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.OffsetBeginning})
+	}
+	if len(parts) == 0 {
+		t.Fatalf("topic %s has no partitions", topic)
+	}
+	if err := c.Assign(parts); err != nil {
+		t.Fatalf("assigning the partitions of %s: %v", topic, err)
 	}
 	var got []*kafka.Message
 	last := time.Now()

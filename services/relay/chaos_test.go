@@ -182,6 +182,22 @@ func audit(t *testing.T, pool *pgxpool.Pool) {
 	require.NoError(t, err)
 }
 
+// flipped returns how many rows have been flipped so far (audit must be on).
+func flipped(t *testing.T, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM flips").Scan(&n))
+	return n
+}
+
+// waitProgress waits until n more rows have been flipped: the relay is
+// publishing, so what the test does next lands mid-stream.
+func waitProgress(t *testing.T, pool *pgxpool.Pool, n int64, msg string) {
+	t.Helper()
+	from := flipped(t, pool)
+	require.Eventually(t, func() bool { return flipped(t, pool) >= from+n }, 60*time.Second, 20*time.Millisecond, msg)
+}
+
 func waitAllPublished(t *testing.T, pool *pgxpool.Pool, written int64, timeout time.Duration) {
 	t.Helper()
 	require.Eventually(t, func() bool {
@@ -245,7 +261,7 @@ func TestKill9MidStreamAgainAndAgain(t *testing.T) {
 	kills := 0
 	for range 6 {
 		p := startRelay(t, dbURL, cfg.Brokers, topic)
-		time.Sleep(time.Duration(1200+300*kills) * time.Millisecond)
+		waitProgress(t, pool, int64(300+200*kills), "the relay publishes before it is killed")
 		p.kill9()
 		kills++
 	}
@@ -302,7 +318,7 @@ func TestThreeReplicasOneKilled(t *testing.T) {
 		return total == 64
 	}, 20*time.Second, 100*time.Millisecond, "three replicas share the 64 lanes evenly")
 
-	time.Sleep(2 * time.Second)
+	waitProgress(t, pool, 1000, "the three replicas publish")
 	replicas[1].kill9()
 	killed := time.Now()
 	require.Eventually(t, func() bool {
@@ -315,7 +331,7 @@ func TestThreeReplicasOneKilled(t *testing.T) {
 	}, 5*time.Second, 50*time.Millisecond, "the dead replica's lanes move to the others within 5 s")
 	t.Logf("lanes of the killed replica taken over in %s", time.Since(killed).Round(time.Millisecond))
 
-	time.Sleep(2 * time.Second)
+	waitProgress(t, pool, 1000, "the survivors publish")
 	written := w.finish()
 	waitAllPublished(t, pool, written, 60*time.Second)
 	replicas[0].terminate(t)
@@ -332,12 +348,15 @@ func privateBroker(t *testing.T) (kafkaclient.Config, func(action string)) {
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kafka.sh")
 	state := t.TempDir()
-	env := []string{"SITEWATCH_KAFKA_STATE=" + state, "SITEWATCH_KAFKA_PORT=59192", "SITEWATCH_KAFKA_CONTROLLER_PORT=59193"}
+	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KAFKA_BROKERS=") { // set, the script would use that broker instead
+		// KAFKA_BROKERS set, the script would use that broker instead; a
+		// user's own SITEWATCH_KAFKA_* must not move the private broker.
+		if !strings.HasPrefix(kv, "KAFKA_BROKERS=") && !strings.HasPrefix(kv, "SITEWATCH_KAFKA_") {
 			env = append(env, kv)
 		}
 	}
+	env = append(env, "SITEWATCH_KAFKA_STATE="+state, "SITEWATCH_KAFKA_PORT=59192", "SITEWATCH_KAFKA_CONTROLLER_PORT=59193")
 	var mu sync.Mutex
 	ctl := func(action string) {
 		mu.Lock()
@@ -371,16 +390,16 @@ func TestBrokerDownTwentySecondsUnderLoad(t *testing.T) {
 
 	w := startWriter(t, pool, topic, 20, 10, 20*time.Millisecond)
 	p := startRelay(t, dbURL, cfg.Brokers, topic)
-	time.Sleep(3 * time.Second)
+	waitProgress(t, pool, 1000, "the relay publishes before the broker stops")
 
 	broker("down")
 	var pendingDuringOutage int64
-	time.Sleep(20 * time.Second)
+	time.Sleep(20 * time.Second) // the outage itself: the scenario, not a wait for an event
 	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE NOT published").Scan(&pendingDuringOutage))
 	rssDuringOutage := p.peakRSS(t)
 	broker("up")
 
-	time.Sleep(3 * time.Second)
+	waitProgress(t, pool, 1000, "the relay publishes again once the broker is back")
 	written := w.finish()
 	waitAllPublished(t, pool, written, 90*time.Second)
 	p.terminate(t)
@@ -408,7 +427,7 @@ func TestDatabaseConnectionsKilledUnderLoad(t *testing.T) {
 	p := startRelay(t, dbURL+"&application_name="+appName, cfg.Brokers, topic)
 	killed := 0
 	for range 4 {
-		time.Sleep(1500 * time.Millisecond)
+		waitProgress(t, pool, 500, "the relay publishes between the cuts")
 		var n int
 		// Every connection of the relay: its pool and its lease connection.
 		require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity

@@ -1,18 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
-	"path"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/services/relay/internal/relay"
@@ -37,11 +36,11 @@ type Config struct {
 	Retention         time.Duration
 	RetentionInterval time.Duration
 	CESource          string
+	CEType            string
+	IDHeader          string
 	OpsAddr           string
 	LogLevel          string
 	LogFormat         string
-
-	sources []relay.Source
 }
 
 func (c *Config) register(fs *flag.FlagSet) {
@@ -60,20 +59,21 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 10, "attempts before a refused row is parked")
 	fs.DurationVar(&c.Retention, "retention", 24*time.Hour, "delete published rows older than this (0 keeps them)")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", time.Minute, "how often published rows are deleted")
-	fs.StringVar(&c.CESource, "ce-source", "/sitewatch/relay", "CloudEvents ce_source for rows whose writer set none")
+	fs.StringVar(&c.CESource, "ce-source", "", "CloudEvents ce_source header of rows whose writer set none (default /relay/SOURCE-NAME)")
+	fs.StringVar(&c.CEType, "ce-type", "outbox.message", "CloudEvents ce_type header of rows whose writer set none")
+	fs.StringVar(&c.IDHeader, "id-header", "outbox_id", "header carrying the outbox row id (\"none\": no such header)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", ":9102", "listen address of /healthz, /readyz and /metrics")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or console")
 }
 
 // Validate reports every setting that cannot work, each naming its flag.
-func (c *Config) Validate() error {
+// It does not change c.
+func (c Config) Validate() error {
 	var errs []error
-	sources, err := c.loadSources()
-	if err != nil {
+	if _, err := c.loadSources(); err != nil {
 		errs = append(errs, err)
 	}
-	c.sources = sources
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -105,13 +105,31 @@ type sourcesFile struct {
 		DatabaseURL string   `yaml:"database_url"`
 		Table       string   `yaml:"table"`
 		Topics      []string `yaml:"topics"`
+		CESource    string   `yaml:"ce_source"`
+		CEType      string   `yaml:"ce_type"`
+		IDHeader    string   `yaml:"id_header"`
 	} `yaml:"sources"`
 }
 
-func (c *Config) loadSources() ([]relay.Source, error) {
+// headers fills a source's header settings: its own, else the flags',
+// else the defaults.
+func (c Config) headers(src *relay.Source, ceSource, ceType, idHeader string) {
+	src.CESource = cmp.Or(ceSource, c.CESource, "/relay/"+src.Name)
+	src.CEType = cmp.Or(ceType, c.CEType)
+	src.IDHeader = cmp.Or(idHeader, c.IDHeader)
+	if src.IDHeader == "none" {
+		src.IDHeader = ""
+	}
+}
+
+// loadSources returns the sources of -sources-file, or the one source of
+// -database-url, -table and -topics.
+func (c Config) loadSources() ([]relay.Source, error) {
 	if c.SourcesFile == "" {
 		src := relay.Source{Name: "default", DatabaseURL: c.DatabaseURL, Table: c.Table, Topics: splitList(c.Topics)}
-		if err := validateSource(src, "database-url", "table", "topics"); err != nil {
+		c.headers(&src, "", "", "")
+		flagOf := func(field string) string { return strings.ReplaceAll(field, "_", "-") }
+		if err := validateSource(src, flagOf); err != nil {
 			return nil, err
 		}
 		return []relay.Source{src}, nil
@@ -135,18 +153,16 @@ func (c *Config) loadSources() ([]relay.Source, error) {
 	seen := map[string]bool{}
 	for i, s := range file.Sources {
 		src := relay.Source{Name: s.Name, DatabaseURL: os.ExpandEnv(s.DatabaseURL), Table: s.Table, Topics: s.Topics}
+		c.headers(&src, s.CESource, s.CEType, s.IDHeader)
 		if src.Table == "" {
 			src.Table = "outbox"
 		}
 		at := fmt.Sprintf("sources-file %s: sources[%d]", c.SourcesFile, i)
-		switch {
-		case src.Name == "":
-			errs = append(errs, fmt.Errorf("%s.name: required", at))
-		case seen[src.Name]:
+		if src.Name != "" && seen[src.Name] {
 			errs = append(errs, fmt.Errorf("%s.name: %q used twice", at, src.Name))
 		}
 		seen[src.Name] = true
-		if err := validateSource(src, at+".database_url", at+".table", at+".topics"); err != nil {
+		if err := validateSource(src, func(field string) string { return at + "." + field }); err != nil {
 			errs = append(errs, err)
 		}
 		out = append(out, src)
@@ -154,23 +170,36 @@ func (c *Config) loadSources() ([]relay.Source, error) {
 	return out, errors.Join(errs...)
 }
 
-func validateSource(s relay.Source, urlField, tableField, topicsField string) error {
-	var errs []error
-	if err := config.DatabaseURLField(urlField, s.DatabaseURL); err != nil {
-		errs = append(errs, err)
+// validateSource checks src with relay.Source.Validate and names each bad
+// field as the user wrote it: rename maps a field of a sources file
+// (database_url, table, topics, name) to a flag or a path in the file.
+func validateSource(src relay.Source, rename func(field string) string) error {
+	err := src.Validate()
+	if err == nil {
+		return nil
 	}
-	if _, err := outbox.QuoteTable(s.Table); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", tableField, err))
+	all := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		all = joined.Unwrap()
 	}
-	if len(s.Topics) == 0 {
-		errs = append(errs, fmt.Errorf("%s: at least one pattern required (\"*\" allows every topic)", topicsField))
-	}
-	for _, p := range s.Topics {
-		if _, err := path.Match(p, ""); err != nil {
-			errs = append(errs, fmt.Errorf("%s: pattern %q: %w", topicsField, p, err))
+	var out []error
+	for _, e := range all {
+		var fe relay.FieldError
+		if !errors.As(e, &fe) {
+			out = append(out, e)
+			continue
 		}
+		field := rename(fe.Field)
+		if fe.Field == "database_url" {
+			// The shared check says which variable sets it.
+			if derr := config.DatabaseURLField(field, src.DatabaseURL); derr != nil {
+				out = append(out, derr)
+				continue
+			}
+		}
+		out = append(out, fmt.Errorf("%s: %w", field, fe.Err))
 	}
-	return errors.Join(errs...)
+	return errors.Join(out...)
 }
 
 func splitList(s string) []string {

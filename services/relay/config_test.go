@@ -21,9 +21,11 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/db")
 	c, err := loadConfig(t)
 	require.NoError(t, err)
-	require.Len(t, c.sources, 1)
-	require.Equal(t, "outbox", c.sources[0].Table)
-	require.Equal(t, []string{"*"}, c.sources[0].Topics)
+	sources, err := c.loadSources()
+	require.NoError(t, err)
+	require.Len(t, sources, 1)
+	require.Equal(t, "outbox", sources[0].Table)
+	require.Equal(t, []string{"*"}, sources[0].Topics)
 
 	t.Setenv("RELAY_BATCH_SIZE", "0")
 	_, err = loadConfig(t, "-poll-interval=1ms", "-table=a.b.c", "-kafka-brokers=nohost", "-topics=[", "-max-attempts=0")
@@ -56,13 +58,27 @@ sources:
     database_url: ${BILLING_DB}
     table: billing.outbox
     topics: ["billing.invoices", "billing.payments.*"]
-`))
+    ce_source: /billing
+    ce_type: com.example.billing
+    id_header: none
+`), "-ce-type", "com.example.default")
 	require.NoError(t, err)
-	require.Len(t, c.sources, 2)
-	require.Equal(t, "outbox", c.sources[0].Table)
-	require.Equal(t, "postgres://b:b@127.0.0.1:5432/billing", c.sources[1].DatabaseURL)
-	require.True(t, c.sources[1].Allows("billing.payments.eu"))
-	require.False(t, c.sources[1].Allows("sitewatch.checks"))
+	before := c
+	sources, err := c.loadSources()
+	require.NoError(t, err)
+	require.Equal(t, before, c, "loading the sources does not change the config")
+	require.Len(t, sources, 2)
+	require.Equal(t, "outbox", sources[0].Table)
+	require.Equal(t, "postgres://b:b@127.0.0.1:5432/billing", sources[1].DatabaseURL)
+	require.True(t, sources[1].Allows("billing.payments.eu"))
+	require.False(t, sources[1].Allows("sitewatch.checks"))
+	// Header settings: the source's own, else the flags', else neutral defaults.
+	require.Equal(t, "/relay/sitewatch", sources[0].CESource)
+	require.Equal(t, "com.example.default", sources[0].CEType)
+	require.Equal(t, "outbox_id", sources[0].IDHeader)
+	require.Equal(t, "/billing", sources[1].CESource)
+	require.Equal(t, "com.example.billing", sources[1].CEType)
+	require.Empty(t, sources[1].IDHeader, `"none" sends no id header`)
 
 	_, err = loadConfig(t, "-sources-file", write(`
 sources:
@@ -85,6 +101,13 @@ sources:
 	require.ErrorContains(t, err, "sources[0].topics: at least one pattern required")
 	require.ErrorContains(t, err, `sources[1].name: "a" used twice`)
 	require.ErrorContains(t, err, "sources[1].database_url: required")
+
+	_, err = loadConfig(t, "-sources-file", write(`
+sources:
+  - database_url: postgres://u:p@127.0.0.1/db
+    topics: ["x"]
+`))
+	require.ErrorContains(t, err, "sources[0].name: required")
 
 	_, err = loadConfig(t, "-sources-file", filepath.Join(dir, "missing.yaml"))
 	require.ErrorContains(t, err, "sources-file: open")

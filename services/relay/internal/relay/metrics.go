@@ -15,7 +15,13 @@ type Metrics struct {
 	batchSeconds                          *prometheus.HistogramVec
 
 	mu      sync.Mutex
-	sources []*Relay
+	sources []source
+}
+
+// source is what the metrics read of a Relay.
+type source interface {
+	Name() string
+	Stats(ctx context.Context) (Stats, error)
 }
 
 // NewMetrics registers the relay's metrics with reg.
@@ -39,10 +45,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) add(r *Relay) {
+func (m *Metrics) add(r source) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sources = append(m.sources, r)
+}
+
+func (m *Metrics) observeDeleted(source string, n int64) {
+	m.deleted.WithLabelValues(source).Add(float64(n))
 }
 
 func (m *Metrics) observe(source string, res Result, forbidden int, took time.Duration) {
@@ -81,25 +91,21 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect queries each source's table at scrape time.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
-	sources := append([]*Relay(nil), m.sources...)
+	sources := append([]source(nil), m.sources...)
 	m.mu.Unlock()
 	for _, r := range sources {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		n, age, err := r.store.Pending(ctx, r.pool)
-		var parked int64
-		if err == nil {
-			parked, err = r.store.ParkedCount(ctx, r.pool)
-		}
+		st, err := r.Stats(ctx)
 		cancel()
-		name := r.src.Name
-		ch <- prometheus.MustNewConstMetric(lanesDesc, prometheus.GaugeValue, float64(r.Lanes()), name)
+		name := r.Name()
+		ch <- prometheus.MustNewConstMetric(lanesDesc, prometheus.GaugeValue, float64(st.Lanes), name)
 		if err != nil {
 			ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0, name)
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1, name)
-		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), name)
-		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, age.Seconds(), name)
-		ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(parked), name)
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(st.Pending), name)
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, st.OldestPending.Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(st.Parked), name)
 	}
 }

@@ -14,22 +14,34 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/relay/internal/lease"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
 )
 
-// Source is one outbox table and the topics its rows may go to.
+// Source is one outbox table, the topics its rows may go to, and the
+// headers the relay adds to its messages.
 type Source struct {
 	Name        string
 	DatabaseURL string
 	Table       string
 	Topics      []string // glob patterns (path.Match); a row for any other topic is parked
+
+	// CESource and CEType are the CloudEvents ce_source and ce_type of
+	// messages whose writer set none; IDHeader names the header that
+	// carries the outbox row's id. Empty adds no such header.
+	CESource string
+	CEType   string
+	IDHeader string
 }
 
 // Allows reports whether topic matches one of the source's patterns.
@@ -42,19 +54,83 @@ func (s Source) Allows(topic string) bool {
 	return false
 }
 
+// FieldError is a problem with one field of a Source, named as in a
+// sources file: name, database_url, table or topics.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e FieldError) Unwrap() error { return e.Err }
+
+// Validate reports every field of the source that cannot work, each as a
+// FieldError.
+func (s Source) Validate() error {
+	var errs []error
+	bad := func(field string, err error) { errs = append(errs, FieldError{field, err}) }
+	if s.Name == "" {
+		bad("name", errors.New("required"))
+	}
+	if s.DatabaseURL == "" {
+		bad("database_url", errors.New("required"))
+	} else if _, err := pgx.ParseConfig(s.DatabaseURL); err != nil {
+		bad("database_url", err)
+	}
+	if _, err := outbox.QuoteTable(s.Table); err != nil {
+		bad("table", err)
+	}
+	if len(s.Topics) == 0 {
+		bad("topics", errors.New(`at least one pattern required ("*" allows every topic)`))
+	}
+	for _, p := range s.Topics {
+		if _, err := path.Match(p, ""); err != nil {
+			bad("topics", fmt.Errorf("pattern %q: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Config tunes every source's loop.
 type Config struct {
 	BatchSize         int
 	Workers           int           // concurrent batches per source, each on its own lanes
 	PollInterval      time.Duration // fallback when no notification arrives
 	Rebalance         time.Duration
+	BatchTimeout      time.Duration // deadline of one claim → produce → flip → commit cycle
 	Retry             store.Retry
 	Retention         time.Duration // published rows older than this are deleted; 0 keeps them
 	RetentionInterval time.Duration
 	RetentionBatch    int
-	CESource          string // ce_source for rows whose writer set none
-	CEType            string // ce_type for rows whose writer set none
 }
+
+// Validate reports every setting that cannot work; it does not change c.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.BatchSize >= 1, "batch size %d: want at least 1", c.BatchSize)
+	check(c.Workers >= 1 && c.Workers <= lease.Lanes, "workers %d: want 1..%d", c.Workers, lease.Lanes)
+	check(c.PollInterval > 0, "poll interval %s: want more than 0", c.PollInterval)
+	check(c.Rebalance > 0, "rebalance interval %s: want more than 0", c.Rebalance)
+	check(c.BatchTimeout > 0, "batch timeout %s: want more than 0", c.BatchTimeout)
+	check(c.Retry.Backoff > 0, "retry backoff %s: want more than 0", c.Retry.Backoff)
+	check(c.Retry.MaxBackoff >= c.Retry.Backoff, "retry max backoff %s: want at least the backoff %s", c.Retry.MaxBackoff, c.Retry.Backoff)
+	check(c.Retry.MaxAttempts >= 1, "retry max attempts %d: want at least 1", c.Retry.MaxAttempts)
+	check(c.Retention >= 0, "retention %s: want 0 (keep) or more", c.Retention)
+	if c.Retention > 0 {
+		check(c.RetentionInterval > 0, "retention interval %s: want more than 0", c.RetentionInterval)
+		check(c.RetentionBatch >= 1, "retention batch %d: want at least 1", c.RetentionBatch)
+	}
+	return errors.Join(errs...)
+}
+
+// workerBackoff paces a worker's retries of a failed batch or while Kafka
+// is unavailable.
+var workerBackoff = retry.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.2}
 
 // Producer is the part of *kafka.Producer the relay uses.
 type Producer interface {
@@ -73,10 +149,18 @@ type Relay struct {
 	metrics  *Metrics
 	mu       sync.Mutex
 	lastLoop time.Time
+	waiting  atomic.Int32 // workers idle until a notification or the poll
 }
 
-// New connects to the source's database and checks its table.
+// New checks cfg and src, connects to the source's database and checks
+// its table.
 func New(ctx context.Context, cfg Config, src Source, producer Producer, logger *zap.Logger, m *Metrics) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("relay configuration: %w", err)
+	}
+	if err := src.Validate(); err != nil {
+		return nil, fmt.Errorf("source %q: %w", src.Name, err)
+	}
 	logger = logger.With(zap.String("source", src.Name))
 	st, err := store.New(src.Table)
 	if err != nil {
@@ -130,7 +214,7 @@ func (r *Relay) touch() {
 
 // Run publishes until ctx ends. Each worker finishes its batch in flight
 // (produced, acknowledged, flipped, committed); then the lanes are given up.
-func (r *Relay) Run(ctx context.Context) error {
+func (r *Relay) Run(ctx context.Context) {
 	coordCtx, stopCoord := context.WithCancel(context.WithoutCancel(ctx))
 	coordDone := make(chan struct{})
 	wakes := make([]<-chan struct{}, r.cfg.Workers)
@@ -139,7 +223,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	go func() {
 		defer close(coordDone)
-		_ = r.coord.Run(coordCtx)
+		r.coord.Run(coordCtx)
 	}()
 
 	var wg sync.WaitGroup
@@ -160,45 +244,50 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Wait()
 	stopCoord()
 	<-coordDone
-	return nil
 }
 
 func (r *Relay) work(ctx context.Context, worker int, wake <-chan struct{}) {
-	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	backoff := retry.NewBackoff(workerBackoff)
 	for ctx.Err() == nil {
-		res, err := r.PublishBatch(context.WithoutCancel(ctx), worker)
+		// The batch in flight is finished after shutdown, within its deadline.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.BatchTimeout)
+		res, err := r.publishBatch(bctx, worker)
+		cancel()
 		r.touch()
 		var wait time.Duration
 		switch {
 		case err != nil:
-			wait = backoff.next()
+			wait = backoff.Next()
 			r.logger.Warn("publishing outbox batch failed; retrying", zap.Int("worker", worker),
 				zap.Error(err), zap.Duration("retry_in", wait))
 		case res.Transient > 0:
-			wait = backoff.next()
+			wait = backoff.Next()
 			r.logger.Warn("Kafka is not acknowledging; the rows stay pending and are retried",
 				zap.Int("worker", worker), zap.Int("rows", res.Transient), zap.String("error", res.TransientErr),
 				zap.Duration("retry_in", wait))
 		case res.Claimed == r.cfg.BatchSize:
-			backoff.reset()
+			backoff.Reset()
 			continue // more rows are likely waiting
 		default:
-			backoff.reset()
-			wait = r.cfg.PollInterval
+			backoff.Reset()
+			r.idle(ctx, wake, r.cfg.PollInterval)
+			continue
 		}
-		select {
-		case <-ctx.Done():
-		case <-wake:
-			if err == nil && res.Transient == 0 {
-				continue
-			}
-			// Backing off: a notification does not cut the wait short.
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-		case <-time.After(wait):
-		}
+		// Backing off: a notification does not cut the wait short.
+		retry.Sleep(ctx, wait)
+	}
+}
+
+// idle waits for a notification, the poll interval or the end of ctx.
+func (r *Relay) idle(ctx context.Context, wake <-chan struct{}, poll time.Duration) {
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
+	t := time.NewTimer(poll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-wake:
+	case <-t.C:
 	}
 }
 
@@ -213,9 +302,9 @@ type Result struct {
 	Deferred     int // left for the next batch to keep their key's order
 }
 
-// PublishBatch runs one claim → produce → flip → commit cycle on the lanes
+// publishBatch runs one claim → produce → flip → commit cycle on the lanes
 // of worker.
-func (r *Relay) PublishBatch(ctx context.Context, worker int) (Result, error) {
+func (r *Relay) publishBatch(ctx context.Context, worker int) (Result, error) {
 	lanes, release := r.coord.Acquire(worker, r.cfg.Workers)
 	defer release()
 	if len(lanes) == 0 {
@@ -383,10 +472,12 @@ func (r *Relay) message(row *store.Row, index int) *kafka.Message {
 	}
 	add("ce_specversion", "1.0")
 	add("ce_id", row.EventID)
-	add("ce_source", r.cfg.CESource)
-	add("ce_type", r.cfg.CEType)
+	add("ce_source", r.src.CESource)
+	add("ce_type", r.src.CEType)
 	add("ce_time", row.CreatedAt.UTC().Format(time.RFC3339Nano))
-	add("sitewatch_outbox_id", strconv.FormatInt(row.ID, 10))
+	if r.src.IDHeader != "" {
+		add(r.src.IDHeader, strconv.FormatInt(row.ID, 10))
+	}
 	return &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
 		Key:            row.Key,
@@ -408,33 +499,36 @@ func (r *Relay) retain(ctx context.Context) {
 				}
 				break
 			}
-			r.metrics.deleted.WithLabelValues(r.src.Name).Add(float64(n))
+			r.metrics.observeDeleted(r.src.Name, n)
 			if n < int64(r.cfg.RetentionBatch) {
 				break
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, r.cfg.RetentionInterval) {
 			return
-		case <-time.After(r.cfg.RetentionInterval):
 		}
 	}
 }
 
-// Lanes is the number of lanes this replica leases.
-func (r *Relay) Lanes() int { return r.coord.Owned() }
-
-type backoff struct{ min, max, cur time.Duration }
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else if b.cur *= 2; b.cur > b.max {
-		b.cur = b.max
-	}
-	return b.cur
+// Stats is what a replica knows of its source, for metrics.
+type Stats struct {
+	Lanes          int           // lanes this replica leases
+	WaitingWorkers int           // workers idle until a notification or the poll
+	Pending        int64         // rows waiting to be published (retrying ones included)
+	OldestPending  time.Duration // age of the oldest of them
+	Parked         int64         // rows parked until someone requeues them
 }
 
-func (b *backoff) reset() { b.cur = 0 }
+// Stats reads the source's counts; the error says the database did not answer.
+func (r *Relay) Stats(ctx context.Context) (Stats, error) {
+	st := Stats{Lanes: r.coord.Owned(), WaitingWorkers: int(r.waiting.Load())}
+	var err error
+	if st.Pending, st.OldestPending, err = r.store.Pending(ctx, r.pool); err != nil {
+		return st, err
+	}
+	st.Parked, err = r.store.ParkedCount(ctx, r.pool)
+	return st, err
+}
+
+// Lanes is the number of lanes this replica leases.
+func (r *Relay) Lanes() int { return r.coord.Owned() }

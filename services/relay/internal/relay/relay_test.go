@@ -32,8 +32,8 @@ var allLanes = func() []int16 {
 
 func testConfig() Config {
 	return Config{BatchSize: 100, Workers: 2, PollInterval: time.Minute, Rebalance: 200 * time.Millisecond,
-		Retry:    store.Retry{Backoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 3},
-		CESource: "/test", CEType: "test.type", RetentionInterval: time.Hour, RetentionBatch: 10}
+		BatchTimeout: time.Minute, Retry: store.Retry{Backoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 3},
+		RetentionInterval: time.Hour, RetentionBatch: 10}
 }
 
 func newRelay(t *testing.T, dbURL string, p Producer, cfg Config, topics ...string) *Relay {
@@ -41,7 +41,8 @@ func newRelay(t *testing.T, dbURL string, p Producer, cfg Config, topics ...stri
 	if len(topics) == 0 {
 		topics = []string{"*"}
 	}
-	r, err := New(context.Background(), cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: topics},
+	r, err := New(context.Background(), cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: topics,
+		CESource: "/test", CEType: "test.type", IDHeader: "outbox_id"},
 		p, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
 	require.NoError(t, err)
 	t.Cleanup(r.Close)
@@ -154,6 +155,8 @@ func TestPublishesEveryRowOnceWithItsKeyAndHeaders(t *testing.T) {
 		require.Equal(t, "1.0", h["ce_specversion"])
 		require.Equal(t, "/test", h["ce_source"])
 		require.Equal(t, "test.type", h["ce_type"])
+		require.NotEmpty(t, h["outbox_id"])
+		require.NotContains(t, h, "sitewatch_outbox_id", "the relay is generic: no sitewatch header")
 		_, err := time.Parse(time.RFC3339Nano, h["ce_time"])
 		require.NoError(t, err)
 		if prev, seen := lastPerKey[string(m.Key)]; seen {
@@ -220,7 +223,7 @@ func TestRefusedRowsBackOffBlockTheirKeyAndAreParkedAfterTheLimit(t *testing.T) 
 
 	// Attempts 2 and 3, then parked; once parked it no longer blocks key b.
 	for attempt := 2; attempt <= 3; attempt++ {
-		time.Sleep(60 * time.Millisecond)
+		waitOutBackoff(t, pool)
 		res, err = r.publish(ctx, allLanes)
 		require.NoError(t, err)
 		s = rowStates(t, pool)
@@ -244,6 +247,13 @@ func TestRefusedRowsBackOffBlockTheirKeyAndAreParkedAfterTheLimit(t *testing.T) 
 	res, err = r.publish(ctx, allLanes)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Failed)
+}
+
+// waitOutBackoff lets time pass for the rows waiting out a retry backoff.
+func waitOutBackoff(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), "UPDATE outbox SET next_attempt_at = now() WHERE next_attempt_at > now()")
+	require.NoError(t, err)
 }
 
 func TestKafkaUnavailableDoesNotUseUpAttempts(t *testing.T) {
@@ -344,11 +354,14 @@ func TestRunWakesOnNotifyRetainsAndStopsAfterTheBatch(t *testing.T) {
 	require.NoError(t, err)
 
 	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- r.Run(runCtx) }()
-	require.Eventually(t, func() bool { return r.Lanes() == lease.Lanes }, 10*time.Second, 20*time.Millisecond,
-		"a single replica leases every lane")
-	time.Sleep(300 * time.Millisecond) // let the first poll pass: what follows is woken by NOTIFY
+	done := make(chan struct{})
+	go func() { r.Run(runCtx); close(done) }()
+	require.Eventually(t, func() bool {
+		st, err := r.Stats(ctx)
+		require.NoError(t, err)
+		return st.Lanes == lease.Lanes && st.WaitingWorkers == cfg.Workers && st.Pending == 0
+	}, 10*time.Second, 20*time.Millisecond, "a single replica leases every lane; its workers, idle, wait for a minute-long poll")
+	// From here only a notification can wake a worker in time.
 	writeRows(t, pool, outbox.Message{Topic: topic, Payload: []byte("a")}, outbox.Message{Topic: topic, Payload: []byte("b")})
 	require.Eventually(t, func() bool {
 		var n int
@@ -366,10 +379,67 @@ func TestRunWakesOnNotifyRetainsAndStopsAfterTheBatch(t *testing.T) {
 
 	cancel()
 	select {
-	case err := <-done:
-		require.NoError(t, err)
+	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
 	require.Zero(t, r.Lanes(), "lanes are given up on the way out")
+}
+
+func TestNewRefusesAConfigThatCannotWork(t *testing.T) {
+	t.Parallel()
+	src := Source{Name: "test", DatabaseURL: "postgres://u@127.0.0.1:1/db", Table: "outbox", Topics: []string{"*"}}
+	for name, mut := range map[string]func(*Config){
+		"workers 0":          func(c *Config) { c.Workers = 0 }, // panicked in the lane split before
+		"workers > lanes":    func(c *Config) { c.Workers = lease.Lanes + 1 },
+		"batch size 0":       func(c *Config) { c.BatchSize = 0 },
+		"poll interval 0":    func(c *Config) { c.PollInterval = 0 },
+		"rebalance 0":        func(c *Config) { c.Rebalance = 0 },
+		"batch timeout 0":    func(c *Config) { c.BatchTimeout = 0 },
+		"retry backoff 0":    func(c *Config) { c.Retry.Backoff = 0 },
+		"retry max < min":    func(c *Config) { c.Retry.MaxBackoff = time.Second },
+		"max attempts 0":     func(c *Config) { c.Retry.MaxAttempts = 0 },
+		"retention < 0":      func(c *Config) { c.Retention = -time.Second },
+		"retention batch 0":  func(c *Config) { c.Retention, c.RetentionBatch = time.Hour, 0 },
+		"retention interval": func(c *Config) { c.Retention, c.RetentionInterval = time.Hour, 0 },
+	} {
+		cfg := testConfig()
+		mut(&cfg)
+		before := cfg
+		_, err := New(context.Background(), cfg, src, &fakeProducer{}, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
+		require.ErrorContains(t, err, "relay configuration", name)
+		require.Equal(t, before, cfg, "validating does not change the config")
+	}
+	for name, mut := range map[string]func(*Source){
+		"name":     func(s *Source) { s.Name = "" },
+		"database": func(s *Source) { s.DatabaseURL = "" },
+		"table":    func(s *Source) { s.Table = "a.b.c" },
+		"topics":   func(s *Source) { s.Topics = nil },
+		"pattern":  func(s *Source) { s.Topics = []string{"["} },
+	} {
+		bad := src
+		mut(&bad)
+		_, err := New(context.Background(), testConfig(), bad, &fakeProducer{}, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
+		var fe FieldError
+		require.ErrorAs(t, err, &fe, name)
+	}
+}
+
+func TestStatsCountPendingAndParkedRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	writeRows(t, pool, outbox.Message{Topic: "a", Payload: []byte("1")}, outbox.Message{Topic: "b", Payload: []byte("2")},
+		outbox.Message{Topic: "a", Payload: []byte("3")})
+	r := newRelay(t, dbURL, &fakeProducer{}, testConfig(), "a")
+	st, err := r.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, Stats{Pending: 3, OldestPending: st.OldestPending}, st)
+	require.Positive(t, st.OldestPending)
+
+	require.Equal(t, 2, drain(t, r))
+	st, err = r.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, Stats{Parked: 1}, st, "b is parked: not this source's topic")
 }

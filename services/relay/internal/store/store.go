@@ -4,7 +4,7 @@ package store
 
 import (
 	"context"
-	"embed"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -16,8 +16,31 @@ import (
 	"github.com/sitewatch/sitewatch/outbox"
 )
 
-//go:embed *.sql
-var queries embed.FS
+// The queries, one file each; {{table}} stands for the quoted table name.
+var (
+	//go:embed check_columns.sql
+	checkColumnsSQL string
+	//go:embed claim.sql
+	claimSQL string
+	//go:embed delete_published.sql
+	deletePublishedSQL string
+	//go:embed mark_failed.sql
+	markFailedSQL string
+	//go:embed mark_published.sql
+	markPublishedSQL string
+	//go:embed park.sql
+	parkSQL string
+	//go:embed parked_count.sql
+	parkedCountSQL string
+	//go:embed parked_list.sql
+	parkedListSQL string
+	//go:embed pending.sql
+	pendingSQL string
+	//go:embed requeue.sql
+	requeueSQL string
+	//go:embed table_info.sql
+	tableInfoSQL string
+)
 
 // Row is one outbox row claimed for publishing.
 type Row struct {
@@ -56,10 +79,25 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// queries are the statements of one Store, with its table filled in.
+type queries struct {
+	checkColumns    string
+	claim           string
+	deletePublished string
+	markFailed      string
+	markPublished   string
+	park            string
+	parkedCount     string
+	parkedList      string
+	pending         string
+	requeue         string
+	tableInfo       string
+}
+
 // Store runs the relay's queries against one table.
 type Store struct {
 	table string
-	sql   map[string]string
+	q     queries
 }
 
 // New returns a Store for table ("outbox" or "schema.outbox").
@@ -68,18 +106,20 @@ func New(table string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := queries.ReadDir(".")
-	if err != nil {
-		return nil, fmt.Errorf("reading embedded queries: %w", err)
-	}
-	s := &Store{table: ident, sql: map[string]string{}}
-	for _, e := range entries {
-		b, err := queries.ReadFile(e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("reading embedded query %s: %w", e.Name(), err)
-		}
-		s.sql[strings.TrimSuffix(e.Name(), ".sql")] = strings.ReplaceAll(string(b), "{{table}}", ident)
-	}
+	fill := func(sql string) string { return strings.ReplaceAll(sql, "{{table}}", ident) }
+	s := &Store{table: ident, q: queries{
+		checkColumns:    fill(checkColumnsSQL),
+		claim:           fill(claimSQL),
+		deletePublished: fill(deletePublishedSQL),
+		markFailed:      fill(markFailedSQL),
+		markPublished:   fill(markPublishedSQL),
+		park:            fill(parkSQL),
+		parkedCount:     fill(parkedCountSQL),
+		parkedList:      fill(parkedListSQL),
+		pending:         fill(pendingSQL),
+		requeue:         fill(requeueSQL),
+		tableInfo:       fill(tableInfoSQL),
+	}}
 	return s, nil
 }
 
@@ -95,10 +135,10 @@ type TableInfo struct {
 func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 	var oid int64
 	var ti TableInfo
-	if err := db.QueryRow(ctx, s.sql["table_info"], s.table).Scan(&oid, &ti.Schema, &ti.Name); err != nil {
+	if err := db.QueryRow(ctx, s.q.tableInfo, s.table).Scan(&oid, &ti.Schema, &ti.Name); err != nil {
 		return TableInfo{}, fmt.Errorf("looking up outbox table %s: %w", s.table, err)
 	}
-	rows, err := db.Query(ctx, s.sql["check_columns"])
+	rows, err := db.Query(ctx, s.q.checkColumns)
 	if err == nil {
 		rows.Close()
 		err = rows.Err()
@@ -114,7 +154,7 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 // Claim locks up to limit publishable rows of lanes, oldest first, until
 // tx ends.
 func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int) ([]Row, error) {
-	rows, err := tx.Query(ctx, s.sql["claim"], limit, lanes)
+	rows, err := tx.Query(ctx, s.q.claim, limit, lanes)
 	if err != nil {
 		return nil, fmt.Errorf("claiming outbox batch: %w", err)
 	}
@@ -144,7 +184,7 @@ func (s *Store) MarkPublished(ctx context.Context, tx DB, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, s.sql["mark_published"], ids); err != nil {
+	if _, err := tx.Exec(ctx, s.q.markPublished, ids); err != nil {
 		return fmt.Errorf("marking %d outbox rows published: %w", len(ids), err)
 	}
 	return nil
@@ -157,7 +197,7 @@ func (s *Store) MarkFailed(ctx context.Context, tx DB, ids []int64, errs []strin
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, s.sql["mark_failed"], ids, errs,
+	rows, err := tx.Query(ctx, s.q.markFailed, ids, errs,
 		retry.Backoff.Seconds(), retry.MaxBackoff.Seconds(), retry.MaxAttempts)
 	if err != nil {
 		return nil, fmt.Errorf("recording %d failed outbox rows: %w", len(ids), err)
@@ -185,7 +225,7 @@ func (s *Store) Park(ctx context.Context, tx DB, ids []int64, reason string) err
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, s.sql["park"], ids, reason); err != nil {
+	if _, err := tx.Exec(ctx, s.q.park, ids, reason); err != nil {
 		return fmt.Errorf("parking %d outbox rows: %w", len(ids), err)
 	}
 	return nil
@@ -196,7 +236,7 @@ func (s *Store) Park(ctx context.Context, tx DB, ids []int64, reason string) err
 func (s *Store) Pending(ctx context.Context, db DB) (int64, time.Duration, error) {
 	var n int64
 	var age float64
-	if err := db.QueryRow(ctx, s.sql["pending"]).Scan(&n, &age); err != nil {
+	if err := db.QueryRow(ctx, s.q.pending).Scan(&n, &age); err != nil {
 		return 0, 0, fmt.Errorf("counting pending outbox rows: %w", err)
 	}
 	return n, time.Duration(age * float64(time.Second)), nil
@@ -205,7 +245,7 @@ func (s *Store) Pending(ctx context.Context, db DB) (int64, time.Duration, error
 // ParkedCount returns the number of parked rows.
 func (s *Store) ParkedCount(ctx context.Context, db DB) (int64, error) {
 	var n int64
-	if err := db.QueryRow(ctx, s.sql["parked_count"]).Scan(&n); err != nil {
+	if err := db.QueryRow(ctx, s.q.parkedCount).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting parked outbox rows: %w", err)
 	}
 	return n, nil
@@ -213,7 +253,7 @@ func (s *Store) ParkedCount(ctx context.Context, db DB) (int64, error) {
 
 // Parked lists up to limit parked rows, oldest first.
 func (s *Store) Parked(ctx context.Context, db DB, limit int) ([]ParkedRow, error) {
-	rows, err := db.Query(ctx, s.sql["parked_list"], limit)
+	rows, err := db.Query(ctx, s.q.parkedList, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing parked outbox rows: %w", err)
 	}
@@ -227,7 +267,7 @@ func (s *Store) Parked(ctx context.Context, db DB, limit int) ([]ParkedRow, erro
 // Requeue gives parked rows (the ids given, or all if all) a fresh set of
 // attempts and returns how many it requeued.
 func (s *Store) Requeue(ctx context.Context, db DB, ids []int64, all bool) (int64, error) {
-	tag, err := db.Exec(ctx, s.sql["requeue"], ids, all)
+	tag, err := db.Exec(ctx, s.q.requeue, ids, all)
 	if err != nil {
 		return 0, fmt.Errorf("requeueing parked outbox rows: %w", err)
 	}
@@ -237,7 +277,7 @@ func (s *Store) Requeue(ctx context.Context, db DB, ids []int64, all bool) (int6
 // DeletePublished deletes up to limit rows published more than retention
 // ago and returns how many it deleted.
 func (s *Store) DeletePublished(ctx context.Context, db DB, retention time.Duration, limit int) (int64, error) {
-	tag, err := db.Exec(ctx, s.sql["delete_published"], retention.Seconds(), limit)
+	tag, err := db.Exec(ctx, s.q.deletePublished, retention.Seconds(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("deleting published outbox rows: %w", err)
 	}
