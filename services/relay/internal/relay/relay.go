@@ -23,8 +23,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/lease"
 	"github.com/sitewatch/sitewatch/platform/retry"
-	"github.com/sitewatch/sitewatch/services/relay/internal/lease"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
 )
 
@@ -113,7 +113,7 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.BatchSize >= 1, "batch size %d: want at least 1", c.BatchSize)
-	check(c.Workers >= 1 && c.Workers <= lease.Lanes, "workers %d: want 1..%d", c.Workers, lease.Lanes)
+	check(c.Workers >= 1 && c.Workers <= Lanes, "workers %d: want 1..%d", c.Workers, Lanes)
 	check(c.PollInterval > 0, "poll interval %s: want more than 0", c.PollInterval)
 	check(c.Rebalance > 0, "rebalance interval %s: want more than 0", c.Rebalance)
 	check(c.BatchTimeout > 0, "batch timeout %s: want more than 0", c.BatchTimeout)
@@ -127,6 +127,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Lanes is the number of lanes of an outbox table: the lane column is a
+// hash of the key modulo Lanes.
+const Lanes = 64
 
 // workerBackoff paces a worker's retries of a failed batch or while Kafka
 // is unavailable.
@@ -182,8 +186,17 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 		pool.Close()
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
-	coord := lease.New(lease.Config{DatabaseURL: src.DatabaseURL, TableOID: info.OID, Channel: info.Channel,
-		Rebalance: cfg.Rebalance}, logger)
+	coord, err := lease.New(lease.Config{
+		DatabaseURL: src.DatabaseURL, AppName: "sitewatch-relay-lease", Group: "lanes of " + info.Channel,
+		// The outbox table's oid is the namespace: relays of different
+		// tables, and the monitor's shards of the sites table, never meet.
+		Key1: int32(info.OID), ShardBase: 0, Shards: Lanes, MemberBase: 1 << 16, MaxMembers: 1024,
+		Channel: info.Channel, Rebalance: cfg.Rebalance, StatementTimeout: 10 * time.Second, DeadPeer: 10 * time.Second,
+	}, logger)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
+	}
 	r := &Relay{cfg: cfg, src: src, pool: pool, store: st, coord: coord, producer: producer,
 		logger: logger, metrics: m, lastLoop: time.Now()}
 	m.add(r)

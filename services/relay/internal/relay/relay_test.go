@@ -18,12 +18,11 @@ import (
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
-	"github.com/sitewatch/sitewatch/services/relay/internal/lease"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
 )
 
 var allLanes = func() []int16 {
-	l := make([]int16, lease.Lanes)
+	l := make([]int16, Lanes)
 	for i := range l {
 		l[i] = int16(i)
 	}
@@ -359,7 +358,7 @@ func TestRunWakesOnNotifyRetainsAndStopsAfterTheBatch(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := r.Stats(ctx)
 		require.NoError(t, err)
-		return st.Lanes == lease.Lanes && st.WaitingWorkers == cfg.Workers && st.Pending == 0
+		return st.Lanes == Lanes && st.WaitingWorkers == cfg.Workers && st.Pending == 0
 	}, 10*time.Second, 20*time.Millisecond, "a single replica leases every lane; its workers, idle, wait for a minute-long poll")
 	// From here only a notification can wake a worker in time.
 	writeRows(t, pool, outbox.Message{Topic: topic, Payload: []byte("a")}, outbox.Message{Topic: topic, Payload: []byte("b")})
@@ -391,7 +390,7 @@ func TestNewRefusesAConfigThatCannotWork(t *testing.T) {
 	src := Source{Name: "test", DatabaseURL: "postgres://u@127.0.0.1:1/db", Table: "outbox", Topics: []string{"*"}}
 	for name, mut := range map[string]func(*Config){
 		"workers 0":          func(c *Config) { c.Workers = 0 }, // panicked in the lane split before
-		"workers > lanes":    func(c *Config) { c.Workers = lease.Lanes + 1 },
+		"workers > lanes":    func(c *Config) { c.Workers = Lanes + 1 },
 		"batch size 0":       func(c *Config) { c.BatchSize = 0 },
 		"poll interval 0":    func(c *Config) { c.PollInterval = 0 },
 		"rebalance 0":        func(c *Config) { c.Rebalance = 0 },
