@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 )
 
@@ -112,17 +113,18 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.Equal(t, "connect", *r.class)
 	require.Contains(t, *r.errText, "connection refused")
 
-	// Schema version 2: the check's details reach stats.
+	// The check's details reach stats, its region too.
 	var (
-		version, redirects               int
-		bodyBytes                        int64
-		connectMS, ttfbMS                float64
-		remoteIP, finalURL, regexResults string
+		version, redirects                       int
+		bodyBytes                                int64
+		connectMS, ttfbMS                        float64
+		remoteIP, finalURL, regexResults, region string
 	)
 	require.NoError(t, pool.QueryRow(ctx, `SELECT schema_version, body_bytes, redirects, connect_ms, ttfb_ms, remote_ip,
-		final_url, regexes::text FROM stats WHERE url = $1 ORDER BY checked_at DESC LIMIT 1`, urls["healthy"]).Scan(
-		&version, &bodyBytes, &redirects, &connectMS, &ttfbMS, &remoteIP, &finalURL, &regexResults))
-	require.Equal(t, 2, version)
+		final_url, regexes::text, region FROM stats WHERE url = $1 ORDER BY checked_at DESC LIMIT 1`, urls["healthy"]).Scan(
+		&version, &bodyBytes, &redirects, &connectMS, &ttfbMS, &remoteIP, &finalURL, &regexResults, &region))
+	require.Equal(t, checkevent.SchemaVersion, version)
+	require.Equal(t, checkevent.DefaultRegion, region)
 	require.EqualValues(t, len("all systems healthy"), bodyBytes)
 	require.Zero(t, redirects)
 	require.Positive(t, connectMS)

@@ -14,8 +14,12 @@ import (
 const (
 	// SchemaVersion is the payload version this code writes. Readers accept
 	// any version up to it; fields are only ever added. Version 2 added the
-	// phases, body, redirect, TLS and address fields and Regexes.
-	SchemaVersion = 2
+	// phases, body, redirect, TLS and address fields and Regexes; version 3
+	// the Region.
+	SchemaVersion = 3
+	// DefaultRegion is the region of a monitor that names none, and of
+	// every check written before checks carried a region.
+	DefaultRegion = "local"
 	// Type is the CloudEvents type (header ce_type) of a check result.
 	Type = "io.sitewatch.check.completed"
 	// Source is the CloudEvents source (header ce_source) the monitor uses.
@@ -57,6 +61,9 @@ type Check struct {
 	TLSExpiry      *time.Time    `json:"tls_expiry,omitempty"`       // the leaf certificate's NotAfter
 	TLSChainExpiry *time.Time    `json:"tls_chain_expiry,omitempty"` // the earliest NotAfter in the chain
 	RemoteIP       string        `json:"remote_ip,omitempty"`
+
+	// Version 3: the region of the monitor that made the check.
+	Region string `json:"region,omitempty"`
 }
 
 // RegexResult is one regex of a check: a must-match (Match true) or a
@@ -79,6 +86,9 @@ func Decode(payload []byte) (Check, error) {
 	}
 	if err := c.Validate(); err != nil {
 		return Check{}, err
+	}
+	if c.SchemaVersion < 3 {
+		c.Region = DefaultRegion
 	}
 	if c.SchemaVersion == 1 && c.Regex != "" && c.RegexMatched != nil {
 		c.Regexes = []RegexResult{{Pattern: c.Regex, Match: true, Matched: *c.RegexMatched}}
@@ -110,6 +120,26 @@ func (c Check) Validate() error {
 	}
 	if _, err := uuid.Parse(c.EventID); err != nil {
 		return fmt.Errorf("%w: event_id %q: not a UUID", ErrMalformed, c.EventID)
+	}
+	if c.SchemaVersion >= 3 {
+		if err := ValidateRegion(c.Region); err != nil {
+			return fmt.Errorf("%w: region: %w", ErrMalformed, err)
+		}
+	}
+	return nil
+}
+
+// ValidateRegion reports whether name can name a region: 1 to 63
+// lower-case letters, digits and '-', starting with a letter or digit
+// (eu-west, us-east-1, local).
+func ValidateRegion(name string) error {
+	if name == "" || len(name) > 63 {
+		return fmt.Errorf("%q: want 1 to 63 characters", name)
+	}
+	for i, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' && i > 0) {
+			return fmt.Errorf("%q: want lower-case letters, digits and '-' (not first)", name)
+		}
 	}
 	return nil
 }

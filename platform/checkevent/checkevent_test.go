@@ -17,7 +17,8 @@ func TestRoundTrip(t *testing.T) {
 		StatusCode: 200, DurationMS: 12.5, RegexMatched: &yes,
 		Regexes: []RegexResult{{Pattern: "ok", Match: true, Matched: true}, {Pattern: "error", Matched: false}},
 		DNSMS:   1, ConnectMS: 2, TLSMS: 3, TTFBMS: 4, TransferMS: 2.5, BodyBytes: 1234, Truncated: true,
-		Redirects: 2, FinalURL: "https://www.example.com/", TLSExpiry: &expiry, TLSChainExpiry: &chain, RemoteIP: "192.0.2.1"}
+		Redirects: 2, FinalURL: "https://www.example.com/", TLSExpiry: &expiry, TLSChainExpiry: &chain, RemoteIP: "192.0.2.1",
+		Region: "eu-west"}
 	b, err := json.Marshal(in)
 	require.NoError(t, err)
 	out, err := Decode(b)
@@ -32,16 +33,19 @@ func TestVersion1IsStillAccepted(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, c.SchemaVersion)
 	require.Equal(t, "ok", c.Regex)
+	require.Equal(t, DefaultRegion, c.Region, "checks from before regions come from the default region")
 	require.Equal(t, []RegexResult{{Pattern: "ok", Match: true, Matched: false}}, c.Regexes,
 		"a version 1 regex reads as one must-match regex")
 }
 
 func TestDecodeNamesTheBadField(t *testing.T) {
-	valid := `"schema_version":2,"event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":1,"url":"http://a","checked_at":"2026-01-01T00:00:00Z"`
+	valid := `"schema_version":3,"region":"us-east-1","event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":1,"url":"http://a","checked_at":"2026-01-01T00:00:00Z"`
 	for payload, want := range map[string]string{
 		`not json`:                                   "invalid character",
 		`{"schema_version":9}`:                       "schema_version 9",
-		`{"schema_version":3}`:                       "want 1..2",
+		`{"schema_version":4}`:                       "want 1..3",
+		`{` + valid + `,"region":""}`:                "region",
+		`{` + valid + `,"region":"EU"}`:              "region",
 		`{` + valid + `,"site_id":0}`:                "site_id 0",
 		`{` + valid + `,"event_id":"x"}`:             `event_id "x"`,
 		`{` + valid + `,"url":""}`:                   "url: empty",
@@ -57,4 +61,19 @@ func TestDecodeNamesTheBadField(t *testing.T) {
 	}
 	_, err := Decode([]byte(`{` + valid + `}`))
 	require.NoError(t, err)
+}
+
+func TestVersion2ReadsAsTheDefaultRegion(t *testing.T) {
+	c, err := Decode([]byte(`{"schema_version":2,"event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":1,"url":"http://a","checked_at":"2026-01-01T00:00:00Z"}`))
+	require.NoError(t, err)
+	require.Equal(t, DefaultRegion, c.Region)
+}
+
+func TestValidateRegion(t *testing.T) {
+	for _, ok := range []string{"local", "eu-west", "us-east-1", "a", "9z"} {
+		require.NoError(t, ValidateRegion(ok), ok)
+	}
+	for _, bad := range []string{"", "-eu", "EU", "eu_west", "eu west", string(make([]byte, 64))} {
+		require.Error(t, ValidateRegion(bad), bad)
+	}
 }

@@ -190,11 +190,19 @@ func (c *Coordinator) Shards() []int16 {
 // Owned is the number of shards this replica holds.
 func (c *Coordinator) Owned() int { return int(c.count.Load()) }
 
-// HoldsShare reports whether this replica holds at least its fair share
-// rounded down, shards / members: what readiness waits for.
+// HoldsShare reports whether this replica holds its share: at least what
+// is left for it when every other member holds the most it takes,
+// ceil(shards / members). Readiness waits for it.
 func (c *Coordinator) HoldsShare() bool {
 	members := int(c.members.Load())
-	return members > 0 && c.Owned() >= c.cfg.Shards/members
+	return members > 0 && c.Owned() >= MinShare(c.cfg.Shards, members)
+}
+
+// MinShare is the fewest shards a member of a group of members ends up
+// with once the shares are even: shards - (members-1)·ceil(shards/members).
+func MinShare(shards, members int) int {
+	most := (shards + members - 1) / members
+	return max(shards-(members-1)*most, 0)
 }
 
 // Stats returns what the coordinator has seen.

@@ -202,3 +202,10 @@ func TestLeaseConnectionFindsAVanishedPeerInSeconds(t *testing.T) {
 	require.Equal(t, "3", idle, "the server applies the keepalive settings")
 	require.Equal(t, "9000", user)
 }
+
+func TestMinShare(t *testing.T) {
+	require.Equal(t, 64, MinShare(64, 1))
+	require.Equal(t, 32, MinShare(64, 2))
+	require.Equal(t, 84, MinShare(256, 3), "86 + 86 + 84")
+	require.Equal(t, 0, MinShare(4, 5), "more members than shards: one holds none")
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/config"
 )
 
@@ -17,6 +18,9 @@ const maxRedirects = 10
 // variables (DATABASE_URL and LOG_* are shared).
 type Config struct {
 	DatabaseURL    string
+	Region         string
+	Rebalance      time.Duration
+	DeadPeer       time.Duration
 	Concurrency    int
 	ReloadInterval time.Duration
 	MaxBodyBytes   int64
@@ -31,6 +35,9 @@ type Config struct {
 
 func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of sitewatch's database (env DATABASE_URL)")
+	fs.StringVar(&c.Region, "region", checkevent.DefaultRegion, "region of this replica: replicas of one region share its sites; every region checks every site that names no regions")
+	fs.DurationVar(&c.Rebalance, "rebalance-interval", time.Second, "how often the replicas of a region even out their shards of the sites")
+	fs.DurationVar(&c.DeadPeer, "dead-peer", 6*time.Second, "about how long a replica whose host vanished keeps its sites (TCP keepalives on the lease connection)")
 	fs.IntVar(&c.Concurrency, "concurrency", 200, "checks running at once, across all sites")
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "how often site changes are picked up")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "body bytes read per check; the rest is not read and the result is marked truncated")
@@ -48,6 +55,15 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := config.DatabaseURL(c.DatabaseURL); err != nil {
 		errs = append(errs, err)
+	}
+	if err := checkevent.ValidateRegion(c.Region); err != nil {
+		errs = append(errs, fmt.Errorf("region: %w", err))
+	}
+	if c.Rebalance < 100*time.Millisecond || c.Rebalance > time.Minute {
+		errs = append(errs, fmt.Errorf("rebalance-interval: %s: want 100ms..1m", c.Rebalance))
+	}
+	if c.DeadPeer < 3*time.Second || c.DeadPeer > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("dead-peer: %s: want 3s..10m", c.DeadPeer))
 	}
 	if c.Concurrency < 1 || c.Concurrency > 10000 {
 		errs = append(errs, fmt.Errorf("concurrency: %d: want 1..10000", c.Concurrency))

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/record"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/schedule"
@@ -82,7 +83,7 @@ func runFarm(b *testing.B, n int, interval, measure time.Duration) {
 	checked := make(chan probe.Result, 4*cfg.BatchSize)
 	toRecord := make(chan probe.Result, 4*cfg.BatchSize)
 	sched := schedule.New(schedule.Config{Concurrency: cfg.Concurrency, ReloadInterval: cfg.ReloadInterval},
-		st, prober, checked, logger, reg)
+		st, schedule.Everything(checkevent.DefaultRegion), prober, checked, logger, reg)
 	rec := record.New(record.Config{BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval, ShutdownGrace: 10 * time.Second},
 		st, logger, reg)
 

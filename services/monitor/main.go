@@ -22,7 +22,9 @@ import (
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/ops"
+	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/cli"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/fleet"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/record"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/schedule"
@@ -68,15 +70,30 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	opsSrv := ops.New(cfg.OpsAddr, logger)
 	opsSrv.AddReadiness("postgres", pool.Ping)
 
+	// Waits for the database: joining the fleet needs it.
+	var member *fleet.Member
+	err = retry.Do(ctx, startupRetry, func(actx context.Context) error {
+		var err error
+		member, err = fleet.New(actx, fleet.Config{DatabaseURL: cfg.DatabaseURL, Region: cfg.Region,
+			Rebalance: cfg.Rebalance, DeadPeer: cfg.DeadPeer}, st, logger, opsSrv.Registry())
+		return err
+	}, func(attempt int, err error, wait time.Duration) {
+		logger.Warn("waiting for the database to join the fleet", zap.Int("attempt", attempt), zap.Error(err), zap.Duration("retry_in", wait))
+	})
+	if err != nil {
+		return fmt.Errorf("joining the fleet of region %s: %w", cfg.Region, err)
+	}
+	opsSrv.AddReadiness("fleet", member.Ready)
+
 	results := make(chan probe.Result, 4*cfg.BatchSize)
 	prober := probe.New(probe.Config{MaxBodyBytes: cfg.MaxBodyBytes, UserAgent: cfg.UserAgent,
 		MaxRedirects: maxRedirects, BlockPrivate: cfg.BlockPrivate})
 	sched := schedule.New(schedule.Config{Concurrency: cfg.Concurrency, ReloadInterval: cfg.ReloadInterval},
-		st, prober, results, logger, opsSrv.Registry())
+		st, member, prober, results, logger, opsSrv.Registry())
 	rec := record.New(record.Config{BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval, ShutdownGrace: 30 * time.Second},
 		st, logger, opsSrv.Registry())
 
-	logger.Info("monitor starting", zap.Int("concurrency", cfg.Concurrency))
+	logger.Info("monitor starting", zap.String("region", cfg.Region), zap.Int("concurrency", cfg.Concurrency))
 	recorded := make(chan struct{})
 	go func() {
 		defer close(recorded)
@@ -85,10 +102,20 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return opsSrv.Run(gctx) })
 	g.Go(func() error { return sched.Run(gctx) })
+	// The lease outlives the scheduler: shards are given up only once
+	// their checks have stopped.
+	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
+	leaseDone := make(chan struct{})
+	go func() { member.Run(leaseCtx); close(leaseDone) }()
 	err = g.Wait()
+	stopLease()
+	<-leaseDone
 	<-recorded // in-flight checks are written before we exit
 	return err
 }
+
+// startupRetry waits for the database at start-up, until shutdown.
+var startupRetry = retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2, AttemptTimeout: 10 * time.Second}
 
 func migrateCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 	var cfg Config

@@ -29,6 +29,7 @@ type fileSite struct {
 	Interval string            `yaml:"interval,omitempty"`
 	Timeout  string            `yaml:"timeout,omitempty"`
 	Topic    string            `yaml:"topic,omitempty"`
+	Regions  []string          `yaml:"regions,omitempty"` // default: every region
 	Enabled  *bool             `yaml:"enabled,omitempty"` // default true
 }
 
@@ -62,7 +63,7 @@ func readSites(r io.Reader) ([]site.Site, error) {
 
 func (fs fileSite) site() (site.Site, error) {
 	s := site.Site{URL: fs.URL, Method: fs.Method, Headers: fs.Headers, Expect: fs.Expect,
-		MustMatch: fs.Match, MustNotMatch: fs.NotMatch, Topic: fs.Topic, Enabled: fs.Enabled == nil || *fs.Enabled}
+		MustMatch: fs.Match, MustNotMatch: fs.NotMatch, Topic: fs.Topic, Regions: fs.Regions, Enabled: fs.Enabled == nil || *fs.Enabled}
 	var errs []error
 	var err error
 	if fs.Interval != "" {
@@ -80,7 +81,7 @@ func toFile(s site.Site) fileSite {
 	enabled := s.Enabled
 	return fileSite{URL: s.URL, Method: s.Method, Headers: maps.Clone(s.Headers), Expect: s.Expect,
 		Match: s.MustMatch, NotMatch: s.MustNotMatch, Interval: duration(s.Interval), Timeout: duration(s.Timeout),
-		Topic: s.Topic, Enabled: &enabled}
+		Topic: s.Topic, Regions: s.Regions, Enabled: &enabled}
 }
 
 // writeSites writes sites as a site file.

@@ -12,9 +12,9 @@ import (
 // siteFlags are the flags of `sites add` and `sites update`. Only the flags
 // given on the command line are applied, so update changes just those.
 type siteFlags struct {
-	method, expect, interval, timeout, topic string
-	headers, match, notMatch                 listFlag
-	enabled, disabled                        bool
+	method, expect, interval, timeout, topic, regions string
+	headers, match, notMatch                          listFlag
+	enabled, disabled                                 bool
 }
 
 func (f *siteFlags) register(fs *flag.FlagSet) {
@@ -27,6 +27,7 @@ func (f *siteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.interval, "interval", site.DefaultInterval.String(), "time between checks, e.g. 30s, 5m")
 	fs.StringVar(&f.timeout, "timeout", site.DefaultTimeout.String(), "time a check may take, body included (at most the interval)")
 	fs.StringVar(&f.topic, "topic", site.DefaultTopic, "Kafka topic for this site's results")
+	fs.StringVar(&f.regions, "regions", "", "comma-separated regions that check the site, e.g. eu-west,us-east; --regions= for every region")
 	fs.BoolVar(&f.enabled, "enabled", false, "check the site")
 	fs.BoolVar(&f.disabled, "disabled", false, "keep the site but do not check it")
 }
@@ -74,6 +75,14 @@ func (f *siteFlags) apply(s *site.Site, given map[string]bool) error {
 	}
 	if given["topic"] {
 		s.Topic = f.topic
+	}
+	if given["regions"] {
+		s.Regions = nil
+		for _, r := range strings.Split(f.regions, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				s.Regions = append(s.Regions, r)
+			}
+		}
 	}
 	switch {
 	case given["enabled"] && given["disabled"]:

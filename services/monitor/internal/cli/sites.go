@@ -52,6 +52,7 @@ flags of add and update:
   --interval D          time between checks (1m; at least 1s)
   --timeout D           time a check may take, body included (10s; at most the interval)
   --topic T             Kafka topic of the results (sitewatch.checks)
+  --regions R1,R2       regions that check the site (default: every region); --regions= resets
   --enabled, --disabled check the site or not
 `
 
@@ -192,10 +193,14 @@ func list(ctx context.Context, args []string, env Env) int {
 		return failure(env, "list", err)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tURL\tMETHOD\tINTERVAL\tTIMEOUT\tEXPECT\tREGEXES\tTOPIC\tENABLED")
+	fmt.Fprintln(tw, "ID\tURL\tMETHOD\tINTERVAL\tTIMEOUT\tEXPECT\tREGEXES\tTOPIC\tREGIONS\tENABLED")
 	for _, s := range sites {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", s.ID, s.URL, s.Method, duration(s.Interval),
-			duration(s.Timeout), s.Expect, regexSummary(s), s.Topic, s.Enabled)
+		regions := "all"
+		if len(s.Regions) > 0 {
+			regions = strings.Join(s.Regions, ",")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", s.ID, s.URL, s.Method, duration(s.Interval),
+			duration(s.Timeout), s.Expect, regexSummary(s), s.Topic, regions, s.Enabled)
 	}
 	_ = tw.Flush()
 	return ExitOK

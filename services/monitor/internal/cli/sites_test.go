@@ -60,6 +60,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 		"update nothing": {[]string{"update", "1"}, []string{"nothing to change"}},
 		"update bad":     {[]string{"update", "1", "--interval", "soon"}, []string{`interval "soon": not a duration`}},
 		"unknown":        {[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		"bad region":     {[]string{"add", "https://example.com", "--regions", "eu-west,EU West"}, []string{`regions "EU West": want lower-case letters`}},
+		"region twice":   {[]string{"add", "https://example.com", "--regions", "eu,eu"}, []string{`regions "eu": listed twice`}},
 	} {
 		code, _, stderr := run("", tc.args...)
 		require.Equal(t, ExitUsage, code, name)
@@ -77,7 +79,7 @@ func TestAddListShowUpdateRemove(t *testing.T) {
 		"--not-match", "error", "--header", "Authorization: Bearer x", "--expect", "200,204", "--method", "post")
 	require.Equal(t, ExitOK, code, stderr)
 	require.Contains(t, out, "added site")
-	code, _, stderr = run("", "add", "--interval=2s", "http://127.0.0.1:8080/")
+	code, _, stderr = run("", "add", "--interval=2s", "http://127.0.0.1:8080/", "--regions", "eu-west, us-east")
 	require.Equal(t, ExitOK, code, stderr)
 
 	all := sites(t, st)
@@ -93,11 +95,18 @@ func TestAddListShowUpdateRemove(t *testing.T) {
 	require.True(t, first.Enabled)
 	require.Equal(t, 2*time.Second, all[1].Timeout, "timeout defaults to at most the interval")
 	require.Equal(t, "200-399", all[1].Expect)
+	require.Nil(t, first.Regions, "every region by default")
+	require.Equal(t, []string{"eu-west", "us-east"}, all[1].Regions)
 
 	code, out, _ = run("", "list")
 	require.Equal(t, ExitOK, code)
 	require.Contains(t, out, "https://example.com/health")
 	require.Contains(t, out, "+ok|healthy -error")
+	require.Contains(t, out, "REGIONS")
+	require.Contains(t, out, "eu-west,us-east")
+	code, out, _ = run("", "show", "2")
+	require.Equal(t, ExitOK, code)
+	require.Contains(t, out, "regions:\n      - eu-west\n      - us-east")
 
 	code, out, _ = run("", "show", "1")
 	require.Equal(t, ExitOK, code)

@@ -49,6 +49,7 @@ type Phases struct {
 type Result struct {
 	Site           site.Site
 	Planned        time.Time // when the scheduler meant to start it
+	Region         string    // the region of the monitor that checked it
 	CheckedAt      time.Time
 	StatusCode     int
 	Duration       time.Duration // request start to body read, or to failure

@@ -155,6 +155,7 @@ func Message(res probe.Result) (outbox.Message, error) {
 		TLSExpiry:      timeOrNil(res.TLSExpiry),
 		TLSChainExpiry: timeOrNil(res.TLSChainExpiry),
 		RemoteIP:       res.RemoteIP,
+		Region:         res.Region,
 	}
 	payload, err := json.Marshal(ev)
 	if err != nil {

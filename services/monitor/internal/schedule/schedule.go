@@ -6,7 +6,8 @@ package schedule
 import (
 	"container/heap"
 	"context"
-	"math/rand/v2"
+	"encoding/binary"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,13 +22,38 @@ import (
 
 // SiteSource tells the scheduler which sites to check.
 type SiteSource interface {
-	// SiteChanges returns the ids of all enabled sites and the enabled
-	// sites changed since since (all of them when since is zero), with the
-	// time to pass as since next time.
-	SiteChanges(ctx context.Context, since time.Time) (site.Changes, error)
-	// SitesByID returns the enabled sites among ids.
-	SitesByID(ctx context.Context, ids []int64) ([]site.Site, error)
+	// SiteChanges returns the ids of all enabled sites of scope and those
+	// of its enabled sites changed since since (all of them when since is
+	// zero), with the time to pass as since next time.
+	SiteChanges(ctx context.Context, since time.Time, scope site.Scope) (site.Changes, error)
+	// SitesByID returns the enabled sites of scope among ids.
+	SitesByID(ctx context.Context, ids []int64, scope site.Scope) ([]site.Site, error)
 }
+
+// Owner says which sites this replica checks: its region's, in the shards
+// it leases (see platform/lease).
+type Owner interface {
+	Scope() site.Scope
+	// Changes receives a value when the scope changed: the scheduler then
+	// reloads at once, so a shard taken over is checked without waiting
+	// for the reload interval.
+	Changes() <-chan struct{}
+}
+
+// Everything is the Owner of a lone replica: every shard, one region.
+type Everything string
+
+// Scope is every shard of the region.
+func (e Everything) Scope() site.Scope {
+	shards := make([]int16, site.Shards)
+	for i := range shards {
+		shards[i] = int16(i)
+	}
+	return site.Scope{Region: string(e), Shards: shards}
+}
+
+// Changes never fires: the scope never changes.
+func (Everything) Changes() <-chan struct{} { return nil }
 
 // Checker checks a site once.
 type Checker interface {
@@ -45,6 +71,8 @@ type Config struct {
 type Scheduler struct {
 	cfg     Config
 	source  SiteSource
+	owner   Owner
+	region  string
 	checker Checker
 	out     chan<- probe.Result
 	logger  *zap.Logger
@@ -69,9 +97,10 @@ type job struct {
 	planned time.Time
 }
 
-// New returns a Scheduler writing results to out.
-func New(cfg Config, source SiteSource, checker Checker, out chan<- probe.Result, logger *zap.Logger, reg prometheus.Registerer) *Scheduler {
-	return &Scheduler{cfg: cfg, source: source, checker: checker, out: out, logger: logger,
+// New returns a Scheduler checking the sites owner gives it and writing
+// results to out.
+func New(cfg Config, source SiteSource, owner Owner, checker Checker, out chan<- probe.Result, logger *zap.Logger, reg prometheus.Registerer) *Scheduler {
+	return &Scheduler{cfg: cfg, source: source, owner: owner, region: owner.Scope().Region, checker: checker, out: out, logger: logger,
 		metrics: newMetrics(reg), entries: map[int64]*entry{}}
 }
 
@@ -112,6 +141,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-reload.C:
+			s.reload(ctx)
+		case <-s.owner.Changes():
 			s.reload(ctx)
 		case <-timer.C:
 		}
@@ -160,7 +191,7 @@ func (s *Scheduler) work(ctx context.Context, jobs <-chan job) {
 	for j := range jobs {
 		s.metrics.lag.Observe(time.Since(j.planned).Seconds())
 		res := s.checker.Check(ctx, j.target)
-		res.Planned = j.planned
+		res.Planned, res.Region = j.planned, s.region
 		j.e.running.Store(false)
 		s.metrics.checks.WithLabelValues(res.ErrorClass).Inc()
 		s.metrics.duration.Observe(res.Duration.Seconds())
@@ -171,9 +202,8 @@ func (s *Scheduler) work(ctx context.Context, jobs <-chan job) {
 // fullReloadEvery is how many reloads pass between full ones.
 const fullReloadEvery = 60
 
-// reload brings the schedule in line with the enabled sites: new sites
-// start after a random delay within their interval (so a restart does not
-// fire every site at once), changed sites take their new settings, and
+// reload brings the schedule in line with the enabled sites of the
+// owner's scope: new sites start at their phase (FirstRun), changed sites take their new settings, and
 // removed or disabled sites stop. After the first load it reads only the
 // rows changed since the last reload plus the list of enabled ids, so with
 // 10,000 sites a reload every few seconds stays cheap.
@@ -186,9 +216,10 @@ func (s *Scheduler) reload(ctx context.Context) {
 	if s.reloads%fullReloadEvery == 0 {
 		since = time.Time{}
 	}
-	ch, err := s.source.SiteChanges(ctx, since)
+	scope := s.owner.Scope()
+	ch, err := s.source.SiteChanges(ctx, since, scope)
 	if err == nil {
-		err = s.fetchMissing(ctx, &ch)
+		err = s.fetchMissing(ctx, &ch, scope)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -213,7 +244,7 @@ func (s *Scheduler) reload(ctx context.Context) {
 // fetchMissing adds to ch.Changed the enabled sites the scheduler does not
 // know and ch does not hold, e.g. one whose transaction committed after a
 // snapshot that its updated_at predates.
-func (s *Scheduler) fetchMissing(ctx context.Context, ch *site.Changes) error {
+func (s *Scheduler) fetchMissing(ctx context.Context, ch *site.Changes, scope site.Scope) error {
 	slices.Sort(ch.Enabled)
 	changed := make(map[int64]bool, len(ch.Changed))
 	for _, st := range ch.Changed {
@@ -228,7 +259,7 @@ func (s *Scheduler) fetchMissing(ctx context.Context, ch *site.Changes) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	more, err := s.source.SitesByID(ctx, missing)
+	more, err := s.source.SitesByID(ctx, missing, scope)
 	if err != nil {
 		return err
 	}
@@ -261,8 +292,22 @@ func (s *Scheduler) apply(st site.Site, now time.Time) {
 	if intervalChanged {
 		s.gen++
 		e.gen = s.gen
-		heap.Push(&s.queue, item{at: now.Add(rand.N(st.Interval)), id: st.ID, gen: e.gen})
+		heap.Push(&s.queue, item{at: FirstRun(st.ID, st.Interval, now), id: st.ID, gen: e.gen})
 	}
+}
+
+// FirstRun is when a site newly scheduled at now is first checked: the
+// next instant of its own phase, hash(id) within its interval counted from
+// the Unix epoch. Every replica computes the same instants (their clocks
+// kept in step by NTP, as a fleet's are), so a site that
+// moves to another replica keeps its rhythm (no bunching, no gap), and
+// sites added together spread over their interval.
+func FirstRun(id int64, interval time.Duration, now time.Time) time.Time {
+	h := fnv.New64a()
+	_ = binary.Write(h, binary.LittleEndian, id)
+	phase := time.Duration(h.Sum64() % uint64(interval))
+	into := ((time.Duration(now.UnixNano())-phase)%interval + interval) % interval // time since the last instant
+	return now.Add((interval - into) % interval)
 }
 
 type item struct {

@@ -24,7 +24,7 @@ type fakeSource struct {
 	byID   int
 }
 
-func (f *fakeSource) SiteChanges(_ context.Context, since time.Time) (site.Changes, error) {
+func (f *fakeSource) SiteChanges(_ context.Context, since time.Time, _ site.Scope) (site.Changes, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ch := site.Changes{AsOf: time.Now()}
@@ -38,7 +38,7 @@ func (f *fakeSource) SiteChanges(_ context.Context, since time.Time) (site.Chang
 	return ch, nil
 }
 
-func (f *fakeSource) SitesByID(_ context.Context, ids []int64) ([]site.Site, error) {
+func (f *fakeSource) SitesByID(_ context.Context, ids []int64, _ site.Scope) ([]site.Site, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []site.Site
@@ -84,7 +84,7 @@ func mk(id int64, interval time.Duration, updated time.Time) site.Site {
 func collect(t *testing.T, cfg Config, src SiteSource, chk Checker, d time.Duration, during func()) map[int64]int {
 	t.Helper()
 	out := make(chan probe.Result, 1000)
-	s := New(cfg, src, chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	s := New(cfg, src, Everything("local"), chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
@@ -156,7 +156,7 @@ func TestReloadReadsOnlyWhatChanged(t *testing.T) {
 	src.set(sites...)
 	chk := &fakeChecker{}
 	out := make(chan probe.Result, 100)
-	s := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	s := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, Everything("local"), chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
 	ctx := context.Background()
 
 	s.reload(ctx)
@@ -190,7 +190,7 @@ func TestFullReloadCatchesAChangeTheIncrementalOnesMissed(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	src := &fakeSource{}
 	src.set(mk(1, time.Minute, old))
-	s := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, &fakeChecker{}, make(chan probe.Result, 1),
+	s := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, Everything("local"), &fakeChecker{}, make(chan probe.Result, 1),
 		zaptest.NewLogger(t), prometheus.NewRegistry())
 	ctx := context.Background()
 	s.reload(ctx)

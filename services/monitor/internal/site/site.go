@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 )
 
 // Defaults for fields a user leaves out.
@@ -31,6 +32,7 @@ const (
 	maxRegexes    = 32
 	maxHeaders    = 64
 	maxHeaderSize = 8192
+	maxRegions    = 64
 )
 
 // Site is one monitored URL.
@@ -45,8 +47,14 @@ type Site struct {
 	Interval     time.Duration
 	Timeout      time.Duration
 	Topic        string
+	Regions      []string // the regions that check it; empty: every region
 	Enabled      bool
 	Updated      time.Time
+}
+
+// CheckedIn reports whether the monitors of region check s.
+func (s Site) CheckedIn(region string) bool {
+	return len(s.Regions) == 0 || slices.Contains(s.Regions, region)
 }
 
 // WithDefaults fills the fields left at their zero value.
@@ -153,6 +161,16 @@ func (s Site) Validate() error {
 	if err := outbox.ValidateTopic(s.Topic); err != nil {
 		bad("topic", s.Topic, strings.TrimPrefix(err.Error(), outbox.ErrInvalidMessage.Error()+": "))
 	}
+	if len(s.Regions) > maxRegions {
+		bad("regions", fmt.Sprint(len(s.Regions)), fmt.Sprintf("at most %d regions", maxRegions))
+	}
+	for i, r := range s.Regions {
+		if err := checkevent.ValidateRegion(r); err != nil {
+			bad("regions", r, strings.TrimPrefix(err.Error(), fmt.Sprintf("%q: ", r)))
+		} else if slices.Contains(s.Regions[:i], r) {
+			bad("regions", r, "listed twice")
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -207,6 +225,17 @@ func checkURL(raw string) string {
 		}
 	}
 	return ""
+}
+
+// Shards is the number of shards the sites are split into: a site's shard
+// is its id modulo Shards (the generated column sites.shard).
+const Shards = 256
+
+// Scope is the part of the sites one monitor replica checks: the sites its
+// region checks, in the shards it leases.
+type Scope struct {
+	Region string
+	Shards []int16
 }
 
 // Changes is what changed in the sites table since a given time, as seen

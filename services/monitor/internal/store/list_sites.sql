@@ -1,9 +1,12 @@
 -- $1: only enabled sites; $2: only those changed after it (NULL: any time);
--- $3: only these ids (NULL: every id).
+-- $3: only these ids (NULL: every id); $4: only sites this region checks
+-- (NULL: any region); $5: only these shards (NULL: every shard).
 SELECT id, url, method, headers, expect_status, must_match, must_not_match,
-       interval_ms, timeout_ms, topic_name, enabled, updated_at
+       interval_ms, timeout_ms, topic_name, regions, enabled, updated_at
 FROM sites
 WHERE (enabled OR NOT $1)
   AND ($2::timestamptz IS NULL OR updated_at > $2)
   AND ($3::bigint[] IS NULL OR id = ANY ($3))
+  AND ($4::text IS NULL OR cardinality(regions) = 0 OR $4 = ANY (regions))
+  AND ($5::smallint[] IS NULL OR shard = ANY ($5))
 ORDER BY id

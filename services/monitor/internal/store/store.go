@@ -29,6 +29,10 @@ var (
 	deleteSiteSQL string
 	//go:embed enabled_site_ids.sql
 	enabledSiteIDsSQL string
+	//go:embed region_id.sql
+	regionIDSQL string
+	//go:embed sites_oid.sql
+	sitesOIDSQL string
 )
 
 // ErrNotFound is returned for a site id that does not exist.
@@ -103,24 +107,27 @@ func (st *Store) Site(ctx context.Context, id int64) (site.Site, error) {
 	return out[0], nil
 }
 
-// SitesByID returns the enabled sites among ids.
-func (st *Store) SitesByID(ctx context.Context, ids []int64) ([]site.Site, error) {
-	out, err := querySites(ctx, st.pool, true, nil, ids)
+// SitesByID returns the enabled sites of scope among ids.
+func (st *Store) SitesByID(ctx context.Context, ids []int64, scope site.Scope) ([]site.Site, error) {
+	out, err := queryScope(ctx, st.pool, nil, ids, scope)
 	if err != nil {
 		return nil, fmt.Errorf("reading %d sites: %w", len(ids), err)
 	}
 	return out, nil
 }
 
-// SiteChanges returns, from one snapshot, the ids of every enabled site and
-// the enabled sites changed since since (all of them when since is zero),
-// plus the snapshot's time to pass as since next time. Cheap when little
-// changed: one index scan and an id list.
-func (st *Store) SiteChanges(ctx context.Context, since time.Time) (site.Changes, error) {
-	var ch site.Changes
+// SiteChanges returns, from one snapshot, the ids of every enabled site of
+// scope and those of its enabled sites changed since since (all of them
+// when since is zero), plus the snapshot's time to pass as since next
+// time. Cheap when little changed: two index scans of the scope's shards.
+func (st *Store) SiteChanges(ctx context.Context, since time.Time, scope site.Scope) (site.Changes, error) {
+	ch := site.Changes{Enabled: []int64{}}
+	if len(scope.Shards) == 0 {
+		return ch, nil // no shards leased: nothing to check
+	}
 	err := pgx.BeginTxFunc(ctx, st.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
 		func(tx pgx.Tx) error {
-			if err := tx.QueryRow(ctx, enabledSiteIDsSQL).Scan(&ch.AsOf, &ch.Enabled); err != nil {
+			if err := tx.QueryRow(ctx, enabledSiteIDsSQL, scope.Region, scope.Shards).Scan(&ch.AsOf, &ch.Enabled); err != nil {
 				return err
 			}
 			var after *time.Time
@@ -129,13 +136,34 @@ func (st *Store) SiteChanges(ctx context.Context, since time.Time) (site.Changes
 				after = &t
 			}
 			var err error
-			ch.Changed, err = querySites(ctx, tx, true, after, nil)
+			ch.Changed, err = queryScope(ctx, tx, after, nil, scope)
 			return err
 		})
 	if err != nil {
 		return site.Changes{}, fmt.Errorf("reading site changes: %w", err)
 	}
 	return ch, nil
+}
+
+// Fleet is what a monitor replica needs to lease its shards: the sites
+// table's oid (the leases' namespace) and its region's number.
+type Fleet struct {
+	SitesOID uint32
+	RegionID int16
+}
+
+// Fleet registers region if it is new and returns the fleet's keys.
+func (st *Store) Fleet(ctx context.Context, region string) (Fleet, error) {
+	var f Fleet
+	var oid int64
+	if err := st.pool.QueryRow(ctx, sitesOIDSQL).Scan(&oid); err != nil {
+		return f, fmt.Errorf("looking up the sites table: %w", err)
+	}
+	f.SitesOID = uint32(oid)
+	if err := st.pool.QueryRow(ctx, regionIDSQL, region).Scan(&f.RegionID); err != nil {
+		return f, fmt.Errorf("registering region %q: %w", region, err)
+	}
+	return f, nil
 }
 
 // UpdateSite applies change to the site with id, validates the result and
@@ -193,7 +221,20 @@ type querier interface {
 }
 
 func querySites(ctx context.Context, q querier, enabledOnly bool, after *time.Time, ids []int64) ([]site.Site, error) {
-	rows, err := q.Query(ctx, listSitesSQL, enabledOnly, after, ids)
+	rows, err := q.Query(ctx, listSitesSQL, enabledOnly, after, ids, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanSite)
+}
+
+// queryScope reads the enabled sites of scope, changed after after or with
+// one of ids when those are given.
+func queryScope(ctx context.Context, q querier, after *time.Time, ids []int64, scope site.Scope) ([]site.Site, error) {
+	if len(scope.Shards) == 0 {
+		return nil, nil
+	}
+	rows, err := q.Query(ctx, listSitesSQL, true, after, ids, scope.Region, scope.Shards)
 	if err != nil {
 		return nil, err
 	}
@@ -207,14 +248,14 @@ func siteArgs(s site.Site) []any {
 		headers = map[string]string{}
 	}
 	return []any{s.URL, s.Method, headers, s.Expect, nonNil(s.MustMatch), nonNil(s.MustNotMatch),
-		s.Interval.Milliseconds(), s.Timeout.Milliseconds(), s.Topic, s.Enabled}
+		s.Interval.Milliseconds(), s.Timeout.Milliseconds(), s.Topic, nonNil(s.Regions), s.Enabled}
 }
 
 func scanSite(row pgx.CollectableRow) (site.Site, error) {
 	var s site.Site
 	var intervalMS, timeoutMS int64
 	err := row.Scan(&s.ID, &s.URL, &s.Method, &s.Headers, &s.Expect, &s.MustMatch, &s.MustNotMatch,
-		&intervalMS, &timeoutMS, &s.Topic, &s.Enabled, &s.Updated)
+		&intervalMS, &timeoutMS, &s.Topic, &s.Regions, &s.Enabled, &s.Updated)
 	s.Interval, s.Timeout = time.Duration(intervalMS)*time.Millisecond, time.Duration(timeoutMS)*time.Millisecond
 	if len(s.Headers) == 0 {
 		s.Headers = nil
@@ -224,6 +265,9 @@ func scanSite(row pgx.CollectableRow) (site.Site, error) {
 	}
 	if len(s.MustNotMatch) == 0 {
 		s.MustNotMatch = nil
+	}
+	if len(s.Regions) == 0 {
+		s.Regions = nil
 	}
 	return s, err
 }

@@ -1,0 +1,316 @@
+package e2e
+
+// The monitor fleet, with the real binaries: replicas of one region share
+// the sites, regions each check every site, a dead replica's sites move.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/kafkatest"
+)
+
+// okServer answers every request with 200 and counts them.
+func okServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+// importSites adds n sites at interval on srv, with extra YAML per site.
+func importSites(t *testing.T, env []string, srv string, n int, interval, extra string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("sites:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - url: %s/site/%d\n    interval: %s\n    timeout: %s\n%s", srv, i, interval, interval, extra)
+	}
+	path := filepath.Join(t.TempDir(), "sites.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))
+	code, out := run(t, env, "monitor", "sites", "import", path)
+	require.Equal(t, 0, code, out)
+}
+
+// replica is one monitor process with its ops address.
+type replica struct {
+	*process
+	ops string
+}
+
+func startReplica(t *testing.T, env []string, region string, extra ...string) *replica {
+	t.Helper()
+	ops := freeAddr(t)
+	args := append([]string{"run", "-ops-addr", ops, "-region", region, "-log-format", "console"}, extra...)
+	return &replica{process: start(t, "monitor", env, args...), ops: ops}
+}
+
+func (r *replica) kill9() {
+	_ = r.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.done
+}
+
+func (r *replica) ready() bool {
+	resp, err := http.Get("http://" + r.ops + "/readyz")
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+var gaugeLine = regexp.MustCompile(`(?m)^sitewatch_monitor_sites (\d+)`)
+
+// sites is the number of sites the replica schedules, from its /metrics.
+func (r *replica) sites() int {
+	resp, err := http.Get("http://" + r.ops + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(resp.Body)
+	m := gaugeLine.FindSubmatch(body)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+func waitReady(t *testing.T, replicas ...*replica) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, r := range replicas {
+			if !r.ready() {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "every replica holds its share (/readyz)")
+}
+
+// check is one check a monitor wrote to the outbox.
+type check struct {
+	site   int64
+	region string
+	at     time.Time
+}
+
+// checks reads the checks written to the outbox, per site, in time order.
+func checks(t *testing.T, pool *pgxpool.Pool, from, to time.Time) map[int64][]check {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `
+		SELECT (p->>'site_id')::bigint, p->>'region', (p->>'checked_at')::timestamptz
+		FROM (SELECT convert_from(payload, 'UTF8')::jsonb AS p FROM outbox) o
+		WHERE (p->>'checked_at')::timestamptz BETWEEN $1 AND $2
+		ORDER BY 1, 3`, from, to)
+	require.NoError(t, err)
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (check, error) {
+		var c check
+		return c, r.Scan(&c.site, &c.region, &c.at)
+	})
+	require.NoError(t, err)
+	out := map[int64][]check{}
+	for _, c := range all {
+		out[c.site] = append(out[c.site], c)
+	}
+	return out
+}
+
+type window struct{ from, to time.Time }
+
+func (w window) holds(t time.Time) bool { return !t.Before(w.from) && !t.After(w.to) }
+
+// TestReplicasShareTheSitesAndSurviveKill9: 3 replicas in one region, 300
+// sites at 1 s; one replica killed with kill -9, then started again. No
+// site goes unchecked for more than its interval + 5 s; two checks of a
+// site closer than half its interval happen only around the handovers;
+// every site is checked at the end.
+func TestReplicasShareTheSitesAndSurviveKill9(t *testing.T) {
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	env := []string{"DATABASE_URL=" + dbURL, "LOG_FORMAT=console"}
+	srv, _ := okServer(t)
+	const sites = 300
+	importSites(t, env, srv.URL, sites, "1s", "")
+
+	rs := []*replica{startReplica(t, env, "local"), startReplica(t, env, "local"), startReplica(t, env, "local")}
+	waitReady(t, rs...)
+	require.Eventually(t, func() bool { return rs[0].sites()+rs[1].sites()+rs[2].sites() == sites },
+		15*time.Second, 100*time.Millisecond, "the replicas schedule every site once between them")
+	steady := time.Now()
+	t.Logf("sites per replica: %d %d %d", rs[0].sites(), rs[1].sites(), rs[2].sites())
+
+	time.Sleep(6 * time.Second) // steady state: the checks this test counts
+	killedAt := time.Now()
+	rs[1].kill9()
+	require.Eventually(t, func() bool { return rs[0].sites()+rs[2].sites() == sites }, 15*time.Second, 50*time.Millisecond,
+		"the survivors take the killed replica's sites")
+	t.Logf("killed replica's sites taken over in %s", time.Since(killedAt).Round(time.Millisecond))
+	time.Sleep(4 * time.Second)
+
+	restartedAt := time.Now()
+	rs[1] = startReplica(t, env, "local")
+	waitReady(t, rs...)
+	require.Eventually(t, func() bool {
+		n := []int{rs[0].sites(), rs[1].sites(), rs[2].sites()}
+		return n[0]+n[1]+n[2] == sites && n[1] > 0
+	}, 15*time.Second, 50*time.Millisecond, "the restarted replica gets a share back")
+	settled := time.Now()
+	time.Sleep(6 * time.Second)
+	end := time.Now()
+	for _, r := range []*replica{rs[0], rs[2], rs[1]} {
+		r.stop(t, 30*time.Second)
+	}
+
+	handovers := []window{
+		{killedAt.Add(-time.Second), killedAt.Add(8 * time.Second)},
+		{restartedAt.Add(-time.Second), settled.Add(2 * time.Second)},
+	}
+	byTime := checks(t, pool, steady, end)
+	require.Len(t, byTime, sites, "every site was checked")
+	var worstGap time.Duration
+	var dups, dupsOutside int
+	for id, cs := range byTime {
+		require.Equal(t, "local", cs[0].region)
+		require.WithinDuration(t, end, cs[len(cs)-1].at, 3*time.Second, "site %d is checked at the end", id)
+		for i := 1; i < len(cs); i++ {
+			gap := cs[i].at.Sub(cs[i-1].at)
+			worstGap = max(worstGap, gap)
+			if gap < 500*time.Millisecond {
+				dups++
+				if !handovers[0].holds(cs[i].at) && !handovers[1].holds(cs[i].at) {
+					dupsOutside++
+				}
+			}
+		}
+	}
+	t.Logf("%d sites: worst gap between two checks %s; %d extra checks, all within the handover windows", sites, worstGap.Round(time.Millisecond), dups)
+	require.LessOrEqual(t, worstGap, 6*time.Second, "no site unchecked for more than its interval + 5 s")
+	require.Zero(t, dupsOutside, "no double checks in steady state")
+	require.LessOrEqual(t, dups, 2*sites, "at most one extra check per moved site and handover")
+}
+
+// TestEveryRegionChecksEverySiteOnce: two regions of two replicas each,
+// the whole pipeline: every site is checked by both regions, each once per
+// interval; a site restricted to one region is checked only there; stats
+// carry the region.
+func TestEveryRegionChecksEverySiteOnce(t *testing.T) {
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	topic := kafkatest.NewTopic(t, 3)
+	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + kafkatest.Config(t).Brokers, "LOG_FORMAT=console"}
+	srv, _ := okServer(t)
+	importSites(t, env, srv.URL, 20, "1s", "    topic: "+topic+"\n")
+	code, out := run(t, env, "monitor", "sites", "add", srv.URL+"/eu-only", "--interval", "1s", "--topic", topic, "--regions", "eu-west")
+	require.Equal(t, 0, code, out)
+	code, out = run(t, env, "monitor", "sites", "show", "21")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "regions:\n      - eu-west")
+
+	rs := []*replica{startReplica(t, env, "eu-west"), startReplica(t, env, "eu-west"),
+		startReplica(t, env, "us-east"), startReplica(t, env, "us-east")}
+	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms")
+	sink := start(t, "sink", env, "-ops-addr", freeAddr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
+	waitReady(t, rs...)
+	require.Eventually(t, func() bool {
+		return rs[0].sites()+rs[1].sites() == 21 && rs[2].sites()+rs[3].sites() == 20
+	}, 15*time.Second, 100*time.Millisecond, "each region's replicas split its sites")
+	time.Sleep(time.Second)
+	from := time.Now()
+	time.Sleep(5 * time.Second)
+	to := time.Now()
+	for _, r := range rs {
+		r.stop(t, 30*time.Second)
+	}
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)") == 0
+	}, 30*time.Second, 200*time.Millisecond, "every check reaches stats")
+	relay.stop(t, 20*time.Second)
+	sink.stop(t, 20*time.Second)
+
+	rows, err := pool.Query(context.Background(), `SELECT site_id, region, count(*)::int FROM stats
+		WHERE checked_at BETWEEN $1 AND $2 GROUP BY 1, 2`, from, to)
+	require.NoError(t, err)
+	type key struct {
+		site   int64
+		region string
+	}
+	per := map[key]int{}
+	for rows.Next() {
+		var k key
+		var n int
+		require.NoError(t, rows.Scan(&k.site, &k.region, &n))
+		per[k] = n
+	}
+	require.NoError(t, rows.Err())
+	for id := int64(1); id <= 21; id++ {
+		for _, region := range []string{"eu-west", "us-east"} {
+			n := per[key{id, region}]
+			if id == 21 && region == "us-east" {
+				require.Zero(t, n, "the eu-west-only site is not checked in us-east")
+				continue
+			}
+			// 5 s at 1 s: 4 to 6 checks depending on the phase; two
+			// replicas of a region checking one site would make 10.
+			require.InDelta(t, 5, n, 1, "site %d in %s: once per interval", id, region)
+		}
+	}
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM stats WHERE region IS NULL"), "every stats row carries its region")
+}
+
+// TestScaleOutMovesAFairShare: 5,000 sites on one replica, then two, then
+// three: each ends within ±10 % of a fair share.
+func TestScaleOutMovesAFairShare(t *testing.T) {
+	dbURL := dbtest.New(t)
+	env := []string{"DATABASE_URL=" + dbURL, "LOG_FORMAT=console"}
+	srv, _ := okServer(t)
+	const sites = 5000
+	importSites(t, env, srv.URL, sites, "1m", "")
+
+	var rs []*replica
+	for n := 1; n <= 3; n++ {
+		rs = append(rs, startReplica(t, env, "local"))
+		fair := sites / n
+		require.Eventually(t, func() bool {
+			total := 0
+			for _, r := range rs {
+				s := r.sites()
+				if s < fair*9/10 || s > fair*11/10 {
+					return false
+				}
+				total += s
+			}
+			return total == sites
+		}, 30*time.Second, 100*time.Millisecond, "%d replicas each hold a fair share of %d", n, fair)
+		var got []int
+		for _, r := range rs {
+			got = append(got, r.sites())
+		}
+		t.Logf("%d replicas: %v sites", n, got)
+	}
+	for _, r := range rs {
+		r.stop(t, 30*time.Second)
+	}
+}
