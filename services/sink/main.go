@@ -68,8 +68,12 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 
 	opsSrv := ops.New(cfg.OpsAddr, logger)
-	s := sink.New(sink.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second},
-		consumer, store.New(pool), logger, opsSrv.Registry())
+	s, err := sink.New(sink.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second,
+		WriteTimeout: 30 * time.Second}, consumer, store.New(pool), logger, opsSrv.Registry())
+	if err != nil {
+		_ = consumer.Close()
+		return err
+	}
 	opsSrv.AddReadiness("postgres", pool.Ping)
 	opsSrv.AddReadiness("kafka", func(context.Context) error {
 		_, err := consumer.GetMetadata(&cfg.Topic, false, 2000)

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
 )
 
@@ -27,6 +28,31 @@ type Config struct {
 	// ShutdownGrace bounds how long a batch may keep retrying a database
 	// write after shutdown was asked for; its offsets are then not stored.
 	ShutdownGrace time.Duration
+	WriteTimeout  time.Duration // deadline of one attempt to write a batch
+}
+
+// Validate reports every setting that cannot work; it does not change c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("batch size %d: want at least 1", c.BatchSize))
+	}
+	if c.BatchWait <= 0 {
+		errs = append(errs, fmt.Errorf("batch wait %s: want more than 0", c.BatchWait))
+	}
+	if c.ShutdownGrace < 0 {
+		errs = append(errs, fmt.Errorf("shutdown grace %s: want 0 or more", c.ShutdownGrace))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("write timeout %s: want more than 0", c.WriteTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// writeRetry is how a batch is retried while the database is unreachable.
+func (c Config) writeRetry() retry.Policy {
+	return retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2,
+		AttemptTimeout: c.WriteTimeout, Grace: c.ShutdownGrace}
 }
 
 // Consumer is the part of *kafka.Consumer the sink uses.
@@ -50,11 +76,14 @@ type Sink struct {
 	lastLoop atomic.Int64
 }
 
-// New returns a Sink; its metrics are registered with reg.
-func New(cfg Config, consumer Consumer, writer Writer, logger *zap.Logger, reg prometheus.Registerer) *Sink {
+// New checks cfg and returns a Sink; its metrics are registered with reg.
+func New(cfg Config, consumer Consumer, writer Writer, logger *zap.Logger, reg prometheus.Registerer) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sink configuration: %w", err)
+	}
 	s := &Sink{cfg: cfg, consumer: consumer, writer: writer, logger: logger, metrics: newMetrics(reg)}
 	s.lastLoop.Store(time.Now().UnixNano())
-	return s
+	return s, nil
 }
 
 // LastLoop is when the loop last finished a turn, for the liveness check.
@@ -149,38 +178,34 @@ func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
 // database refuses for good are written one by one so only they are lost,
 // each logged. After ctx ends it keeps trying for ShutdownGrace.
 func (s *Sink) write(ctx context.Context, recs []store.Record) (int64, error) {
-	var deadline <-chan time.Time
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		n, err := s.writer.Insert(context.WithoutCancel(ctx), recs)
-		if err == nil {
-			return n, nil
+	var n int64
+	err := retry.Do(ctx, s.cfg.writeRetry(), func(actx context.Context) error {
+		var err error
+		n, err = s.writer.Insert(actx, recs)
+		if err != nil && store.IsPermanent(err) {
+			return retry.Permanent(err)
 		}
-		if store.IsPermanent(err) {
-			return s.writeEach(ctx, recs), nil
-		}
+		return err
+	}, func(attempt int, err error, wait time.Duration) {
 		s.metrics.writeErrors.Inc()
 		s.logger.Warn("writing stats failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
-		if deadline == nil && ctx.Err() != nil {
-			deadline = time.After(s.cfg.ShutdownGrace)
-		}
-		select {
-		case <-time.After(wait):
-		case <-deadline:
-			return 0, fmt.Errorf("giving up on a batch of %d at shutdown, offsets not stored: %w", len(recs), err)
-		case <-ctx.Done():
-			if deadline == nil {
-				deadline = time.After(s.cfg.ShutdownGrace)
-			}
-		}
-		wait = min(2*wait, 5*time.Second)
+	})
+	switch {
+	case err == nil:
+		return n, nil
+	case store.IsPermanent(err):
+		return s.writeEach(ctx, recs), nil
+	default:
+		return 0, fmt.Errorf("giving up on a batch of %d at shutdown, offsets not stored: %w", len(recs), err)
 	}
 }
 
 func (s *Sink) writeEach(ctx context.Context, recs []store.Record) int64 {
 	var total int64
 	for _, r := range recs {
-		n, err := s.writer.Insert(context.WithoutCancel(ctx), []store.Record{r})
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
+		n, err := s.writer.Insert(wctx, []store.Record{r})
+		cancel()
 		if err != nil {
 			s.metrics.malformed.Inc()
 			s.logger.Error("skipping message the database refuses", zap.String("event_id", r.EventID),

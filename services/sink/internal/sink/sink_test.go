@@ -10,10 +10,8 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
@@ -63,8 +61,8 @@ func newConsumer(t *testing.T, topic, group string) *kafka.Consumer {
 func runSink(t *testing.T, pool *pgxpool.Pool, topic, group string, stop func() bool) *Sink {
 	t.Helper()
 	c := newConsumer(t, topic, group)
-	s := New(Config{BatchSize: 100, BatchWait: 50 * time.Millisecond, ShutdownGrace: time.Second},
-		c, store.New(pool), zaptest.NewLogger(t), prometheus.NewRegistry())
+	s := newSink(t, Config{BatchSize: 100, BatchWait: 50 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: 10 * time.Second},
+		c, store.New(pool))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()

@@ -26,11 +26,16 @@ func (f *fakeConsumer) StoreOffsets(o []kafka.TopicPartition) ([]kafka.TopicPart
 // flakyWriter fails like an unreachable database, then like one refusing
 // the data for the record with site id 2, then works.
 type flakyWriter struct {
-	down    int
-	batches [][]store.Record
+	down     int
+	attempts int
+	batches  [][]store.Record
 }
 
-func (f *flakyWriter) Insert(_ context.Context, recs []store.Record) (int64, error) {
+func (f *flakyWriter) Insert(ctx context.Context, recs []store.Record) (int64, error) {
+	f.attempts++
+	if _, ok := ctx.Deadline(); !ok {
+		return 0, errors.New("an attempt without a deadline")
+	}
 	if f.down > 0 {
 		f.down--
 		return 0, errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
@@ -53,8 +58,7 @@ func message(t *testing.T, offset int64, payload []byte) *kafka.Message {
 func TestDatabaseDownIsRetriedAndRefusedRowsAreSkipped(t *testing.T) {
 	c := &fakeConsumer{}
 	w := &flakyWriter{down: 3}
-	s := New(Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: time.Second}, c, w,
-		zaptest.NewLogger(t), prometheus.NewRegistry())
+	s := newSink(t, Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
 	batch := []*kafka.Message{message(t, 10, event(t, 1, 200)), message(t, 11, event(t, 2, 200)), message(t, 12, event(t, 3, 200))}
 	require.NoError(t, s.handle(context.Background(), batch))
 
@@ -70,13 +74,43 @@ func TestDatabaseDownIsRetriedAndRefusedRowsAreSkipped(t *testing.T) {
 	require.EqualValues(t, 13, c.stored[0].Offset, "offsets stored after the write, past the batch")
 }
 
-func TestShutdownDuringOutageStoresNoOffsets(t *testing.T) {
+func newSink(t *testing.T, cfg Config, c Consumer, w Writer) *Sink {
+	t.Helper()
+	s, err := New(cfg, c, w, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	return s
+}
+
+func TestShutdownDuringOutageStoresNoOffsetsAndDoesNotSpin(t *testing.T) {
 	c := &fakeConsumer{}
-	s := New(Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: 300 * time.Millisecond}, c,
-		&flakyWriter{down: 1 << 30}, zaptest.NewLogger(t), prometheus.NewRegistry())
+	w := &flakyWriter{down: 1 << 30}
+	s := newSink(t, Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: 500 * time.Millisecond, WriteTimeout: time.Second}, c, w)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := s.handle(ctx, []*kafka.Message{message(t, 5, event(t, 1, 200))})
 	require.ErrorContains(t, err, "offsets not stored")
 	require.Empty(t, c.stored, "nothing acknowledged that was not written")
+	// Backoff 100, 200, 400 ms within the 500 ms grace: a handful of
+	// attempts. The old loop, woken by the closed ctx.Done() at once,
+	// retried (and logged) thousands of times.
+	require.GreaterOrEqual(t, w.attempts, 2)
+	require.LessOrEqual(t, w.attempts, 6, "attempts during a shutdown in an outage")
+}
+
+func TestNewRefusesABadConfig(t *testing.T) {
+	good := Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}
+	for name, mut := range map[string]func(*Config){
+		"batch size":    func(c *Config) { c.BatchSize = 0 },
+		"batch wait":    func(c *Config) { c.BatchWait = 0 },
+		"grace":         func(c *Config) { c.ShutdownGrace = -time.Second },
+		"write timeout": func(c *Config) { c.WriteTimeout = 0 },
+	} {
+		cfg := good
+		mut(&cfg)
+		before := cfg
+		_, err := New(cfg, &fakeConsumer{}, &flakyWriter{}, zaptest.NewLogger(t), prometheus.NewRegistry())
+		require.ErrorContains(t, err, "sink configuration", name)
+		require.ErrorContains(t, err, name, name)
+		require.Equal(t, before, cfg)
+	}
 }

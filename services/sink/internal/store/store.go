@@ -32,74 +32,84 @@ type Store struct{ pool *pgxpool.Pool }
 // New returns a Store using pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// row is one stats row; its JSON keys are the column names of
+// insert_stats.sql, so the shape is written once (a test holds the two
+// together). Nil pointers are NULL.
+type row struct {
+	EventID        string          `json:"event_id"`
+	SiteID         int64           `json:"site_id"`
+	URL            string          `json:"url"`
+	CheckedAt      time.Time       `json:"checked_at"`
+	StatusCode     *int            `json:"status_code"`
+	DurationMS     float64         `json:"duration_ms"`
+	Regex          *string         `json:"regex"`
+	RegexMatched   *bool           `json:"regex_matched"`
+	ErrorClass     *string         `json:"error_class"`
+	Error          *string         `json:"error"`
+	Topic          string          `json:"topic_name"`
+	Partition      int32           `json:"kafka_partition"`
+	Offset         int64           `json:"kafka_offset"`
+	SchemaVersion  int             `json:"schema_version"`
+	Regexes        json.RawMessage `json:"regexes"`
+	DNSMS          *float64        `json:"dns_ms"`
+	ConnectMS      *float64        `json:"connect_ms"`
+	TLSMS          *float64        `json:"tls_ms"`
+	TTFBMS         *float64        `json:"ttfb_ms"`
+	TransferMS     *float64        `json:"transfer_ms"`
+	BodyBytes      *int64          `json:"body_bytes"`
+	Truncated      *bool           `json:"truncated"`
+	Redirects      *int            `json:"redirects"`
+	FinalURL       *string         `json:"final_url"`
+	TLSExpiry      *time.Time      `json:"tls_expiry"`
+	TLSChainExpiry *time.Time      `json:"tls_chain_expiry"`
+	RemoteIP       *string         `json:"remote_ip"`
+	Region         *string         `json:"region"`
+}
+
+// newRow is the stats row of r.
+func newRow(r Record) (row, error) {
+	out := row{EventID: r.EventID, SiteID: r.SiteID, URL: r.URL, CheckedAt: r.CheckedAt, DurationMS: r.DurationMS,
+		Regex: nonEmpty(r.Regex), RegexMatched: r.RegexMatched, ErrorClass: nonEmpty(r.ErrorClass), Error: nonEmpty(r.Error),
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, SchemaVersion: r.SchemaVersion,
+		FinalURL: nonEmpty(r.FinalURL), TLSExpiry: r.TLSExpiry, TLSChainExpiry: r.TLSChainExpiry, RemoteIP: nonEmpty(r.RemoteIP),
+		Region: nonEmpty(r.Region)}
+	if r.StatusCode != 0 {
+		out.StatusCode = &r.StatusCode
+	}
+	if len(r.Regexes) > 0 {
+		b, err := json.Marshal(r.Regexes)
+		if err != nil {
+			return row{}, fmt.Errorf("encoding regex results of event %s: %w", r.EventID, err)
+		}
+		out.Regexes = b
+	}
+	if r.SchemaVersion >= 2 { // version 1 had none of these: NULL, not 0
+		out.DNSMS, out.ConnectMS, out.TLSMS, out.TTFBMS, out.TransferMS = &r.DNSMS, &r.ConnectMS, &r.TLSMS, &r.TTFBMS, &r.TransferMS
+		out.BodyBytes, out.Truncated, out.Redirects = &r.BodyBytes, &r.Truncated, &r.Redirects
+	}
+	return out, nil
+}
+
 // Insert writes recs in one statement and returns how many rows were new;
 // records whose event id is already stored are skipped.
 func (s *Store) Insert(ctx context.Context, recs []Record) (int64, error) {
 	if len(recs) == 0 {
 		return 0, nil
 	}
-	n := len(recs)
-	var (
-		ids        = make([]string, n)
-		siteIDs    = make([]int64, n)
-		urls       = make([]string, n)
-		checkedAt  = make([]any, n)
-		statuses   = make([]*int32, n)
-		durations  = make([]float64, n)
-		regexes    = make([]*string, n)
-		matched    = make([]*bool, n)
-		classes    = make([]*string, n)
-		errTexts   = make([]*string, n)
-		topics     = make([]string, n)
-		partitions = make([]int32, n)
-		offsets    = make([]int64, n)
-		versions   = make([]int16, n)
-		regexRes   = make([][]byte, n)
-		dns        = make([]*float64, n)
-		connect    = make([]*float64, n)
-		tlsMS      = make([]*float64, n)
-		ttfb       = make([]*float64, n)
-		transfer   = make([]*float64, n)
-		bodyBytes  = make([]*int64, n)
-		truncated  = make([]*bool, n)
-		redirects  = make([]*int32, n)
-		finalURLs  = make([]*string, n)
-		tlsExpiry  = make([]*time.Time, n)
-		chainExp   = make([]*time.Time, n)
-		remoteIPs  = make([]*string, n)
-	)
+	rows := make([]row, len(recs))
 	for i, r := range recs {
-		ids[i], siteIDs[i], urls[i], checkedAt[i] = r.EventID, r.SiteID, r.URL, r.CheckedAt
-		if r.StatusCode != 0 {
-			code := int32(r.StatusCode)
-			statuses[i] = &code
-		}
-		durations[i] = r.DurationMS
-		regexes[i], matched[i] = nonEmpty(r.Regex), r.RegexMatched
-		classes[i], errTexts[i] = nonEmpty(r.ErrorClass), nonEmpty(r.Error)
-		topics[i], partitions[i], offsets[i] = r.Topic, r.Partition, r.Offset
-		versions[i] = int16(r.SchemaVersion)
-		if len(r.Regexes) > 0 {
-			b, err := json.Marshal(r.Regexes)
-			if err != nil {
-				return 0, fmt.Errorf("encoding regex results of event %s: %w", r.EventID, err)
-			}
-			regexRes[i] = b
-		}
-		finalURLs[i], remoteIPs[i] = nonEmpty(r.FinalURL), nonEmpty(r.RemoteIP)
-		tlsExpiry[i], chainExp[i] = r.TLSExpiry, r.TLSChainExpiry
-		if r.SchemaVersion >= 2 { // version 1 had none of these: NULL, not 0
-			dns[i], connect[i], tlsMS[i], ttfb[i], transfer[i] = &r.DNSMS, &r.ConnectMS, &r.TLSMS, &r.TTFBMS, &r.TransferMS
-			redirectsN := int32(r.Redirects)
-			bodyBytes[i], truncated[i], redirects[i] = &r.BodyBytes, &r.Truncated, &redirectsN
+		var err error
+		if rows[i], err = newRow(r); err != nil {
+			return 0, err
 		}
 	}
-	tag, err := s.pool.Exec(ctx, insertStatsSQL, ids, siteIDs, urls, checkedAt, statuses, durations,
-		regexes, matched, classes, errTexts, topics, partitions, offsets,
-		versions, regexRes, dns, connect, tlsMS, ttfb, transfer,
-		bodyBytes, truncated, redirects, finalURLs, tlsExpiry, chainExp, remoteIPs)
+	batch, err := json.Marshal(rows)
 	if err != nil {
-		return 0, fmt.Errorf("inserting %d stats rows: %w", n, err)
+		return 0, fmt.Errorf("encoding %d stats rows: %w", len(rows), err)
+	}
+	tag, err := s.pool.Exec(ctx, insertStatsSQL, batch)
+	if err != nil {
+		return 0, fmt.Errorf("inserting %d stats rows: %w", len(rows), err)
 	}
 	return tag.RowsAffected(), nil
 }

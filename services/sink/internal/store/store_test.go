@@ -3,10 +3,14 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
@@ -91,4 +95,63 @@ func TestInsertStoresBothSchemaVersions(t *testing.T) {
 	require.Equal(t, "127.0.0.1", *cur.remoteIP)
 	require.True(t, leaf.Equal(*cur.tlsExpiry))
 	require.True(t, chain.Equal(*cur.chainExpiry))
+}
+
+func TestVersion3StoresTheRegion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	v3 := checkevent.Check{SchemaVersion: 3, EventID: uuid.NewString(), SiteID: 3, URL: "https://c",
+		CheckedAt: time.Date(2026, 1, 1, 0, 0, 2, 0, time.UTC), StatusCode: 204, DurationMS: 1.25, Region: "eu-west"}
+	n, err := New(pool).Insert(ctx, []Record{{Check: v3, Topic: "t", Partition: 2, Offset: 9}})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	var region string
+	var status, partition int
+	var offset int64
+	var duration float64
+	var checked time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT region, status_code, kafka_partition, kafka_offset, duration_ms, checked_at
+		FROM stats WHERE event_id = $1`, v3.EventID).Scan(&region, &status, &partition, &offset, &duration, &checked))
+	require.Equal(t, "eu-west", region)
+	require.Equal(t, 204, status)
+	require.Equal(t, 2, partition)
+	require.EqualValues(t, 9, offset)
+	require.Equal(t, 1.25, duration)
+	require.True(t, v3.CheckedAt.Equal(checked))
+}
+
+// The row struct and insert_stats.sql name the same columns, each once, and
+// every one exists in stats: a field added on one side only fails here.
+func TestRowAndInsertNameTheSameColumns(t *testing.T) {
+	t.Parallel()
+	var keys []string
+	rt := reflect.TypeFor[row]()
+	for i := range rt.NumField() {
+		keys = append(keys, strings.Split(rt.Field(i).Tag.Get("json"), ",")[0])
+	}
+	def := regexp.MustCompile(`(?s)AS r\((.*?)\)\s*ON CONFLICT`).FindStringSubmatch(insertStatsSQL)
+	require.NotNil(t, def, "insert_stats.sql defines the recordset's columns")
+	var cols []string
+	for _, c := range strings.Split(def[1], ",") {
+		cols = append(cols, strings.Fields(c)[0])
+	}
+	require.Equal(t, keys, cols, "row's JSON keys, in order, are the recordset's columns")
+	insertList := regexp.MustCompile(`(?s)INSERT INTO stats \((.*?)\)`).FindStringSubmatch(insertStatsSQL)
+	require.NotNil(t, insertList)
+	var inserted []string
+	for _, c := range strings.Split(insertList[1], ",") {
+		inserted = append(inserted, strings.TrimSpace(c))
+	}
+	require.Equal(t, cols, inserted, "every recordset column is inserted")
+
+	pool := dbtest.Pool(t, dbtest.New(t))
+	rows, err := pool.Query(context.Background(), `SELECT column_name::text FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'stats'`)
+	require.NoError(t, err)
+	existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	for _, c := range cols {
+		require.Contains(t, existing, c)
+	}
 }
