@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/config"
@@ -73,6 +75,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("max-body-bytes: %d: want 1..1073741824", c.MaxBodyBytes))
+	}
+	if c.UserAgent == "" || strings.ContainsFunc(c.UserAgent, unicode.IsControl) {
+		errs = append(errs, fmt.Errorf("user-agent: %q: want a non-empty header value without control characters", c.UserAgent))
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		errs = append(errs, fmt.Errorf("batch-size: %d: want 1..10000", c.BatchSize))

@@ -82,10 +82,16 @@ func runFarm(b *testing.B, n int, interval, measure time.Duration) {
 	prober := probe.New(probe.Config{MaxBodyBytes: cfg.MaxBodyBytes, UserAgent: "sitewatch-bench", MaxRedirects: maxRedirects})
 	checked := make(chan probe.Result, 4*cfg.BatchSize)
 	toRecord := make(chan probe.Result, 4*cfg.BatchSize)
-	sched := schedule.New(schedule.Config{Concurrency: cfg.Concurrency, ReloadInterval: cfg.ReloadInterval},
+	sched, err := schedule.New(schedule.Config{Concurrency: cfg.Concurrency, ReloadInterval: cfg.ReloadInterval},
 		st, schedule.Everything(checkevent.DefaultRegion), prober, checked, logger, reg)
-	rec := record.New(record.Config{BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval, ShutdownGrace: 10 * time.Second},
-		st, logger, reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec, err := record.New(record.Config{BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval, ShutdownGrace: 10 * time.Second,
+		WriteTimeout: 30 * time.Second}, st, logger, reg)
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	start := time.Now()
@@ -108,8 +114,8 @@ func runFarm(b *testing.B, n int, interval, measure time.Duration) {
 	}()
 	recorded := make(chan struct{})
 	go func() { rec.Run(runCtx, toRecord); close(recorded) }()
-	schedDone := make(chan error, 1)
-	go func() { schedDone <- sched.Run(runCtx) }()
+	schedDone := make(chan struct{})
+	go func() { sched.Run(runCtx); close(schedDone) }()
 
 	b.ResetTimer()
 	time.Sleep(time.Until(from))
@@ -117,9 +123,7 @@ func runFarm(b *testing.B, n int, interval, measure time.Duration) {
 	time.Sleep(time.Until(to))
 	cpuUsed := cpuTime(b) - cpuFrom
 	stop()
-	if err := <-schedDone; err != nil {
-		b.Fatal(err)
-	}
+	<-schedDone
 	<-teed
 	<-recorded
 	b.StopTimer()

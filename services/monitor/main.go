@@ -88,10 +88,16 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	results := make(chan probe.Result, 4*cfg.BatchSize)
 	prober := probe.New(probe.Config{MaxBodyBytes: cfg.MaxBodyBytes, UserAgent: cfg.UserAgent,
 		MaxRedirects: maxRedirects, BlockPrivate: cfg.BlockPrivate})
-	sched := schedule.New(schedule.Config{Concurrency: cfg.Concurrency, ReloadInterval: cfg.ReloadInterval},
+	sched, err := schedule.New(schedule.Config{Concurrency: cfg.Concurrency, ReloadInterval: cfg.ReloadInterval},
 		st, member, prober, results, logger, opsSrv.Registry())
-	rec := record.New(record.Config{BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval, ShutdownGrace: 30 * time.Second},
-		st, logger, opsSrv.Registry())
+	if err != nil {
+		return err
+	}
+	rec, err := record.New(record.Config{BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval, ShutdownGrace: 30 * time.Second,
+		WriteTimeout: 30 * time.Second}, st, logger, opsSrv.Registry())
+	if err != nil {
+		return err
+	}
 
 	logger.Info("monitor starting", zap.String("region", cfg.Region), zap.Int("concurrency", cfg.Concurrency))
 	recorded := make(chan struct{})
@@ -101,7 +107,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return opsSrv.Run(gctx) })
-	g.Go(func() error { return sched.Run(gctx) })
+	g.Go(func() error { sched.Run(gctx); return nil })
 	// The lease outlives the scheduler: shards are given up only once
 	// their checks have stopped.
 	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))

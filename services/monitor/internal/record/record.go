@@ -6,6 +6,7 @@ package record
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
 )
 
@@ -29,6 +31,25 @@ type Config struct {
 	BatchSize     int
 	FlushInterval time.Duration // the longest a result waits for its batch
 	ShutdownGrace time.Duration // how long to keep retrying after shutdown
+	WriteTimeout  time.Duration // deadline of one outbox transaction
+}
+
+// Validate reports every setting that cannot work; it does not change c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("batch size %d: want at least 1", c.BatchSize))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("flush interval %s: want more than 0", c.FlushInterval))
+	}
+	if c.ShutdownGrace < 0 {
+		errs = append(errs, fmt.Errorf("shutdown grace %s: want 0 or more", c.ShutdownGrace))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("write timeout %s: want more than 0", c.WriteTimeout))
+	}
+	return errors.Join(errs...)
 }
 
 // Recorder writes results to the outbox.
@@ -41,8 +62,11 @@ type Recorder struct {
 	lost    prometheus.Counter
 }
 
-// New returns a Recorder.
-func New(cfg Config, w OutboxWriter, logger *zap.Logger, reg prometheus.Registerer) *Recorder {
+// New checks cfg and returns a Recorder.
+func New(cfg Config, w OutboxWriter, logger *zap.Logger, reg prometheus.Registerer) (*Recorder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("recorder configuration: %w", err)
+	}
 	r := &Recorder{cfg: cfg, w: w, logger: logger,
 		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "sitewatch_monitor_results_written_total",
 			Help: "Check results written to the outbox."}),
@@ -52,7 +76,7 @@ func New(cfg Config, w OutboxWriter, logger *zap.Logger, reg prometheus.Register
 			Help: "Results given up on because the database stayed down through shutdown."}),
 	}
 	reg.MustRegister(r.written, r.errors, r.lost)
-	return r
+	return r, nil
 }
 
 // Run writes results from in until in is closed. While the database is
@@ -97,30 +121,22 @@ func (r *Recorder) write(ctx context.Context, results []probe.Result) {
 		}
 		msgs = append(msgs, m)
 	}
-	wait := 100 * time.Millisecond
-	var deadline time.Time
-	for attempt := 1; ; attempt++ {
-		err := r.w.WriteOutbox(context.WithoutCancel(ctx), msgs)
-		if err == nil {
-			r.written.Add(float64(len(msgs)))
-			return
-		}
+	policy := retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2,
+		AttemptTimeout: r.cfg.WriteTimeout, Grace: r.cfg.ShutdownGrace}
+	err := retry.Do(ctx, policy, func(actx context.Context) error {
+		return r.w.WriteOutbox(actx, msgs)
+	}, func(attempt int, err error, wait time.Duration) {
 		r.errors.Inc()
-		if ctx.Err() != nil {
-			if deadline.IsZero() {
-				deadline = time.Now().Add(r.cfg.ShutdownGrace)
-			}
-			if time.Now().After(deadline) {
-				r.lost.Add(float64(len(msgs)))
-				r.logger.Error("giving up on check results at shutdown", zap.Int("results", len(msgs)), zap.Error(err))
-				return
-			}
-		}
 		r.logger.Warn("writing check results to the outbox failed; retrying",
 			zap.Int("results", len(msgs)), zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
-		time.Sleep(wait)
-		wait = min(2*wait, 5*time.Second)
+	})
+	if err != nil {
+		r.errors.Inc()
+		r.lost.Add(float64(len(msgs)))
+		r.logger.Error("giving up on check results at shutdown", zap.Int("results", len(msgs)), zap.Error(err))
+		return
 	}
+	r.written.Add(float64(len(msgs)))
 }
 
 // Message is the outbox message for one result: keyed by site id so one
@@ -156,6 +172,9 @@ func Message(res probe.Result) (outbox.Message, error) {
 		TLSChainExpiry: timeOrNil(res.TLSChainExpiry),
 		RemoteIP:       res.RemoteIP,
 		Region:         res.Region,
+	}
+	if err := ev.Validate(); err != nil {
+		return outbox.Message{}, fmt.Errorf("check event of site %d: %w", res.Site.ID, err)
 	}
 	payload, err := json.Marshal(ev)
 	if err != nil {

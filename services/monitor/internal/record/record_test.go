@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
@@ -25,7 +26,7 @@ func TestMessageCarriesTheContract(t *testing.T) {
 		Phases:       probe.Phases{DNS: time.Millisecond, Connect: 2 * time.Millisecond, TLS: 3 * time.Millisecond, TTFB: 4 * time.Millisecond, Transfer: 250 * time.Microsecond},
 		RegexMatched: &no, Regexes: []checkevent.RegexResult{{Pattern: "ok", Match: true}},
 		ErrorClass: probe.ClassRegex, Error: "body does not match", BodyBytes: 77, Truncated: true, Redirects: 3,
-		FinalURL: "http://a/final", TLSExpiry: expiry, RemoteIP: "127.0.0.1"}
+		FinalURL: "http://a/final", TLSExpiry: expiry, RemoteIP: "127.0.0.1", Region: "eu-west"}
 	m, err := Message(res)
 	require.NoError(t, err)
 	require.Equal(t, "checks", m.Topic)
@@ -47,17 +48,27 @@ func TestMessageCarriesTheContract(t *testing.T) {
 	require.Equal(t, &expiry, ev.TLSExpiry)
 	require.Nil(t, ev.TLSChainExpiry, "zero time is left out")
 	require.Equal(t, "127.0.0.1", ev.RemoteIP)
+	require.Equal(t, "eu-west", ev.Region)
+
+	res.Region = ""
+	_, err = Message(res)
+	require.ErrorContains(t, err, "region", "an event the sink would refuse never reaches the outbox")
 }
 
 type flakyWriter struct {
 	mu       sync.Mutex
 	failures int
+	attempts int
 	batches  [][]outbox.Message
 }
 
-func (f *flakyWriter) WriteOutbox(_ context.Context, msgs []outbox.Message) error {
+func (f *flakyWriter) WriteOutbox(ctx context.Context, msgs []outbox.Message) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.attempts++
+	if _, ok := ctx.Deadline(); !ok {
+		return errors.New("an attempt without a deadline")
+	}
 	if f.failures > 0 {
 		f.failures--
 		return errors.New("connection refused")
@@ -68,13 +79,12 @@ func (f *flakyWriter) WriteOutbox(_ context.Context, msgs []outbox.Message) erro
 
 func TestRecorderBatchesAndRetriesWithoutLosingResults(t *testing.T) {
 	w := &flakyWriter{failures: 2}
-	r := New(Config{BatchSize: 10, FlushInterval: 20 * time.Millisecond, ShutdownGrace: time.Second},
-		w, zaptest.NewLogger(t), prometheus.NewRegistry())
+	r := newRecorder(t, Config{BatchSize: 10, FlushInterval: 20 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, w)
 	in := make(chan probe.Result)
 	done := make(chan struct{})
 	go func() { r.Run(context.Background(), in); close(done) }()
 	for i := range 25 {
-		in <- probe.Result{Site: site.Site{ID: int64(i + 1), URL: "http://a", Topic: "t"}, CheckedAt: time.Now()}
+		in <- result(i + 1)
 	}
 	close(in)
 	<-done
@@ -85,4 +95,50 @@ func TestRecorderBatchesAndRetriesWithoutLosingResults(t *testing.T) {
 	}
 	require.Equal(t, 25, total, "every result written despite two failed transactions")
 	require.LessOrEqual(t, len(w.batches), 4, "grouped into few transactions")
+}
+
+func result(id int) probe.Result {
+	return probe.Result{Site: site.Site{ID: int64(id), URL: "http://a", Topic: "t"}, CheckedAt: time.Now(), Region: "local"}
+}
+
+func newRecorder(t *testing.T, cfg Config, w OutboxWriter) *Recorder {
+	t.Helper()
+	r, err := New(cfg, w, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	return r
+}
+
+func TestShutdownInAnOutageRetriesWithBackoffThenCountsTheLoss(t *testing.T) {
+	w := &flakyWriter{failures: 1 << 30}
+	reg := prometheus.NewRegistry()
+	r, err := New(Config{BatchSize: 10, FlushInterval: time.Hour, ShutdownGrace: 500 * time.Millisecond, WriteTimeout: time.Second},
+		w, zaptest.NewLogger(t), reg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // shutdown has begun; the database is down
+	in := make(chan probe.Result, 3)
+	in <- result(1)
+	in <- result(2)
+	close(in)
+	r.Run(ctx, in)
+	require.GreaterOrEqual(t, w.attempts, 2)
+	require.LessOrEqual(t, w.attempts, 6, "backoff within the grace period, no tight loop")
+	require.Equal(t, 2.0, testutil.ToFloat64(r.lost), "the lost results are counted")
+}
+
+func TestNewRefusesABadConfig(t *testing.T) {
+	good := Config{BatchSize: 10, FlushInterval: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}
+	for name, mut := range map[string]func(*Config){
+		"batch size":     func(c *Config) { c.BatchSize = 0 },
+		"flush interval": func(c *Config) { c.FlushInterval = 0 },
+		"shutdown grace": func(c *Config) { c.ShutdownGrace = -1 },
+		"write timeout":  func(c *Config) { c.WriteTimeout = 0 },
+	} {
+		cfg := good
+		mut(&cfg)
+		before := cfg
+		_, err := New(cfg, &flakyWriter{}, zaptest.NewLogger(t), prometheus.NewRegistry())
+		require.ErrorContains(t, err, name)
+		require.Equal(t, before, cfg)
+	}
 }

@@ -98,10 +98,11 @@ func TestAScopeChangeIsPickedUpAtOnce(t *testing.T) {
 	out := make(chan probe.Result, 100)
 	// The reload interval is an hour: only the owner's signal can bring
 	// site 2 in, or take site 1 out.
-	s := New(Config{Concurrency: 2, ReloadInterval: time.Hour}, src, owner, &fakeChecker{}, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	s, err := New(Config{Concurrency: 2, ReloadInterval: time.Hour}, src, owner, &fakeChecker{}, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = s.Run(ctx); close(done) }()
+	go func() { s.Run(ctx); close(done) }()
 	waitFor := func(id int64) {
 		t.Helper()
 		timeout := time.After(10 * time.Second)
@@ -109,6 +110,7 @@ func TestAScopeChangeIsPickedUpAtOnce(t *testing.T) {
 			select {
 			case r := <-out:
 				require.NotEqual(t, int64(3), r.Site.ID, "site 3 is not checked in this region")
+				require.Equal(t, "here", r.Region)
 				if r.Site.ID == id {
 					return
 				}

@@ -7,6 +7,8 @@ import (
 	"container/heap"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"slices"
 	"sync"
@@ -97,17 +99,32 @@ type job struct {
 	planned time.Time
 }
 
-// New returns a Scheduler checking the sites owner gives it and writing
-// results to out.
-func New(cfg Config, source SiteSource, owner Owner, checker Checker, out chan<- probe.Result, logger *zap.Logger, reg prometheus.Registerer) *Scheduler {
+// Validate reports every setting that cannot work; it does not change c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency %d: want at least 1", c.Concurrency))
+	}
+	if c.ReloadInterval <= 0 {
+		errs = append(errs, fmt.Errorf("reload interval %s: want more than 0", c.ReloadInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// New checks cfg and returns a Scheduler checking the sites owner gives it
+// and writing results to out.
+func New(cfg Config, source SiteSource, owner Owner, checker Checker, out chan<- probe.Result, logger *zap.Logger, reg prometheus.Registerer) (*Scheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("scheduler configuration: %w", err)
+	}
 	return &Scheduler{cfg: cfg, source: source, owner: owner, region: owner.Scope().Region, checker: checker, out: out, logger: logger,
-		metrics: newMetrics(reg), entries: map[int64]*entry{}}
+		metrics: newMetrics(reg), entries: map[int64]*entry{}}, nil
 }
 
 // Run schedules checks until ctx ends. Checks in flight then finish (each
 // bounded by its site's timeout) and their results are sent before Run
 // closes the result channel and returns.
-func (s *Scheduler) Run(ctx context.Context) error {
+func (s *Scheduler) Run(ctx context.Context) {
 	jobs := make(chan job)
 	var workers sync.WaitGroup
 	for range s.cfg.Concurrency {
@@ -130,7 +147,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		if !s.dispatchDue(ctx, jobs) {
-			return nil
+			return
 		}
 		wait := time.Hour
 		if len(s.queue) > 0 {
@@ -139,7 +156,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-reload.C:
 			s.reload(ctx)
 		case <-s.owner.Changes():
@@ -199,8 +216,12 @@ func (s *Scheduler) work(ctx context.Context, jobs <-chan job) {
 	}
 }
 
-// fullReloadEvery is how many reloads pass between full ones.
-const fullReloadEvery = 60
+const (
+	// fullReloadEvery is how many reloads pass between full ones.
+	fullReloadEvery = 60
+	// reloadTimeout bounds one reload's queries.
+	reloadTimeout = 30 * time.Second
+)
 
 // reload brings the schedule in line with the enabled sites of the
 // owner's scope: new sites start at their phase (FirstRun), changed sites take their new settings, and
@@ -216,6 +237,8 @@ func (s *Scheduler) reload(ctx context.Context) {
 	if s.reloads%fullReloadEvery == 0 {
 		since = time.Time{}
 	}
+	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
 	scope := s.owner.Scope()
 	ch, err := s.source.SiteChanges(ctx, since, scope)
 	if err == nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
@@ -57,21 +58,43 @@ func (f *fakeSource) set(sites ...site.Site) {
 	f.sites = sites
 }
 
+// fakeChecker records how many checks run at once, overall and per site.
+// With a gate, the checks of the sites hang selects wait for a token from
+// the gate (or for their context to end).
 type fakeChecker struct {
-	delay   time.Duration
-	mu      sync.Mutex
-	running int
-	peak    int
+	gate    chan struct{}
+	hang    func(id int64) bool
+	started chan int64 // receives the site of every check that starts, if not nil
+
+	mu          sync.Mutex
+	running     int
+	peak        int
+	perSite     map[int64]int
+	peakPerSite int
 }
 
-func (f *fakeChecker) Check(_ context.Context, t *probe.Target) probe.Result {
+func (f *fakeChecker) Check(ctx context.Context, t *probe.Target) probe.Result {
 	f.mu.Lock()
+	if f.perSite == nil {
+		f.perSite = map[int64]int{}
+	}
 	f.running++
+	f.perSite[t.Site.ID]++
 	f.peak = max(f.peak, f.running)
+	f.peakPerSite = max(f.peakPerSite, f.perSite[t.Site.ID])
 	f.mu.Unlock()
-	time.Sleep(f.delay)
+	if f.started != nil {
+		f.started <- t.Site.ID
+	}
+	if f.gate != nil && (f.hang == nil || f.hang(t.Site.ID)) {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+		}
+	}
 	f.mu.Lock()
 	f.running--
+	f.perSite[t.Site.ID]--
 	f.mu.Unlock()
 	return probe.Result{Site: t.Site, CheckedAt: time.Now()}
 }
@@ -80,24 +103,29 @@ func mk(id int64, interval time.Duration, updated time.Time) site.Site {
 	return site.Site{ID: id, URL: "http://x", Interval: interval, Timeout: interval, Updated: updated}
 }
 
-// collect runs the scheduler for d and counts results per site.
-func collect(t *testing.T, cfg Config, src SiteSource, chk Checker, d time.Duration, during func()) map[int64]int {
+// collect runs the scheduler until done, called after every result with
+// the results per site so far, returns true; then stops it.
+func collect(t *testing.T, cfg Config, src SiteSource, chk Checker, done func(counts map[int64]int) bool) map[int64]int {
 	t.Helper()
 	out := make(chan probe.Result, 1000)
-	s := New(cfg, src, Everything("local"), chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	s, err := New(cfg, src, Everything("local"), chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
-	if during != nil {
-		during()
-	}
-	time.Sleep(d)
-	cancel()
-	require.NoError(t, <-done)
+	stopped := make(chan struct{})
+	go func() { s.Run(ctx); close(stopped) }()
 	counts := map[int64]int{}
-	for r := range out { // Run closed it
-		counts[r.Site.ID]++
+	timeout := time.After(20 * time.Second)
+	for !done(counts) {
+		select {
+		case r := <-out:
+			require.Equal(t, "local", r.Region, "results carry the replica's region")
+			counts[r.Site.ID]++
+		case <-timeout:
+			t.Fatalf("condition not reached; results so far %v", counts)
+		}
 	}
+	cancel()
+	<-stopped
 	return counts
 }
 
@@ -105,44 +133,95 @@ func TestEachSiteOnItsOwnInterval(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	src := &fakeSource{}
-	src.set(mk(1, 100*time.Millisecond, now), mk(2, 400*time.Millisecond, now))
-	counts := collect(t, Config{Concurrency: 4, ReloadInterval: time.Hour}, src, &fakeChecker{}, 2*time.Second, nil)
-	// Random first delay within one interval, then fixed rate.
-	require.InDelta(t, 20, counts[1], 3)
-	require.InDelta(t, 5, counts[2], 1)
+	src.set(mk(1, 50*time.Millisecond, now), mk(2, 200*time.Millisecond, now))
+	counts := collect(t, Config{Concurrency: 4, ReloadInterval: time.Hour}, src, &fakeChecker{},
+		func(c map[int64]int) bool { return c[1] == 40 })
+	// Fixed rate: 40 checks at 50 ms take 2 s, in which the 200 ms site
+	// is checked 10 times (give or take its phase).
+	require.InDelta(t, 10, counts[2], 2)
 }
 
-func TestConcurrencyLimitAndNoOverlap(t *testing.T) {
+// runScheduler runs a scheduler until the test ends.
+func runScheduler(t *testing.T, cfg Config, src SiteSource, chk Checker, out chan probe.Result) *Scheduler {
+	t.Helper()
+	s, err := New(cfg, src, Everything("local"), chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { s.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	return s
+}
+
+func TestASitesChecksNeverOverlap(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	src := &fakeSource{}
+	src.set(mk(1, 10*time.Millisecond, now), mk(2, 10*time.Millisecond, now), mk(3, 10*time.Millisecond, now))
+	// Site 1's check hangs; the others pass at once, so workers are free
+	// while site 1 is due again and again.
+	chk := &fakeChecker{gate: make(chan struct{}), hang: func(id int64) bool { return id == 1 }}
+	out := make(chan probe.Result, 10000)
+	s := runScheduler(t, Config{Concurrency: 4, ReloadInterval: time.Hour}, src, chk, out)
+	var once sync.Once
+	release := func() { once.Do(func() { close(chk.gate) }) }
+	t.Cleanup(release) // runs first: the hanging check ends, then the scheduler stops
+	require.Eventually(t, func() bool { return testutil.ToFloat64(s.metrics.skipped) >= 30 }, 10*time.Second, time.Millisecond,
+		"site 1 comes due many times while its check hangs")
+	chk.mu.Lock()
+	require.Equal(t, 1, chk.peakPerSite, "a site's checks never overlap")
+	chk.mu.Unlock()
+	release()
+	seen := map[int64]bool{}
+	for len(seen) < 3 {
+		seen[(<-out).Site.ID] = true
+	}
+}
+
+func TestConcurrencyLimit(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	src := &fakeSource{}
 	var sites []site.Site
 	for i := range 20 {
-		sites = append(sites, mk(int64(i+1), 100*time.Millisecond, now))
+		sites = append(sites, mk(int64(i+1), time.Second, now))
 	}
 	src.set(sites...)
-	chk := &fakeChecker{delay: 250 * time.Millisecond} // slower than the interval
-	counts := collect(t, Config{Concurrency: 5, ReloadInterval: time.Hour}, src, chk, time.Second, nil)
-	require.LessOrEqual(t, chk.peak, 5)
-	total := 0
-	for id, n := range counts {
-		require.LessOrEqual(t, n, 5, "site %d: a site's checks never overlap", id)
-		total += n
+	chk := &fakeChecker{gate: make(chan struct{}), started: make(chan int64, 100)}
+	out := make(chan probe.Result, 1000)
+	runScheduler(t, Config{Concurrency: 5, ReloadInterval: time.Hour}, src, chk, out)
+	t.Cleanup(func() { close(chk.gate) }) // runs first: the hanging checks end, then the scheduler stops
+	for range 5 {
+		<-chk.started
 	}
-	require.GreaterOrEqual(t, total, 15, "the workers stay busy")
+	// Let one check finish at a time: each time exactly one more starts.
+	for range 15 {
+		chk.gate <- struct{}{}
+		<-chk.started
+		chk.mu.Lock()
+		require.LessOrEqual(t, chk.running, 5)
+		chk.mu.Unlock()
+	}
+	chk.mu.Lock()
+	defer chk.mu.Unlock()
+	require.Equal(t, 5, chk.peak, "the workers stay busy, never more than Concurrency at once")
 }
 
 func TestPicksUpChangesWithoutRestart(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	src := &fakeSource{}
-	src.set(mk(1, 100*time.Millisecond, now))
-	counts := collect(t, Config{Concurrency: 4, ReloadInterval: 50 * time.Millisecond}, src, &fakeChecker{}, time.Second, func() {
-		time.Sleep(500 * time.Millisecond)
-		src.set(mk(2, 100*time.Millisecond, now)) // site 1 removed or disabled, site 2 added
+	src.set(mk(1, 20*time.Millisecond, now))
+	var atChange int
+	counts := collect(t, Config{Concurrency: 4, ReloadInterval: 10 * time.Millisecond}, src, &fakeChecker{}, func(c map[int64]int) bool {
+		if c[1] == 5 && atChange == 0 {
+			atChange = c[1]
+			src.set(mk(2, 20*time.Millisecond, now)) // site 1 removed or disabled, site 2 added
+		}
+		return c[2] == 10
 	})
-	require.InDelta(t, 5, counts[1], 2, "site 1 ran until it was removed")
-	require.InDelta(t, 9, counts[2], 3, "site 2 started without a restart and ran for the last second")
+	require.Equal(t, 10, counts[2], "site 2 started without a restart")
+	require.LessOrEqual(t, counts[1], atChange+2, "site 1 stopped at the next reload")
 }
 
 func TestReloadReadsOnlyWhatChanged(t *testing.T) {
@@ -156,7 +235,8 @@ func TestReloadReadsOnlyWhatChanged(t *testing.T) {
 	src.set(sites...)
 	chk := &fakeChecker{}
 	out := make(chan probe.Result, 100)
-	s := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, Everything("local"), chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	s, err := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, Everything("local"), chk, out, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
 	ctx := context.Background()
 
 	s.reload(ctx)
@@ -190,8 +270,9 @@ func TestFullReloadCatchesAChangeTheIncrementalOnesMissed(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	src := &fakeSource{}
 	src.set(mk(1, time.Minute, old))
-	s := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, Everything("local"), &fakeChecker{}, make(chan probe.Result, 1),
+	s, err := New(Config{Concurrency: 1, ReloadInterval: time.Hour}, src, Everything("local"), &fakeChecker{}, make(chan probe.Result, 1),
 		zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
 	ctx := context.Background()
 	s.reload(ctx)
 	require.Equal(t, time.Minute, s.entries[1].target.Site.Interval)
@@ -206,4 +287,14 @@ func TestFullReloadCatchesAChangeTheIncrementalOnesMissed(t *testing.T) {
 	// ...the next full reload does.
 	s.reload(ctx)
 	require.Equal(t, 2*time.Minute, s.entries[1].target.Site.Interval)
+}
+
+func TestNewRefusesABadConfig(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"concurrency":     {Concurrency: 0, ReloadInterval: time.Second},
+		"reload interval": {Concurrency: 1, ReloadInterval: 0},
+	} {
+		_, err := New(cfg, &fakeSource{}, Everything("local"), &fakeChecker{}, make(chan probe.Result), zaptest.NewLogger(t), prometheus.NewRegistry())
+		require.ErrorContains(t, err, name)
+	}
 }

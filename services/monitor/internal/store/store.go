@@ -52,15 +52,6 @@ type Store struct {
 // New returns a Store using pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, margin: ChangeMargin} }
 
-// AddSite validates s and inserts it, returning it with its id.
-func (st *Store) AddSite(ctx context.Context, s site.Site) (site.Site, error) {
-	added, err := st.AddSites(ctx, []site.Site{s})
-	if err != nil {
-		return site.Site{}, err
-	}
-	return added[0], nil
-}
-
 // AddSites validates every site and inserts them all in one transaction:
 // all or nothing. A validation error is a *site.InvalidError.
 func (st *Store) AddSites(ctx context.Context, sites []site.Site) ([]site.Site, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,7 +17,7 @@ import (
 )
 
 //go:embed insert_stats.sql
-var insertStatsSQL string
+var insertStatsTemplate string
 
 // Record is a check plus where Kafka had it.
 type Record struct {
@@ -26,69 +27,119 @@ type Record struct {
 	Offset    int64
 }
 
-// Store writes to the stats table.
-type Store struct{ pool *pgxpool.Pool }
-
-// New returns a Store using pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
-
-// row is one stats row; its JSON keys are the column names of
-// insert_stats.sql, so the shape is written once (a test holds the two
-// together). Nil pointers are NULL.
+// row is a Record as the stats table holds it: absent values are nil
+// (NULL), never zero.
 type row struct {
-	EventID        string          `json:"event_id"`
-	SiteID         int64           `json:"site_id"`
-	URL            string          `json:"url"`
-	CheckedAt      time.Time       `json:"checked_at"`
-	StatusCode     *int            `json:"status_code"`
-	DurationMS     float64         `json:"duration_ms"`
-	Regex          *string         `json:"regex"`
-	RegexMatched   *bool           `json:"regex_matched"`
-	ErrorClass     *string         `json:"error_class"`
-	Error          *string         `json:"error"`
-	Topic          string          `json:"topic_name"`
-	Partition      int32           `json:"kafka_partition"`
-	Offset         int64           `json:"kafka_offset"`
-	SchemaVersion  int             `json:"schema_version"`
-	Regexes        json.RawMessage `json:"regexes"`
-	DNSMS          *float64        `json:"dns_ms"`
-	ConnectMS      *float64        `json:"connect_ms"`
-	TLSMS          *float64        `json:"tls_ms"`
-	TTFBMS         *float64        `json:"ttfb_ms"`
-	TransferMS     *float64        `json:"transfer_ms"`
-	BodyBytes      *int64          `json:"body_bytes"`
-	Truncated      *bool           `json:"truncated"`
-	Redirects      *int            `json:"redirects"`
-	FinalURL       *string         `json:"final_url"`
-	TLSExpiry      *time.Time      `json:"tls_expiry"`
-	TLSChainExpiry *time.Time      `json:"tls_chain_expiry"`
-	RemoteIP       *string         `json:"remote_ip"`
-	Region         *string         `json:"region"`
+	*Record
+	status    *int32
+	regex     *string
+	class     *string
+	errText   *string
+	regexes   []byte // jsonb
+	finalURL  *string
+	remoteIP  *string
+	region    *string
+	v2        bool // version 1 had no phases, size, redirects: NULL, not 0
+	redirects int32
 }
 
-// newRow is the stats row of r.
-func newRow(r Record) (row, error) {
-	out := row{EventID: r.EventID, SiteID: r.SiteID, URL: r.URL, CheckedAt: r.CheckedAt, DurationMS: r.DurationMS,
-		Regex: nonEmpty(r.Regex), RegexMatched: r.RegexMatched, ErrorClass: nonEmpty(r.ErrorClass), Error: nonEmpty(r.Error),
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, SchemaVersion: r.SchemaVersion,
-		FinalURL: nonEmpty(r.FinalURL), TLSExpiry: r.TLSExpiry, TLSChainExpiry: r.TLSChainExpiry, RemoteIP: nonEmpty(r.RemoteIP),
-		Region: nonEmpty(r.Region)}
+func toRow(r *Record) (row, error) {
+	w := row{Record: r, regex: nonEmpty(r.Regex), class: nonEmpty(r.ErrorClass), errText: nonEmpty(r.Error),
+		finalURL: nonEmpty(r.FinalURL), remoteIP: nonEmpty(r.RemoteIP), region: nonEmpty(r.Region),
+		v2: r.SchemaVersion >= 2, redirects: int32(r.Redirects)}
 	if r.StatusCode != 0 {
-		out.StatusCode = &r.StatusCode
+		code := int32(r.StatusCode)
+		w.status = &code
 	}
 	if len(r.Regexes) > 0 {
 		b, err := json.Marshal(r.Regexes)
 		if err != nil {
 			return row{}, fmt.Errorf("encoding regex results of event %s: %w", r.EventID, err)
 		}
-		out.Regexes = b
+		w.regexes = b
 	}
-	if r.SchemaVersion >= 2 { // version 1 had none of these: NULL, not 0
-		out.DNSMS, out.ConnectMS, out.TLSMS, out.TTFBMS, out.TransferMS = &r.DNSMS, &r.ConnectMS, &r.TLSMS, &r.TTFBMS, &r.TransferMS
-		out.BodyBytes, out.Truncated, out.Redirects = &r.BodyBytes, &r.Truncated, &r.Redirects
-	}
-	return out, nil
+	return w, nil
 }
+
+// ifV2 is p for a version 2 record, nil (NULL) for version 1.
+func ifV2[T any](w *row, p *T) *T {
+	if !w.v2 {
+		return nil
+	}
+	return p
+}
+
+// column is one stats column: its name, the SQL type of its array
+// parameter, and how a batch fills that array.
+type column struct {
+	name, sqlType string
+	values        func(rows []row) any
+}
+
+// col makes a column whose array holds get(row) for each row. The array is
+// a typed slice ([]int64, []*string...), which pgx encodes without
+// reflection per value.
+func col[T any](name, sqlType string, get func(w *row) T) column {
+	return column{name: name, sqlType: sqlType, values: func(rows []row) any {
+		out := make([]T, len(rows))
+		for i := range rows {
+			out[i] = get(&rows[i])
+		}
+		return out
+	}}
+}
+
+// statsColumns is the one place that says what goes in which column; the
+// statement's column list and its arguments are both derived from it.
+var statsColumns = []column{
+	col("event_id", "uuid", func(w *row) string { return w.EventID }),
+	col("site_id", "bigint", func(w *row) int64 { return w.SiteID }),
+	col("url", "text", func(w *row) string { return w.URL }),
+	col("checked_at", "timestamptz", func(w *row) time.Time { return w.CheckedAt }),
+	col("status_code", "int", func(w *row) *int32 { return w.status }),
+	col("duration_ms", "float8", func(w *row) float64 { return w.DurationMS }),
+	col("regex", "text", func(w *row) *string { return w.regex }),
+	col("regex_matched", "bool", func(w *row) *bool { return w.RegexMatched }),
+	col("error_class", "text", func(w *row) *string { return w.class }),
+	col("error", "text", func(w *row) *string { return w.errText }),
+	col("topic_name", "text", func(w *row) string { return w.Topic }),
+	col("kafka_partition", "int", func(w *row) int32 { return w.Partition }),
+	col("kafka_offset", "bigint", func(w *row) int64 { return w.Offset }),
+	col("schema_version", "smallint", func(w *row) int16 { return int16(w.SchemaVersion) }),
+	col("regexes", "jsonb", func(w *row) []byte { return w.regexes }),
+	col("dns_ms", "float8", func(w *row) *float64 { return ifV2(w, &w.DNSMS) }),
+	col("connect_ms", "float8", func(w *row) *float64 { return ifV2(w, &w.ConnectMS) }),
+	col("tls_ms", "float8", func(w *row) *float64 { return ifV2(w, &w.TLSMS) }),
+	col("ttfb_ms", "float8", func(w *row) *float64 { return ifV2(w, &w.TTFBMS) }),
+	col("transfer_ms", "float8", func(w *row) *float64 { return ifV2(w, &w.TransferMS) }),
+	col("body_bytes", "bigint", func(w *row) *int64 { return ifV2(w, &w.BodyBytes) }),
+	col("truncated", "bool", func(w *row) *bool { return ifV2(w, &w.Truncated) }),
+	col("redirects", "int", func(w *row) *int32 { return ifV2(w, &w.redirects) }),
+	col("final_url", "text", func(w *row) *string { return w.finalURL }),
+	col("tls_expiry", "timestamptz", func(w *row) *time.Time { return w.TLSExpiry }),
+	col("tls_chain_expiry", "timestamptz", func(w *row) *time.Time { return w.TLSChainExpiry }),
+	col("remote_ip", "text", func(w *row) *string { return w.remoteIP }),
+	col("region", "text", func(w *row) *string { return w.region }),
+}
+
+var insertStatsSQL = insertSQL(insertStatsTemplate, statsColumns)
+
+// insertSQL fills the template's column list and array parameters.
+func insertSQL(template string, cols []column) string {
+	names := make([]string, len(cols))
+	arrays := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.name
+		arrays[i] = fmt.Sprintf("$%d::%s[]", i+1, c.sqlType)
+	}
+	return strings.NewReplacer("{{columns}}", strings.Join(names, ", "), "{{arrays}}", strings.Join(arrays, ", ")).Replace(template)
+}
+
+// Store writes to the stats table.
+type Store struct{ pool *pgxpool.Pool }
+
+// New returns a Store using pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // Insert writes recs in one statement and returns how many rows were new;
 // records whose event id is already stored are skipped.
@@ -97,19 +148,19 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (int64, error) {
 		return 0, nil
 	}
 	rows := make([]row, len(recs))
-	for i, r := range recs {
+	for i := range recs {
 		var err error
-		if rows[i], err = newRow(r); err != nil {
+		if rows[i], err = toRow(&recs[i]); err != nil {
 			return 0, err
 		}
 	}
-	batch, err := json.Marshal(rows)
-	if err != nil {
-		return 0, fmt.Errorf("encoding %d stats rows: %w", len(rows), err)
+	args := make([]any, len(statsColumns))
+	for i, c := range statsColumns {
+		args[i] = c.values(rows)
 	}
-	tag, err := s.pool.Exec(ctx, insertStatsSQL, batch)
+	tag, err := s.pool.Exec(ctx, insertStatsSQL, args...)
 	if err != nil {
-		return 0, fmt.Errorf("inserting %d stats rows: %w", len(rows), err)
+		return 0, fmt.Errorf("inserting %d stats rows: %w", len(recs), err)
 	}
 	return tag.RowsAffected(), nil
 }

@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"reflect"
-	"regexp"
-	"strings"
+	"fmt"
 	"testing"
 	"time"
 
@@ -97,61 +95,70 @@ func TestInsertStoresBothSchemaVersions(t *testing.T) {
 	require.True(t, chain.Equal(*cur.chainExpiry))
 }
 
-func TestVersion3StoresTheRegion(t *testing.T) {
+// Every column the sink must fill is in statsColumns: the ones without a
+// default, so a migration adding one fails here, not in production.
+func TestStatsColumnsCoverTheTable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.Pool(t, dbtest.New(t))
-	v3 := checkevent.Check{SchemaVersion: 3, EventID: uuid.NewString(), SiteID: 3, URL: "https://c",
-		CheckedAt: time.Date(2026, 1, 1, 0, 0, 2, 0, time.UTC), StatusCode: 204, DurationMS: 1.25, Region: "eu-west"}
-	n, err := New(pool).Insert(ctx, []Record{{Check: v3, Topic: "t", Partition: 2, Offset: 9}})
+	rows, err := pool.Query(ctx, `SELECT column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'stats' AND column_default IS NULL AND is_identity = 'NO'`)
 	require.NoError(t, err)
-	require.EqualValues(t, 1, n)
-	var region string
-	var status, partition int
-	var offset int64
-	var duration float64
-	var checked time.Time
-	require.NoError(t, pool.QueryRow(ctx, `SELECT region, status_code, kafka_partition, kafka_offset, duration_ms, checked_at
-		FROM stats WHERE event_id = $1`, v3.EventID).Scan(&region, &status, &partition, &offset, &duration, &checked))
-	require.Equal(t, "eu-west", region)
-	require.Equal(t, 204, status)
-	require.Equal(t, 2, partition)
-	require.EqualValues(t, 9, offset)
-	require.Equal(t, 1.25, duration)
-	require.True(t, v3.CheckedAt.Equal(checked))
+	table, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	var ours []string
+	for _, c := range statsColumns {
+		ours = append(ours, c.name)
+	}
+	require.ElementsMatch(t, table, ours)
+	require.Contains(t, insertStatsSQL, "INSERT INTO stats (event_id, site_id, url,")
+	require.Contains(t, insertStatsSQL, "unnest($1::uuid[], $2::bigint[], $3::text[],")
+	require.Contains(t, insertStatsSQL, fmt.Sprintf("$%d::text[])", len(statsColumns)))
 }
 
-// The row struct and insert_stats.sql name the same columns, each once, and
-// every one exists in stats: a field added on one side only fails here.
-func TestRowAndInsertNameTheSameColumns(t *testing.T) {
+// Each value lands in its own column: every field of a version 2 record
+// has a value no other field has, and each is read back by column name.
+func TestEveryFieldLandsInItsColumn(t *testing.T) {
 	t.Parallel()
-	var keys []string
-	rt := reflect.TypeFor[row]()
-	for i := range rt.NumField() {
-		keys = append(keys, strings.Split(rt.Field(i).Tag.Get("json"), ",")[0])
-	}
-	def := regexp.MustCompile(`(?s)AS r\((.*?)\)\s*ON CONFLICT`).FindStringSubmatch(insertStatsSQL)
-	require.NotNil(t, def, "insert_stats.sql defines the recordset's columns")
-	var cols []string
-	for _, c := range strings.Split(def[1], ",") {
-		cols = append(cols, strings.Fields(c)[0])
-	}
-	require.Equal(t, keys, cols, "row's JSON keys, in order, are the recordset's columns")
-	insertList := regexp.MustCompile(`(?s)INSERT INTO stats \((.*?)\)`).FindStringSubmatch(insertStatsSQL)
-	require.NotNil(t, insertList)
-	var inserted []string
-	for _, c := range strings.Split(insertList[1], ",") {
-		inserted = append(inserted, strings.TrimSpace(c))
-	}
-	require.Equal(t, cols, inserted, "every recordset column is inserted")
-
+	ctx := context.Background()
 	pool := dbtest.Pool(t, dbtest.New(t))
-	rows, err := pool.Query(context.Background(), `SELECT column_name::text FROM information_schema.columns
-		WHERE table_schema = current_schema() AND table_name = 'stats'`)
+	yes := true
+	checked := time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
+	leaf, chain := checked.Add(24*time.Hour), checked.Add(48*time.Hour)
+	c := checkevent.Check{SchemaVersion: 3, Region: "eu-west", EventID: uuid.NewString(), SiteID: 11, URL: "https://url", CheckedAt: checked,
+		StatusCode: 418, DurationMS: 12.5, Regex: "legacy", RegexMatched: &yes, ErrorClass: "class", Error: "error text",
+		Regexes: []checkevent.RegexResult{{Pattern: "p", Match: true, Matched: true}},
+		DNSMS:   1.25, ConnectMS: 2.25, TLSMS: 3.25, TTFBMS: 4.25, TransferMS: 5.25, BodyBytes: 66, Truncated: true,
+		Redirects: 7, FinalURL: "https://final", TLSExpiry: &leaf, TLSChainExpiry: &chain, RemoteIP: "10.9.8.7"}
+	_, err := New(pool).Insert(ctx, []Record{{Check: c, Topic: "topic", Partition: 8, Offset: 99}})
 	require.NoError(t, err)
-	existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+
+	got := map[string]any{}
+	rows, err := pool.Query(ctx, `SELECT event_id::text, site_id, url, checked_at, status_code, duration_ms, regex,
+		regex_matched, error_class, error, topic_name, kafka_partition, kafka_offset, schema_version, regexes::text,
+		dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, body_bytes, truncated, redirects, final_url, tls_expiry,
+		tls_chain_expiry, remote_ip, region FROM stats`)
 	require.NoError(t, err)
-	for _, c := range cols {
-		require.Contains(t, existing, c)
+	require.True(t, rows.Next())
+	values, err := rows.Values()
+	require.NoError(t, err)
+	for i, f := range rows.FieldDescriptions() {
+		got[f.Name] = values[i]
 	}
+	rows.Close()
+	require.NoError(t, rows.Err())
+
+	want := map[string]any{"event_id": c.EventID, "site_id": int64(11), "url": "https://url", "checked_at": checked,
+		"status_code": int32(418), "duration_ms": 12.5, "regex": "legacy", "regex_matched": true,
+		"error_class": "class", "error": "error text", "topic_name": "topic", "kafka_partition": int32(8),
+		"kafka_offset": int64(99), "schema_version": int16(3), "regexes": `[{"match": true, "matched": true, "pattern": "p"}]`,
+		"dns_ms": 1.25, "connect_ms": 2.25, "tls_ms": 3.25, "ttfb_ms": 4.25, "transfer_ms": 5.25, "body_bytes": int64(66),
+		"truncated": true, "redirects": int32(7), "final_url": "https://final", "tls_expiry": leaf,
+		"tls_chain_expiry": chain, "remote_ip": "10.9.8.7", "region": "eu-west"}
+	for name, v := range got {
+		if tm, ok := v.(time.Time); ok {
+			got[name] = tm.UTC()
+		}
+	}
+	require.Equal(t, want, got)
 }

@@ -1,0 +1,42 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
+)
+
+// BenchmarkInsert writes batches of 500 new version-2 records, the sink's
+// default batch size.
+func BenchmarkInsert(b *testing.B) {
+	ctx := context.Background()
+	st := New(dbtest.Pool(b, dbtest.New(b)))
+	expiry := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	no := false
+	batch := func(offset int64) []Record {
+		recs := make([]Record, 500)
+		for i := range recs {
+			recs[i] = Record{Check: checkevent.Check{SchemaVersion: 2, EventID: uuid.NewString(), SiteID: int64(i),
+				URL: "https://example.com/", CheckedAt: time.Now().UTC(), StatusCode: 200, DurationMS: 12.5,
+				RegexMatched: &no, ErrorClass: "regex", Error: "body does not match",
+				Regexes: []checkevent.RegexResult{{Pattern: "ok", Match: true}}, DNSMS: 1, ConnectMS: 2, TLSMS: 3,
+				TTFBMS: 4, TransferMS: 5, BodyBytes: 1024, Redirects: 1, FinalURL: "https://example.com/final",
+				TLSExpiry: &expiry, TLSChainExpiry: &expiry, RemoteIP: "127.0.0.1"},
+				Topic: "checks", Partition: 0, Offset: offset + int64(i)}
+		}
+		return recs
+	}
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		recs := batch(int64(i) * 500)
+		b.StartTimer()
+		if _, err := st.Insert(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
