@@ -38,15 +38,25 @@ func Main(name, def, usage string, cmds map[string]Func) {
 	os.Exit(code)
 }
 
-// Dispatch is Main without the process: it returns the exit code.
+// Dispatch is Main without the process: it returns the exit code. It also
+// dispatches a group's subcommands ("monitor sites add", "relay parked
+// list"): name is then the group's, and def "" means the group needs a
+// subcommand.
 func Dispatch(ctx context.Context, name, def, usage string, cmds map[string]Func, args []string, stdout, stderr io.Writer) int {
 	cmd := def
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
-	if cmd == "help" {
+	if cmd == "" && len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		cmd = "help"
+	}
+	switch cmd {
+	case "help":
 		fmt.Fprint(stdout, usage)
 		return ExitOK
+	case "":
+		fmt.Fprintf(stderr, "%s: a subcommand is required\n%s", name, usage)
+		return ExitUsage
 	}
 	f, ok := cmds[cmd]
 	if !ok {

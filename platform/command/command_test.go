@@ -30,6 +30,20 @@ func TestDispatch(t *testing.T) {
 	require.Contains(t, errOut.String(), `x: unknown command "nope"`)
 	require.Equal(t, 0, Dispatch(ctx, "x", "run", "usage\n", cmds, []string{"help"}, &out, &errOut))
 	require.Equal(t, "usage\n", out.String())
+
+	// A group: no default, a subcommand is required.
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, ExitUsage, Dispatch(ctx, "x group", "", "usage\n", cmds, nil, &out, &errOut))
+	require.Equal(t, "x group: a subcommand is required\nusage\n", errOut.String())
+	require.Equal(t, ExitUsage, Dispatch(ctx, "x group", "", "usage\n", cmds, []string{"-flag"}, &out, &errOut))
+	for _, h := range []string{"-h", "--help", "help"} {
+		out.Reset()
+		require.Equal(t, ExitOK, Dispatch(ctx, "x group", "", "usage\n", cmds, []string{h}, &out, &errOut), h)
+		require.Equal(t, "usage\n", out.String(), h)
+	}
+	require.Equal(t, 0, Dispatch(ctx, "x group", "", "usage\n", cmds, []string{"run", "c"}, &out, &errOut))
+	require.Equal(t, []string{"c"}, got)
 }
 
 func TestServe(t *testing.T) {

@@ -4,12 +4,16 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sitewatch/sitewatch/platform/logging"
 )
 
 // shared names read without the service prefix, so one DATABASE_URL or
@@ -56,6 +60,43 @@ func parse(fs *flag.FlagSet, prefix string, args []string, lookup func(string) (
 		return err
 	}
 	return fs.Parse(args)
+}
+
+// Service is what every long-running service is configured with besides
+// its own settings: its database, its ops endpoints and its logging. A
+// service's Config embeds it.
+type Service struct {
+	DatabaseURL string
+	OpsAddr     string
+	LogLevel    string
+	LogFormat   string
+}
+
+// Register adds -database-url, -ops-addr, -log-level and -log-format to fs;
+// database says what the database holds, opsAddr is the default address.
+func (s *Service) Register(fs *flag.FlagSet, database, opsAddr string) {
+	fs.StringVar(&s.DatabaseURL, "database-url", "", "PostgreSQL URL of "+database+" (env DATABASE_URL)")
+	fs.StringVar(&s.OpsAddr, "ops-addr", opsAddr, "listen address of /healthz, /readyz and /metrics")
+	fs.StringVar(&s.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&s.LogFormat, "log-format", "json", "json or console")
+}
+
+// Validate reports every shared setting that cannot work, each naming its flag.
+func (s Service) Validate() error {
+	return errors.Join(DatabaseURL(s.DatabaseURL), s.ValidateOps())
+}
+
+// ValidateOps is Validate for a service whose databases are configured
+// elsewhere (the relay's sources file): the ops address and the logging.
+func (s Service) ValidateOps() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(s.OpsAddr); err != nil {
+		errs = append(errs, fmt.Errorf("ops-addr: %w", err))
+	}
+	if err := logging.Validate(s.LogLevel, s.LogFormat); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // DatabaseURL checks a required PostgreSQL URL given by flag database-url.

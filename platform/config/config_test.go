@@ -49,3 +49,24 @@ func TestParseNamesTheBadVariable(t *testing.T) {
 	err = parse(fs, "RELAY", []string{"-batch-size=x"}, func(string) (string, bool) { return "", false })
 	require.ErrorContains(t, err, `invalid value "x" for flag -batch-size`)
 }
+
+func TestServiceSettings(t *testing.T) {
+	fs := flag.NewFlagSet("svc", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var s Service
+	s.Register(fs, "the stats table", ":9999")
+	require.NoError(t, parse(fs, "SVC", []string{"-log-format=console"}, func(k string) (string, bool) {
+		if k == "DATABASE_URL" {
+			return "postgres://u@127.0.0.1:5432/db", true
+		}
+		return "", false
+	}))
+	require.Equal(t, Service{DatabaseURL: "postgres://u@127.0.0.1:5432/db", OpsAddr: ":9999", LogLevel: "info", LogFormat: "console"}, s)
+	require.NoError(t, s.Validate())
+
+	bad := Service{OpsAddr: "nope", LogLevel: "loud", LogFormat: "xml"}
+	err := bad.Validate()
+	for _, want := range []string{"database-url: required", "ops-addr: ", `log-level: "loud"`, `log-format: "xml"`} {
+		require.ErrorContains(t, err, want)
+	}
+}

@@ -2,11 +2,24 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
+
+// Validate reports a level or format New would refuse, naming the flag.
+func Validate(level, format string) error {
+	var errs []error
+	if _, err := zapcore.ParseLevel(level); err != nil {
+		errs = append(errs, fmt.Errorf("log-level: %q: want debug, info, warn or error", level))
+	}
+	if format != "json" && format != "console" {
+		errs = append(errs, fmt.Errorf("log-format: %q: want json or console", format))
+	}
+	return errors.Join(errs...)
+}
 
 // New returns a logger writing one line per entry to stderr, as JSON
 // (format "json", for containers) or human-readable text ("console").

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 	"unicode"
@@ -19,7 +18,7 @@ const maxRedirects = 10
 // Config is the monitor's configuration: flags, or MONITOR_* environment
 // variables (DATABASE_URL and LOG_* are shared).
 type Config struct {
-	DatabaseURL    string
+	config.Service
 	Region         string
 	Rebalance      time.Duration
 	DeadPeer       time.Duration
@@ -30,13 +29,10 @@ type Config struct {
 	UserAgent      string
 	BatchSize      int
 	FlushInterval  time.Duration
-	OpsAddr        string
-	LogLevel       string
-	LogFormat      string
 }
 
 func (c *Config) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of sitewatch's database (env DATABASE_URL)")
+	c.Service.Register(fs, "sitewatch's database", ":9101")
 	fs.StringVar(&c.Region, "region", checkevent.DefaultRegion, "region of this replica: replicas of one region share its sites; every region checks every site that names no regions")
 	fs.DurationVar(&c.Rebalance, "rebalance-interval", time.Second, "how often the replicas of a region even out their shards of the sites")
 	fs.DurationVar(&c.DeadPeer, "dead-peer", 6*time.Second, "about how long a replica whose host vanished keeps its sites (TCP keepalives on the lease connection)")
@@ -47,17 +43,11 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.UserAgent, "user-agent", "sitewatch/0.1 (+https://github.com/sitewatch/sitewatch)", "User-Agent header of checks")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "results written per outbox transaction at most")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "the longest a result waits before it is written")
-	fs.StringVar(&c.OpsAddr, "ops-addr", ":9101", "listen address of /healthz, /readyz and /metrics")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "json", "json or console")
 }
 
 // Validate reports every setting that cannot work, each naming its flag.
 func (c Config) Validate() error {
-	var errs []error
-	if err := config.DatabaseURL(c.DatabaseURL); err != nil {
-		errs = append(errs, err)
-	}
+	errs := []error{c.Service.Validate()}
 	if err := checkevent.ValidateRegion(c.Region); err != nil {
 		errs = append(errs, fmt.Errorf("region: %w", err))
 	}
@@ -84,9 +74,6 @@ func (c Config) Validate() error {
 	}
 	if c.FlushInterval < time.Millisecond || c.FlushInterval > 10*time.Second {
 		errs = append(errs, fmt.Errorf("flush-interval: %s: want 1ms..10s", c.FlushInterval))
-	}
-	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
-		errs = append(errs, fmt.Errorf("ops-addr: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sitewatch/sitewatch/platform/config"
 )
 
 func loadConfig(t *testing.T, args ...string) (Config, error) {
@@ -68,7 +70,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 }
 
 func TestValidateLeavesTheConfigAsItWas(t *testing.T) {
-	c := Config{Concurrency: 0, UserAgent: "", OpsAddr: "nope"}
+	c := Config{Concurrency: 0, UserAgent: "", Service: config.Service{OpsAddr: "nope"}}
 	before := c
 	require.Error(t, c.Validate())
 	require.Equal(t, before, c)

@@ -142,8 +142,10 @@ func sitesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var cfg Config
 	fs := flag.NewFlagSet("monitor sites", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL of sitewatch's database (env DATABASE_URL)")
+	// The same parser as every command: the URL from DATABASE_URL, so
+	// -h shows no default holding a password.
+	if err := config.Parse(fs, "MONITOR", args); err != nil {
 		return cli.ExitUsage
 	}
 	var pool *pgxpool.Pool

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -20,7 +19,7 @@ import (
 // Config is the relay's configuration: flags, or RELAY_* environment
 // variables (DATABASE_URL, KAFKA_BROKERS and LOG_* are shared).
 type Config struct {
-	DatabaseURL       string
+	config.Service
 	Table             string
 	Topics            string
 	SourcesFile       string
@@ -38,13 +37,10 @@ type Config struct {
 	CESource          string
 	CEType            string
 	IDHeader          string
-	OpsAddr           string
-	LogLevel          string
-	LogFormat         string
 }
 
 func (c *Config) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the database holding the outbox table (env DATABASE_URL)")
+	c.Service.Register(fs, "the database holding the outbox table", ":9102")
 	fs.StringVar(&c.Table, "table", "outbox", "outbox table, optionally schema-qualified")
 	fs.StringVar(&c.Topics, "topics", "*", "comma-separated topic patterns (glob) this source may publish to; other rows are parked")
 	fs.StringVar(&c.SourcesFile, "sources-file", "", "YAML file listing several sources (name, database_url, table, topics); replaces -database-url/-table/-topics")
@@ -62,9 +58,6 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.CESource, "ce-source", "", "CloudEvents ce_source header of rows whose writer set none (default /relay/SOURCE-NAME)")
 	fs.StringVar(&c.CEType, "ce-type", "outbox.message", "CloudEvents ce_type header of rows whose writer set none")
 	fs.StringVar(&c.IDHeader, "id-header", "outbox_id", "header carrying the outbox row id (\"none\": no such header)")
-	fs.StringVar(&c.OpsAddr, "ops-addr", ":9102", "listen address of /healthz, /readyz and /metrics")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "json", "json or console")
 }
 
 // Validate reports every setting that cannot work, each naming its flag.
@@ -92,9 +85,8 @@ func (c Config) Validate() error {
 	check(c.MaxAttempts >= 1, "max-attempts: %d: want at least 1", c.MaxAttempts)
 	check(c.Retention >= 0, "retention: %s: want 0 (keep) or more", c.Retention)
 	check(c.RetentionInterval >= time.Second, "retention-interval: %s: want at least 1s", c.RetentionInterval)
-	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
-		errs = append(errs, fmt.Errorf("ops-addr: %w", err))
-	}
+	// The database URLs are the sources' (checked above).
+	errs = append(errs, c.Service.ValidateOps())
 	return errors.Join(errs...)
 }
 

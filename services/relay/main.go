@@ -123,11 +123,17 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 }
 
 func parkedCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "requeue") {
-		fmt.Fprint(stderr, usage)
-		return command.ExitUsage
+	sub := func(name string) command.Func {
+		return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			return parkedSubcommand(ctx, name, args, stdout, stderr)
+		}
 	}
-	sub := args[0]
+	return command.Dispatch(ctx, "relay parked", "", usage, map[string]command.Func{"list": sub("list"), "requeue": sub("requeue")},
+		args, stdout, stderr)
+}
+
+// parkedSubcommand runs `relay parked list|requeue args...`.
+func parkedSubcommand(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
 	var cfg Config
 	fs := flag.NewFlagSet("relay parked "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -135,7 +141,7 @@ func parkedCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	source := fs.String("source", "", "source name (required with several sources)")
 	limit := fs.Int("limit", 100, "rows to list")
 	all := fs.Bool("all", false, "requeue every parked row")
-	if err := configParse(fs, args[1:]); err != nil {
+	if err := configParse(fs, args); err != nil {
 		return command.ExitUsage
 	}
 	srcs, err := cfg.loadSources()

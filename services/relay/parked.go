@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -49,8 +50,13 @@ func parseIDs(args []string) ([]int64, error) {
 	return ids, nil
 }
 
+// parkedTimeout bounds a parked list or requeue, connection included.
+const parkedTimeout = 30 * time.Second
+
 // parked lists or requeues the parked rows of src.
 func parked(ctx context.Context, sub string, src relay.Source, ids []int64, all bool, limit int, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, parkedTimeout)
+	defer cancel()
 	st, err := store.New(src.Table)
 	if err != nil {
 		return err

@@ -55,6 +55,13 @@ func TestParkedListAndRequeue(t *testing.T) {
 	require.Equal(t, 1, parked)
 	require.Zero(t, attempts, "a requeued row gets a fresh set of attempts")
 
+	code, _, stderr = run()
+	require.Equal(t, command.ExitUsage, code)
+	require.Contains(t, stderr, "relay parked: a subcommand is required")
+	code, _, stderr = run("purge")
+	require.Equal(t, command.ExitUsage, code)
+	require.Contains(t, stderr, `relay parked: unknown command "purge"`)
+
 	code, out, _ = run("requeue", "-all")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "requeued 1 parked rows")

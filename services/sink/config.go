@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/sitewatch/sitewatch/outbox"
@@ -16,7 +15,7 @@ import (
 // Config is the sink's configuration: flags, or SINK_* environment
 // variables (DATABASE_URL, KAFKA_BROKERS and LOG_* are shared).
 type Config struct {
-	DatabaseURL     string
+	config.Service
 	Kafka           kafkaclient.Config
 	Topic           string
 	GroupID         string
@@ -24,13 +23,10 @@ type Config struct {
 	TopicPartitions int
 	BatchSize       int
 	BatchWait       time.Duration
-	OpsAddr         string
-	LogLevel        string
-	LogFormat       string
 }
 
 func (c *Config) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the database holding the stats table (env DATABASE_URL)")
+	c.Service.Register(fs, "the database holding the stats table", ":9103")
 	c.Kafka.RegisterFlags(fs)
 	fs.StringVar(&c.Topic, "topic", "sitewatch.checks", "topic to consume")
 	fs.StringVar(&c.GroupID, "group-id", "sitewatch-sink", "Kafka consumer group")
@@ -38,17 +34,11 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of the topic when the sink creates it")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "messages written per database transaction")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "longest a message waits for its batch to fill")
-	fs.StringVar(&c.OpsAddr, "ops-addr", ":9103", "listen address of /healthz, /readyz and /metrics")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "json", "json or console")
 }
 
 // Validate reports every setting that cannot work, each naming its flag.
 func (c Config) Validate() error {
-	var errs []error
-	if err := config.DatabaseURL(c.DatabaseURL); err != nil {
-		errs = append(errs, err)
-	}
+	errs := []error{c.Service.Validate()}
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -66,9 +56,6 @@ func (c Config) Validate() error {
 	}
 	if c.BatchWait < time.Millisecond || c.BatchWait > time.Minute {
 		errs = append(errs, fmt.Errorf("batch-wait: %s: want 1ms..1m", c.BatchWait))
-	}
-	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
-		errs = append(errs, fmt.Errorf("ops-addr: %w", err))
 	}
 	return errors.Join(errs...)
 }

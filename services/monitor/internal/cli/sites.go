@@ -14,14 +14,15 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
 
-// Exit codes.
+// Exit codes, as every sitewatch command has them.
 const (
-	ExitOK    = 0
-	ExitError = 1 // the command was fine but failed (database down, no such site)
-	ExitUsage = 2 // the command or its input is wrong; nothing was written
+	ExitOK    = command.ExitOK
+	ExitError = command.ExitError // the command was fine but failed (database down, no such site)
+	ExitUsage = command.ExitUsage // the command or its input is wrong; nothing was written
 )
 
 // SiteStore is what the sites command needs.
@@ -67,23 +68,14 @@ type Env struct {
 
 // Sites runs `sites args...` and returns the process exit code.
 func Sites(ctx context.Context, args []string, env Env) int {
-	if len(args) == 0 {
-		fmt.Fprint(env.Stderr, Usage)
-		return ExitUsage
-	}
-	cmds := map[string]func(context.Context, []string, Env) int{
+	cmds := map[string]command.Func{}
+	for name, run := range map[string]func(context.Context, []string, Env) int{
 		"add": add, "update": update, "list": list, "ls": list, "show": show,
 		"remove": remove, "rm": remove, "import": importSites, "export": exportSites,
+	} {
+		cmds[name] = func(ctx context.Context, args []string, _, _ io.Writer) int { return run(ctx, args, env) }
 	}
-	if cmd, ok := cmds[args[0]]; ok {
-		return cmd(ctx, args[1:], env)
-	}
-	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(env.Stdout, Usage)
-		return ExitOK
-	}
-	fmt.Fprintf(env.Stderr, "sites: unknown command %q\n%s", args[0], Usage)
-	return ExitUsage
+	return command.Dispatch(ctx, "sites", "", Usage, cmds, args, env.Stdout, env.Stderr)
 }
 
 // failure reports err of command cmd and returns its exit code: a site
