@@ -13,10 +13,16 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// DDL creates the default outbox table (named "outbox") and its index.
+// DDL creates the default outbox table (named "outbox"), its indexes and
+// its notify trigger; it is idempotent.
 //
 //go:embed outbox.sql
 var DDL string
+
+// Lanes is the number of lanes of an outbox table: a row's lane is a hash
+// of its key (or its id, without a key) modulo Lanes, in the generated
+// column lane, and the relay leases lanes to its replicas.
+const Lanes = 64
 
 //go:embed insert.sql
 var insertSQL string

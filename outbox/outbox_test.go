@@ -2,19 +2,20 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/outbox/outboxtest"
 )
 
 func TestWriteInsertsRowsInTheCallersTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := dbtest.Pool(t, dbtest.NewSchema(t))
+	pool := outboxtest.Pool(t, outboxtest.Schema(t))
 	_, err := pool.Exec(ctx, outbox.DDL)
 	require.NoError(t, err)
 
@@ -58,7 +59,7 @@ func TestWriteInsertsRowsInTheCallersTransaction(t *testing.T) {
 func TestWriteRejectsInvalidMessagesAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := dbtest.Pool(t, dbtest.NewSchema(t))
+	pool := outboxtest.Pool(t, outboxtest.Schema(t))
 	_, err := pool.Exec(ctx, outbox.DDL)
 	require.NoError(t, err)
 
@@ -91,4 +92,31 @@ func TestNewWriterQuotesTableNames(t *testing.T) {
 	w, err := outbox.NewWriter(`odd"name`)
 	require.NoError(t, err)
 	require.NotNil(t, w)
+}
+
+// The lane column and Lanes agree: every row lands in 0..Lanes-1, all
+// lanes are used, and one key always lands in one lane.
+func TestLanesMatchTheDDL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := outboxtest.Pool(t, outboxtest.Schema(t))
+	_, err := pool.Exec(ctx, outbox.DDL)
+	require.NoError(t, err)
+	var msgs []outbox.Message
+	for i := range 40 * outbox.Lanes {
+		m := outbox.Message{Topic: "t"}
+		if i%2 == 0 {
+			m.Key = []byte(fmt.Sprintf("key-%d", i%(10*outbox.Lanes)))
+		}
+		msgs = append(msgs, m)
+	}
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, msgs...) }))
+	var lo, hi, distinct, keysInTwoLanes int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT min(lane), max(lane), count(DISTINCT lane),
+		(SELECT count(*) FROM (SELECT msg_key FROM outbox WHERE msg_key IS NOT NULL GROUP BY msg_key HAVING count(DISTINCT lane) > 1) k)
+		FROM outbox`).Scan(&lo, &hi, &distinct, &keysInTwoLanes))
+	require.Equal(t, 0, lo)
+	require.Equal(t, outbox.Lanes-1, hi)
+	require.Equal(t, outbox.Lanes, distinct)
+	require.Zero(t, keysInTwoLanes)
 }

@@ -16,6 +16,7 @@ require (
 	github.com/mfridman/interpolate v0.0.2 // indirect
 	github.com/pressly/goose/v3 v3.29.0 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
+	github.com/sitewatch/sitewatch/outbox v0.0.0-00010101000000-000000000000 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 )
 
@@ -37,3 +38,5 @@ require (
 )
 
 replace github.com/sitewatch/sitewatch/db => ../db
+
+replace github.com/sitewatch/sitewatch/outbox => ../outbox

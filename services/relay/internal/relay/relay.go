@@ -128,9 +128,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Lanes is the number of lanes of an outbox table: the lane column is a
-// hash of the key modulo Lanes.
-const Lanes = 64
+// Lanes is the number of lanes of an outbox table (the lane column).
+const Lanes = outbox.Lanes
 
 // workerBackoff paces a worker's retries of a failed batch or while Kafka
 // is unavailable.

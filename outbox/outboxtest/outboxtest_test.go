@@ -1,0 +1,74 @@
+package outboxtest_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/outbox/outboxtest"
+)
+
+// The suite passes on a table made with outbox.DDL, named with its schema.
+func TestRunOnATableMadeWithTheDDL(t *testing.T) {
+	url := outboxtest.Schema(t)
+	pool := outboxtest.Pool(t, url)
+	_, err := pool.Exec(context.Background(), outbox.DDL)
+	require.NoError(t, err)
+	var schema string
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT current_schema()").Scan(&schema))
+	outboxtest.Run(t, outboxtest.Config{DatabaseURL: url, Table: schema + ".outbox"})
+}
+
+// Check names every part of a broken table the relay needs.
+func TestCheckNamesWhatIsWrong(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		breakIt string
+		want    []string
+	}{
+		"missing column": {"ALTER TABLE outbox DROP COLUMN parked_at", []string{"column parked_at timestamp with time zone: missing",
+			"index USING btree (id) WHERE ((NOT published) AND (parked_at IS NULL)): missing"}},
+		"wrong type": {"ALTER TABLE outbox ALTER COLUMN attempts TYPE bigint", []string{"column attempts: want attempts integer NOT NULL DEFAULT 0, have attempts bigint NOT NULL DEFAULT 0"}},
+		"nullable":   {"ALTER TABLE outbox ALTER COLUMN topic_name DROP NOT NULL", []string{"column topic_name: want topic_name text NOT NULL, have topic_name text"}},
+		"no trigger": {"DROP TRIGGER outbox_notify ON outbox", []string{"notify trigger calling outbox_notify()", "missing (the relay would only poll)"}},
+		"no index":   {"DROP INDEX outbox_published_at", []string{"index USING btree (published_at) WHERE published: missing"}},
+		"lane expression": {"ALTER TABLE outbox DROP COLUMN lane; ALTER TABLE outbox ADD COLUMN lane smallint NOT NULL GENERATED ALWAYS AS ((id % 32)::smallint) STORED",
+			[]string{"column lane: want lane smallint NOT NULL GENERATED AS"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pool := outboxtest.Pool(t, outboxtest.Schema(t))
+			_, err := pool.Exec(ctx, outbox.DDL)
+			require.NoError(t, err)
+			require.NoError(t, outboxtest.Check(ctx, pool, "outbox"), "the DDL's own table passes")
+			_, err = pool.Exec(ctx, tc.breakIt)
+			require.NoError(t, err)
+			err = outboxtest.Check(ctx, pool, "outbox")
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "outbox table outbox cannot be served by the relay")
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestExtraColumnsAreFine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := outboxtest.Pool(t, outboxtest.Schema(t))
+	_, err := pool.Exec(ctx, outbox.DDL+"; ALTER TABLE outbox ADD COLUMN tenant text")
+	require.NoError(t, err)
+	require.NoError(t, outboxtest.Check(ctx, pool, "outbox"))
+	ref, err := outboxtest.ReferenceShape(ctx, pool)
+	require.NoError(t, err)
+	got, err := outboxtest.ReadShape(ctx, pool, "outbox")
+	require.NoError(t, err)
+	missing, extra := outboxtest.Diff(got, ref)
+	require.Empty(t, missing)
+	require.Equal(t, []string{"column tenant text"}, extra)
+	require.ErrorContains(t, outboxtest.Check(ctx, pool, "nope"), "nope")
+}

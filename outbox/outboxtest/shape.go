@@ -1,0 +1,205 @@
+package outboxtest
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sitewatch/sitewatch/outbox"
+)
+
+var (
+	//go:embed columns.sql
+	columnsSQL string
+	//go:embed indexes.sql
+	indexesSQL string
+	//go:embed triggers.sql
+	triggersSQL string
+	//go:embed channel.sql
+	channelSQL string
+)
+
+// Shape is what the catalog says of a table: the parts the relay relies on.
+type Shape struct {
+	Columns  []Column
+	Indexes  []string // definitions without names: "UNIQUE USING btree (event_id)"
+	Triggers []Trigger
+}
+
+// Column is one column as the catalog describes it.
+type Column struct {
+	Name     string
+	Type     string // format_type: "bigint", "timestamp with time zone"
+	NotNull  bool
+	Identity string // "a" for GENERATED ALWAYS AS IDENTITY
+	Computed string // "s" for a stored generated column
+	Expr     string // the default or generation expression
+}
+
+func (c Column) String() string {
+	s := c.Name + " " + c.Type
+	if c.NotNull {
+		s += " NOT NULL"
+	}
+	if c.Identity != "" {
+		s += " IDENTITY"
+	}
+	if c.Computed != "" {
+		s += " GENERATED AS (" + c.Expr + ")"
+	} else if c.Expr != "" {
+		s += " DEFAULT " + c.Expr
+	}
+	return s
+}
+
+// Trigger is one user trigger: when it fires and what it calls.
+type Trigger struct {
+	Type     int // pg_trigger.tgtype
+	Function string
+}
+
+func (t Trigger) String() string {
+	return fmt.Sprintf("trigger calling %s() (tgtype %d)", t.Function, t.Type)
+}
+
+// Querier is what reading a shape needs: a pgx connection, pool or transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ReadShape reads the shape of table ("outbox" or "schema.outbox").
+func ReadShape(ctx context.Context, db Querier, table string) (Shape, error) {
+	ident, err := outbox.QuoteTable(table)
+	if err != nil {
+		return Shape{}, err
+	}
+	var s Shape
+	rows, err := db.Query(ctx, columnsSQL, ident)
+	if err == nil {
+		s.Columns, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Column])
+	}
+	if err != nil {
+		return Shape{}, fmt.Errorf("reading the columns of %s: %w", table, err)
+	}
+	rows, err = db.Query(ctx, indexesSQL, ident)
+	if err == nil {
+		s.Indexes, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		return Shape{}, fmt.Errorf("reading the indexes of %s: %w", table, err)
+	}
+	rows, err = db.Query(ctx, triggersSQL, ident)
+	if err == nil {
+		s.Triggers, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Trigger])
+	}
+	if err != nil {
+		return Shape{}, fmt.Errorf("reading the triggers of %s: %w", table, err)
+	}
+	return s, nil
+}
+
+// ReferenceShape is the shape outbox.DDL creates, read from the database
+// itself (in a schema created and rolled back in one transaction), so the
+// comparison does not depend on how this server version prints types and
+// expressions.
+func ReferenceShape(ctx context.Context, conn interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}) (Shape, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return Shape{}, fmt.Errorf("beginning the reference transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	schema := "outboxtest_ref_" + randomHex(6)
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA "+schema+"; SET LOCAL search_path = "+schema); err != nil {
+		return Shape{}, fmt.Errorf("creating the reference schema: %w", err)
+	}
+	if _, err := tx.Exec(ctx, outbox.DDL); err != nil {
+		return Shape{}, fmt.Errorf("applying outbox.DDL: %w", err)
+	}
+	return ReadShape(ctx, tx, schema+".outbox")
+}
+
+// Diff compares a table's shape with the reference. Missing lists what
+// the relay needs and the table lacks or has differently; Extra lists what
+// the table has beyond the reference (harmless to the relay: a team may
+// add columns of its own).
+func Diff(table, ref Shape) (missing, extra []string) {
+	cols := map[string]Column{}
+	for _, c := range table.Columns {
+		cols[c.Name] = c
+	}
+	for _, want := range ref.Columns {
+		got, ok := cols[want.Name]
+		switch {
+		case !ok:
+			missing = append(missing, "column "+want.String()+": missing")
+		case got != want:
+			missing = append(missing, "column "+want.Name+": want "+want.String()+", have "+got.String())
+		}
+		delete(cols, want.Name)
+	}
+	for _, c := range table.Columns {
+		if _, ok := cols[c.Name]; ok {
+			extra = append(extra, "column "+c.String())
+		}
+	}
+	for _, ix := range ref.Indexes {
+		if !slices.Contains(table.Indexes, ix) {
+			missing = append(missing, "index "+ix+": missing")
+		}
+	}
+	for _, ix := range table.Indexes {
+		if !slices.Contains(ref.Indexes, ix) {
+			extra = append(extra, "index "+ix)
+		}
+	}
+	for _, tr := range ref.Triggers {
+		if !slices.ContainsFunc(table.Triggers, func(t Trigger) bool { return t.Type == tr.Type }) {
+			missing = append(missing, "notify "+tr.String()+": missing (the relay would only poll)")
+		}
+	}
+	for _, tr := range table.Triggers {
+		if !slices.Contains(ref.Triggers, tr) {
+			extra = append(extra, tr.String())
+		}
+	}
+	return missing, extra
+}
+
+// Check reports, in one error naming each, everything the relay needs of
+// table that the table lacks; nil means the relay can serve it.
+func Check(ctx context.Context, conn interface {
+	Querier
+	Begin(ctx context.Context) (pgx.Tx, error)
+}, table string) error {
+	ref, err := ReferenceShape(ctx, conn)
+	if err != nil {
+		return err
+	}
+	got, err := ReadShape(ctx, conn, table)
+	if err != nil {
+		return err
+	}
+	if len(got.Columns) == 0 {
+		return fmt.Errorf("outbox table %s: no such table", table)
+	}
+	missing, _ := Diff(got, ref)
+	if len(missing) > 0 {
+		return fmt.Errorf("outbox table %s cannot be served by the relay:\n  %s", table, strings.Join(missing, "\n  "))
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
