@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 )
@@ -184,7 +185,7 @@ func scrape(b *testing.B, addr string) metrics {
 		return metrics{} // not up yet
 	}
 	defer func() { _ = resp.Body.Close() }()
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		b.Fatalf("parsing metrics of %s: %v", addr, err)

@@ -117,14 +117,11 @@ type check struct {
 	at     time.Time
 }
 
-// checks reads the checks written to the outbox, per site, in time order.
+// checks reads the checks stored in stats, per site, in time order.
 func checks(t *testing.T, pool *pgxpool.Pool, from, to time.Time) map[int64][]check {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `
-		SELECT (p->>'site_id')::bigint, p->>'region', (p->>'checked_at')::timestamptz
-		FROM (SELECT convert_from(payload, 'UTF8')::jsonb AS p FROM outbox) o
-		WHERE (p->>'checked_at')::timestamptz BETWEEN $1 AND $2
-		ORDER BY 1, 3`, from, to)
+	rows, err := pool.Query(context.Background(), `SELECT site_id, region, checked_at FROM stats
+		WHERE checked_at BETWEEN $1 AND $2 ORDER BY 1, 3`, from, to)
 	require.NoError(t, err)
 	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (check, error) {
 		var c check
@@ -150,10 +147,13 @@ func (w window) holds(t time.Time) bool { return !t.Before(w.from) && !t.After(w
 func TestReplicasShareTheSitesAndSurviveKill9(t *testing.T) {
 	dbURL := dbtest.New(t)
 	pool := dbtest.Pool(t, dbURL)
-	env := []string{"DATABASE_URL=" + dbURL, "LOG_FORMAT=console"}
+	topic := kafkatest.NewTopic(t, 3)
+	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + kafkatest.Config(t).Brokers, "LOG_FORMAT=console"}
 	srv, _ := okServer(t)
 	const sites = 300
-	importSites(t, env, srv.URL, sites, "1s", "")
+	importSites(t, env, srv.URL, sites, "1s", "    topic: "+topic+"\n")
+	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms")
+	sink := start(t, "sink", env, "-ops-addr", freeAddr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
 
 	rs := []*replica{startReplica(t, env, "local"), startReplica(t, env, "local"), startReplica(t, env, "local")}
 	waitReady(t, rs...)
@@ -183,6 +183,11 @@ func TestReplicasShareTheSitesAndSurviveKill9(t *testing.T) {
 	for _, r := range []*replica{rs[0], rs[2], rs[1]} {
 		r.stop(t, 30*time.Second)
 	}
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)") == 0
+	}, 60*time.Second, 200*time.Millisecond, "every check reaches stats")
+	relay.stop(t, 20*time.Second)
+	sink.stop(t, 20*time.Second)
 
 	handovers := []window{
 		{killedAt.Add(-time.Second), killedAt.Add(8 * time.Second)},
