@@ -90,7 +90,7 @@ func BenchmarkFleet(b *testing.B) {
 	if err := os.WriteFile(file, []byte(yaml.String()), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	env := append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=console", "LOG_LEVEL=warn")
+	env := append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=console", "LOG_LEVEL=warn", loopbackAllowed)
 	imp := exec.Command(bin, "sites", "import", file)
 	imp.Env = env
 	if out, err := imp.CombinedOutput(); err != nil {

@@ -152,7 +152,7 @@ func TestReplicasShareTheSitesAndSurviveKill9(t *testing.T) {
 	srv, _ := okServer(t)
 	const sites = 300
 	importSites(t, env, srv.URL, sites, "1s", "    topic: "+topic+"\n")
-	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms")
+	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic)
 	sink := start(t, "sink", env, "-ops-addr", freeAddr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
 
 	rs := []*replica{startReplica(t, env, "local"), startReplica(t, env, "local"), startReplica(t, env, "local")}
@@ -236,7 +236,7 @@ func TestEveryRegionChecksEverySiteOnce(t *testing.T) {
 
 	rs := []*replica{startReplica(t, env, "eu-west"), startReplica(t, env, "eu-west"),
 		startReplica(t, env, "us-east"), startReplica(t, env, "us-east")}
-	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms")
+	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic)
 	sink := start(t, "sink", env, "-ops-addr", freeAddr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
 	waitReady(t, rs...)
 	require.Eventually(t, func() bool {

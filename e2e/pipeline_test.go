@@ -71,7 +71,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	opsAddrs := map[string]string{"monitor": freeAddr(t), "relay": freeAddr(t), "sink": freeAddr(t)}
 	monitor := start(t, "monitor", env, "run", "-ops-addr", opsAddrs["monitor"], "-reload-interval", "500ms")
-	relay := start(t, "relay", env, "-ops-addr", opsAddrs["relay"], "-poll-interval", "50ms")
+	relay := start(t, "relay", env, "-ops-addr", opsAddrs["relay"], "-poll-interval", "50ms", "-topics", topic)
 	sink := start(t, "sink", env, "-ops-addr", opsAddrs["sink"], "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
 
 	// Within seconds every site has results in stats.

@@ -135,7 +135,7 @@ func TestVanishedReplicaLosesItsSitesInSeconds(t *testing.T) {
 	gone := &replica{ops: net.JoinHostPort(nsIP, "9101")}
 	gone.process = &process{name: "monitor (netns)", out: &syncBuffer{}, done: make(chan error, 1)}
 	gone.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, filepath.Join(binDir, "monitor"), "run", "-ops-addr", gone.ops}, args...)...)
-	gone.cmd.Env = append(os.Environ(), env...)
+	gone.cmd.Env = append(append(os.Environ(), loopbackAllowed), env...)
 	gone.cmd.Stdout, gone.cmd.Stderr = gone.out, gone.out
 	require.NoError(t, gone.cmd.Start())
 	go func() { gone.done <- gone.cmd.Wait() }()

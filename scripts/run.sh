@@ -34,6 +34,11 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
+# The demo sites are the services' own endpoints on loopback, which the
+# monitor's address guard refuses unless allowed.
+export MONITOR_ALLOW_NETS=${MONITOR_ALLOW_NETS:-127.0.0.0/8}
+# The relay publishes only the topics it is allowed: sitewatch's own.
+export RELAY_TOPICS=${RELAY_TOPICS:-sitewatch.*}
 for svc in sink relay monitor; do
   "$BIN/$svc" >"$RUN/$svc.log" 2>&1 &
   pids+=($!)

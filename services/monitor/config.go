@@ -10,6 +10,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/config"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
 )
 
 // maxRedirects is how many redirects a check follows.
@@ -26,6 +27,7 @@ type Config struct {
 	ReloadInterval time.Duration
 	MaxBodyBytes   int64
 	BlockPrivate   bool
+	AllowNets      string
 	UserAgent      string
 	BatchSize      int
 	FlushInterval  time.Duration
@@ -39,7 +41,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Concurrency, "concurrency", 200, "checks running at once, across all sites")
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "how often site changes are picked up")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "body bytes read per check; the rest is not read and the result is marked truncated")
-	fs.BoolVar(&c.BlockPrivate, "block-private", false, "refuse to check addresses that are private, loopback or link-local (checked when connecting, redirects included)")
+	fs.BoolVar(&c.BlockPrivate, "block-private", true, "refuse to connect to private and special-purpose addresses (loopback, link-local, shared, reserved...), checked when connecting, redirects included")
+	fs.StringVar(&c.AllowNets, "allow-nets", "", "comma-separated CIDRs checks may connect to even when -block-private refuses them, e.g. 10.0.0.0/8 for internal targets")
 	fs.StringVar(&c.UserAgent, "user-agent", "sitewatch/0.1 (+https://github.com/sitewatch/sitewatch)", "User-Agent header of checks")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "results written per outbox transaction at most")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "the longest a result waits before it is written")
@@ -62,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReloadInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("reload-interval: %s: want at least 100ms", c.ReloadInterval))
+	}
+	if _, err := probe.ParseNets(c.AllowNets); err != nil {
+		errs = append(errs, fmt.Errorf("allow-nets: %w", err))
 	}
 	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("max-body-bytes: %d: want 1..1073741824", c.MaxBodyBytes))
@@ -87,4 +93,13 @@ func (c *Config) parse(name string, args []string) ([]string, error) {
 		return nil, err
 	}
 	return fs.Args(), nil
+}
+
+// guard is the probe's address guard, or nil with -block-private=false.
+func (c Config) guard() *probe.Guard {
+	if !c.BlockPrivate {
+		return nil
+	}
+	nets, _ := probe.ParseNets(c.AllowNets) // checked by Validate
+	return probe.NewGuard(nets)
 }

@@ -25,6 +25,8 @@ func TestConfigDefaultsAreValid(t *testing.T) {
 	require.Equal(t, 500, c.BatchSize)
 	require.Equal(t, ":9101", c.OpsAddr)
 	require.Equal(t, "local", c.Region)
+	require.True(t, c.BlockPrivate, "private and special-purpose addresses are refused unless allowed")
+	require.NotNil(t, c.guard())
 }
 
 func TestConfigErrorsNameTheField(t *testing.T) {
@@ -48,6 +50,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"-flush-interval=11s"}, "flush-interval: 11s"},
 		{[]string{"-ops-addr=nope"}, "ops-addr: "},
 		{[]string{"-region=EU West"}, `region: "EU West"`},
+		{[]string{"-allow-nets=10.0.0.0/8,nope"}, `allow-nets: "nope": want a CIDR`},
 		{[]string{"-region="}, `region: ""`},
 		{[]string{"-rebalance-interval=10ms"}, "rebalance-interval: 10ms"},
 		{[]string{"-dead-peer=1s"}, "dead-peer: 1s"},

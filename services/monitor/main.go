@@ -87,7 +87,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 
 	results := make(chan probe.Result, 4*cfg.BatchSize)
 	prober := probe.New(probe.Config{MaxBodyBytes: cfg.MaxBodyBytes, UserAgent: cfg.UserAgent,
-		MaxRedirects: maxRedirects, BlockPrivate: cfg.BlockPrivate})
+		MaxRedirects: maxRedirects, Guard: cfg.guard()})
 	sched, err := schedule.New(schedule.Config{Concurrency: cfg.Concurrency, ReloadInterval: cfg.ReloadInterval},
 		st, member, prober, results, logger, opsSrv.Registry())
 	if err != nil {

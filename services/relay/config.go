@@ -42,7 +42,7 @@ type Config struct {
 func (c *Config) register(fs *flag.FlagSet) {
 	c.Service.Register(fs, "the database holding the outbox table", ":9102")
 	fs.StringVar(&c.Table, "table", "outbox", "outbox table, optionally schema-qualified")
-	fs.StringVar(&c.Topics, "topics", "*", "comma-separated topic patterns (glob) this source may publish to; other rows are parked")
+	fs.StringVar(&c.Topics, "topics", "", "comma-separated topic patterns (glob) this source may publish to, required; other rows are parked (\"*\": every topic, given on purpose)")
 	fs.StringVar(&c.SourcesFile, "sources-file", "", "YAML file listing several sources (name, database_url, table, topics); replaces -database-url/-table/-topics")
 	c.Kafka.RegisterFlags(fs)
 	fs.IntVar(&c.BatchSize, "batch-size", 1000, "rows claimed and produced per transaction")

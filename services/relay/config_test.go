@@ -19,6 +19,9 @@ func loadConfig(t *testing.T, args ...string) (Config, error) {
 
 func TestConfigDefaultsAndErrors(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/db")
+	_, err := loadConfig(t)
+	require.ErrorContains(t, err, "topics: at least one pattern required (RELAY_TOPICS", "no permissive default")
+	t.Setenv("RELAY_TOPICS", "*")
 	c, err := loadConfig(t)
 	require.NoError(t, err)
 	sources, err := c.loadSources()

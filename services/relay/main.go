@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -97,6 +98,10 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		opsSrv.AddReadiness("postgres:"+src.Name, r.Pool().Ping)
 		logger.Info("relaying source", zap.String("source", src.Name), zap.String("table", src.Table),
 			zap.Strings("topics", src.Topics))
+		if slices.Contains(src.Topics, "*") {
+			logger.Warn("this source may publish to every topic (topics \"*\"); list its topics on a shared deployment",
+				zap.String("source", src.Name))
+		}
 	}
 	opsSrv.AddReadiness("kafka", func(ctx context.Context) error {
 		_, err := producer.GetMetadata(nil, false, 2000)
@@ -143,6 +148,9 @@ func parkedSubcommand(ctx context.Context, sub string, args []string, stdout, st
 	all := fs.Bool("all", false, "requeue every parked row")
 	if err := configParse(fs, args); err != nil {
 		return command.ExitUsage
+	}
+	if cfg.Topics == "" {
+		cfg.Topics = "*" // parked rows are listed and requeued whatever their topic
 	}
 	srcs, err := cfg.loadSources()
 	if err != nil {

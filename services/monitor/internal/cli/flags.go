@@ -95,10 +95,15 @@ func (f *siteFlags) apply(s *site.Site, given map[string]bool) error {
 	return errors.Join(errs...)
 }
 
+// parseDuration parses a duration given on purpose: zero or less is an
+// error, not "use the default".
 func parseDuration(field, v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
 		return 0, &site.FieldError{Field: field, Value: v, Msg: "not a duration; use a number with a unit, e.g. 30s, 5m, 1h"}
+	}
+	if d <= 0 {
+		return 0, &site.FieldError{Field: field, Value: v, Msg: "must be positive"}
 	}
 	return d, nil
 }

@@ -297,7 +297,8 @@ func exportSites(ctx context.Context, args []string, env Env) (code int) {
 	}
 	out := env.Stdout
 	if len(args) == 1 && args[0] != "-" {
-		f, err := os.Create(args[0])
+		// Headers may hold credentials: the file is for its owner only.
+		f, err := os.OpenFile(args[0], os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 		if err != nil {
 			return failure(env, "export", err)
 		}

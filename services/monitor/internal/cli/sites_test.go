@@ -60,6 +60,9 @@ func TestBadInputWritesNothing(t *testing.T) {
 		"update nothing": {[]string{"update", "1"}, []string{"nothing to change"}},
 		"update bad":     {[]string{"update", "1", "--interval", "soon"}, []string{`interval "soon": not a duration`}},
 		"unknown":        {[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		"zero interval":  {[]string{"add", "https://example.com", "--interval", "0s"}, []string{`interval "0s": must be positive`}},
+		"zero timeout":   {[]string{"add", "https://example.com", "--timeout", "0s"}, []string{`timeout "0s": must be positive`}},
+		"big regex":      {[]string{"add", "https://example.com", "--match", "[a-z]{1,200}q"}, []string{"compiles to 402 instructions"}},
 		"bad region":     {[]string{"add", "https://example.com", "--regions", "eu-west,EU West"}, []string{`regions "EU West": want lower-case letters`}},
 		"region twice":   {[]string{"add", "https://example.com", "--regions", "eu,eu"}, []string{`regions "eu": listed twice`}},
 	} {
@@ -199,6 +202,12 @@ func TestImportIsAllOrNothingAndExportRoundTrips(t *testing.T) {
 	code, exported, _ := run("", "export")
 	require.Equal(t, ExitOK, code)
 	require.Contains(t, exported, "interval: 1m\n")
+	file := filepath.Join(t.TempDir(), "sites.yaml")
+	code, _, stderr = run("", "export", file)
+	require.Equal(t, ExitOK, code, stderr)
+	info, err := os.Stat(file)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "headers may hold credentials: the export is for its owner only")
 
 	// What export writes, import reads back into the same sites.
 	run2, st2 := newRunner(t)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
@@ -72,9 +73,9 @@ type Config struct {
 	MaxBodyBytes int64 // body bytes read at most; more is body_too_large
 	UserAgent    string
 	MaxRedirects int
-	// BlockPrivate refuses to connect to private, loopback and link-local
-	// addresses, checked at dial time.
-	BlockPrivate bool
+	// Guard, if not nil, decides which addresses checks may connect to,
+	// at dial time. Nil connects anywhere.
+	Guard *Guard
 	// RootCAs verifies servers' certificates; nil means the system's.
 	RootCAs *x509.CertPool
 }
@@ -91,8 +92,8 @@ type Prober struct {
 func New(cfg Config) *Prober {
 	dialer := &net.Dialer{KeepAlive: -1}
 	proxy := http.ProxyFromEnvironment
-	if cfg.BlockPrivate {
-		dialer.Control = guardControl
+	if cfg.Guard != nil {
+		dialer.Control = cfg.Guard.control
 		proxy = nil // the guard must see the target's address, not a proxy's
 	}
 	transport := &http.Transport{
@@ -278,6 +279,12 @@ func classify(ctx context.Context, err error) string {
 		return ClassTLS
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return ClassConnect
+	case errors.As(err, &opErr) && (opErr.Op == "read" || opErr.Op == "write"),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// The connection failed or closed after it was made, e.g. reset
+		// while waiting for the response: the network, not HTTP.
+		return ClassRead
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {

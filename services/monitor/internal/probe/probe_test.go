@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -186,37 +187,70 @@ func TestGuardRefusesPrivateAddressesAtDialTime(t *testing.T) {
 	t.Cleanup(srv.Close)
 	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
 	require.NoError(t, err)
-	guarded := New(Config{MaxBodyBytes: 1024, MaxRedirects: 10, BlockPrivate: true})
+	guarded := New(Config{MaxBodyBytes: 1024, MaxRedirects: 10, Guard: NewGuard(nil)})
+	allowed := New(Config{MaxBodyBytes: 1024, MaxRedirects: 10, Guard: NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")})})
 	open := New(Config{MaxBodyBytes: 1024, MaxRedirects: 10})
 	for _, u := range []string{srv.URL, "http://localhost:" + port + "/"} { // by address, and by a name resolving to it
 		tg := target(t, site.Site{ID: 1, URL: u, Timeout: 5 * time.Second})
 		r := guarded.Check(context.Background(), tg)
 		require.Equal(t, ClassBlocked, r.ErrorClass, u)
-		require.Contains(t, r.Error, "private, loopback or link-local", u)
+		require.Contains(t, r.Error, "private or special-purpose address", u)
+		require.Contains(t, r.Error, "MONITOR_ALLOW_NETS", u)
 		require.Zero(t, r.StatusCode)
 
+		r = allowed.Check(context.Background(), tg)
+		require.Empty(t, r.ErrorClass, "an allow-listed net passes: %s", r.Error)
 		r = open.Check(context.Background(), tg)
-		require.Empty(t, r.ErrorClass, "the guard is off by default: %s", r.Error)
+		require.Empty(t, r.ErrorClass, "without a guard anything goes: %s", r.Error)
 		if strings.Contains(u, "localhost") {
 			require.Positive(t, r.Phases.DNS, "a name is looked up")
 		}
 	}
 }
 
-func TestGuardControl(t *testing.T) {
+// The guard's decision for every special-purpose range, decided without
+// sending traffic anywhere.
+func TestGuardRefusesEverySpecialPurposeRange(t *testing.T) {
+	g := NewGuard(nil)
 	for addr, blocked := range map[string]bool{
-		"10.1.2.3:80": true, "172.16.0.1:80": true, "192.168.1.1:443": true, "127.0.0.1:80": true,
-		"169.254.169.254:80": true, "[::1]:80": true, "[fe80::1]:80": true, "[fd00::1]:80": true,
-		"[::ffff:127.0.0.1]:80": true, "0.0.0.0:80": true, "[::]:80": true, "224.0.0.1:80": true,
-		"93.184.216.34:443": false, "[2606:2800:220:1::]:443": false, "8.8.8.8:53": false,
+		"0.0.0.0:80": true, "0.1.2.3:80": true, "10.1.2.3:80": true, "100.64.0.1:80": true, "100.127.255.254:80": true,
+		"100.100.100.200:80": true, // a cloud metadata service in the shared range
+		"127.0.0.1:80":       true, "127.9.9.9:80": true, "169.254.169.254:80": true, "172.16.0.1:80": true,
+		"172.31.255.255:80": true, "192.0.0.8:80": true, "192.0.2.1:80": true, "192.88.99.1:80": true,
+		"192.168.1.1:443": true, "198.18.0.1:80": true, "198.19.255.255:80": true, "198.51.100.7:80": true,
+		"203.0.113.9:80": true, "224.0.0.1:80": true, "239.255.255.250:80": true, "240.0.0.1:80": true,
+		"255.255.255.255:80": true,
+		"[::]:80":            true, "[::1]:80": true, "[::ffff:127.0.0.1]:80": true, "[::ffff:10.0.0.1]:80": true,
+		"[::127.0.0.1]:80": true, "[64:ff9b::7f00:1]:80": true, "[64:ff9b:1::a00:1]:80": true,
+		"[2002:7f00:1::]:80": true, "[2001::1]:80": true, "[2001:db8::1]:80": true, "[100::1]:80": true,
+		"[fc00::1]:80": true, "[fd00::1]:80": true, "[fe80::1]:80": true, "[fec0::1]:80": true, "[ff02::1]:80": true,
+		"93.184.216.34:443": false, "8.8.8.8:53": false, "100.63.255.255:80": false, "100.128.0.0:80": false,
+		"172.32.0.1:80": false, "198.20.0.1:80": false, "[::ffff:93.184.216.34]:443": false,
+		"[2606:2800:220:1::]:443": false, "[2a00:1450:4001::1]:443": false,
 	} {
-		err := guardControl("tcp", addr, nil)
+		err := g.control("tcp", addr, nil)
 		if blocked {
 			require.ErrorIs(t, err, ErrBlocked, addr)
 		} else {
 			require.NoError(t, err, addr)
 		}
 	}
+	require.ErrorIs(t, g.control("tcp", "example.com:80", nil), ErrBlocked, "only addresses are dialled")
+}
+
+func TestGuardAllowList(t *testing.T) {
+	nets, err := ParseNets(" 10.20.0.0/16, fd00::/8 ,")
+	require.NoError(t, err)
+	g := NewGuard(nets)
+	require.NoError(t, g.Allowed(netip.MustParseAddr("10.20.3.4")))
+	require.NoError(t, g.Allowed(netip.MustParseAddr("fd12::1")))
+	require.ErrorIs(t, g.Allowed(netip.MustParseAddr("10.21.0.1")), ErrBlocked)
+	require.ErrorIs(t, g.Allowed(netip.MustParseAddr("127.0.0.1")), ErrBlocked)
+	_, err = ParseNets("10.0.0.0/33")
+	require.ErrorContains(t, err, `"10.0.0.0/33": want a CIDR`)
+	none, err := ParseNets("")
+	require.NoError(t, err)
+	require.Empty(t, none)
 }
 
 func TestClassifyDNS(t *testing.T) {
@@ -227,4 +261,32 @@ func TestClassifyDNS(t *testing.T) {
 func TestCompileRefusesBadRegex(t *testing.T) {
 	_, err := Compile(site.Site{URL: "http://a", MustNotMatch: []string{"(x"}})
 	require.ErrorContains(t, err, "must-not-match regex")
+}
+
+// A server that resets the connection instead of answering is a network
+// failure, not an HTTP one; so is one that closes it without a word.
+func TestResetOrCloseBeforeTheResponseIsARead(t *testing.T) {
+	t.Parallel()
+	for name, reset := range map[string]bool{"reset": true, "closed": false} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				buf := make([]byte, 4096)
+				_, _ = c.Read(buf) // the request, then no response
+				if reset {
+					_ = c.(*net.TCPConn).SetLinger(0) // RST instead of FIN
+				}
+				_ = c.Close()
+			}
+		}()
+		p := New(Config{MaxBodyBytes: 1024, MaxRedirects: 10})
+		r := p.Check(context.Background(), target(t, site.Site{ID: 1, URL: "http://" + l.Addr().String() + "/", Timeout: 5 * time.Second}))
+		require.Equal(t, ClassRead, r.ErrorClass, "%s: %s", name, r.Error)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,11 @@ const (
 	DefaultTopic    = "sitewatch.checks"
 	DefaultMethod   = "GET"
 	DefaultExpect   = "200-399"
+
+	// MaxRegexProgram and MaxSiteProgram bound the compiled size of one
+	// regex and of all of a site's (see checkRegex).
+	MaxRegexProgram = 200
+	MaxSiteProgram  = 400
 
 	MinInterval   = time.Second
 	MaxInterval   = 24 * time.Hour
@@ -127,12 +133,15 @@ func (s Site) Validate() error {
 	if _, err := ParseStatusSet(s.Expect); err != nil {
 		bad("expect", s.Expect, err.Error())
 	}
+	program := 0 // compiled instructions of all the site's regexes
 	checkRegexes := func(field string, res []string) {
 		if len(res) > maxRegexes {
 			bad(field, fmt.Sprint(len(res)), fmt.Sprintf("at most %d regexes", maxRegexes))
 		}
 		for _, re := range res {
-			if msg := checkRegex(re); msg != "" {
+			msg, size := checkRegex(re)
+			program += size
+			if msg != "" {
 				v := re
 				if len(v) > 40 {
 					v = v[:40] + "…"
@@ -146,6 +155,9 @@ func (s Site) Validate() error {
 		bad("match", s.MustMatch[0], "a HEAD response has no body to match; use GET")
 	}
 	checkRegexes("not-match", s.MustNotMatch)
+	if program > MaxSiteProgram {
+		bad("match", fmt.Sprint(program), fmt.Sprintf("the site's regexes compile to %d instructions in all; at most %d", program, MaxSiteProgram))
+	}
 	switch {
 	case s.Interval < MinInterval:
 		bad("interval", s.Interval.String(), "must be at least "+MinInterval.String())
@@ -174,17 +186,33 @@ func (s Site) Validate() error {
 	return errors.Join(errs...)
 }
 
-func checkRegex(re string) string {
+// checkRegex validates one regex and returns the size of its compiled
+// program. Go's regexp runs in time linear in program size × input, and a
+// match cannot be interrupted, so the size is bounded: a site's regexes
+// against a 1 MiB body then take at most a few seconds of CPU.
+func checkRegex(re string) (msg string, size int) {
 	switch {
 	case re == "":
-		return "must not be empty"
+		return "must not be empty", 0
 	case len(re) > maxRegexLen:
-		return fmt.Sprintf("longer than %d bytes", maxRegexLen)
+		return fmt.Sprintf("longer than %d bytes", maxRegexLen), 0
 	}
-	if _, err := regexp.Compile(re); err != nil {
-		return "not a valid RE2 regular expression: " + strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+	parsed, err := syntax.Parse(re, syntax.Perl)
+	if err == nil {
+		_, err = regexp.Compile(re)
 	}
-	return ""
+	if err != nil {
+		return "not a valid RE2 regular expression: " + strings.TrimPrefix(err.Error(), "error parsing regexp: "), 0
+	}
+	prog, err := syntax.Compile(parsed.Simplify())
+	if err != nil {
+		return "not a valid RE2 regular expression: " + err.Error(), 0
+	}
+	if size = len(prog.Inst); size > MaxRegexProgram {
+		return fmt.Sprintf("compiles to %d instructions, at most %d (matching time grows with them × the body size and cannot be cut short; "+
+			"replace large counted repetitions such as {1,200} with + or *)", size, MaxRegexProgram), size
+	}
+	return "", size
 }
 
 func checkHeader(name, value string) string {

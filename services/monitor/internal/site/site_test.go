@@ -79,3 +79,25 @@ func TestStatusSet(t *testing.T) {
 		require.Error(t, err, spec)
 	}
 }
+
+// A regex whose program is large enough to hold a worker for seconds on a
+// big body is refused, alone or with the site's others.
+func TestRegexProgramSizeIsBounded(t *testing.T) {
+	s := Site{URL: "http://a", Method: "GET", Expect: "200", Interval: time.Minute, Timeout: time.Second, Topic: "t"}
+	ok := s
+	ok.MustMatch = []string{`"status":\s*"(ok|healthy|up)"`, `Example Domain`}
+	require.NoError(t, ok.Validate())
+
+	big := s
+	big.MustMatch = []string{`[a-z]{1,200}q`} // 402 instructions: 3 s on 1 MiB
+	err := big.Validate()
+	require.ErrorContains(t, err, `match "[a-z]{1,200}q": compiles to 402 instructions, at most 200`)
+
+	many := s
+	for range 3 {
+		many.MustNotMatch = append(many.MustNotMatch, `(\w+\s*){1,20}zzz`) // about 150 each
+	}
+	err = many.Validate()
+	require.ErrorContains(t, err, "the site's regexes compile to")
+	require.ErrorContains(t, err, "at most 400")
+}

@@ -81,7 +81,7 @@ func (s Source) Validate() error {
 		bad("table", err)
 	}
 	if len(s.Topics) == 0 {
-		bad("topics", errors.New(`at least one pattern required ("*" allows every topic)`))
+		bad("topics", errors.New(`at least one pattern required (RELAY_TOPICS, e.g. "orders.*"; "*" allows every topic)`))
 	}
 	for _, p := range s.Topics {
 		if _, err := path.Match(p, ""); err != nil {
