@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -114,7 +115,7 @@ func (s *Server) serveChecks(w http.ResponseWriter, r *http.Request, checks map[
 		c := checks[n]
 		s.mu.Unlock()
 		if err := c(ctx); err != nil {
-			result[n] = err.Error()
+			result[n] = Redact(err.Error())
 			status = http.StatusServiceUnavailable
 			continue
 		}
@@ -123,4 +124,17 @@ func (s *Server) serveChecks(w http.ResponseWriter, r *http.Request, checks map[
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": http.StatusText(status), "checks": result})
+}
+
+var (
+	urlPassword = regexp.MustCompile(`(://[^:/@\s]*):[^@\s]*@`)
+	kvPassword  = regexp.MustCompile(`(?i)\b(password|passwd|pwd|secret|token|sasl\.password)(\s*[=:]\s*)('[^']*'|"[^"]*"|\S+)`)
+)
+
+// Redact masks what looks like a credential in s: the password of a URL
+// (scheme://user:password@host) and password=/secret=/token= values.
+// /readyz answers anyone who can reach it, so its reasons go through it.
+func Redact(s string) string {
+	s = urlPassword.ReplaceAllString(s, "$1:xxxxx@")
+	return kvPassword.ReplaceAllString(s, "$1$2xxxxx")
 }

@@ -59,3 +59,19 @@ func TestRunStopsWithContext(t *testing.T) {
 	err := New("256.0.0.1:1", zap.NewNop()).Run(context.Background())
 	require.ErrorContains(t, err, "listening for ops endpoints")
 }
+
+func TestReadinessReasonsAreRedacted(t *testing.T) {
+	s := New("127.0.0.1:0", zap.NewNop())
+	s.AddReadiness("postgres", func(context.Context) error {
+		return errors.New(`connecting to postgres://sitewatch:s3cret@db:5432/x failed; password=hunter2 token: abc "secret=x y"`)
+	})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	body := rec.Body.String()
+	for _, secret := range []string{"s3cret", "hunter2", "abc"} {
+		require.NotContains(t, body, secret)
+	}
+	require.Contains(t, body, "postgres://sitewatch:xxxxx@db:5432/x", "the reason stays readable")
+	require.Equal(t, "user:xxxxx@h", Redact("user:xxxxx@h"))
+}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -114,6 +116,9 @@ func (c Config) headers(src *relay.Source, ceSource, ceType, idHeader string) {
 	}
 }
 
+// maxSourcesFile bounds the sources file; a few hundred sources fit.
+const maxSourcesFile = 1 << 20
+
 // loadSources returns the sources of -sources-file, or the one source of
 // -database-url, -table and -topics.
 func (c Config) loadSources() ([]relay.Source, error) {
@@ -131,7 +136,14 @@ func (c Config) loadSources() ([]relay.Source, error) {
 		return nil, fmt.Errorf("sources-file: %w", err)
 	}
 	defer func() { _ = f.Close() }()
-	dec := yaml.NewDecoder(f)
+	data, err := io.ReadAll(io.LimitReader(f, maxSourcesFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("sources-file %s: %w", c.SourcesFile, err)
+	}
+	if len(data) > maxSourcesFile {
+		return nil, fmt.Errorf("sources-file %s: larger than %d KiB", c.SourcesFile, maxSourcesFile>>10)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var file sourcesFile
 	if err := dec.Decode(&file); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -111,6 +112,9 @@ sources:
     topics: ["x"]
 `))
 	require.ErrorContains(t, err, "sources[0].name: required")
+
+	_, err = loadConfig(t, "-sources-file", write("sources:\n"+strings.Repeat("# padding\n", 120000)))
+	require.ErrorContains(t, err, "larger than 1024 KiB")
 
 	_, err = loadConfig(t, "-sources-file", filepath.Join(dir, "missing.yaml"))
 	require.ErrorContains(t, err, "sources-file: open")

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/ops"
+	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/relay/internal/relay"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
 )
@@ -83,6 +85,22 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	for _, src := range sources { // the database is not needed to find these
+		if err := errors.Join(rcfg.Validate(), src.Validate()); err != nil {
+			return fmt.Errorf("source %s: %w", src.Name, err)
+		}
+	}
+	// The ops endpoints answer while the sources' databases are awaited,
+	// and /readyz says which one is awaited and why.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return opsSrv.Run(gctx) })
+	var waiting atomic.Pointer[string]
+	opsSrv.AddReadiness("sources", func(context.Context) error {
+		if w := waiting.Load(); w != nil {
+			return errors.New(*w)
+		}
+		return nil
+	})
 	var relays []*relay.Relay
 	defer func() {
 		for _, r := range relays {
@@ -90,9 +108,19 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		}
 	}()
 	for _, src := range sources {
-		r, err := relay.New(ctx, rcfg, src, producer, logger, metrics)
-		if err != nil {
+		var r *relay.Relay
+		err := retry.Do(gctx, startupRetry, func(actx context.Context) error {
+			var err error
+			r, err = relay.New(actx, rcfg, src, producer, logger, metrics)
 			return err
+		}, func(attempt int, err error, wait time.Duration) {
+			reason := fmt.Sprintf("waiting for source %s: %v", src.Name, err)
+			waiting.Store(&reason)
+			logger.Warn("waiting for the source's database and table", zap.String("source", src.Name),
+				zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+		})
+		if err != nil {
+			return errors.Join(fmt.Errorf("source %s: %w", src.Name, err), g.Wait())
 		}
 		relays = append(relays, r)
 		opsSrv.AddReadiness("postgres:"+src.Name, r.Pool().Ping)
@@ -103,6 +131,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 				zap.String("source", src.Name))
 		}
 	}
+	waiting.Store(nil)
 	opsSrv.AddReadiness("kafka", func(ctx context.Context) error {
 		_, err := producer.GetMetadata(nil, false, 2000)
 		return err
@@ -119,13 +148,15 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 
 	logger.Info("relay starting", zap.String("kafka", cfg.Kafka.Brokers), zap.Int("sources", len(relays)),
 		zap.Int("batch_size", cfg.BatchSize), zap.Int("workers", cfg.Workers))
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return opsSrv.Run(gctx) })
 	for _, r := range relays {
 		g.Go(func() error { r.Run(gctx); return nil })
 	}
 	return g.Wait()
 }
+
+// startupRetry waits for a source's database (and its migrated table) at
+// start-up, until shutdown.
+var startupRetry = retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2, AttemptTimeout: 15 * time.Second}
 
 func parkedCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sub := func(name string) command.Func {

@@ -63,10 +63,15 @@ func TestBadInputWritesNothing(t *testing.T) {
 		"zero interval":  {[]string{"add", "https://example.com", "--interval", "0s"}, []string{`interval "0s": must be positive`}},
 		"zero timeout":   {[]string{"add", "https://example.com", "--timeout", "0s"}, []string{`timeout "0s": must be positive`}},
 		"big regex":      {[]string{"add", "https://example.com", "--match", "[a-z]{1,200}q"}, []string{"compiles to 402 instructions"}},
+		"huge import":    {[]string{"import", "-"}, []string{"larger than 4 MiB; split it"}},
 		"bad region":     {[]string{"add", "https://example.com", "--regions", "eu-west,EU West"}, []string{`regions "EU West": want lower-case letters`}},
 		"region twice":   {[]string{"add", "https://example.com", "--regions", "eu,eu"}, []string{`regions "eu": listed twice`}},
 	} {
-		code, _, stderr := run("", tc.args...)
+		stdin := ""
+		if name == "huge import" {
+			stdin = "sites:\n" + strings.Repeat("  - url: https://example.com/\n", (MaxImportBytes/30)+1)
+		}
+		code, _, stderr := run(stdin, tc.args...)
 		require.Equal(t, ExitUsage, code, name)
 		for _, w := range tc.want {
 			require.Contains(t, stderr, w, name)

@@ -112,6 +112,16 @@ func New(cfg Config) *Prober {
 			if len(via) > cfg.MaxRedirects {
 				return errTooManyRedirects
 			}
+			// A site's headers (tokens, cookies) go only where the site
+			// said: not to another host, and not down from https to http.
+			first := via[0]
+			if req.URL.Host != first.URL.Host || req.URL.Scheme != first.URL.Scheme {
+				for name := range first.Header {
+					if name != "User-Agent" {
+						req.Header.Del(name)
+					}
+				}
+			}
 			if tr, ok := req.Context().Value(tracerKey{}).(*tracer); ok {
 				tr.setRedirects(len(via))
 			}

@@ -290,3 +290,42 @@ func TestResetOrCloseBeforeTheResponseIsARead(t *testing.T) {
 		require.Equal(t, ClassRead, r.ErrorClass, "%s: %s", name, r.Error)
 	}
 }
+
+// A redirect to another host does not carry the site's headers along.
+func TestSiteHeadersStayWithTheSitesHost(t *testing.T) {
+	t.Parallel()
+	got := make(chan http.Header, 2)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	t.Cleanup(other.Close)
+	// Same server, another host name: 127.0.0.1 and localhost.
+	_, port, err := net.SplitHostPort(other.Listener.Addr().String())
+	require.NoError(t, err)
+	site1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/same" {
+			http.Redirect(w, r, "/landed", http.StatusFound)
+			return
+		}
+		if r.URL.Path == "/landed" {
+			got <- r.Header.Clone()
+			return
+		}
+		http.Redirect(w, r, "http://localhost:"+port+"/", http.StatusFound)
+	}))
+	t.Cleanup(site1.Close)
+	p := New(Config{MaxBodyBytes: 1024, MaxRedirects: 10, UserAgent: "sitewatch-test"})
+	headers := map[string]string{"X-Api-Key": "secret-key", "Cookie": "session=1"}
+
+	r := p.Check(context.Background(), target(t, site.Site{ID: 1, URL: site1.URL + "/away", Headers: headers, Timeout: 5 * time.Second}))
+	require.Empty(t, r.ErrorClass, r.Error)
+	h := <-got
+	require.Empty(t, h.Get("X-Api-Key"), "not sent to another host")
+	require.Empty(t, h.Get("Cookie"))
+	require.Equal(t, "sitewatch-test", h.Get("User-Agent"))
+
+	r = p.Check(context.Background(), target(t, site.Site{ID: 1, URL: site1.URL + "/same", Headers: headers, Timeout: 5 * time.Second}))
+	require.Empty(t, r.ErrorClass, r.Error)
+	h = <-got
+	require.Equal(t, "secret-key", h.Get("X-Api-Key"), "kept within the site's own host")
+}

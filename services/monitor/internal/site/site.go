@@ -229,6 +229,13 @@ func checkHeader(name, value string) string {
 	return ""
 }
 
+// credentialParams are query parameters that carry secrets by convention.
+var credentialParams = map[string]bool{
+	"password": true, "passwd": true, "pwd": true, "secret": true, "client_secret": true, "token": true,
+	"access_token": true, "id_token": true, "api_key": true, "apikey": true, "api-key": true, "auth": true,
+	"authorization": true, "sig": true, "signature": true, "x-amz-signature": true, "x-amz-credential": true,
+}
+
 func checkURL(raw string) string {
 	if raw == "" {
 		return "must not be empty"
@@ -245,6 +252,15 @@ func checkURL(raw string) string {
 	}
 	if u.Hostname() == "" {
 		return "has no host"
+	}
+	// A URL travels to Kafka, stats, logs and sites list: no credentials in it.
+	if u.User != nil {
+		return "must not hold credentials (user:password@); send them in a header, e.g. --header 'Authorization: Basic ...'"
+	}
+	for name := range u.Query() {
+		if credentialParams[strings.ToLower(name)] {
+			return fmt.Sprintf("query parameter %q looks like a credential; send it in a header instead (--header)", name)
+		}
 	}
 	if p := u.Port(); p != "" {
 		var n int

@@ -101,3 +101,21 @@ func TestRegexProgramSizeIsBounded(t *testing.T) {
 	require.ErrorContains(t, err, "the site's regexes compile to")
 	require.ErrorContains(t, err, "at most 400")
 }
+
+func TestCredentialsInURLsAreRefused(t *testing.T) {
+	base := Site{Method: "GET", Expect: "200", Interval: time.Minute, Timeout: time.Second, Topic: "t"}
+	for url, want := range map[string]string{
+		"https://user:pass@example.com/":            "must not hold credentials",
+		"https://user@example.com/":                 "must not hold credentials",
+		"https://example.com/health?token=abc":      `query parameter "token" looks like a credential`,
+		"https://example.com/?API_KEY=1&page=2":     `query parameter "API_KEY"`,
+		"https://example.com/?X-Amz-Signature=abcd": `"X-Amz-Signature"`,
+	} {
+		s := base
+		s.URL = url
+		require.ErrorContains(t, s.Validate(), want, url)
+	}
+	ok := base
+	ok.URL = "https://example.com/search?q=status&page=2"
+	require.NoError(t, ok.Validate())
+}
