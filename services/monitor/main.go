@@ -99,6 +99,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		return err
 	}
 
+	// A recorder failing to write for minutes holds every check behind it.
+	opsSrv.AddLiveness("recorder", func(context.Context) error { return rec.Stuck(5 * time.Minute) })
 	logger.Info("monitor starting", zap.String("region", cfg.Region), zap.Int("concurrency", cfg.Concurrency))
 	recorded := make(chan struct{})
 	go func() {
@@ -119,6 +121,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	<-recorded // in-flight checks are written before we exit
 	return err
 }
+
+// cliTimeout bounds a sites command, an import of thousands of sites included.
+const cliTimeout = 2 * time.Minute
 
 // startupRetry waits for the database at start-up, until shutdown.
 var startupRetry = retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2, AttemptTimeout: 10 * time.Second}
@@ -148,6 +153,10 @@ func sitesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := config.Parse(fs, "MONITOR", args); err != nil {
 		return cli.ExitUsage
 	}
+	// Every database call of a sites command has this deadline: a hung
+	// database fails the command instead of hanging the terminal.
+	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
+	defer cancel()
 	var pool *pgxpool.Pool
 	defer func() {
 		if pool != nil {

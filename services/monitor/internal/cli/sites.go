@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -219,9 +220,27 @@ func show(ctx context.Context, args []string, env Env) int {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "# site %d, updated %s\n", s.ID, s.Updated.UTC().Format("2006-01-02 15:04:05Z"))
+		fmt.Fprintf(env.Stdout, "# site %d, updated %s (header values that look like credentials masked; export shows them)\n",
+			s.ID, s.Updated.UTC().Format("2006-01-02 15:04:05Z"))
+		s.Headers = maskCredentials(s.Headers)
 		return writeSites(env.Stdout, []site.Site{s})
 	})
+}
+
+// credentialHeader matches header names whose values are secrets.
+var credentialHeader = regexp.MustCompile(`(?i)(authorization|cookie|token|secret|password|api[-_]?key|auth)`)
+
+// maskCredentials returns headers with the values of credential-like
+// headers replaced, for output read over shoulders and pasted into tickets.
+func maskCredentials(headers map[string]string) map[string]string {
+	out := make(map[string]string, len(headers))
+	for k, v := range headers {
+		if credentialHeader.MatchString(k) {
+			v = "xxxxx"
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func remove(ctx context.Context, args []string, env Env) int {

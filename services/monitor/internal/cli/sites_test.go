@@ -120,7 +120,8 @@ func TestAddListShowUpdateRemove(t *testing.T) {
 	require.Equal(t, ExitOK, code)
 	require.Contains(t, out, "# site 1")
 	require.Contains(t, out, "interval: 30s")
-	require.Contains(t, out, "Authorization: Bearer x")
+	require.Contains(t, out, "Authorization: xxxxx", "show masks credentials")
+	require.NotContains(t, out, "Bearer x")
 
 	// update changes only the given fields and moves updated_at.
 	code, out, stderr = run("", "update", "1", "--timeout", "5s", "--disabled", "--match", "up", "--match", "green")

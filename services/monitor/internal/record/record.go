@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,6 +61,9 @@ type Recorder struct {
 	written prometheus.Counter
 	errors  prometheus.Counter
 	lost    prometheus.Counter
+	dropped prometheus.Counter
+
+	failingSince atomic.Int64 // unix nanoseconds of the first failed attempt of the write in progress; 0 when none
 }
 
 // New checks cfg and returns a Recorder.
@@ -74,8 +78,10 @@ func New(cfg Config, w OutboxWriter, logger *zap.Logger, reg prometheus.Register
 			Help: "Failed outbox transactions (retried)."}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{Name: "sitewatch_monitor_results_lost_total",
 			Help: "Results given up on because the database stayed down through shutdown."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "sitewatch_monitor_results_dropped_total",
+			Help: "Results that could never be written (e.g. a topic the outbox refuses), dropped so the others go on."}),
 	}
-	reg.MustRegister(r.written, r.errors, r.lost)
+	reg.MustRegister(r.written, r.errors, r.lost, r.dropped)
 	return r, nil
 }
 
@@ -116,16 +122,23 @@ func (r *Recorder) write(ctx context.Context, results []probe.Result) {
 	for _, res := range results {
 		m, err := Message(res)
 		if err != nil {
-			r.logger.Error("encoding check result", zap.Int64("site_id", res.Site.ID), zap.Error(err))
+			// One bad result (a topic the outbox refuses, a row edited by
+			// hand) is dropped and counted; it never holds back the others.
+			r.dropped.Inc()
+			r.logger.Error("dropping a check result that cannot be written", zap.Int64("site_id", res.Site.ID), zap.Error(err))
 			continue
 		}
 		msgs = append(msgs, m)
+	}
+	if len(msgs) == 0 {
+		return
 	}
 	policy := retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2,
 		AttemptTimeout: r.cfg.WriteTimeout, Grace: r.cfg.ShutdownGrace}
 	err := retry.Do(ctx, policy, func(actx context.Context) error {
 		return r.w.WriteOutbox(actx, msgs)
 	}, func(attempt int, err error, wait time.Duration) {
+		r.failingSince.CompareAndSwap(0, time.Now().UnixNano())
 		r.errors.Inc()
 		r.logger.Warn("writing check results to the outbox failed; retrying",
 			zap.Int("results", len(msgs)), zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
@@ -136,7 +149,22 @@ func (r *Recorder) write(ctx context.Context, results []probe.Result) {
 		r.logger.Error("giving up on check results at shutdown", zap.Int("results", len(msgs)), zap.Error(err))
 		return
 	}
+	r.failingSince.Store(0)
 	r.written.Add(float64(len(msgs)))
+}
+
+// Stuck says the recorder has been failing to write for longer than
+// after, for the liveness check: its results pile up and the checks slow
+// down behind them.
+func (r *Recorder) Stuck(after time.Duration) error {
+	since := r.failingSince.Load()
+	if since == 0 {
+		return nil
+	}
+	if d := time.Since(time.Unix(0, since)); d > after {
+		return fmt.Errorf("writing check results has failed for %s", d.Round(time.Second))
+	}
+	return nil
 }
 
 // Message is the outbox message for one result: keyed by site id so one
@@ -175,6 +203,9 @@ func Message(res probe.Result) (outbox.Message, error) {
 	}
 	if err := ev.Validate(); err != nil {
 		return outbox.Message{}, fmt.Errorf("check event of site %d: %w", res.Site.ID, err)
+	}
+	if err := outbox.ValidateTopic(res.Site.Topic); err != nil {
+		return outbox.Message{}, fmt.Errorf("site %d: %w", res.Site.ID, err)
 	}
 	payload, err := json.Marshal(ev)
 	if err != nil {

@@ -142,3 +142,35 @@ func TestNewRefusesABadConfig(t *testing.T) {
 		require.Equal(t, before, cfg)
 	}
 }
+
+// A result whose topic the outbox refuses is dropped and counted; the
+// others of its batch are written.
+func TestOneBadResultDoesNotHoldBackTheOthers(t *testing.T) {
+	w := &flakyWriter{}
+	r := newRecorder(t, Config{BatchSize: 10, FlushInterval: time.Hour, ShutdownGrace: time.Second, WriteTimeout: time.Second}, w)
+	in := make(chan probe.Result, 3)
+	bad := result(2)
+	bad.Site.Topic = "no spaces allowed"
+	in <- result(1)
+	in <- bad
+	in <- result(3)
+	close(in)
+	r.Run(context.Background(), in)
+	require.Len(t, w.batches, 1)
+	require.Len(t, w.batches[0], 2, "the two good results are written")
+	require.Equal(t, 1.0, testutil.ToFloat64(r.dropped))
+}
+
+func TestStuckRecorderIsReported(t *testing.T) {
+	w := &flakyWriter{failures: 2}
+	r := newRecorder(t, Config{BatchSize: 1, FlushInterval: time.Hour, ShutdownGrace: time.Second, WriteTimeout: time.Second}, w)
+	require.NoError(t, r.Stuck(0))
+	in := make(chan probe.Result, 1)
+	in <- result(1)
+	close(in)
+	// While the write fails it is stuck; once written it is not.
+	r.failingSince.Store(time.Now().Add(-time.Hour).UnixNano())
+	require.ErrorContains(t, r.Stuck(time.Minute), "writing check results has failed for")
+	r.Run(context.Background(), in)
+	require.NoError(t, r.Stuck(0), "a successful write clears it")
+}

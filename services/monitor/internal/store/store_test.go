@@ -127,6 +127,8 @@ func TestAReplicaReadsOnlyTheSitesOfItsShardsAndRegion(t *testing.T) {
 	require.Equal(t, []string{"us-east", "eu-west"}, shown.Regions)
 	_, err = pool.Exec(ctx, "UPDATE sites SET regions = '{EU}' WHERE id = 1")
 	require.ErrorContains(t, err, "sites_regions_valid", "the database refuses a bad region too")
+	_, err = pool.Exec(ctx, "UPDATE sites SET topic_name = 'no spaces' WHERE id = 1")
+	require.ErrorContains(t, err, "sites_topic_valid", "and a topic Kafka would refuse")
 }
 
 func TestFleetRegistersRegionsOnce(t *testing.T) {
