@@ -19,11 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 )
 
@@ -318,4 +320,90 @@ func TestScaleOutMovesAFairShare(t *testing.T) {
 	for _, r := range rs {
 		r.stop(t, 30*time.Second)
 	}
+}
+
+// TestIncidentsNeedAQuorumOfRegions: three regions check one site; it
+// fails from one region only: no incident; from two: one incident naming
+// both, announced on sitewatch.incidents; recovered: resolved.
+func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	topic := kafkatest.NewTopic(t, 3)
+	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + kafkatest.Config(t).Brokers, "LOG_FORMAT=console"}
+	var failing atomic.Value // the regions the site fails for, by User-Agent
+	failing.Store([]string{"eu-west"})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, region := range failing.Load().([]string) {
+			if strings.HasSuffix(r.UserAgent(), region) {
+				http.Error(w, "down from "+region, http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	code, out := run(t, env, "monitor", "sites", "add", srv.URL+"/", "--interval", "1s", "--topic", topic)
+	require.Equal(t, 0, code, out)
+
+	var rs []*replica
+	for _, region := range []string{"eu-west", "us-east", "ap-south"} {
+		rs = append(rs, startReplica(t, env, region, "-user-agent", "sitewatch "+region))
+	}
+	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic+","+checkevent.IncidentTopic)
+	sink := start(t, "sink", env, "-ops-addr", freeAddr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
+	state := func(region string) string {
+		var s string
+		_ = pool.QueryRow(context.Background(), "SELECT state FROM site_region_state WHERE region = $1", region).Scan(&s)
+		return s
+	}
+	require.Eventually(t, func() bool {
+		return state("eu-west") == "down" && state("us-east") == "up" && state("ap-south") == "up"
+	},
+		30*time.Second, 100*time.Millisecond, "eu-west says down, the others up")
+	// Two more checks from every region since: still no incident.
+	seen := count(t, pool, "SELECT count(*) FROM stats")
+	require.Eventually(t, func() bool { return count(t, pool, "SELECT count(*) FROM stats") >= seen+6 },
+		30*time.Second, 100*time.Millisecond)
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM incidents"), "one region's trouble opens no incident")
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM site_state WHERE state = 'degraded'"))
+
+	failing.Store([]string{"eu-west", "us-east"})
+	require.Eventually(t, func() bool { return count(t, pool, "SELECT count(*) FROM incidents WHERE kind = 'down'") == 1 },
+		30*time.Second, 100*time.Millisecond, "two regions of three: an incident")
+	var regions []string
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT regions FROM incidents").Scan(&regions))
+	require.Equal(t, []string{"eu-west", "us-east"}, regions)
+
+	failing.Store([]string{})
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM incidents WHERE resolved_at IS NOT NULL AND resolution = 'recovered'") == 1
+	}, 30*time.Second, 100*time.Millisecond, "recovered: resolved")
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM incidents"), "one incident, opened and resolved once")
+
+	// Both changes reached Kafka through the relay.
+	var types []string
+	require.Eventually(t, func() bool {
+		types = types[:0]
+		for _, m := range kafkatest.ConsumeUntilIdle(t, kafkatest.Config(t), checkevent.IncidentTopic, time.Second, 10*time.Second) {
+			if strings.Contains(string(m.Value), srv.URL) {
+				types = append(types, headerValue(m.Headers, "ce_type"))
+			}
+		}
+		return len(types) == 2
+	}, 60*time.Second, time.Second, "the opened and resolved events on sitewatch.incidents")
+	require.Equal(t, []string{checkevent.IncidentOpenedType, checkevent.IncidentResolvedType}, types)
+	for _, r := range rs {
+		r.stop(t, 30*time.Second)
+	}
+	relay.stop(t, 20*time.Second)
+	sink.stop(t, 20*time.Second)
+}
+
+func headerValue(headers []kafka.Header, key string) string {
+	for _, h := range headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

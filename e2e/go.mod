@@ -9,6 +9,7 @@ replace (
 )
 
 require (
+	github.com/confluentinc/confluent-kafka-go/v2 v2.11.1
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/prometheus/common v0.72.0
 	github.com/sitewatch/sitewatch/db v0.0.0-00010101000000-000000000000
@@ -18,7 +19,6 @@ require (
 )
 
 require (
-	github.com/confluentinc/confluent-kafka-go/v2 v2.11.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect

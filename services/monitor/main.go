@@ -36,13 +36,14 @@ const usage = `usage: monitor [run|migrate|sites] [flags]
   run       check the enabled sites until SIGTERM (the default)
   migrate   apply the database migrations and exit
   sites     add, update, list, show, remove, import and export sites (monitor sites help)
+  incidents list and show open and recent incidents (monitor incidents help)
 
 Flags and their MONITOR_* environment variables: monitor run -h
 `
 
 func main() {
 	command.Main("monitor", "run", usage, map[string]command.Func{
-		"run": runCommand, "migrate": migrateCommand, "sites": sitesCommand,
+		"run": runCommand, "migrate": migrateCommand, "sites": sitesCommand, "incidents": incidentsCommand,
 	})
 }
 
@@ -175,4 +176,32 @@ func sitesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return store.New(pool), nil
 	}
 	return cli.Sites(ctx, fs.Args(), cli.Env{Open: open, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+}
+
+func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cfg Config
+	fs := flag.NewFlagSet("monitor incidents", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL of sitewatch's database (env DATABASE_URL)")
+	if err := config.Parse(fs, "MONITOR", args); err != nil {
+		return cli.ExitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
+	defer cancel()
+	var pool *pgxpool.Pool
+	defer func() {
+		if pool != nil {
+			pool.Close()
+		}
+	}()
+	return cli.Incidents(ctx, fs.Args(), func() (cli.IncidentStore, error) {
+		if err := config.DatabaseURL(cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+		var err error
+		if pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
+			return nil, fmt.Errorf("opening database pool: %w", err)
+		}
+		return store.New(pool), nil
+	}, stdout, stderr)
 }

@@ -21,6 +21,7 @@ type Config struct {
 	GroupID         string
 	CreateTopic     bool
 	TopicPartitions int
+	IncidentSweep   time.Duration
 	BatchSize       int
 	BatchWait       time.Duration
 }
@@ -31,7 +32,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Topic, "topic", "sitewatch.checks", "topic to consume")
 	fs.StringVar(&c.GroupID, "group-id", "sitewatch-sink", "Kafka consumer group")
 	fs.BoolVar(&c.CreateTopic, "create-topic", true, "create the topic at startup if it does not exist")
-	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of the topic when the sink creates it")
+	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of the topic (and of sitewatch.incidents) when the sink creates it")
+	fs.DurationVar(&c.IncidentSweep, "incident-sweep-interval", 5*time.Second, "how often sites no region checks any more open stale incidents, and removed or disabled sites' incidents are resolved")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "messages written per database transaction")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "longest a message waits for its batch to fill")
 }
@@ -47,6 +49,9 @@ func (c Config) Validate() error {
 	}
 	if c.GroupID == "" {
 		errs = append(errs, errors.New("group-id: required"))
+	}
+	if c.IncidentSweep < 100*time.Millisecond || c.IncidentSweep > time.Hour {
+		errs = append(errs, fmt.Errorf("incident-sweep-interval: %s: want 100ms..1h", c.IncidentSweep))
 	}
 	if c.TopicPartitions < 1 || c.TopicPartitions > 10000 {
 		errs = append(errs, fmt.Errorf("topic-partitions: %d: want 1..10000", c.TopicPartitions))

@@ -14,9 +14,12 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/ops"
+	"github.com/sitewatch/sitewatch/platform/retry"
+	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
 	"github.com/sitewatch/sitewatch/services/sink/internal/sink"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
 )
@@ -48,8 +51,12 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	defer pool.Close()
 
 	if cfg.CreateTopic {
-		if err := kafkaclient.EnsureTopic(ctx, cfg.Kafka, cfg.Topic, cfg.TopicPartitions); err != nil {
-			return err
+		// The incidents the sink announces go out through the relay to a
+		// topic the broker may not create by itself.
+		for _, topic := range []string{cfg.Topic, checkevent.IncidentTopic} {
+			if err := kafkaclient.EnsureTopic(ctx, cfg.Kafka, topic, cfg.TopicPartitions); err != nil {
+				return err
+			}
 		}
 	}
 	consumer, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(kafka.ConfigMap{
@@ -91,6 +98,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return opsSrv.Run(gctx) })
 	g.Go(func() error { return s.Run(gctx) })
+	g.Go(func() error { sweepIncidents(gctx, pool, cfg.IncidentSweep, logger); return nil })
 	err = g.Wait()
 	// Close commits the offsets stored so far and leaves the group at once,
 	// so the partitions move to another sink without waiting for a timeout.
@@ -98,4 +106,24 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		err = errors.Join(err, fmt.Errorf("closing Kafka consumer: %w", cerr))
 	}
 	return err
+}
+
+// sweepIncidents opens stale incidents and resolves those of removed or
+// disabled sites every interval, until ctx ends.
+func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, every time.Duration, logger *zap.Logger) {
+	for retry.Sleep(ctx, every) {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		changes, err := incident.Sweep(sctx, pool, time.Now())
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				logger.Warn("incident sweep failed; retrying at the next one", zap.Error(err))
+			}
+			continue
+		}
+		for _, c := range changes {
+			logger.Info("incident", zap.Int64("incident_id", c.IncidentID), zap.Int64("site_id", c.SiteID),
+				zap.String("kind", c.Kind), zap.Bool("opened", c.Opened))
+		}
+	}
 }

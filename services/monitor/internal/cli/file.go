@@ -30,7 +30,12 @@ type fileSite struct {
 	Timeout  string            `yaml:"timeout,omitempty"`
 	Topic    string            `yaml:"topic,omitempty"`
 	Regions  []string          `yaml:"regions,omitempty"` // default: every region
-	Enabled  *bool             `yaml:"enabled,omitempty"` // default true
+
+	FailureThreshold int   `yaml:"failure-threshold,omitempty"`
+	SuccessThreshold int   `yaml:"success-threshold,omitempty"`
+	Quorum           int   `yaml:"quorum,omitempty"`
+	TLSWarningDays   *int  `yaml:"tls-warning-days,omitempty"` // default 14; 0: never
+	Enabled          *bool `yaml:"enabled,omitempty"`          // default true
 }
 
 // MaxImportBytes bounds a site file: decoding YAML takes some 30 times
@@ -75,7 +80,11 @@ func readSites(r io.Reader) ([]site.Site, error) {
 
 func (fs fileSite) site() (site.Site, error) {
 	s := site.Site{URL: fs.URL, Method: fs.Method, Headers: fs.Headers, Expect: fs.Expect,
-		MustMatch: fs.Match, MustNotMatch: fs.NotMatch, Topic: fs.Topic, Regions: fs.Regions, Enabled: fs.Enabled == nil || *fs.Enabled}
+		MustMatch: fs.Match, MustNotMatch: fs.NotMatch, Topic: fs.Topic, Regions: fs.Regions, Enabled: fs.Enabled == nil || *fs.Enabled,
+		FailureThreshold: fs.FailureThreshold, SuccessThreshold: fs.SuccessThreshold, Quorum: fs.Quorum, TLSWarningDays: site.DefaultTLSWarningDays}
+	if fs.TLSWarningDays != nil {
+		s.TLSWarningDays = *fs.TLSWarningDays
+	}
 	var errs []error
 	var err error
 	if fs.Interval != "" {
@@ -93,7 +102,8 @@ func toFile(s site.Site) fileSite {
 	enabled := s.Enabled
 	return fileSite{URL: s.URL, Method: s.Method, Headers: maps.Clone(s.Headers), Expect: s.Expect,
 		Match: s.MustMatch, NotMatch: s.MustNotMatch, Interval: duration(s.Interval), Timeout: duration(s.Timeout),
-		Topic: s.Topic, Regions: s.Regions, Enabled: &enabled}
+		Topic: s.Topic, Regions: s.Regions, Enabled: &enabled,
+		FailureThreshold: s.FailureThreshold, SuccessThreshold: s.SuccessThreshold, Quorum: s.Quorum, TLSWarningDays: &s.TLSWarningDays}
 }
 
 // writeSites writes sites as a site file.

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"strings"
 	"time"
 
@@ -12,9 +13,10 @@ import (
 // siteFlags are the flags of `sites add` and `sites update`. Only the flags
 // given on the command line are applied, so update changes just those.
 type siteFlags struct {
-	method, expect, interval, timeout, topic, regions string
-	headers, match, notMatch                          listFlag
-	enabled, disabled                                 bool
+	method, expect, interval, timeout, topic, regions          string
+	failureThreshold, successThreshold, quorum, tlsWarningDays int
+	headers, match, notMatch                                   listFlag
+	enabled, disabled                                          bool
 }
 
 func (f *siteFlags) register(fs *flag.FlagSet) {
@@ -28,6 +30,10 @@ func (f *siteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.timeout, "timeout", site.DefaultTimeout.String(), "time a check may take, body included (at most the interval)")
 	fs.StringVar(&f.topic, "topic", site.DefaultTopic, "Kafka topic for this site's results")
 	fs.StringVar(&f.regions, "regions", "", "comma-separated regions that check the site, e.g. eu-west,us-east; --regions= for every region")
+	fs.IntVar(&f.failureThreshold, "failure-threshold", site.DefaultThreshold, "failed checks in a row before a region says the site is down")
+	fs.IntVar(&f.successThreshold, "success-threshold", site.DefaultThreshold, "passing checks in a row before a region says it is up again")
+	fs.IntVar(&f.quorum, "quorum", 0, "regions that must agree the site is down (0: a majority)")
+	fs.IntVar(&f.tlsWarningDays, "tls-warning-days", site.DefaultTLSWarningDays, "open a warning when the TLS certificate expires within this many days (0: never)")
 	fs.BoolVar(&f.enabled, "enabled", false, "check the site")
 	fs.BoolVar(&f.disabled, "disabled", false, "keep the site but do not check it")
 }
@@ -75,6 +81,21 @@ func (f *siteFlags) apply(s *site.Site, given map[string]bool) error {
 	}
 	if given["topic"] {
 		s.Topic = f.topic
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+		to   *int
+	}{{"failure-threshold", f.failureThreshold, &s.FailureThreshold}, {"success-threshold", f.successThreshold, &s.SuccessThreshold},
+		{"quorum", f.quorum, &s.Quorum}, {"tls-warning-days", f.tlsWarningDays, &s.TLSWarningDays}} {
+		if !given[n.name] {
+			continue
+		}
+		if n.v < 0 || (n.v == 0 && strings.HasSuffix(n.name, "threshold")) {
+			errs = append(errs, &site.FieldError{Field: n.name, Value: fmt.Sprint(n.v), Msg: "must be positive"})
+			continue
+		}
+		*n.to = n.v
 	}
 	if given["regions"] {
 		s.Regions = nil

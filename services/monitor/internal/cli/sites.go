@@ -55,6 +55,10 @@ flags of add and update:
   --timeout D           time a check may take, body included (10s; at most the interval)
   --topic T             Kafka topic of the results (sitewatch.checks)
   --regions R1,R2       regions that check the site (default: every region); --regions= resets
+  --failure-threshold N failed checks in a row before a region says down (2)
+  --success-threshold N passing checks in a row before it says up again (2)
+  --quorum N            regions that must agree the site is down (0: a majority)
+  --tls-warning-days N  warn when the certificate expires within N days (14; 0: never)
   --enabled, --disabled check the site or not
 `
 
@@ -121,7 +125,7 @@ func add(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "sites add: want exactly one URL, got %d arguments\n%s", len(pos), Usage)
 		return ExitUsage
 	}
-	s := site.Site{URL: pos[0], Enabled: true}
+	s := site.Site{URL: pos[0], Enabled: true, TLSWarningDays: site.DefaultTLSWarningDays}
 	err := f.apply(&s, given)
 	if err == nil {
 		s = s.WithDefaults()

@@ -60,6 +60,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		"update nothing": {[]string{"update", "1"}, []string{"nothing to change"}},
 		"update bad":     {[]string{"update", "1", "--interval", "soon"}, []string{`interval "soon": not a duration`}},
 		"unknown":        {[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		"zero threshold": {[]string{"add", "https://example.com", "--failure-threshold", "0"}, []string{`failure-threshold "0": must be positive`}},
 		"zero interval":  {[]string{"add", "https://example.com", "--interval", "0s"}, []string{`interval "0s": must be positive`}},
 		"zero timeout":   {[]string{"add", "https://example.com", "--timeout", "0s"}, []string{`timeout "0s": must be positive`}},
 		"big regex":      {[]string{"add", "https://example.com", "--match", "[a-z]{1,200}q"}, []string{"compiles to 402 instructions"}},
@@ -87,7 +88,8 @@ func TestAddListShowUpdateRemove(t *testing.T) {
 		"--not-match", "error", "--header", "Authorization: Bearer x", "--expect", "200,204", "--method", "post")
 	require.Equal(t, ExitOK, code, stderr)
 	require.Contains(t, out, "added site")
-	code, _, stderr = run("", "add", "--interval=2s", "http://127.0.0.1:8080/", "--regions", "eu-west, us-east")
+	code, _, stderr = run("", "add", "--interval=2s", "http://127.0.0.1:8080/", "--regions", "eu-west, us-east",
+		"--failure-threshold", "3", "--quorum", "2", "--tls-warning-days", "0")
 	require.Equal(t, ExitOK, code, stderr)
 
 	all := sites(t, st)
@@ -105,6 +107,9 @@ func TestAddListShowUpdateRemove(t *testing.T) {
 	require.Equal(t, "200-399", all[1].Expect)
 	require.Nil(t, first.Regions, "every region by default")
 	require.Equal(t, []string{"eu-west", "us-east"}, all[1].Regions)
+	require.Equal(t, []int{3, 2, 2, 0}, []int{all[1].FailureThreshold, all[1].SuccessThreshold, all[1].Quorum, all[1].TLSWarningDays})
+	require.Equal(t, []int{2, 2, 0, 14}, []int{first.FailureThreshold, first.SuccessThreshold, first.Quorum, first.TLSWarningDays},
+		"defaults: 2 and 2 checks, a majority, 14 days")
 
 	code, out, _ = run("", "list")
 	require.Equal(t, ExitOK, code)

@@ -26,6 +26,9 @@ const (
 	DefaultMethod   = "GET"
 	DefaultExpect   = "200-399"
 
+	DefaultThreshold      = 2
+	DefaultTLSWarningDays = 14
+
 	// MaxRegexProgram and MaxSiteProgram bound the compiled size of one
 	// regex and of all of a site's (see checkRegex).
 	MaxRegexProgram = 200
@@ -54,8 +57,17 @@ type Site struct {
 	Timeout      time.Duration
 	Topic        string
 	Regions      []string // the regions that check it; empty: every region
-	Enabled      bool
-	Updated      time.Time
+	// Incidents: a region says down after FailureThreshold failed checks
+	// in a row and up after SuccessThreshold passing ones; the site is
+	// down when Quorum regions agree (0: a majority); a TLS certificate
+	// expiring within TLSWarningDays opens a warning (0: never; new sites
+	// get DefaultTLSWarningDays from the CLI and site files).
+	FailureThreshold int
+	SuccessThreshold int
+	Quorum           int
+	TLSWarningDays   int
+	Enabled          bool
+	Updated          time.Time
 }
 
 // CheckedIn reports whether the monitors of region check s.
@@ -79,6 +91,12 @@ func (s Site) WithDefaults() Site {
 	}
 	if s.Topic == "" {
 		s.Topic = DefaultTopic
+	}
+	if s.FailureThreshold == 0 {
+		s.FailureThreshold = DefaultThreshold
+	}
+	if s.SuccessThreshold == 0 {
+		s.SuccessThreshold = DefaultThreshold
 	}
 	return s
 }
@@ -172,6 +190,18 @@ func (s Site) Validate() error {
 	}
 	if err := outbox.ValidateTopic(s.Topic); err != nil {
 		bad("topic", s.Topic, strings.TrimPrefix(err.Error(), outbox.ErrInvalidMessage.Error()+": "))
+	}
+	for _, n := range []struct {
+		field     string
+		v, lo, hi int
+	}{{"failure-threshold", s.FailureThreshold, 1, 100}, {"success-threshold", s.SuccessThreshold, 1, 100},
+		{"quorum", s.Quorum, 0, 64}, {"tls-warning-days", s.TLSWarningDays, 0, 365}} {
+		if n.v < n.lo || n.v > n.hi {
+			bad(n.field, fmt.Sprint(n.v), fmt.Sprintf("want %d..%d", n.lo, n.hi))
+		}
+	}
+	if s.Quorum > 0 && len(s.Regions) > 0 && s.Quorum > len(s.Regions) {
+		bad("quorum", fmt.Sprint(s.Quorum), fmt.Sprintf("more than the site's %d regions: it could never be down", len(s.Regions)))
 	}
 	if len(s.Regions) > maxRegions {
 		bad("regions", fmt.Sprint(len(s.Regions)), fmt.Sprintf("at most %d regions", maxRegions))

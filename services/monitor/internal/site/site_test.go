@@ -83,7 +83,7 @@ func TestStatusSet(t *testing.T) {
 // A regex whose program is large enough to hold a worker for seconds on a
 // big body is refused, alone or with the site's others.
 func TestRegexProgramSizeIsBounded(t *testing.T) {
-	s := Site{URL: "http://a", Method: "GET", Expect: "200", Interval: time.Minute, Timeout: time.Second, Topic: "t"}
+	s := Site{URL: "http://a", Method: "GET", Expect: "200", Interval: time.Minute, Timeout: time.Second, Topic: "t"}.WithDefaults()
 	ok := s
 	ok.MustMatch = []string{`"status":\s*"(ok|healthy|up)"`, `Example Domain`}
 	require.NoError(t, ok.Validate())
@@ -103,7 +103,7 @@ func TestRegexProgramSizeIsBounded(t *testing.T) {
 }
 
 func TestCredentialsInURLsAreRefused(t *testing.T) {
-	base := Site{Method: "GET", Expect: "200", Interval: time.Minute, Timeout: time.Second, Topic: "t"}
+	base := Site{Method: "GET", Expect: "200", Interval: time.Minute, Timeout: time.Second, Topic: "t"}.WithDefaults()
 	for url, want := range map[string]string{
 		"https://user:pass@example.com/":            "must not hold credentials",
 		"https://user@example.com/":                 "must not hold credentials",
@@ -118,4 +118,15 @@ func TestCredentialsInURLsAreRefused(t *testing.T) {
 	ok := base
 	ok.URL = "https://example.com/search?q=status&page=2"
 	require.NoError(t, ok.Validate())
+}
+
+func TestIncidentSettingsAreChecked(t *testing.T) {
+	s := Site{URL: "https://a", Regions: []string{"eu", "us"}}.WithDefaults()
+	require.Equal(t, DefaultThreshold, s.FailureThreshold)
+	require.NoError(t, s.Validate())
+	s.Quorum, s.FailureThreshold, s.TLSWarningDays = 3, 101, 400
+	err := s.Validate()
+	require.ErrorContains(t, err, `quorum "3": more than the site's 2 regions`)
+	require.ErrorContains(t, err, `failure-threshold "101": want 1..100`)
+	require.ErrorContains(t, err, `tls-warning-days "400": want 0..365`)
 }

@@ -2,7 +2,8 @@
 -- $3: only these ids (NULL: every id); $4: only sites this region checks
 -- (NULL: any region); $5: only these shards (NULL: every shard).
 SELECT id, url, method, headers, expect_status, must_match, must_not_match,
-       interval_ms, timeout_ms, topic_name, regions, enabled, updated_at
+       interval_ms, timeout_ms, topic_name, regions, enabled, updated_at,
+       failure_threshold, success_threshold, coalesce(quorum, 0), tls_warning_days
 FROM sites
 WHERE (enabled OR NOT $1)
   AND ($2::timestamptz IS NULL OR updated_at > $2)

@@ -33,6 +33,8 @@ var (
 	regionIDSQL string
 	//go:embed sites_oid.sql
 	sitesOIDSQL string
+	//go:embed list_incidents.sql
+	listIncidentsSQL string
 )
 
 // ErrNotFound is returned for a site id that does not exist.
@@ -157,6 +159,50 @@ func (st *Store) Fleet(ctx context.Context, region string) (Fleet, error) {
 	return f, nil
 }
 
+// Incident is one incident as the sink recorded it.
+type Incident struct {
+	ID         int64
+	SiteID     int64
+	URL        string
+	Kind       string
+	OpenedAt   time.Time
+	ResolvedAt *time.Time
+	ErrorClass string
+	Error      string
+	Regions    []string
+	Resolution string
+}
+
+// Incidents lists the open incidents and those opened since since, newest
+// first, at most limit.
+func (st *Store) Incidents(ctx context.Context, since time.Time, limit int) ([]Incident, error) {
+	rows, err := st.pool.Query(ctx, listIncidentsSQL, since, limit, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing incidents: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Incident])
+	if err != nil {
+		return nil, fmt.Errorf("listing incidents: %w", err)
+	}
+	return out, nil
+}
+
+// Incident returns the incident with id.
+func (st *Store) Incident(ctx context.Context, id int64) (Incident, error) {
+	rows, err := st.pool.Query(ctx, listIncidentsSQL, time.Time{}, 1, id)
+	if err != nil {
+		return Incident{}, fmt.Errorf("reading incident %d: %w", id, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Incident])
+	if err != nil {
+		return Incident{}, fmt.Errorf("reading incident %d: %w", id, err)
+	}
+	if len(out) == 0 {
+		return Incident{}, fmt.Errorf("incident %d: %w", id, ErrNotFound)
+	}
+	return out[0], nil
+}
+
 // UpdateSite applies change to the site with id, validates the result and
 // writes it; updated_at moves, so a running monitor picks it up. Nothing is
 // written when the result is invalid (a *site.InvalidError).
@@ -239,14 +285,16 @@ func siteArgs(s site.Site) []any {
 		headers = map[string]string{}
 	}
 	return []any{s.URL, s.Method, headers, s.Expect, nonNil(s.MustMatch), nonNil(s.MustNotMatch),
-		s.Interval.Milliseconds(), s.Timeout.Milliseconds(), s.Topic, nonNil(s.Regions), s.Enabled}
+		s.Interval.Milliseconds(), s.Timeout.Milliseconds(), s.Topic, nonNil(s.Regions), s.Enabled,
+		s.FailureThreshold, s.SuccessThreshold, s.Quorum, s.TLSWarningDays}
 }
 
 func scanSite(row pgx.CollectableRow) (site.Site, error) {
 	var s site.Site
 	var intervalMS, timeoutMS int64
 	err := row.Scan(&s.ID, &s.URL, &s.Method, &s.Headers, &s.Expect, &s.MustMatch, &s.MustNotMatch,
-		&intervalMS, &timeoutMS, &s.Topic, &s.Regions, &s.Enabled, &s.Updated)
+		&intervalMS, &timeoutMS, &s.Topic, &s.Regions, &s.Enabled, &s.Updated,
+		&s.FailureThreshold, &s.SuccessThreshold, &s.Quorum, &s.TLSWarningDays)
 	s.Interval, s.Timeout = time.Duration(intervalMS)*time.Millisecond, time.Duration(timeoutMS)*time.Millisecond
 	if len(s.Headers) == 0 {
 		s.Headers = nil

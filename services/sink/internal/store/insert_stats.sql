@@ -1,5 +1,7 @@
 -- One statement per batch. ON CONFLICT makes a re-delivered event (same
--- event_id) a no-op, which is what turns at-least-once into exactly-one-row.
+-- event_id) a no-op, which is what turns at-least-once into exactly-one-row;
+-- the event ids returned are the rows stored for the first time, the only
+-- ones that may move a site's state.
 --
 -- {{columns}} and {{arrays}} are filled once, at start, from statsColumns
 -- in store.go: the column list, and one typed array parameter per column in
@@ -8,3 +10,4 @@
 INSERT INTO stats ({{columns}})
 SELECT * FROM unnest({{arrays}})
 ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id::text

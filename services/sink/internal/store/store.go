@@ -10,10 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
 )
 
 //go:embed insert_stats.sql
@@ -141,15 +143,17 @@ type Store struct{ pool *pgxpool.Pool }
 // New returns a Store using pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// Insert writes recs in one statement and returns how many rows were new;
-// records whose event id is already stored are skipped.
-func (s *Store) Insert(ctx context.Context, recs []Record) (int64, error) {
+// Insert writes recs in one transaction and returns how many rows were
+// new; records whose event id is already stored are skipped. The checks
+// stored for the first time move their sites' states, and the incidents
+// that opens or resolves are written, with their outbox rows, in the same
+// transaction (see package incident).
+func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) {
 	if len(recs) == 0 {
 		return 0, nil
 	}
 	rows := make([]row, len(recs))
 	for i := range recs {
-		var err error
 		if rows[i], err = toRow(&recs[i]); err != nil {
 			return 0, err
 		}
@@ -158,11 +162,34 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (int64, error) {
 	for i, c := range statsColumns {
 		args[i] = c.values(rows)
 	}
-	tag, err := s.pool.Exec(ctx, insertStatsSQL, args...)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		res, err := tx.Query(ctx, insertStatsSQL, args...)
+		if err != nil {
+			return fmt.Errorf("inserting %d stats rows: %w", len(recs), err)
+		}
+		inserted, err := pgx.CollectRows(res, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("inserting %d stats rows: %w", len(recs), err)
+		}
+		n = int64(len(inserted))
+		fresh := make(map[string]bool, len(inserted))
+		for _, id := range inserted {
+			fresh[id] = true
+		}
+		var checks []incident.Check
+		for _, r := range recs {
+			if fresh[r.EventID] {
+				checks = append(checks, incident.Check{SiteID: r.SiteID, Region: r.Region, CheckedAt: r.CheckedAt,
+					Failed: r.ErrorClass != "", ErrorClass: r.ErrorClass, Error: r.Error, TLSExpiry: r.TLSExpiry})
+			}
+		}
+		_, err = incident.Apply(ctx, tx, checks)
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("inserting %d stats rows: %w", len(recs), err)
+		return 0, err
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 // IsPermanent reports whether err is the database refusing the data itself

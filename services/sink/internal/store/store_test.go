@@ -162,3 +162,35 @@ func TestEveryFieldLandsInItsColumn(t *testing.T) {
 	}
 	require.Equal(t, want, got)
 }
+
+// A check Kafka delivers twice is stored once and counted once: only rows
+// stored for the first time move a site's state.
+func TestRedeliveredChecksNeverDoubleApply(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	var site int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO sites (url, interval_ms, timeout_ms) VALUES ('https://a/', 1000, 1000) RETURNING id`).Scan(&site))
+	failed := func(at time.Time) Record {
+		return Record{Check: checkevent.Check{SchemaVersion: 3, Region: "local", EventID: uuid.NewString(), SiteID: site,
+			URL: "https://a/", CheckedAt: at, ErrorClass: "connect", Error: "refused"}, Topic: "t"}
+	}
+	st := New(pool)
+	first := failed(time.Now())
+	_, err := st.Insert(ctx, []Record{first})
+	require.NoError(t, err)
+	n, err := st.Insert(ctx, []Record{first}) // the same message again
+	require.NoError(t, err)
+	require.Zero(t, n)
+	var incidents int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM incidents").Scan(&incidents))
+	require.Zero(t, incidents, "a re-delivered failure is not a second failure")
+
+	_, err = st.Insert(ctx, []Record{failed(time.Now().Add(time.Second))})
+	require.NoError(t, err)
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM incidents WHERE kind = 'down' AND resolved_at IS NULL").Scan(&incidents))
+	require.Equal(t, 1, incidents, "the second real failure opens it, in the same transaction as the stats row")
+	var announced int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE topic_name = 'sitewatch.incidents'").Scan(&announced))
+	require.Equal(t, 1, announced)
+}
