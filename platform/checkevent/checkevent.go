@@ -99,8 +99,11 @@ func Decode(payload []byte) (Check, error) {
 // Validate reports the first field that is missing or wrong.
 func (c Check) Validate() error {
 	switch {
-	case c.SchemaVersion < 1 || c.SchemaVersion > SchemaVersion:
-		return fmt.Errorf("%w: schema_version %d: want 1..%d", ErrMalformed, c.SchemaVersion, SchemaVersion)
+	case c.SchemaVersion < 1:
+		// A newer version than this code knows is read, not refused:
+		// fields are only ever added, so upgrading the writer before the
+		// reader loses nothing.
+		return fmt.Errorf("%w: schema_version %d: want 1 or more", ErrMalformed, c.SchemaVersion)
 	case c.SiteID <= 0:
 		return fmt.Errorf("%w: site_id %d: want a positive id", ErrMalformed, c.SiteID)
 	case c.URL == "":

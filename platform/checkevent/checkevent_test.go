@@ -42,8 +42,8 @@ func TestDecodeNamesTheBadField(t *testing.T) {
 	valid := `"schema_version":3,"region":"us-east-1","event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":1,"url":"http://a","checked_at":"2026-01-01T00:00:00Z"`
 	for payload, want := range map[string]string{
 		`not json`:                                   "invalid character",
-		`{"schema_version":9}`:                       "schema_version 9",
-		`{"schema_version":4}`:                       "want 1..3",
+		`{"schema_version":9}`:                       "site_id 0",
+		`{"schema_version":0}`:                       "want 1 or more",
 		`{` + valid + `,"region":""}`:                "region",
 		`{` + valid + `,"region":"EU"}`:              "region",
 		`{` + valid + `,"site_id":0}`:                "site_id 0",
@@ -76,4 +76,14 @@ func TestValidateRegion(t *testing.T) {
 	for _, bad := range []string{"", "-eu", "EU", "eu_west", "eu west", string(make([]byte, 64))} {
 		require.Error(t, ValidateRegion(bad), bad)
 	}
+}
+
+// A newer writer's event is read with the fields this code knows.
+func TestNewerVersionsAreReadNotRefused(t *testing.T) {
+	c, err := Decode([]byte(`{"schema_version":99,"event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":4,"url":"http://a",` +
+		`"checked_at":"2026-01-01T00:00:00Z","status_code":204,"region":"eu-west","field_from_the_future":{"x":1}}`))
+	require.NoError(t, err)
+	require.Equal(t, 99, c.SchemaVersion)
+	require.Equal(t, 204, c.StatusCode)
+	require.Equal(t, "eu-west", c.Region)
 }

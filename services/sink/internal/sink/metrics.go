@@ -3,7 +3,7 @@ package sink
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	consumed, stored, duplicates, malformed, writeErrors prometheus.Counter
+	consumed, stored, duplicates, malformed, writeErrors, newer prometheus.Counter
 	batchSeconds                                         prometheus.Histogram
 }
 
@@ -19,6 +19,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duplicates:  counter("duplicates_total", "Messages whose event id was already stored."),
 		malformed:   counter("malformed_total", "Messages skipped because they can never be stored."),
 		writeErrors: counter("write_errors_total", "Failed attempts to write a batch (retried)."),
+		newer:       counter("newer_schema_total", "Messages of a newer schema version than this sink knows, stored with the fields it knows."),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sitewatch_sink_batch_duration_seconds",
 			Help: "Time to decode and write a batch.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}

@@ -153,6 +153,9 @@ func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
 				zap.Error(err))
 			continue
 		}
+		if c.SchemaVersion > checkevent.SchemaVersion {
+			s.metrics.newer.Inc() // stored with the fields we know; upgrade the sink to keep the rest
+		}
 		recs = append(recs, store.Record{Check: c, Topic: *m.TopicPartition.Topic,
 			Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)})
 	}

@@ -87,13 +87,18 @@ func TestSameMessageTwiceMakesOneRowAndMalformedIsSkipped(t *testing.T) {
 	group := "test-" + uuid.NewString()
 
 	dup := event(t, 1, 200)
-	produce(t, topic, dup, []byte("not json"), dup, event(t, 2, 500), []byte(`{"schema_version":1}`), event(t, 3, 0))
+	future := []byte(`{"schema_version":99,"event_id":"` + uuid.NewString() + `","site_id":9,"url":"http://site-9",` +
+		`"checked_at":"2026-01-01T00:00:00Z","status_code":200,"duration_ms":2,"region":"eu-west","new_field":true}`)
+	produce(t, topic, dup, []byte("not json"), dup, event(t, 2, 500), []byte(`{"schema_version":1}`), future, event(t, 3, 0))
 
 	// The last message, site 3, is stored only after everything before it.
-	runSink(t, pool, topic, group, func() bool {
+	first := runSink(t, pool, topic, group, func() bool {
 		return count(t, pool, "SELECT count(*) FROM stats WHERE site_id = 3") == 1
 	})
-	require.Equal(t, 3, count(t, pool, "SELECT count(*) FROM stats"), "one row per event, malformed skipped")
+	require.Equal(t, 4, count(t, pool, "SELECT count(*) FROM stats"), "one row per event, malformed skipped")
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM stats WHERE site_id = 9 AND schema_version = 99 AND region = 'eu-west'"),
+		"a newer version is stored with the fields the sink knows, not dropped")
+	require.Equal(t, 1.0, testutil.ToFloat64(first.metrics.newer))
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM stats WHERE site_id = 1"))
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM stats WHERE site_id = 2 AND status_code = 500 AND regex_matched"))
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM stats WHERE site_id = 3 AND status_code IS NULL"))
@@ -104,9 +109,9 @@ func TestSameMessageTwiceMakesOneRowAndMalformedIsSkipped(t *testing.T) {
 	second := runSink(t, pool, topic, group, func() bool {
 		return count(t, pool, "SELECT count(*) FROM stats WHERE site_id = 4") == 1
 	})
-	require.Equal(t, 4, count(t, pool, "SELECT count(*) FROM stats"))
+	require.Equal(t, 5, count(t, pool, "SELECT count(*) FROM stats"))
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM stats WHERE site_id = 1"))
 	require.Equal(t, 2.0, testutil.ToFloat64(second.metrics.consumed), "the restarted sink read only the 2 new messages")
 	require.Equal(t, 1.0, testutil.ToFloat64(second.metrics.duplicates))
-	require.Equal(t, 7, count(t, pool, "SELECT kafka_offset FROM stats WHERE site_id = 4"))
+	require.Equal(t, 8, count(t, pool, "SELECT kafka_offset FROM stats WHERE site_id = 4"))
 }
