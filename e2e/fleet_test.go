@@ -186,7 +186,7 @@ func TestReplicasShareTheSitesAndSurviveKill9(t *testing.T) {
 		r.stop(t, 30*time.Second)
 	}
 	require.Eventually(t, func() bool {
-		return count(t, pool, "SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)") == 0
+		return count(t, pool, "SELECT count(*) FROM outbox o WHERE topic_name = $1 AND NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)", topic) == 0
 	}, 60*time.Second, 200*time.Millisecond, "every check reaches stats")
 	relay.stop(t, 20*time.Second)
 	sink.stop(t, 20*time.Second)
@@ -252,7 +252,7 @@ func TestEveryRegionChecksEverySiteOnce(t *testing.T) {
 		r.stop(t, 30*time.Second)
 	}
 	require.Eventually(t, func() bool {
-		return count(t, pool, "SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)") == 0
+		return count(t, pool, "SELECT count(*) FROM outbox o WHERE topic_name = $1 AND NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)", topic) == 0
 	}, 30*time.Second, 200*time.Millisecond, "every check reaches stats")
 	relay.stop(t, 20*time.Second)
 	sink.stop(t, 20*time.Second)

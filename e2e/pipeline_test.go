@@ -71,7 +71,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	opsAddrs := map[string]string{"monitor": freeAddr(t), "relay": freeAddr(t), "sink": freeAddr(t)}
 	monitor := start(t, "monitor", env, "run", "-ops-addr", opsAddrs["monitor"], "-reload-interval", "500ms")
-	relay := start(t, "relay", env, "-ops-addr", opsAddrs["relay"], "-poll-interval", "50ms", "-topics", topic)
+	// The checks' topic, and the incidents the broken sites open.
+	relay := start(t, "relay", env, "-ops-addr", opsAddrs["relay"], "-poll-interval", "50ms", "-topics", topic+","+checkevent.IncidentTopic)
 	sink := start(t, "sink", env, "-ops-addr", opsAddrs["sink"], "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
 
 	// Within seconds every site has results in stats.
@@ -144,6 +145,13 @@ func TestPipelineEndToEnd(t *testing.T) {
 			AND error_class IS NULL`, urls["degraded"], changedAt) > 0
 	}, 15*time.Second, 200*time.Millisecond, "the updated site is checked with its new regexes")
 
+	// The failing sites have incidents; the healthy one has none.
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM incidents WHERE kind = 'down' AND url = ANY($1)",
+			[]string{urls["broken"], urls["unreachable"]}) == 2
+	}, 30*time.Second, 200*time.Millisecond, "a down incident for each failing site")
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM incidents WHERE url = $1", urls["healthy"]))
+
 	// Ops endpoints answer while running.
 	for name, addr := range opsAddrs {
 		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
@@ -161,12 +169,12 @@ func TestPipelineEndToEnd(t *testing.T) {
 	monitor.stop(t, 20*time.Second)
 	require.Eventually(t, func() bool {
 		return count(t, pool, "SELECT count(*) FROM outbox WHERE NOT published") == 0 &&
-			count(t, pool, "SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)") == 0
+			count(t, pool, "SELECT count(*) FROM outbox o WHERE topic_name = $1 AND NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)", topic) == 0
 	}, 30*time.Second, 200*time.Millisecond, "every outbox row published and stored")
 	relay.stop(t, 20*time.Second)
 	sink.stop(t, 20*time.Second)
 
-	outboxRows := count(t, pool, "SELECT count(*) FROM outbox")
+	outboxRows := count(t, pool, "SELECT count(*) FROM outbox WHERE topic_name = $1", topic)
 	require.Equal(t, outboxRows, count(t, pool, "SELECT count(*) FROM stats"), "one stats row per outbox event")
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM stats s WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = s.event_id)"))
 	t.Logf("%d checks went monitor → outbox → relay → Kafka → sink → stats", outboxRows)

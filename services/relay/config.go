@@ -31,6 +31,7 @@ type Config struct {
 	PollInterval      time.Duration
 	Rebalance         time.Duration
 	MessageTimeout    time.Duration
+	MaxMessageBytes   int64
 	RetryBackoff      time.Duration
 	RetryMaxBackoff   time.Duration
 	MaxAttempts       int
@@ -52,6 +53,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PollInterval, "poll-interval", time.Second, "poll when no notification arrives (notifications wake the relay at once)")
 	fs.DurationVar(&c.Rebalance, "rebalance-interval", time.Second, "how often replicas even out their lanes; a dead replica's lanes move within about this")
 	fs.DurationVar(&c.MessageTimeout, "message-timeout", 30*time.Second, "how long Kafka may take to acknowledge a message")
+	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", 1000000, "largest key + payload produced (the producer's message.max.bytes); a larger row is parked without being loaded")
 	fs.DurationVar(&c.RetryBackoff, "retry-backoff", time.Second, "first wait before retrying a row Kafka refused; doubles per attempt")
 	fs.DurationVar(&c.RetryMaxBackoff, "retry-max-backoff", 5*time.Minute, "longest wait between retries of a row")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 10, "attempts before a refused row is parked")
@@ -82,6 +84,7 @@ func (c Config) Validate() error {
 	check(c.PollInterval >= 10*time.Millisecond, "poll-interval: %s: want at least 10ms", c.PollInterval)
 	check(c.Rebalance >= 100*time.Millisecond, "rebalance-interval: %s: want at least 100ms", c.Rebalance)
 	check(c.MessageTimeout >= time.Second, "message-timeout: %s: want at least 1s", c.MessageTimeout)
+	check(c.MaxMessageBytes >= 1000 && c.MaxMessageBytes <= 1000000000, "max-message-bytes: %d: want 1000..1000000000", c.MaxMessageBytes)
 	check(c.RetryBackoff > 0, "retry-backoff: %s: want more than 0", c.RetryBackoff)
 	check(c.RetryMaxBackoff >= c.RetryBackoff, "retry-max-backoff: %s: want at least retry-backoff (%s)", c.RetryMaxBackoff, c.RetryBackoff)
 	check(c.MaxAttempts >= 1, "max-attempts: %d: want at least 1", c.MaxAttempts)

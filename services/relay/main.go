@@ -60,8 +60,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		"acks":                      "all",
 		"linger.ms":                 5,
 		"message.timeout.ms":        int(cfg.MessageTimeout.Milliseconds()),
-		"partitioner":               "murmur2_random", // same key → same partition as Java clients
-		"go.delivery.report.fields": "none",           // the opaque row index is all we need
+		"message.max.bytes":         int(cfg.MaxMessageBytes) + 64<<10, // room for headers and framing
+		"partitioner":               "murmur2_random",                  // same key → same partition as Java clients
+		"go.delivery.report.fields": "none",                            // the opaque row index is all we need
 		// An unknown topic fails its rows after this long instead of
 		// holding the batch for the whole message timeout.
 		"topic.metadata.propagation.max.ms": 5000,
@@ -79,7 +80,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		Retry:     store.Retry{Backoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff, MaxAttempts: cfg.MaxAttempts},
 		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval, RetentionBatch: 1000,
 		// A batch waits at most message-timeout for Kafka; the rest is SQL.
-		BatchTimeout: cfg.MessageTimeout + 30*time.Second,
+		BatchTimeout:    cfg.MessageTimeout + 30*time.Second,
+		MaxMessageBytes: cfg.MaxMessageBytes,
 	}
 	sources, err := cfg.loadSources()
 	if err != nil {
@@ -149,7 +151,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	logger.Info("relay starting", zap.String("kafka", cfg.Kafka.Brokers), zap.Int("sources", len(relays)),
 		zap.Int("batch_size", cfg.BatchSize), zap.Int("workers", cfg.Workers))
 	for _, r := range relays {
-		g.Go(func() error { r.Run(gctx); return nil })
+		g.Go(func() error { return r.Run(gctx) })
 	}
 	return g.Wait()
 }

@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_deleted_total",
 			Help: "Published rows deleted after the retention period."}, src),
 		parked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_parked_total",
-			Help: "Rows parked: attempts used up, or a topic the source may not publish to."}, []string{"source", "reason"}),
+			Help: "Rows parked: attempts used up, a topic the source may not publish to, or a row that can never be produced (NULLs, too large)."}, []string{"source", "reason"}),
 		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sitewatch_relay_batch_duration_seconds",
 			Help: "Time from claiming a batch to committing it.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, src),
 	}
@@ -55,15 +55,14 @@ func (m *Metrics) observeDeleted(source string, n int64) {
 	m.deleted.WithLabelValues(source).Add(float64(n))
 }
 
-func (m *Metrics) observe(source string, res Result, forbidden int, took time.Duration) {
+func (m *Metrics) observe(source string, res Result, parked map[string]int, took time.Duration) {
 	m.published.WithLabelValues(source).Add(float64(res.Published))
 	m.failed.WithLabelValues(source).Add(float64(res.Failed))
 	m.transient.WithLabelValues(source).Add(float64(res.Transient))
-	if n := res.Parked - forbidden; n > 0 {
-		m.parked.WithLabelValues(source, "attempts").Add(float64(n))
-	}
-	if forbidden > 0 {
-		m.parked.WithLabelValues(source, "topic_not_allowed").Add(float64(forbidden))
+	for reason, n := range parked {
+		if n > 0 {
+			m.parked.WithLabelValues(source, reason).Add(float64(n))
+		}
 	}
 	m.batchSeconds.WithLabelValues(source).Observe(took.Seconds())
 }

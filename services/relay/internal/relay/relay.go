@@ -98,6 +98,7 @@ type Config struct {
 	PollInterval      time.Duration // fallback when no notification arrives
 	Rebalance         time.Duration
 	BatchTimeout      time.Duration // deadline of one claim → produce → flip → commit cycle
+	MaxMessageBytes   int64         // key + payload; a larger row is parked unread (the producer's message.max.bytes)
 	Retry             store.Retry
 	Retention         time.Duration // published rows older than this are deleted; 0 keeps them
 	RetentionInterval time.Duration
@@ -117,6 +118,7 @@ func (c Config) Validate() error {
 	check(c.PollInterval > 0, "poll interval %s: want more than 0", c.PollInterval)
 	check(c.Rebalance > 0, "rebalance interval %s: want more than 0", c.Rebalance)
 	check(c.BatchTimeout > 0, "batch timeout %s: want more than 0", c.BatchTimeout)
+	check(c.MaxMessageBytes >= 1000, "max message bytes %d: want at least 1000", c.MaxMessageBytes)
 	check(c.Retry.Backoff > 0, "retry backoff %s: want more than 0", c.Retry.Backoff)
 	check(c.Retry.MaxBackoff >= c.Retry.Backoff, "retry max backoff %s: want at least the backoff %s", c.Retry.MaxBackoff, c.Retry.Backoff)
 	check(c.Retry.MaxAttempts >= 1, "retry max attempts %d: want at least 1", c.Retry.MaxAttempts)
@@ -153,6 +155,7 @@ type Relay struct {
 	mu       sync.Mutex
 	lastLoop time.Time
 	waiting  atomic.Int32 // workers idle until a notification or the poll
+	onFatal  func(error)  // set by Run: stops every worker
 }
 
 // New checks cfg and src, connects to the source's database and checks
@@ -224,9 +227,22 @@ func (r *Relay) touch() {
 	r.mu.Unlock()
 }
 
-// Run publishes until ctx ends. Each worker finishes its batch in flight
-// (produced, acknowledged, flipped, committed); then the lanes are given up.
-func (r *Relay) Run(ctx context.Context) {
+// ErrFatal wraps a producer error librdkafka calls fatal: the producer
+// cannot go on (e.g. its idempotence state is lost), so the relay stops
+// with it rather than park every row.
+var ErrFatal = errors.New("fatal Kafka producer error")
+
+// Run publishes until ctx ends or the producer fails fatally, which it
+// returns. Each worker finishes its batch in flight (produced,
+// acknowledged, flipped, committed); then the lanes are given up.
+func (r *Relay) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var fatal atomic.Pointer[error]
+	r.onFatal = func(err error) {
+		fatal.CompareAndSwap(nil, &err)
+		stop()
+	}
 	coordCtx, stopCoord := context.WithCancel(context.WithoutCancel(ctx))
 	coordDone := make(chan struct{})
 	wakes := make([]<-chan struct{}, r.cfg.Workers)
@@ -256,6 +272,10 @@ func (r *Relay) Run(ctx context.Context) {
 	wg.Wait()
 	stopCoord()
 	<-coordDone
+	if err := fatal.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 func (r *Relay) work(ctx context.Context, worker int, wake <-chan struct{}) {
@@ -268,6 +288,10 @@ func (r *Relay) work(ctx context.Context, worker int, wake <-chan struct{}) {
 		r.touch()
 		var wait time.Duration
 		switch {
+		case errors.Is(err, ErrFatal):
+			r.logger.Error("the Kafka producer failed fatally; stopping the relay", zap.Error(err))
+			r.onFatal(err)
+			return
 		case err != nil:
 			wait = backoff.Next()
 			r.logger.Warn("publishing outbox batch failed; retrying", zap.Int("worker", worker),
@@ -334,7 +358,7 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 
-	rows, err := r.store.Claim(ctx, tx, lanes, r.cfg.BatchSize)
+	rows, err := r.store.Claim(ctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes)
 	if err != nil {
 		return res, err
 	}
@@ -345,10 +369,14 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 
 	var sendable []store.Row
 	var forbidden []int64
+	var invalid []store.Row // can never be produced: parked at once with the reason
 	for _, row := range rows {
-		if r.src.Allows(row.Topic) {
+		switch {
+		case row.Problem != "":
+			invalid = append(invalid, row)
+		case r.src.Allows(row.Topic):
 			sendable = append(sendable, row)
-		} else {
+		default:
 			forbidden = append(forbidden, row.ID)
 		}
 	}
@@ -367,12 +395,25 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 			return res, err
 		}
 	}
+	for _, row := range invalid {
+		if err := r.store.Park(ctx, tx, []int64{row.ID}, row.Problem); err != nil {
+			return res, err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("committing outbox batch: %w", err)
 	}
-	res.Published, res.Failed, res.Parked = len(out.acked), len(out.failedIDs), len(parked)+len(forbidden)
+	if out.fatal != nil { // what was acknowledged is flipped; now stop
+		return res, fmt.Errorf("%w: %w", ErrFatal, out.fatal)
+	}
+	res.Published, res.Failed, res.Parked = len(out.acked), len(out.failedIDs), len(parked)+len(forbidden)+len(invalid)
 	res.Transient, res.TransientErr, res.Deferred = out.transient, out.transientErr, out.deferred
-	r.metrics.observe(r.src.Name, res, len(forbidden), time.Since(start))
+	r.metrics.observe(r.src.Name, res, map[string]int{"attempts": len(parked), "topic_not_allowed": len(forbidden),
+		"invalid_row": len(invalid)}, time.Since(start))
+	if len(invalid) > 0 {
+		r.logger.Error("parked rows that can never be produced", zap.Int("rows", len(invalid)),
+			zap.Int64("first_id", invalid[0].ID), zap.String("first_reason", invalid[0].Problem))
+	}
 	if len(forbidden) > 0 {
 		r.logger.Error("parked rows whose topic this source may not publish to",
 			zap.Int("rows", len(forbidden)), zap.Int64("first_id", forbidden[0]), zap.Strings("allowed", r.src.Topics))
@@ -386,6 +427,7 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 }
 
 type produced struct {
+	fatal        error
 	deferred     int
 	acked        []int64
 	failedIDs    []int64
@@ -401,6 +443,13 @@ func (r *Relay) produce(rows []store.Row) produced {
 	reports := make(chan kafka.Event, len(rows))
 	sent := 0
 	fail := func(row *store.Row, err error) {
+		var kerr kafka.Error
+		if errors.As(err, &kerr) && kerr.IsFatal() {
+			// Not the row's fault: it stays pending for the next relay.
+			out.fatal = err
+			out.transient++
+			return
+		}
 		if transient(err) {
 			out.transient++
 			out.transientErr = err.Error()

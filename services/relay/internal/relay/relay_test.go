@@ -31,7 +31,7 @@ var allLanes = func() []int16 {
 
 func testConfig() Config {
 	return Config{BatchSize: 100, Workers: 2, PollInterval: time.Minute, Rebalance: 200 * time.Millisecond,
-		BatchTimeout: time.Minute, Retry: store.Retry{Backoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 3},
+		BatchTimeout: time.Minute, MaxMessageBytes: 1000000, Retry: store.Retry{Backoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 3},
 		RetentionInterval: time.Hour, RetentionBatch: 10}
 }
 
@@ -171,6 +171,7 @@ type fakeProducer struct {
 	mu           sync.Mutex
 	refusedTopic string
 	refuseWith   kafka.ErrorCode
+	fatal        bool
 	produced     []string // topics, in order
 }
 
@@ -179,7 +180,7 @@ func (f *fakeProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
 	f.produced = append(f.produced, *m.TopicPartition.Topic)
 	f.mu.Unlock()
 	if *m.TopicPartition.Topic == f.refusedTopic {
-		m.TopicPartition.Error = kafka.NewError(f.refuseWith, "refused: "+f.refuseWith.String(), false)
+		m.TopicPartition.Error = kafka.NewError(f.refuseWith, "refused: "+f.refuseWith.String(), f.fatal)
 	}
 	go func() { ch <- m }()
 	return nil
@@ -441,4 +442,60 @@ func TestStatsCountPendingAndParkedRows(t *testing.T) {
 	st, err = r.Stats(ctx)
 	require.NoError(t, err)
 	require.Equal(t, Stats{Parked: 1}, st, "b is parked: not this source's topic")
+}
+
+// A row that can never be produced is parked at once with the reason, and
+// its payload is not even loaded when it is too large; the rest flow.
+func TestRowsThatCanNeverBeProducedAreParked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	// Another team's table, laxer than the DDL: topic_name may be NULL.
+	_, err := pool.Exec(ctx, "ALTER TABLE outbox ALTER COLUMN topic_name DROP NOT NULL")
+	require.NoError(t, err)
+	writeRows(t, pool, outbox.Message{Topic: "t", Key: []byte("k"), Payload: make([]byte, 5000)},
+		outbox.Message{Topic: "t", Key: []byte("k"), Payload: []byte("small")},
+		outbox.Message{Topic: "t", Payload: []byte("no topic")})
+	_, err = pool.Exec(ctx, "UPDATE outbox SET topic_name = NULL WHERE id = 3")
+	require.NoError(t, err)
+	cfg := testConfig()
+	cfg.MaxMessageBytes = 1000
+	fp := &fakeProducer{}
+	r := newRelay(t, dbURL, fp, cfg)
+	res, err := r.publish(ctx, allLanes)
+	require.NoError(t, err, "a NULL in a required column does not stall the lane")
+	require.Equal(t, Result{Claimed: 3, Published: 1, Parked: 2}, res)
+	require.Equal(t, []string{"t"}, fp.produced)
+	s := rowStates(t, pool)
+	require.True(t, s[0].Parked)
+	require.Contains(t, *s[0].LastError, "message of 5001 bytes (key and payload) is larger than the 1000 bytes Kafka accepts")
+	require.True(t, s[1].Published)
+	require.True(t, s[2].Parked)
+	require.Contains(t, *s[2].LastError, "topic_name is NULL")
+	require.Zero(t, drain(t, r))
+}
+
+// A fatal producer error stops the relay with it; the row is not the
+// row's fault and stays pending, its attempts untouched.
+func TestFatalProducerErrorStopsTheRelay(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	writeRows(t, pool, outbox.Message{Topic: "doomed", Payload: []byte("1")})
+	cfg := testConfig()
+	cfg.PollInterval = 20 * time.Millisecond
+	r := newRelay(t, dbURL, &fakeProducer{refusedTopic: "doomed", refuseWith: kafka.ErrFatal, fatal: true}, cfg)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, ErrFatal)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the relay did not stop on a fatal producer error")
+	}
+	s := rowStates(t, pool)[0]
+	require.False(t, s.Published)
+	require.False(t, s.Parked, "not parked: the producer failed, not the row")
+	require.Zero(t, s.Attempts)
 }

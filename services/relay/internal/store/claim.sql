@@ -2,14 +2,19 @@
 -- row waiting out its retry backoff is blocked entirely, so its later rows
 -- cannot overtake it. FOR UPDATE without SKIP LOCKED: should two relays
 -- ever hold a lane at once (a lease lost mid-batch), the second waits for
--- the first to commit instead of publishing past its rows.
+-- the first to commit instead of publishing past its rows. A payload
+-- larger than $3 bytes (with its key) is not loaded: the row is parked.
+-- NULLs in another team's table are read as empty, and the row parked.
 WITH blocked AS (
     SELECT DISTINCT msg_key
     FROM {{table}}
     WHERE NOT published AND parked_at IS NULL AND next_attempt_at > now()
       AND msg_key IS NOT NULL AND lane = ANY($2::smallint[])
 )
-SELECT o.id, o.event_id::text, o.topic_name, o.msg_key, o.payload, o.headers, o.created_at, o.attempts
+SELECT o.id, coalesce(o.event_id::text, ''), coalesce(o.topic_name, ''), o.msg_key,
+       CASE WHEN octet_length(o.payload) + coalesce(octet_length(o.msg_key), 0) <= $3 THEN o.payload END,
+       octet_length(o.payload) + coalesce(octet_length(o.msg_key), 0),
+       coalesce(o.headers, '{}'::jsonb), coalesce(o.created_at, now()), coalesce(o.attempts, 0)
 FROM {{table}} AS o
 WHERE NOT o.published AND o.parked_at IS NULL AND o.lane = ANY($2::smallint[])
   AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())

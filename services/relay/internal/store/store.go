@@ -52,6 +52,10 @@ type Row struct {
 	Headers   map[string]string
 	CreatedAt time.Time
 	Attempts  int
+	// Problem says why the row can never be produced (a NULL where a
+	// value is needed, a message over the size limit); such a row is
+	// parked with it.
+	Problem string
 }
 
 // ParkedRow is a row that will not be published until it is requeued.
@@ -153,8 +157,9 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 
 // Claim locks up to limit publishable rows of lanes, oldest first, until
 // tx ends.
-func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int) ([]Row, error) {
-	rows, err := tx.Query(ctx, s.q.claim, limit, lanes)
+// Payloads larger than maxBytes (with the key) are not loaded.
+func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxBytes int64) ([]Row, error) {
+	rows, err := tx.Query(ctx, s.q.claim, limit, lanes, maxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("claiming outbox batch: %w", err)
 	}
@@ -163,13 +168,24 @@ func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int) ([]R
 	for rows.Next() {
 		var r Row
 		var headers []byte
-		if err := rows.Scan(&r.ID, &r.EventID, &r.Topic, &r.Key, &r.Payload, &headers, &r.CreatedAt, &r.Attempts); err != nil {
+		var size *int64
+		if err := rows.Scan(&r.ID, &r.EventID, &r.Topic, &r.Key, &r.Payload, &size, &headers, &r.CreatedAt, &r.Attempts); err != nil {
 			return nil, fmt.Errorf("reading outbox row: %w", err)
+		}
+		switch {
+		case r.EventID == "":
+			r.Problem = "event_id is NULL"
+		case r.Topic == "":
+			r.Problem = "topic_name is NULL or empty"
+		case size == nil:
+			r.Problem = "payload is NULL"
+		case *size > maxBytes:
+			r.Problem = fmt.Sprintf("message of %d bytes (key and payload) is larger than the %d bytes Kafka accepts", *size, maxBytes)
 		}
 		if err := json.Unmarshal(headers, &r.Headers); err != nil {
 			// Headers that are not a JSON object of strings cannot be sent
 			// as written; say so on the message instead of stalling.
-			r.Headers = map[string]string{"sitewatch_invalid_headers": err.Error()}
+			r.Headers = map[string]string{"outbox_invalid_headers": err.Error()}
 		}
 		out = append(out, r)
 	}

@@ -4,7 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	consumed, stored, duplicates, malformed, writeErrors, newer prometheus.Counter
-	batchSeconds                                         prometheus.Histogram
+	batchSeconds                                                prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
