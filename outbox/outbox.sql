@@ -28,10 +28,17 @@ CREATE INDEX IF NOT EXISTS outbox_published_at ON outbox (published_at) WHERE pu
 CREATE INDEX IF NOT EXISTS outbox_parked ON outbox (id) WHERE parked_at IS NOT NULL;
 
 -- Wakes relays at commit (LISTEN/NOTIFY); they also poll, so a lost
--- notification only delays a row by the poll interval.
+-- notification only delays a row by the poll interval. The channel is
+-- "schema.table", or "outbox_" and its md5 when that is longer than a
+-- channel name may be (63 bytes).
 CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    channel text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
 BEGIN
-    PERFORM pg_notify(TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, '');
+    IF octet_length(channel) > 63 THEN
+        channel := 'outbox_' || md5(channel);
+    END IF;
+    PERFORM pg_notify(channel, '');
     RETURN NULL;
 END
 $$;

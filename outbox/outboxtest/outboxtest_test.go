@@ -2,6 +2,7 @@ package outboxtest_test
 
 import (
 	"context"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,4 +72,17 @@ func TestExtraColumnsAreFine(t *testing.T) {
 	require.Empty(t, missing)
 	require.Equal(t, []string{"column tenant text"}, extra)
 	require.ErrorContains(t, outboxtest.Check(ctx, pool, "nope"), "nope")
+}
+
+// A table whose "schema.table" is longer than a channel name may be still
+// takes writes and notifies (on the hashed channel the relay listens to).
+func TestRunOnATableWithALongName(t *testing.T) {
+	url := outboxtest.Schema(t)
+	pool := outboxtest.Pool(t, url)
+	long := "outbox_of_a_team_whose_tables_have_long_descriptive_names" // "schema." + this > 63 bytes
+	_, err := pool.Exec(context.Background(), regexp.MustCompile(`\boutbox\b`).ReplaceAllString(outbox.DDL, long))
+	require.NoError(t, err)
+	var schema string
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT current_schema()").Scan(&schema))
+	outboxtest.Run(t, outboxtest.Config{DatabaseURL: url, Table: schema + "." + long})
 }

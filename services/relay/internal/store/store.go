@@ -139,7 +139,7 @@ type TableInfo struct {
 func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 	var oid int64
 	var ti TableInfo
-	if err := db.QueryRow(ctx, s.q.tableInfo, s.table).Scan(&oid, &ti.Schema, &ti.Name); err != nil {
+	if err := db.QueryRow(ctx, s.q.tableInfo, s.table).Scan(&oid, &ti.Schema, &ti.Name, &ti.Channel); err != nil {
 		return TableInfo{}, fmt.Errorf("looking up outbox table %s: %w", s.table, err)
 	}
 	rows, err := db.Query(ctx, s.q.checkColumns)
@@ -151,7 +151,6 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 		return TableInfo{}, fmt.Errorf("outbox table %s lacks columns the relay needs (apply the DDL of the outbox package or sitewatch's migrations): %w", s.table, err)
 	}
 	ti.OID = uint32(oid)
-	ti.Channel = ti.Schema + "." + ti.Name
 	return ti, nil
 }
 
