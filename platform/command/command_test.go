@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -74,4 +77,24 @@ func TestConfigError(t *testing.T) {
 	require.Equal(t, ExitUsage, code)
 	require.Equal(t, "svc: invalid configuration:\nbatch-size: 0\nunexpected arguments [\"x\"]\n", errOut.String())
 	require.NoError(t, NoArgs(nil))
+}
+
+func TestHealthcheck(t *testing.T) {
+	healthy := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "/healthz", r.URL.Path)
+		if !healthy {
+			http.Error(w, `{"loop":"stalled"}`, http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	check := Healthcheck(":" + port) // an empty host is this machine
+	var out, errOut bytes.Buffer
+	require.Equal(t, ExitOK, check(context.Background(), nil, &out, &errOut), errOut.String())
+	healthy = false
+	require.Equal(t, ExitError, check(context.Background(), nil, &out, &errOut))
+	require.Contains(t, errOut.String(), "503 Service Unavailable")
+	require.Equal(t, ExitError, check(context.Background(), []string{"-ops-addr", "127.0.0.1:1"}, &out, &errOut), "nothing listening")
+	require.Equal(t, ExitUsage, check(context.Background(), []string{"-ops-addr", "nope"}, &out, &errOut))
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -32,12 +33,45 @@ func EnvName(prefix, name string) string {
 
 // Parse sets each flag of fs from PREFIX_NAME, or for shared settings from
 // NAME (e.g. DATABASE_URL), then parses args, which win over the environment.
-// A bad value names the variable or flag it came from.
+// Every variable can also be given as a file: NAME_FILE names a file whose
+// content (one trailing newline dropped) is the value, the container-secrets
+// convention for passwords and URLs holding them. A bad value names the
+// variable or flag it came from.
 func Parse(fs *flag.FlagSet, prefix string, args []string) error {
-	return parse(fs, prefix, args, os.LookupEnv)
+	return parse(fs, prefix, args, withFiles(os.LookupEnv))
 }
 
-func parse(fs *flag.FlagSet, prefix string, args []string, lookup func(string) (string, bool)) error {
+// maxSecretFile bounds a NAME_FILE: a secret, not a data file.
+const maxSecretFile = 64 << 10
+
+// withFiles makes lookup also answer NAME from the file NAME_FILE names.
+func withFiles(lookup func(string) (string, bool)) func(string) (string, bool, error) {
+	return func(name string) (string, bool, error) {
+		v, ok := lookup(name)
+		path, fromFile := lookup(name + "_FILE")
+		switch {
+		case ok && fromFile:
+			return "", false, fmt.Errorf("environment variables %s and %s_FILE: set one, not both", name, name)
+		case !fromFile:
+			return v, ok, nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return "", false, fmt.Errorf("environment variable %s_FILE: %w", name, err)
+		}
+		defer func() { _ = f.Close() }()
+		b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+		if err != nil {
+			return "", false, fmt.Errorf("environment variable %s_FILE: reading %s: %w", name, path, err)
+		}
+		if len(b) > maxSecretFile {
+			return "", false, fmt.Errorf("environment variable %s_FILE: %s is larger than %d KiB", name, path, maxSecretFile>>10)
+		}
+		return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), true, nil
+	}
+}
+
+func parse(fs *flag.FlagSet, prefix string, args []string, lookup func(string) (string, bool, error)) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil {
@@ -48,7 +82,12 @@ func parse(fs *flag.FlagSet, prefix string, args []string, lookup func(string) (
 			names = append(names, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
 		}
 		for _, env := range names {
-			if v, ok := lookup(env); ok {
+			v, ok, lookErr := lookup(env)
+			if lookErr != nil {
+				err = lookErr
+				return
+			}
+			if ok {
 				if setErr := fs.Set(f.Name, v); setErr != nil {
 					err = fmt.Errorf("environment variable %s=%q: %w", env, v, setErr)
 				}

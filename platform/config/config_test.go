@@ -3,6 +3,8 @@ package config
 import (
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,14 +25,14 @@ func TestParseOrder(t *testing.T) {
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 
 	fs, n, u, d := newFlags()
-	require.NoError(t, parse(fs, "RELAY", []string{"-poll-interval=3s"}, lookup))
+	require.NoError(t, parse(fs, "RELAY", []string{"-poll-interval=3s"}, withFiles(lookup)))
 	require.Equal(t, 50, *n, "env sets the default")
 	require.Equal(t, "from-shared", *u, "shared names need no prefix")
 	require.Equal(t, 3*time.Second, *d, "flags win over env")
 
 	env["RELAY_DATABASE_URL"] = "from-prefixed"
 	fs, _, u, _ = newFlags()
-	require.NoError(t, parse(fs, "RELAY", nil, lookup))
+	require.NoError(t, parse(fs, "RELAY", nil, withFiles(lookup)))
 	require.Equal(t, "from-prefixed", *u, "the prefixed name wins over the shared one")
 }
 
@@ -42,11 +44,11 @@ func TestParseNamesTheBadVariable(t *testing.T) {
 		return "", false
 	}
 	fs, _, _, _ := newFlags()
-	err := parse(fs, "RELAY", nil, lookup)
+	err := parse(fs, "RELAY", nil, withFiles(lookup))
 	require.ErrorContains(t, err, `environment variable RELAY_BATCH_SIZE="lots"`)
 
 	fs, _, _, _ = newFlags()
-	err = parse(fs, "RELAY", []string{"-batch-size=x"}, func(string) (string, bool) { return "", false })
+	err = parse(fs, "RELAY", []string{"-batch-size=x"}, withFiles(func(string) (string, bool) { return "", false }))
 	require.ErrorContains(t, err, `invalid value "x" for flag -batch-size`)
 }
 
@@ -55,12 +57,12 @@ func TestServiceSettings(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	var s Service
 	s.Register(fs, "the stats table", ":9999")
-	require.NoError(t, parse(fs, "SVC", []string{"-log-format=console"}, func(k string) (string, bool) {
+	require.NoError(t, parse(fs, "SVC", []string{"-log-format=console"}, withFiles(func(k string) (string, bool) {
 		if k == "DATABASE_URL" {
 			return "postgres://u@127.0.0.1:5432/db", true
 		}
 		return "", false
-	}))
+	})))
 	require.Equal(t, Service{DatabaseURL: "postgres://u@127.0.0.1:5432/db", OpsAddr: ":9999", LogLevel: "info", LogFormat: "console"}, s)
 	require.NoError(t, s.Validate())
 
@@ -69,4 +71,27 @@ func TestServiceSettings(t *testing.T) {
 	for _, want := range []string{"database-url: required", "ops-addr: ", `log-level: "loud"`, `log-format: "xml"`} {
 		require.ErrorContains(t, err, want)
 	}
+}
+
+// Any variable can come from a file: the container-secrets convention.
+func TestValuesFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "db-url")
+	require.NoError(t, os.WriteFile(secret, []byte("postgres://u:s3cret@127.0.0.1:5432/db\n"), 0o600))
+	env := map[string]string{"DATABASE_URL_FILE": secret, "RELAY_BATCH_SIZE_FILE": filepath.Join(dir, "missing")}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+	fs, _, u, _ := newFlags()
+	err := parse(fs, "RELAY", nil, withFiles(lookup))
+	require.ErrorContains(t, err, "RELAY_BATCH_SIZE_FILE")
+	delete(env, "RELAY_BATCH_SIZE_FILE")
+	fs, _, u, _ = newFlags()
+	require.NoError(t, parse(fs, "RELAY", nil, withFiles(lookup)))
+	require.Equal(t, "postgres://u:s3cret@127.0.0.1:5432/db", *u, "the file's content, its newline dropped")
+
+	env["DATABASE_URL"] = "postgres://other"
+	fs, _, _, _ = newFlags()
+	err = parse(fs, "RELAY", nil, withFiles(lookup))
+	require.ErrorContains(t, err, "DATABASE_URL and DATABASE_URL_FILE: set one, not both")
+	require.NotContains(t, err.Error(), "s3cret")
 }

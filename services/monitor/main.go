@@ -37,6 +37,7 @@ const usage = `usage: monitor [run|migrate|sites] [flags]
   migrate   apply the database migrations and exit
   sites     add, update, list, show, remove, import and export sites (monitor sites help)
   incidents list and show open and recent incidents (monitor incidents help)
+  healthcheck  exit 0 if the running monitor's /healthz answers 200 (for container health checks)
 
 Flags and their MONITOR_* environment variables: monitor run -h
 `
@@ -44,6 +45,7 @@ Flags and their MONITOR_* environment variables: monitor run -h
 func main() {
 	command.Main("monitor", "run", usage, map[string]command.Func{
 		"run": runCommand, "migrate": migrateCommand, "sites": sitesCommand, "incidents": incidentsCommand,
+		"healthcheck": command.Healthcheck(":9101"),
 	})
 }
 

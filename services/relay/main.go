@@ -32,12 +32,14 @@ const usage = `usage:
   relay [run] [flags]                           publish until SIGTERM
   relay parked list [flags] [-source NAME] [-limit N]
   relay parked requeue [flags] [-source NAME] (ID... | -all)
+  relay healthcheck [-ops-addr ADDR]            exit 0 if the running relay's /healthz answers 200
 
 Flags and their RELAY_* environment variables: relay run -h
 `
 
 func main() {
-	command.Main("relay", "run", usage, map[string]command.Func{"run": runCommand, "parked": parkedCommand})
+	command.Main("relay", "run", usage, map[string]command.Func{"run": runCommand, "parked": parkedCommand,
+		"healthcheck": command.Healthcheck(":9102")})
 }
 
 func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
