@@ -81,11 +81,11 @@ func TestValuesFromFiles(t *testing.T) {
 	env := map[string]string{"DATABASE_URL_FILE": secret, "RELAY_BATCH_SIZE_FILE": filepath.Join(dir, "missing")}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 
-	fs, _, u, _ := newFlags()
+	fs, _, _, _ := newFlags()
 	err := parse(fs, "RELAY", nil, withFiles(lookup))
 	require.ErrorContains(t, err, "RELAY_BATCH_SIZE_FILE")
 	delete(env, "RELAY_BATCH_SIZE_FILE")
-	fs, _, u, _ = newFlags()
+	fs, _, u, _ := newFlags()
 	require.NoError(t, parse(fs, "RELAY", nil, withFiles(lookup)))
 	require.Equal(t, "postgres://u:s3cret@127.0.0.1:5432/db", *u, "the file's content, its newline dropped")
 
