@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,6 +29,7 @@ import (
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/platform/notify"
 )
 
 // okServer answers every request with 200 and counts them.
@@ -342,7 +345,27 @@ func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	t.Cleanup(srv.Close)
-	code, out := run(t, env, "monitor", "sites", "add", srv.URL+"/", "--interval", "1s", "--topic", topic)
+	// A webhook receiver, signed with the channel's secret.
+	type note struct {
+		typ, key string
+		signed   bool
+	}
+	var notesMu sync.Mutex
+	var notes []note
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ce struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(body, &ce)
+		notesMu.Lock()
+		notes = append(notes, note{ce.Type, r.Header.Get(notify.IdempotencyHeader), notify.Verify("hook-secret", body, r.Header.Get(notify.SignatureHeader))})
+		notesMu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	code, out := run(t, append(env, "SITEWATCH_CHANNEL_SECRET=hook-secret"), "monitor", "channels", "add", "oncall", "--webhook", hook.URL)
+	require.Equal(t, 0, code, out)
+	code, out = run(t, env, "monitor", "sites", "add", srv.URL+"/", "--interval", "1s", "--topic", topic, "--channel", "oncall")
 	require.Equal(t, 0, code, out)
 
 	var rs []*replica
@@ -392,6 +415,27 @@ func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 		return len(types) == 2
 	}, 60*time.Second, time.Second, "the opened and resolved events on sitewatch.incidents")
 	require.Equal(t, []string{checkevent.IncidentOpenedType, checkevent.IncidentResolvedType}, types)
+
+	// The notifier in the sink delivered both, once each, signed.
+	require.Eventually(t, func() bool {
+		notesMu.Lock()
+		defer notesMu.Unlock()
+		return len(notes) >= 2
+	}, 60*time.Second, 100*time.Millisecond, "the opened and resolved notifications reach the webhook")
+	notesMu.Lock()
+	got := append([]note(nil), notes...)
+	notesMu.Unlock()
+	keys := map[string]bool{}
+	var gotTypes []string
+	for _, n := range got {
+		require.True(t, n.signed, "a valid signature")
+		if !keys[n.key] {
+			keys[n.key] = true
+			gotTypes = append(gotTypes, n.typ)
+		}
+	}
+	require.Equal(t, []string{checkevent.IncidentOpenedType, checkevent.IncidentResolvedType}, gotTypes,
+		"exactly one opened and one resolved notification, after dedupe on the idempotency key")
 	for _, r := range rs {
 		r.stop(t, 30*time.Second)
 	}

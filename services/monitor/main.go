@@ -37,6 +37,7 @@ const usage = `usage: monitor [run|migrate|sites] [flags]
   migrate   apply the database migrations and exit
   sites     add, update, list, show, remove, import and export sites (monitor sites help)
   incidents list and show open and recent incidents (monitor incidents help)
+  channels  add, list, remove and test notification channels (monitor channels help)
   healthcheck  exit 0 if the running monitor's /healthz answers 200 (for container health checks)
 
 Flags and their MONITOR_* environment variables: monitor run -h
@@ -44,7 +45,7 @@ Flags and their MONITOR_* environment variables: monitor run -h
 
 func main() {
 	command.Main("monitor", "run", usage, map[string]command.Func{
-		"run": runCommand, "migrate": migrateCommand, "sites": sitesCommand, "incidents": incidentsCommand,
+		"run": runCommand, "migrate": migrateCommand, "sites": sitesCommand, "incidents": incidentsCommand, "channels": channelsCommand,
 		"healthcheck": command.Healthcheck(":9101"),
 	})
 }
@@ -146,45 +147,32 @@ func migrateCommand(ctx context.Context, args []string, _, stderr io.Writer) int
 }
 
 func sitesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	// The database URL comes from DATABASE_URL or a leading -database-url flag.
-	var cfg Config
-	fs := flag.NewFlagSet("monitor sites", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL of sitewatch's database (env DATABASE_URL)")
-	// The same parser as every command: the URL from DATABASE_URL, so
-	// -h shows no default holding a password.
-	if err := config.Parse(fs, "MONITOR", args); err != nil {
-		return cli.ExitUsage
-	}
-	// Every database call of a sites command has this deadline: a hung
-	// database fails the command instead of hanging the terminal.
-	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
-	defer cancel()
-	var pool *pgxpool.Pool
-	defer func() {
-		if pool != nil {
-			pool.Close()
-		}
-	}()
-	open := func() (cli.SiteStore, error) {
-		if err := config.DatabaseURL(cfg.DatabaseURL); err != nil {
-			return nil, err
-		}
-		var err error
-		pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
-		if err != nil {
-			return nil, fmt.Errorf("opening database pool: %w", err)
-		}
-		return store.New(pool), nil
-	}
-	return cli.Sites(ctx, fs.Args(), cli.Env{Open: open, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+	return withStore(ctx, "monitor sites", args, stderr, func(ctx context.Context, rest []string, open func() (*store.Store, error)) int {
+		return cli.Sites(ctx, rest, cli.Env{Open: func() (cli.SiteStore, error) { return open() }, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+	})
 }
 
 func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var cfg Config
-	fs := flag.NewFlagSet("monitor incidents", flag.ContinueOnError)
+	return withStore(ctx, "monitor incidents", args, stderr, func(ctx context.Context, rest []string, open func() (*store.Store, error)) int {
+		return cli.Incidents(ctx, rest, func() (cli.IncidentStore, error) { return open() }, stdout, stderr)
+	})
+}
+
+func channelsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return withStore(ctx, "monitor channels", args, stderr, func(ctx context.Context, rest []string, open func() (*store.Store, error)) int {
+		return cli.Channels(ctx, rest, func() (cli.ChannelStore, error) { return open() }, stdout, stderr)
+	})
+}
+
+// withStore runs a CLI command group: -database-url (or DATABASE_URL,
+// DATABASE_URL_FILE) before the subcommand, a deadline, and a store opened
+// only once the subcommand's input is known to be valid.
+func withStore(ctx context.Context, name string, args []string, stderr io.Writer,
+	run func(ctx context.Context, rest []string, open func() (*store.Store, error)) int) int {
+	var databaseURL string
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL of sitewatch's database (env DATABASE_URL)")
+	fs.StringVar(&databaseURL, "database-url", "", "PostgreSQL URL of sitewatch's database (env DATABASE_URL)")
 	if err := config.Parse(fs, "MONITOR", args); err != nil {
 		return cli.ExitUsage
 	}
@@ -196,14 +184,14 @@ func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			pool.Close()
 		}
 	}()
-	return cli.Incidents(ctx, fs.Args(), func() (cli.IncidentStore, error) {
-		if err := config.DatabaseURL(cfg.DatabaseURL); err != nil {
+	return run(ctx, fs.Args(), func() (*store.Store, error) {
+		if err := config.DatabaseURL(databaseURL); err != nil {
 			return nil, err
 		}
 		var err error
-		if pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
+		if pool, err = pgxpool.New(ctx, databaseURL); err != nil {
 			return nil, fmt.Errorf("opening database pool: %w", err)
 		}
 		return store.New(pool), nil
-	}, stdout, stderr)
+	})
 }

@@ -22,6 +22,9 @@ type Config struct {
 	CreateTopic     bool
 	TopicPartitions int
 	IncidentSweep   time.Duration
+	Notify          bool
+	NotifyGroupID   string
+	NotifyAttempts  int
 	BatchSize       int
 	BatchWait       time.Duration
 }
@@ -33,6 +36,9 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.GroupID, "group-id", "sitewatch-sink", "Kafka consumer group")
 	fs.BoolVar(&c.CreateTopic, "create-topic", true, "create the topic at startup if it does not exist")
 	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of the topic (and of sitewatch.incidents) when the sink creates it")
+	fs.BoolVar(&c.Notify, "notify", true, "run the notifier: deliver incident notifications to the sites' channels")
+	fs.StringVar(&c.NotifyGroupID, "notify-group-id", "sitewatch-notifier", "Kafka consumer group of the notifier on sitewatch.incidents")
+	fs.IntVar(&c.NotifyAttempts, "notify-max-attempts", 12, "delivery attempts per notification and channel before it is failed for good (backoff 1s doubling to 10m)")
 	fs.DurationVar(&c.IncidentSweep, "incident-sweep-interval", 5*time.Second, "how often sites no region checks any more open stale incidents, and removed or disabled sites' incidents are resolved")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "messages written per database transaction")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "longest a message waits for its batch to fill")
@@ -46,6 +52,12 @@ func (c Config) Validate() error {
 	}
 	if err := outbox.ValidateTopic(c.Topic); err != nil {
 		errs = append(errs, fmt.Errorf("topic: %w", err))
+	}
+	if c.NotifyGroupID == "" || c.NotifyGroupID == c.GroupID {
+		errs = append(errs, fmt.Errorf("notify-group-id: %q: want a group of its own", c.NotifyGroupID))
+	}
+	if c.NotifyAttempts < 1 || c.NotifyAttempts > 100 {
+		errs = append(errs, fmt.Errorf("notify-max-attempts: %d: want 1..100", c.NotifyAttempts))
 	}
 	if c.GroupID == "" {
 		errs = append(errs, errors.New("group-id: required"))

@@ -11,15 +11,18 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
+	"github.com/sitewatch/sitewatch/platform/notify"
 	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
+	"github.com/sitewatch/sitewatch/services/sink/internal/notifier"
 	"github.com/sitewatch/sitewatch/services/sink/internal/sink"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
 )
@@ -100,7 +103,18 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	g.Go(func() error { return opsSrv.Run(gctx) })
 	g.Go(func() error { return s.Run(gctx) })
 	g.Go(func() error { sweepIncidents(gctx, pool, cfg.IncidentSweep, logger); return nil })
+	var notifyConsumer *kafka.Consumer
+	if cfg.Notify {
+		if notifyConsumer, err = startNotifier(gctx, g, cfg, pool, logger, opsSrv.Registry()); err != nil {
+			return errors.Join(err, g.Wait())
+		}
+	}
 	err = g.Wait()
+	if notifyConsumer != nil {
+		if cerr := notifyConsumer.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the notifier's Kafka consumer: %w", cerr))
+		}
+	}
 	// Close commits the offsets stored so far and leaves the group at once,
 	// so the partitions move to another sink without waiting for a timeout.
 	if cerr := consumer.Close(); cerr != nil {
@@ -127,4 +141,32 @@ func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, every time.Duration
 				zap.String("kind", c.Kind), zap.Bool("opened", c.Opened))
 		}
 	}
+}
+
+// startNotifier consumes sitewatch.incidents in a group of its own and
+// delivers the notifications, in g.
+func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgxpool.Pool, logger *zap.Logger, reg prometheus.Registerer) (*kafka.Consumer, error) {
+	logger = logger.With(zap.String("component", "notifier"))
+	n, err := notifier.New(notifier.Config{MaxAttempts: cfg.NotifyAttempts, RetryBackoff: time.Second, PollInterval: time.Second, Batch: 50},
+		pool, notify.Client(), logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(kafka.ConfigMap{
+		"group.id":                 cfg.NotifyGroupID,
+		"auto.offset.reset":        "earliest",
+		"enable.auto.commit":       true,
+		"enable.auto.offset.store": false, // stored once the deliveries are recorded
+		"auto.commit.interval.ms":  1000,
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("creating the notifier's Kafka consumer: %w", err)
+	}
+	if err := c.Subscribe(checkevent.IncidentTopic, nil); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("subscribing to %s: %w", checkevent.IncidentTopic, err)
+	}
+	g.Go(func() error { n.Consume(ctx, c); return nil })
+	g.Go(func() error { n.Deliver(ctx); return nil })
+	return c, nil
 }

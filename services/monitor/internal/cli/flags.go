@@ -15,7 +15,7 @@ import (
 type siteFlags struct {
 	method, expect, interval, timeout, topic, regions          string
 	failureThreshold, successThreshold, quorum, tlsWarningDays int
-	headers, match, notMatch                                   listFlag
+	headers, match, notMatch, channels                         listFlag
 	enabled, disabled                                          bool
 }
 
@@ -34,6 +34,7 @@ func (f *siteFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.successThreshold, "success-threshold", site.DefaultThreshold, "passing checks in a row before a region says it is up again")
 	fs.IntVar(&f.quorum, "quorum", 0, "regions that must agree the site is down (0: a majority)")
 	fs.IntVar(&f.tlsWarningDays, "tls-warning-days", site.DefaultTLSWarningDays, "open a warning when the TLS certificate expires within this many days (0: never)")
+	fs.Var(&f.channels, "channel", "notification `channel` of the site's incidents; repeat for more; --channel= for the default channels")
 	fs.BoolVar(&f.enabled, "enabled", false, "check the site")
 	fs.BoolVar(&f.disabled, "disabled", false, "keep the site but do not check it")
 }

@@ -33,6 +33,8 @@ type SiteStore interface {
 	Site(ctx context.Context, id int64) (site.Site, error)
 	UpdateSite(ctx context.Context, id int64, change func(*site.Site)) (site.Site, error)
 	RemoveSite(ctx context.Context, id int64) error
+	SetSiteChannels(ctx context.Context, id int64, names []string) error
+	SiteChannels(ctx context.Context, id int64) ([]string, error)
 }
 
 // Usage describes the sites command.
@@ -59,6 +61,7 @@ flags of add and update:
   --success-threshold N passing checks in a row before it says up again (2)
   --quorum N            regions that must agree the site is down (0: a majority)
   --tls-warning-days N  warn when the certificate expires within N days (14; 0: never)
+  --channel NAME        notification channel; repeat for more; --channel= for the defaults
   --enabled, --disabled check the site or not
 `
 
@@ -142,6 +145,11 @@ func add(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return failure(env, "add", err)
 	}
+	if given["channel"] {
+		if err := st.SetSiteChannels(ctx, added[0].ID, f.channels.values()); err != nil {
+			return failure(env, "add", fmt.Errorf("site %d added, its channels not set: %w", added[0].ID, err))
+		}
+	}
 	fmt.Fprintf(env.Stdout, "added site %d: %s every %s\n", added[0].ID, added[0].URL, added[0].Interval)
 	return ExitOK
 }
@@ -175,6 +183,11 @@ func update(ctx context.Context, args []string, env Env) int {
 	updated, err := st.UpdateSite(ctx, id, func(s *site.Site) { _ = f.apply(s, given) })
 	if err != nil {
 		return failure(env, "update", err)
+	}
+	if given["channel"] {
+		if err := st.SetSiteChannels(ctx, id, f.channels.values()); err != nil {
+			return failure(env, "update", err)
+		}
 	}
 	fmt.Fprintf(env.Stdout, "updated site %d: %s every %s\n", updated.ID, updated.URL, updated.Interval)
 	return ExitOK
@@ -227,7 +240,18 @@ func show(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stdout, "# site %d, updated %s (header values that look like credentials masked; export shows them)\n",
 			s.ID, s.Updated.UTC().Format("2006-01-02 15:04:05Z"))
 		s.Headers = maskCredentials(s.Headers)
-		return writeSites(env.Stdout, []site.Site{s})
+		if err := writeSites(env.Stdout, []site.Site{s}); err != nil {
+			return err
+		}
+		channels, err := st.SiteChannels(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(channels) == 0 {
+			channels = []string{"(the default channels)"}
+		}
+		fmt.Fprintf(env.Stdout, "# channels: %s\n", strings.Join(channels, ", "))
+		return nil
 	})
 }
 

@@ -35,6 +35,18 @@ var (
 	sitesOIDSQL string
 	//go:embed list_incidents.sql
 	listIncidentsSQL string
+	//go:embed add_channel.sql
+	addChannelSQL string
+	//go:embed list_channels.sql
+	listChannelsSQL string
+	//go:embed remove_channel.sql
+	removeChannelSQL string
+	//go:embed set_site_channels.sql
+	setSiteChannelsSQL string
+	//go:embed site_channels.sql
+	siteChannelsSQL string
+	//go:embed clear_site_channels.sql
+	clearSiteChannelsSQL string
 )
 
 // ErrNotFound is returned for a site id that does not exist.
@@ -201,6 +213,84 @@ func (st *Store) Incident(ctx context.Context, id int64) (Incident, error) {
 		return Incident{}, fmt.Errorf("incident %d: %w", id, ErrNotFound)
 	}
 	return out[0], nil
+}
+
+// Channel is a notification channel.
+type Channel struct {
+	Name      string
+	Kind      string // notify.Webhook or notify.Slack
+	URL       string
+	Secret    string
+	IsDefault bool  // used by sites that name no channels
+	Sites     int64 // sites that name it
+}
+
+// AddChannel adds ch.
+func (st *Store) AddChannel(ctx context.Context, ch Channel) error {
+	var id int64
+	if err := st.pool.QueryRow(ctx, addChannelSQL, ch.Name, ch.Kind, ch.URL, ch.Secret, ch.IsDefault).Scan(&id); err != nil {
+		return fmt.Errorf("adding channel %s: %w", ch.Name, err)
+	}
+	return nil
+}
+
+// Channels lists the channels, or the one named name when it is not empty.
+func (st *Store) Channels(ctx context.Context, name string) ([]Channel, error) {
+	var only *string
+	if name != "" {
+		only = &name
+	}
+	rows, err := st.pool.Query(ctx, listChannelsSQL, only)
+	if err != nil {
+		return nil, fmt.Errorf("listing channels: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Channel])
+	if err != nil {
+		return nil, fmt.Errorf("listing channels: %w", err)
+	}
+	if name != "" && len(out) == 0 {
+		return nil, fmt.Errorf("channel %s: %w", name, ErrNotFound)
+	}
+	return out, nil
+}
+
+// RemoveChannel deletes the channel named name (and its sites' links).
+func (st *Store) RemoveChannel(ctx context.Context, name string) error {
+	tag, err := st.pool.Exec(ctx, removeChannelSQL, name)
+	if err != nil {
+		return fmt.Errorf("removing channel %s: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("channel %s: %w", name, ErrNotFound)
+	}
+	return nil
+}
+
+// SetSiteChannels makes the site's channels exactly names (none: the
+// default channels).
+func (st *Store) SetSiteChannels(ctx context.Context, id int64, names []string) error {
+	return pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, clearSiteChannelsSQL, id); err != nil {
+			return fmt.Errorf("setting the channels of site %d: %w", id, err)
+		}
+		tag, err := tx.Exec(ctx, setSiteChannelsSQL, id, nonNil(names))
+		if err != nil {
+			return fmt.Errorf("setting the channels of site %d: %w", id, err)
+		}
+		if int(tag.RowsAffected()) != len(names) {
+			return fmt.Errorf("channels %v of site %d: %w (add them with monitor channels add)", names, id, ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// SiteChannels returns the names of the site's channels.
+func (st *Store) SiteChannels(ctx context.Context, id int64) ([]string, error) {
+	var names []string
+	if err := st.pool.QueryRow(ctx, siteChannelsSQL, id).Scan(&names); err != nil {
+		return nil, fmt.Errorf("reading the channels of site %d: %w", id, err)
+	}
+	return names, nil
 }
 
 // UpdateSite applies change to the site with id, validates the result and

@@ -1,0 +1,1 @@
+DELETE FROM site_channels WHERE site_id = $1

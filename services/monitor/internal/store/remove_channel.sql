@@ -1,0 +1,1 @@
+DELETE FROM channels WHERE name = $1
