@@ -30,7 +30,7 @@ const (
 // Header names of a webhook delivery.
 const (
 	SignatureHeader   = "X-Sitewatch-Signature" // "sha256=" + hex HMAC-SHA256 of the body with the channel's secret
-	IdempotencyHeader = "Idempotency-Key"        // the event id: the same notification always carries the same key
+	IdempotencyHeader = "Idempotency-Key"       // the event id: the same notification always carries the same key
 )
 
 // Channel is where notifications go.
