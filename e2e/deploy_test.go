@@ -45,5 +45,21 @@ func TestComposeStackIsHardenedAndConsistent(t *testing.T) {
 		require.Equal(t, 1, code, "%s %s: %s", svc, strings.Join(args, " "), out)
 	}
 	require.NotEmpty(t, compose.Services["relay"].Environment["RELAY_TOPICS"], "the relay has no permissive default")
+
+	// The example of a relay for another team's outbox sets what the relay requires.
+	b, err = os.ReadFile(filepath.Join(filepath.Dir(file), "..", "deploy", "relay-other-outbox.example.yml"))
+	require.NoError(t, err)
+	var example struct {
+		Services map[string]struct {
+			ReadOnly    bool              `yaml:"read_only"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &example))
+	billing := example.Services["relay-billing"]
+	require.True(t, billing.ReadOnly)
+	for _, key := range []string{"RELAY_TOPICS", "RELAY_TABLE", "RELAY_CE_SOURCE", "DATABASE_URL"} {
+		require.NotEmpty(t, billing.Environment[key], key)
+	}
 	require.Contains(t, compose.Services["monitor"].Environment, "MONITOR_ALLOW_NETS")
 }
