@@ -144,6 +144,18 @@ type window struct{ from, to time.Time }
 
 func (w window) holds(t time.Time) bool { return !t.Before(w.from) && !t.After(w.to) }
 
+// drain waits until every check written to topic is in stats, then stops
+// the relay and the sink.
+func drain(t *testing.T, pool *pgxpool.Pool, topic string, relay, sink *process) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return count(t, pool, `SELECT count(*) FROM outbox o WHERE topic_name = $1
+			AND NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)`, topic) == 0
+	}, 60*time.Second, 200*time.Millisecond, "every check reaches stats")
+	relay.stop(t, 20*time.Second)
+	sink.stop(t, 20*time.Second)
+}
+
 // TestReplicasShareTheSitesAndSurviveKill9: 3 replicas in one region, 300
 // sites at 1 s; one replica killed with kill -9, then started again. No
 // site goes unchecked for more than its interval + 5 s; two checks of a
@@ -188,11 +200,7 @@ func TestReplicasShareTheSitesAndSurviveKill9(t *testing.T) {
 	for _, r := range []*replica{rs[0], rs[2], rs[1]} {
 		r.stop(t, 30*time.Second)
 	}
-	require.Eventually(t, func() bool {
-		return count(t, pool, "SELECT count(*) FROM outbox o WHERE topic_name = $1 AND NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)", topic) == 0
-	}, 60*time.Second, 200*time.Millisecond, "every check reaches stats")
-	relay.stop(t, 20*time.Second)
-	sink.stop(t, 20*time.Second)
+	drain(t, pool, topic, relay, sink)
 
 	handovers := []window{
 		{killedAt.Add(-time.Second), killedAt.Add(8 * time.Second)},
@@ -254,11 +262,7 @@ func TestEveryRegionChecksEverySiteOnce(t *testing.T) {
 	for _, r := range rs {
 		r.stop(t, 30*time.Second)
 	}
-	require.Eventually(t, func() bool {
-		return count(t, pool, "SELECT count(*) FROM outbox o WHERE topic_name = $1 AND NOT EXISTS (SELECT 1 FROM stats s WHERE s.event_id = o.event_id)", topic) == 0
-	}, 30*time.Second, 200*time.Millisecond, "every check reaches stats")
-	relay.stop(t, 20*time.Second)
-	sink.stop(t, 20*time.Second)
+	drain(t, pool, topic, relay, sink)
 
 	rows, err := pool.Query(context.Background(), `SELECT site_id, region, count(*)::int FROM stats
 		WHERE checked_at BETWEEN $1 AND $2 GROUP BY 1, 2`, from, to)
