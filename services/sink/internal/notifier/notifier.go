@@ -95,8 +95,18 @@ func New(cfg Config, pool *pgxpool.Pool, client *http.Client, logger *zap.Logger
 func (n *Notifier) Consume(ctx context.Context, c Consumer) {
 	policy := retry.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.2, AttemptTimeout: 30 * time.Second}
 	for ctx.Err() == nil {
-		m, ok := c.Poll(200).(*kafka.Message)
-		if !ok || m.TopicPartition.Error != nil {
+		var m *kafka.Message
+		switch ev := c.Poll(200).(type) {
+		case *kafka.Message:
+			if ev.TopicPartition.Error != nil {
+				n.logger.Warn("Kafka consumer error", zap.Error(ev.TopicPartition.Error))
+				continue
+			}
+			m = ev
+		case kafka.Error:
+			n.logger.Warn("Kafka consumer error", zap.String("code", ev.Code().String()), zap.Error(ev))
+			continue
+		default:
 			continue
 		}
 		err := retry.Do(ctx, policy, func(actx context.Context) error { return n.record(actx, m) },
