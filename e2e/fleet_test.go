@@ -30,6 +30,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 	"github.com/sitewatch/sitewatch/platform/notify"
+	"github.com/sitewatch/sitewatch/platform/notify/notifytest"
 )
 
 // okServer answers every request with 200 and counts them.
@@ -369,7 +370,13 @@ func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 	t.Cleanup(hook.Close)
 	code, out := run(t, append(env, "SITEWATCH_CHANNEL_SECRET=hook-secret"), "monitor", "channels", "add", "oncall", "--webhook", hook.URL)
 	require.Equal(t, 0, code, out)
-	code, out = run(t, env, "monitor", "sites", "add", srv.URL+"/", "--interval", "1s", "--topic", topic, "--channel", "oncall")
+	// And an SMTP server of the test's own.
+	smtpServer := notifytest.StartSMTP(t)
+	code, out = run(t, append(env, "SITEWATCH_CHANNEL_SECRET=mail-pass"), "monitor", "channels", "add", "mail",
+		"--email", "smtp://alerts@"+smtpServer.Addr, "--from", "sitewatch@example.com", "--to", "oncall@example.com")
+	require.Equal(t, 0, code, out)
+	code, out = run(t, env, "monitor", "sites", "add", srv.URL+"/", "--interval", "1s", "--topic", topic,
+		"--channel", "oncall", "--channel", "mail")
 	require.Equal(t, 0, code, out)
 
 	var rs []*replica
@@ -440,6 +447,14 @@ func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 	}
 	require.Equal(t, []string{checkevent.IncidentOpenedType, checkevent.IncidentResolvedType}, gotTypes,
 		"exactly one opened and one resolved notification, after dedupe on the idempotency key")
+
+	// The same two by mail, in order, authenticated.
+	require.Eventually(t, func() bool { return len(smtpServer.Mails()) >= 2 }, 60*time.Second, 100*time.Millisecond,
+		"the opened and resolved mails reach the SMTP server")
+	mails := smtpServer.Mails()
+	require.Equal(t, "alerts\x00mail-pass", mails[0].Auth)
+	require.Contains(t, mails[0].Data, "is DOWN")
+	require.Contains(t, mails[1].Data, "is fine again")
 	for _, r := range rs {
 		r.stop(t, 30*time.Second)
 	}

@@ -25,6 +25,7 @@ import (
 const (
 	Webhook = "webhook"
 	Slack   = "slack"
+	Email   = "email" // URL smtp://user@host:port?from=a@example.com&to=b@example.com,c@example.com; Secret the password
 )
 
 // Header names of a webhook delivery.
@@ -57,6 +58,9 @@ func Verify(secret string, body []byte, signature string) bool {
 // Send delivers one incident event to ch. An error says the receiver did
 // not take it (the delivery is retried); it never holds the secret.
 func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventType string, incident []byte) error {
+	if ch.Kind == Email {
+		return sendMail(ctx, ch, eventID, eventType, incident)
+	}
 	var body []byte
 	var err error
 	switch ch.Kind {
@@ -98,16 +102,22 @@ func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventTy
 
 // slackText is one line a person reads in a chat.
 func slackText(eventType string, incident []byte) string {
+	return ":" + summary(eventType, incident)
+}
+
+// summary says what happened in one line; it starts with an emoji name
+// and its closing colon ("red_circle: ...").
+func summary(eventType string, incident []byte) string {
 	var in checkevent.Incident
 	if err := json.Unmarshal(incident, &in); err != nil {
-		return "sitewatch: " + eventType
+		return "bell: sitewatch: " + eventType
 	}
 	what := map[string]string{checkevent.KindDown: "is DOWN", checkevent.KindStale: "is not being checked",
 		checkevent.KindWarning: "needs attention"}[in.Kind]
 	if eventType == checkevent.IncidentResolvedType {
-		return fmt.Sprintf(":large_green_circle: %s is fine again (%s incident %d resolved: %s)", in.URL, in.Kind, in.IncidentID, in.Resolution)
+		return fmt.Sprintf("large_green_circle: %s is fine again (%s incident %d resolved: %s)", in.URL, in.Kind, in.IncidentID, in.Resolution)
 	}
-	text := fmt.Sprintf(":red_circle: %s %s (incident %d)", in.URL, what, in.IncidentID)
+	text := fmt.Sprintf("red_circle: %s %s (incident %d)", in.URL, what, in.IncidentID)
 	if in.ErrorClass != "" {
 		text += ": " + in.ErrorClass
 		if in.Error != "" {

@@ -33,6 +33,7 @@ type ChannelStore interface {
 const ChannelsUsage = `usage:
   monitor channels add NAME --webhook URL [--secret-file FILE] [--default]
   monitor channels add NAME --slack URL [--default]
+  monitor channels add NAME --email smtp://[user@]host:587 --from ADDR --to ADDR[,ADDR] [--secret-file FILE] [--default]
   monitor channels list
   monitor channels remove NAME
   monitor channels test NAME        send a test notification now
@@ -40,7 +41,8 @@ const ChannelsUsage = `usage:
 A webhook gets the incident's CloudEvent as JSON, signed: header X-Sitewatch-Signature is
 "sha256=" and the hex HMAC-SHA256 of the body with the channel's secret (SITEWATCH_CHANNEL_SECRET
 or --secret-file; never a flag value, which would show in ps); header Idempotency-Key is the
-event id. Sites choose channels with sites add|update --channel NAME; a site that names none
+event id. E-mail goes by SMTP with STARTTLS (required unless the server is on this machine) and
+AUTH PLAIN as the URL's user with the secret as password. Sites choose channels with sites add|update --channel NAME; a site that names none
 uses the --default channels.
 `
 
@@ -68,6 +70,9 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 			fs.SetOutput(stderr)
 			webhook := fs.String("webhook", "", "URL of a generic webhook")
 			slack := fs.String("slack", "", "URL of a Slack-compatible incoming webhook")
+			email := fs.String("email", "", "SMTP server as smtp://[user@]host:port")
+			from := fs.String("from", "", "sender address of e-mail notifications")
+			to := fs.String("to", "", "comma-separated recipients of e-mail notifications")
 			secretFile := fs.String("secret-file", "", "file holding the webhook's signing secret")
 			isDefault := fs.Bool("default", false, "used by every site that names no channels")
 			if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -82,15 +87,28 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 			if !channelName.MatchString(name) {
 				errs = append(errs, fmt.Errorf("name %q: want lower-case letters, digits, '-' and '_'", name))
 			}
+			given := 0
+			for _, v := range []string{*webhook, *slack, *email} {
+				if v != "" {
+					given++
+				}
+			}
 			switch {
-			case (*webhook == "") == (*slack == ""):
-				errs = append(errs, errors.New("give one of --webhook URL or --slack URL"))
+			case given != 1:
+				errs = append(errs, errors.New("give one of --webhook URL, --slack URL or --email smtp://..."))
 			case *webhook != "":
 				ch.Kind, ch.URL = notify.Webhook, *webhook
-			default:
+			case *slack != "":
 				ch.Kind, ch.URL = notify.Slack, *slack
+			default:
+				q := url.Values{"from": {*from}, "to": {*to}}
+				ch.Kind, ch.URL = notify.Email, *email+"?"+q.Encode()
+				if _, err := notify.ParseMailURL(ch.URL); err != nil {
+					errs = append(errs, err)
+				}
 			}
-			if u, err := url.Parse(ch.URL); ch.URL != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
+			if u, err := url.Parse(ch.URL); ch.Kind != notify.Email && ch.URL != "" &&
+				(err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
 				errs = append(errs, fmt.Errorf("url %q: want an http or https URL", ch.URL))
 			}
 			if *secretFile != "" {

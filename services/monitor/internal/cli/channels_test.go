@@ -44,9 +44,17 @@ func TestChannelsAddListTestRemoveAndSitesUseThem(t *testing.T) {
 		require.Contains(t, stderr, "nothing written", bad)
 	}
 
+	code, out, stderr = run("add", "mail", "--email", "smtp://alerts@mail.example.com:587", "--from", "sitewatch@example.com",
+		"--to", "oncall@example.com")
+	require.Equal(t, ExitOK, code, stderr)
+	code, _, stderr = run("add", "mail2", "--email", "smtp://mail.example.com:587", "--from", "nobody", "--to", "x@example.com")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, `from "nobody"`)
+
 	code, out, _ = run("list")
 	require.Equal(t, ExitOK, code)
 	require.Contains(t, out, "ops")
+	require.Contains(t, out, "mail  ")
 	require.NotContains(t, out, "T0KEN", "an incoming webhook's URL is a credential: host only")
 	require.NotContains(t, out, "s3cret")
 
