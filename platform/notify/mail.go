@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"mime"
 	"net"
@@ -28,7 +29,7 @@ type MailTarget struct {
 func ParseMailURL(raw string) (MailTarget, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "smtp" || u.Hostname() == "" || u.Port() == "" {
-		return MailTarget{}, fmt.Errorf("e-mail URL: want smtp://[user@]host:port?from=...&to=...")
+		return MailTarget{}, errors.New("e-mail URL: want smtp://[user@]host:port?from=ADDR&to=ADDR")
 	}
 	if _, set := u.User.Password(); set {
 		return MailTarget{}, fmt.Errorf("e-mail URL: no password in the URL; give it as the channel's secret")

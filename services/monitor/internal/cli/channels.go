@@ -95,7 +95,7 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 			}
 			switch {
 			case given != 1:
-				errs = append(errs, errors.New("give one of --webhook URL, --slack URL or --email smtp://..."))
+				errs = append(errs, errors.New("give one of --webhook URL, --slack URL or --email smtp://HOST:PORT"))
 			case *webhook != "":
 				ch.Kind, ch.URL = notify.Webhook, *webhook
 			case *slack != "":

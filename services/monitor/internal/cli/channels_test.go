@@ -44,7 +44,7 @@ func TestChannelsAddListTestRemoveAndSitesUseThem(t *testing.T) {
 		require.Contains(t, stderr, "nothing written", bad)
 	}
 
-	code, out, stderr = run("add", "mail", "--email", "smtp://alerts@mail.example.com:587", "--from", "sitewatch@example.com",
+	code, _, stderr = run("add", "mail", "--email", "smtp://alerts@mail.example.com:587", "--from", "sitewatch@example.com",
 		"--to", "oncall@example.com")
 	require.Equal(t, ExitOK, code, stderr)
 	code, _, stderr = run("add", "mail2", "--email", "smtp://mail.example.com:587", "--from", "nobody", "--to", "x@example.com")
