@@ -470,3 +470,19 @@ func headerValue(headers []kafka.Header, key string) string {
 	}
 	return ""
 }
+
+// A monitor started before its database waits for it, answering /readyz
+// with the reason, and stops cleanly on SIGTERM meanwhile.
+func TestMonitorWaitsForItsDatabase(t *testing.T) {
+	r := startReplica(t, []string{"DATABASE_URL=postgres://sitewatch@127.0.0.1:1/sitewatch?sslmode=disable", "LOG_FORMAT=console"}, "local")
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + r.ops + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "waiting for the database")
+	}, 20*time.Second, 100*time.Millisecond, "not ready, saying why")
+	r.stop(t, 20*time.Second)
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -73,10 +74,26 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	st := store.New(pool)
 	opsSrv := ops.New(cfg.OpsAddr, logger)
 	opsSrv.AddReadiness("postgres", pool.Ping)
+	// The ops endpoints answer while the database is awaited.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return opsSrv.Run(gctx) })
+	fail := func(err error) error { // stops the ops server on the way out
+		cancel()
+		return errors.Join(err, g.Wait())
+	}
+	var joined atomic.Pointer[fleet.Member]
+	opsSrv.AddReadiness("fleet", func(ctx context.Context) error {
+		if m := joined.Load(); m != nil {
+			return m.Ready(ctx)
+		}
+		return errors.New("not in the fleet yet: waiting for the database")
+	})
 
 	// Waits for the database: joining the fleet needs it.
 	var member *fleet.Member
-	err = retry.Do(ctx, startupRetry, func(actx context.Context) error {
+	err = retry.Do(gctx, startupRetry, func(actx context.Context) error {
 		var err error
 		member, err = fleet.New(actx, fleet.Config{DatabaseURL: cfg.DatabaseURL, Region: cfg.Region,
 			Rebalance: cfg.Rebalance, DeadPeer: cfg.DeadPeer}, st, logger, opsSrv.Registry())
@@ -85,9 +102,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		logger.Warn("waiting for the database to join the fleet", zap.Int("attempt", attempt), zap.Error(err), zap.Duration("retry_in", wait))
 	})
 	if err != nil {
-		return fmt.Errorf("joining the fleet of region %s: %w", cfg.Region, err)
+		return fail(fmt.Errorf("joining the fleet of region %s: %w", cfg.Region, err))
 	}
-	opsSrv.AddReadiness("fleet", member.Ready)
+	joined.Store(member)
 
 	results := make(chan probe.Result, 4*cfg.BatchSize)
 	prober := probe.New(probe.Config{MaxBodyBytes: cfg.MaxBodyBytes, UserAgent: cfg.UserAgent,
@@ -95,12 +112,12 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	sched, err := schedule.New(schedule.Config{Concurrency: cfg.Concurrency, ReloadInterval: cfg.ReloadInterval},
 		st, member, prober, results, logger, opsSrv.Registry())
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	rec, err := record.New(record.Config{BatchSize: cfg.BatchSize, FlushInterval: cfg.FlushInterval, ShutdownGrace: 30 * time.Second,
 		WriteTimeout: 30 * time.Second}, st, logger, opsSrv.Registry())
 	if err != nil {
-		return err
+		return fail(err)
 	}
 
 	// A recorder failing to write for minutes holds every check behind it.
@@ -111,8 +128,6 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		defer close(recorded)
 		rec.Run(ctx, results) // ends when the scheduler closes results
 	}()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return opsSrv.Run(gctx) })
 	g.Go(func() error { sched.Run(gctx); return nil })
 	// The lease outlives the scheduler: shards are given up only once
 	// their checks have stopped.
