@@ -39,6 +39,7 @@ const usage = `usage: monitor [run|migrate|sites] [flags]
   sites     add, update, list, show, remove, import and export sites (monitor sites help)
   incidents list and show open and recent incidents (monitor incidents help)
   channels  add, list, remove and test notification channels (monitor channels help)
+  silence   add, list and remove maintenance windows of sites (monitor silence help)
   healthcheck  exit 0 if the running monitor's /healthz answers 200 (for container health checks)
 
 Flags and their MONITOR_* environment variables: monitor run -h
@@ -46,7 +47,7 @@ Flags and their MONITOR_* environment variables: monitor run -h
 
 func main() {
 	command.Main("monitor", "run", usage, map[string]command.Func{
-		"run": runCommand, "migrate": migrateCommand, "sites": sitesCommand, "incidents": incidentsCommand, "channels": channelsCommand,
+		"run": runCommand, "migrate": migrateCommand, "sites": sitesCommand, "incidents": incidentsCommand, "channels": channelsCommand, "silence": silenceCommand,
 		"healthcheck": command.Healthcheck(":9101"),
 	})
 }
@@ -176,6 +177,12 @@ func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 func channelsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return withStore(ctx, "monitor channels", args, stderr, func(ctx context.Context, rest []string, open func() (*store.Store, error)) int {
 		return cli.Channels(ctx, rest, func() (cli.ChannelStore, error) { return open() }, stdout, stderr)
+	})
+}
+
+func silenceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return withStore(ctx, "monitor silence", args, stderr, func(ctx context.Context, rest []string, open func() (*store.Store, error)) int {
+		return cli.Silence(ctx, rest, func() (cli.SilenceStore, error) { return open() }, stdout, stderr)
 	})
 }
 

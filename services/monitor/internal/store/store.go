@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sitewatch/sitewatch/outbox"
@@ -47,6 +48,12 @@ var (
 	siteChannelsSQL string
 	//go:embed clear_site_channels.sql
 	clearSiteChannelsSQL string
+	//go:embed add_silence.sql
+	addSilenceSQL string
+	//go:embed list_silences.sql
+	listSilencesSQL string
+	//go:embed remove_silence.sql
+	removeSilenceSQL string
 )
 
 // ErrNotFound is returned for a site id that does not exist.
@@ -291,6 +298,55 @@ func (st *Store) SiteChannels(ctx context.Context, id int64) ([]string, error) {
 		return nil, fmt.Errorf("reading the channels of site %d: %w", id, err)
 	}
 	return names, nil
+}
+
+// Silence is a maintenance window of a site.
+type Silence struct {
+	ID       int64
+	SiteID   int64
+	URL      string
+	StartsAt time.Time
+	Until    time.Time
+	Reason   string
+}
+
+// AddSilence silences site id's notifications until until and returns the
+// silence's id.
+func (st *Store) AddSilence(ctx context.Context, site int64, until time.Time, reason string) (int64, error) {
+	var id int64
+	if err := st.pool.QueryRow(ctx, addSilenceSQL, site, until, reason).Scan(&id); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign key: no such site
+			return 0, fmt.Errorf("site %d: %w", site, ErrNotFound)
+		}
+		return 0, fmt.Errorf("adding a silence to site %d: %w", site, err)
+	}
+	return id, nil
+}
+
+// Silences lists the silences not over yet.
+func (st *Store) Silences(ctx context.Context) ([]Silence, error) {
+	rows, err := st.pool.Query(ctx, listSilencesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("listing silences: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Silence])
+	if err != nil {
+		return nil, fmt.Errorf("listing silences: %w", err)
+	}
+	return out, nil
+}
+
+// RemoveSilence ends a silence now by deleting it.
+func (st *Store) RemoveSilence(ctx context.Context, id int64) error {
+	tag, err := st.pool.Exec(ctx, removeSilenceSQL, id)
+	if err != nil {
+		return fmt.Errorf("removing silence %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("silence %d: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 // UpdateSite applies change to the site with id, validates the result and

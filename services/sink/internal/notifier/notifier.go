@@ -38,6 +38,8 @@ var (
 	deliveredSQL string
 	//go:embed retry.sql
 	retrySQL string
+	//go:embed silenced.sql
+	silencedSQL string
 )
 
 // Config tunes the notifier.
@@ -182,6 +184,9 @@ func (n *Notifier) deliverOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("beginning delivery transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, silencedSQL); err != nil {
+		return 0, fmt.Errorf("dropping silenced notifications: %w", err)
+	}
 	rows, err := tx.Query(ctx, claimSQL, n.cfg.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("claiming deliveries: %w", err)

@@ -169,3 +169,51 @@ func TestASitesNotificationsArriveInOrder(t *testing.T) {
 	require.Contains(t, string(r.body[0]), checkevent.IncidentOpenedType)
 	require.Contains(t, string(r.body[1]), checkevent.IncidentResolvedType)
 }
+
+// During a silence nothing is sent; once it ends, an incident still open is
+// notified, and one opened and resolved within it never is.
+func TestSilences(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	r := newReceiver(t)
+	var site int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO sites (url) VALUES ('https://a/') RETURNING id`).Scan(&site))
+	_, err := pool.Exec(ctx, `INSERT INTO channels (name, kind, url, is_default) VALUES ('all', 'webhook', $1, true)`, r.URL)
+	require.NoError(t, err)
+	var silence int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO silences (site_id, starts_at, until) VALUES ($1, now() - interval '1 minute', now() + interval '1 hour') RETURNING id`, site).Scan(&silence))
+	n, err := New(Config{MaxAttempts: 3, RetryBackoff: time.Millisecond, PollInterval: time.Millisecond, Batch: 10},
+		pool, notify.Client(), zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+
+	incident := func(resolved bool) (int64, *kafka.Message) {
+		var id int64
+		require.NoError(t, pool.QueryRow(ctx, `INSERT INTO incidents (site_id, url, kind, opened_at, resolved_at)
+			VALUES ($1, 'https://a/', 'down', now() - interval '30 seconds', CASE WHEN $2 THEN now() - interval '10 seconds' END)
+			RETURNING id`, site, resolved).Scan(&id))
+		m := message(t, site, checkevent.IncidentOpenedType)
+		var in checkevent.Incident
+		require.NoError(t, json.Unmarshal(m.Value, &in))
+		in.IncidentID = id
+		m.Value, err = json.Marshal(in)
+		require.NoError(t, err)
+		return id, m
+	}
+	_, stillOpen := incident(false)
+	_, over := incident(true)
+	require.NoError(t, n.record(ctx, stillOpen))
+	require.NoError(t, n.record(ctx, over))
+	sent, err := n.deliverOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, sent, "nothing is sent during the silence")
+
+	_, err = pool.Exec(ctx, `UPDATE silences SET until = now() - interval '1 second' WHERE id = $1`, silence)
+	require.NoError(t, err)
+	sent, err = n.deliverOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, sent, "the incident still open when the silence ended is notified")
+	require.Len(t, r.body, 1)
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM deliveries WHERE status = 'silenced'"),
+		"the one opened and resolved within the silence never is")
+}

@@ -1,0 +1,1 @@
+DELETE FROM silences WHERE id = $1
