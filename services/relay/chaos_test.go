@@ -72,6 +72,12 @@ func startRelay(t *testing.T, dbURL, brokers, topic string, extra ...string) *re
 	require.NoError(t, cmd.Start())
 	p := &relayProc{cmd: cmd, log: log, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
+	// Up means its signal handling is in place: a SIGTERM sent before would
+	// kill it like any process, which is not what a test of it means.
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(log.Name())
+		return strings.Contains(string(b), "relay starting") || strings.Contains(string(b), "waiting for the source")
+	}, 30*time.Second, 10*time.Millisecond, "the relay starts")
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-p.done
