@@ -107,7 +107,7 @@ func cause(in store.Incident) string {
 // server must not move the terminal's cursor.
 func escape(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
+		if r < ' ' || (r >= 0x7f && r < 0xa0) { // C0, DEL and C1
 			return '?'
 		}
 		return r
