@@ -197,7 +197,7 @@ func parkedSubcommand(ctx context.Context, sub string, args []string, stdout, st
 		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
 		return command.ExitUsage
 	}
-	ids, err := parseIDs(fs.Args())
+	ids, err := command.IDs(fs.Args())
 	if err == nil && sub == "requeue" && len(ids) == 0 && !*all {
 		err = errors.New("give the IDs of the rows to requeue, or -all")
 	}

@@ -28,13 +28,14 @@ import (
 )
 
 const usage = `usage: sink [run] [flags]   consume check events into the stats table until SIGTERM
+       sink deliveries list|retry   failed notifications, and sending them again (sink deliveries help)
        sink healthcheck             exit 0 if the running sink's /healthz answers 200
 
 Flags and their SINK_* environment variables: sink run -h
 `
 
 func main() {
-	command.Main("sink", "run", usage, map[string]command.Func{"run": runCommand, "healthcheck": command.Healthcheck(":9103")})
+	command.Main("sink", "run", usage, map[string]command.Func{"run": runCommand, "deliveries": deliveriesCommand, "healthcheck": command.Healthcheck(":9103")})
 }
 
 func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {

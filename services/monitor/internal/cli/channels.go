@@ -322,7 +322,7 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tKIND\tURL\tSECRET\tDEFAULT\tSITES")
 				for _, c := range chs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%d\n", c.Name, c.Kind, escape(maskedURL(c)), c.Secret != "", c.IsDefault, c.Sites)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%d\n", c.Name, c.Kind, command.Escape(maskedURL(c)), c.Secret != "", c.IsDefault, c.Sites)
 				}
 				return tw.Flush()
 			})
@@ -342,9 +342,9 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 				}
 				c, spec := chs[0], specOf(chs[0])
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "name:\t%s\nkind:\t%s\nurl:\t%s\n", c.Name, c.Kind, escape(maskedURL(c)))
+				fmt.Fprintf(tw, "name:\t%s\nkind:\t%s\nurl:\t%s\n", c.Name, c.Kind, command.Escape(maskedURL(c)))
 				if c.Kind == notify.Email {
-					fmt.Fprintf(tw, "from:\t%s\nto:\t%s\n", escape(spec.From), escape(strings.Join(spec.To, ", ")))
+					fmt.Fprintf(tw, "from:\t%s\nto:\t%s\n", command.Escape(spec.From), command.Escape(strings.Join(spec.To, ", ")))
 				}
 				secret := "none"
 				if c.Secret != "" {
@@ -353,7 +353,7 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 				fmt.Fprintf(tw, "secret:\t%s\ndefault:\t%t\nsites:\t%d\n", secret, c.IsDefault, c.Sites)
 				fmt.Fprintf(tw, "deliveries:\t%d delivered, %d pending, %d failed, %d silenced\n", d.Delivered, d.Pending, d.Failed, d.Silenced)
 				if d.LastFailedAt != nil && d.LastError != nil {
-					fmt.Fprintf(tw, "last failure:\t%s: %s\n", d.LastFailedAt.UTC().Format(time.RFC3339), escape(*d.LastError))
+					fmt.Fprintf(tw, "last failure:\t%s: %s\n", d.LastFailedAt.UTC().Format(time.RFC3339), command.Escape(*d.LastError))
 				}
 				return tw.Flush()
 			})

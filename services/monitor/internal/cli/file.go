@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/store"
 )
@@ -193,7 +194,7 @@ func readChannelFile(path string, stdin io.Reader) ([]store.ChannelImport, error
 			err = fmt.Errorf("name: also channel %d's", j+1)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("channel %d (%s): %w", i+1, escape(spec.Name), err)
+			return nil, fmt.Errorf("channel %d (%s): %w", i+1, command.Escape(spec.Name), err)
 		}
 		seen[spec.Name] = i
 		out[i] = store.ChannelImport{Channel: ch, KeepSecret: spec.SecretFile == ""}
