@@ -25,6 +25,8 @@ type Config struct {
 	Notify          bool
 	NotifyGroupID   string
 	NotifyAttempts  int
+	NotifyBackoff   time.Duration
+	NotifyMaxWait   time.Duration
 	BatchSize       int
 	BatchWait       time.Duration
 }
@@ -38,7 +40,9 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of the topic (and of sitewatch.incidents) when the sink creates it")
 	fs.BoolVar(&c.Notify, "notify", true, "run the notifier: deliver incident notifications to the sites' channels")
 	fs.StringVar(&c.NotifyGroupID, "notify-group-id", "sitewatch-notifier", "Kafka consumer group of the notifier on sitewatch.incidents")
-	fs.IntVar(&c.NotifyAttempts, "notify-max-attempts", 12, "delivery attempts per notification and channel before it is failed for good (backoff 1s doubling to 10m)")
+	fs.IntVar(&c.NotifyAttempts, "notify-max-attempts", 12, "delivery attempts per notification and channel before it is failed for good")
+	fs.DurationVar(&c.NotifyBackoff, "notify-retry-backoff", time.Second, "wait after a failed delivery attempt, doubling each time")
+	fs.DurationVar(&c.NotifyMaxWait, "notify-max-backoff", 10*time.Minute, "longest wait between two delivery attempts")
 	fs.DurationVar(&c.IncidentSweep, "incident-sweep-interval", 5*time.Second, "how often sites no region checks any more open stale incidents, and removed or disabled sites' incidents are resolved")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "messages written per database transaction")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "longest a message waits for its batch to fill")
@@ -58,6 +62,12 @@ func (c Config) Validate() error {
 	}
 	if c.NotifyAttempts < 1 || c.NotifyAttempts > 100 {
 		errs = append(errs, fmt.Errorf("notify-max-attempts: %d: want 1..100", c.NotifyAttempts))
+	}
+	if c.NotifyBackoff < 10*time.Millisecond || c.NotifyBackoff > time.Hour {
+		errs = append(errs, fmt.Errorf("notify-retry-backoff: %s: want 10ms..1h", c.NotifyBackoff))
+	}
+	if c.NotifyMaxWait < c.NotifyBackoff || c.NotifyMaxWait > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("notify-max-backoff: %s: want notify-retry-backoff..24h", c.NotifyMaxWait))
 	}
 	if c.GroupID == "" {
 		errs = append(errs, errors.New("group-id: required"))

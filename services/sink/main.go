@@ -148,7 +148,8 @@ func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, every time.Duration
 // delivers the notifications, in g.
 func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgxpool.Pool, logger *zap.Logger, reg prometheus.Registerer) (*kafka.Consumer, error) {
 	logger = logger.With(zap.String("component", "notifier"))
-	n, err := notifier.New(notifier.Config{MaxAttempts: cfg.NotifyAttempts, RetryBackoff: time.Second, PollInterval: time.Second, Batch: 50},
+	n, err := notifier.New(notifier.Config{MaxAttempts: cfg.NotifyAttempts, RetryBackoff: cfg.NotifyBackoff,
+		MaxBackoff: cfg.NotifyMaxWait, PollInterval: time.Second, Batch: 50},
 		pool, notify.Client(), logger, reg)
 	if err != nil {
 		return nil, err
