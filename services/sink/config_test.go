@@ -18,6 +18,8 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	require.ErrorContains(t, err, "group-id: required")
 	require.ErrorContains(t, err, "ops-addr:")
 	require.ErrorContains(t, err, "notify-retry-backoff: 0s: want 10ms..1h")
-	_, err = loadConfig([]string{"-notify-retry-backoff=2s", "-notify-max-backoff=1s"})
+	_, err = loadConfig([]string{"-notify-retry-backoff=2s", "-notify-max-backoff=1s", "-instance-id=a b", "-session-timeout=0s"})
+	require.ErrorContains(t, err, `instance-id: "a b"`)
+	require.ErrorContains(t, err, "session-timeout: 0s")
 	require.ErrorContains(t, err, "notify-max-backoff: 1s: want notify-retry-backoff..24h")
 }

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/notify"
@@ -58,19 +57,13 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	if cfg.CreateTopic {
 		// The incidents the sink announces go out through the relay to a
 		// topic the broker may not create by itself.
-		for _, topic := range []string{cfg.Topic, checkevent.IncidentTopic} {
+		for _, topic := range []string{cfg.Topic, cfg.IncidentTopic} {
 			if err := kafkaclient.EnsureTopic(ctx, cfg.Kafka, topic, cfg.TopicPartitions); err != nil {
 				return err
 			}
 		}
 	}
-	consumer, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(kafka.ConfigMap{
-		"group.id":                 cfg.GroupID,
-		"auto.offset.reset":        "earliest", // a new group starts from the first check, not the next
-		"enable.auto.commit":       true,       // commits only what we stored...
-		"enable.auto.offset.store": false,      // ...and we store only after the database commit
-		"auto.commit.interval.ms":  1000,
-	}))
+	consumer, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(cfg.consumerConfig(cfg.GroupID)))
 	if err != nil {
 		return fmt.Errorf("creating Kafka consumer: %w", err)
 	}
@@ -81,7 +74,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 
 	opsSrv := ops.New(cfg.OpsAddr, logger)
 	s, err := sink.New(sink.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second,
-		WriteTimeout: 30 * time.Second}, consumer, store.New(pool), logger, opsSrv.Registry())
+		WriteTimeout: 30 * time.Second}, consumer, store.New(pool, cfg.IncidentTopic), logger, opsSrv.Registry())
 	if err != nil {
 		_ = consumer.Close()
 		return err
@@ -98,12 +91,15 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		return nil
 	})
 
-	logger.Info("sink starting", zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID),
+	logger.Info("sink starting", zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID), zap.String("instance", cfg.InstanceID),
 		zap.String("kafka", cfg.Kafka.Brokers))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return opsSrv.Run(gctx) })
 	g.Go(func() error { return s.Run(gctx) })
-	g.Go(func() error { sweepIncidents(gctx, pool, cfg.IncidentSweep, logger); return nil })
+	g.Go(func() error {
+		sweepIncidents(gctx, pool, consumer, cfg.IncidentTopic, cfg.IncidentSweep, logger)
+		return nil
+	})
 	var notifyConsumer *kafka.Consumer
 	if cfg.Notify {
 		if notifyConsumer, err = startNotifier(gctx, g, cfg, pool, logger, opsSrv.Registry()); err != nil {
@@ -124,12 +120,25 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	return err
 }
 
-// sweepIncidents opens stale incidents and resolves those of removed or
-// disabled sites every interval, until ctx ends.
-func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, every time.Duration, logger *zap.Logger) {
+// sweepIncidents resolves the incidents of removed or disabled sites every
+// interval, and opens stale incidents while the consumer has read its
+// partitions up to where they ended at the previous sweep (a sink catching
+// up after a restart would find every site silent), until ctx ends.
+func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Consumer, topic string, every time.Duration, logger *zap.Logger) {
+	var read readUpTo
+	judging := false
 	for retry.Sleep(ctx, every) {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		changes, err := incident.Sweep(sctx, pool, time.Now())
+		caughtUp, behind, err := read.check(sctx, consumer)
+		if caughtUp != judging {
+			judging = caughtUp
+			if caughtUp {
+				logger.Info("read the checks topic up to its end at the last sweep: judging sites without checks stale")
+			} else {
+				logger.Info("behind the checks topic: no site is judged stale until the sink has caught up", zap.Int64("lag", behind), zap.Error(err))
+			}
+		}
+		changes, err := incident.Sweep(sctx, pool, topic, time.Now(), caughtUp)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -154,19 +163,14 @@ func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgx
 	if err != nil {
 		return nil, err
 	}
-	c, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(kafka.ConfigMap{
-		"group.id":                 cfg.NotifyGroupID,
-		"auto.offset.reset":        "earliest",
-		"enable.auto.commit":       true,
-		"enable.auto.offset.store": false, // stored once the deliveries are recorded
-		"auto.commit.interval.ms":  1000,
-	}))
+	// Offsets are stored once the deliveries are recorded.
+	c, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(cfg.consumerConfig(cfg.NotifyGroupID)))
 	if err != nil {
 		return nil, fmt.Errorf("creating the notifier's Kafka consumer: %w", err)
 	}
-	if err := c.Subscribe(checkevent.IncidentTopic, nil); err != nil {
+	if err := c.Subscribe(cfg.IncidentTopic, nil); err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("subscribing to %s: %w", checkevent.IncidentTopic, err)
+		return nil, fmt.Errorf("subscribing to %s: %w", cfg.IncidentTopic, err)
 	}
 	g.Go(func() error { n.Consume(ctx, c); return nil })
 	g.Go(func() error { n.Deliver(ctx); return nil })
