@@ -80,7 +80,7 @@ func (w *Watcher) Check(probe func(ctx context.Context) error) func(ctx context.
 		if cause := w.Err(); cause != nil {
 			return cause
 		}
-		return fmt.Errorf("Kafka: %w", err)
+		return fmt.Errorf("reaching Kafka: %w", err)
 	}
 }
 

@@ -103,5 +103,5 @@ func TestWatcherAuthentication(t *testing.T) {
 	require.NoError(t, w.Err())
 	require.Equal(t, zap.WarnLevel, logs.All()[2].Level)
 	require.EqualError(t, w.Check(func(context.Context) error { return errors.New("Local: Broker transport failure") })(context.Background()),
-		"Kafka: Local: Broker transport failure")
+		"reaching Kafka: Local: Broker transport failure")
 }

@@ -178,11 +178,16 @@ func EnsureTopic(ctx context.Context, c Config, topic string, partitions int) er
 		return fmt.Errorf("creating Kafka admin client: %w", err)
 	}
 	defer p.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// A refusal will not go away by waiting: stop at once, saying why.
 	causes := NewWatcher(c, nil)
 	go func() {
 		for ev := range p.Events() {
 			if e, ok := ev.(kafka.Error); ok {
-				causes.Observe(e)
+				if causes.Observe(e); causes.Err() != nil {
+					cancel()
+				}
 			}
 		}
 	}()
@@ -191,8 +196,6 @@ func EnsureTopic(ctx context.Context, c Config, topic string, partitions int) er
 		return fmt.Errorf("creating Kafka admin client: %w", err)
 	}
 	defer admin.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{
 		Topic: topic, NumPartitions: partitions, ReplicationFactor: -1, // broker default
 	}})
