@@ -99,7 +99,7 @@ func (w *Watcher) Report(err error) bool {
 // and end with timings ("(after 3ms in state X, 1 identical error(s) suppressed)").
 var (
 	brokerPrefix = regexp.MustCompile(`^[a-z_]+://([^/ ]+)/[^:]*: `)
-	timingSuffix = regexp.MustCompile(`\s*\(after [^)]*\)\s*$`)
+	timingSuffix = regexp.MustCompile(`\s*\(after \d.*\)\s*$`)
 )
 
 // Observe classifies one error event of the client.

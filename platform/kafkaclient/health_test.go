@@ -81,7 +81,7 @@ func TestWatcherAuthentication(t *testing.T) {
 	w := NewWatcher(Config{SecurityProtocol: "sasl_ssl", SASLMechanism: "SCRAM-SHA-512", SASLUsername: "alice", SASLPassword: "pa55"}, zap.New(core))
 	for range 3 {
 		w.Observe(kafka.NewError(kafka.ErrAuthentication, "sasl_ssl://localhost:9094/bootstrap: SASL authentication error: "+
-			"Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512 (after 312ms in state AUTH_REQ)", false))
+			"Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512 (after 312ms in state AUTH_REQ, 1 identical error(s) suppressed)", false))
 	}
 	require.Equal(t, 1, logs.Len())
 	want := `Kafka broker localhost:9094: authentication failed for SASL SCRAM-SHA-512 user "alice"`
