@@ -120,7 +120,7 @@ func startTLSPostgres(t *testing.T, ca *tlstest.CA) string {
 		return cmd
 	}
 	srv := ca.Server(t, "postgres", "localhost")
-	for name, content := range map[string]string{"server.crt": srv.CertPEM, "server.key": srv.KeyPEM} {
+	for name, content := range map[string]string{"server.crt": srv.CertPEM, "server.key": srv.KeyPEM, "ca.pem": ca.CertPEM} {
 		path := filepath.Join(dir, name)
 		require.NoError(t, os.WriteFile(path, []byte(content), 0o600)) // the server insists on 0600 for its key
 		require.NoError(t, os.Chown(path, uid, gid))
@@ -129,13 +129,16 @@ func startTLSPostgres(t *testing.T, ca *tlstest.CA) string {
 	data := filepath.Join(dir, "data")
 	out, err := as("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8").CombinedOutput()
 	require.NoError(t, err, "initdb: %s", out)
-	// TCP only with TLS: a plaintext connection finds no line and is refused.
-	require.NoError(t, os.WriteFile(filepath.Join(data, "pg_hba.conf"),
-		[]byte("local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n"), 0o600))
+	// TCP only with TLS: a plaintext connection finds no line and is
+	// refused. The role certuser logs in with a client certificate only.
+	require.NoError(t, os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte("local all all trust\n"+
+		"hostssl all certuser 127.0.0.1/32 cert\nhostssl all certuser ::1/128 cert\n"+
+		"hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n"), 0o600))
 	require.NoError(t, os.Chown(filepath.Join(data, "pg_hba.conf"), uid, gid))
 	port := freePort(t)
 	server := as("postgres", "-D", data, "-p", port, "-k", dir, "-c", "listen_addresses=localhost", "-c", "fsync=off",
-		"-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(dir, "server.crt"), "-c", "ssl_key_file="+filepath.Join(dir, "server.key"))
+		"-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(dir, "server.crt"), "-c", "ssl_key_file="+filepath.Join(dir, "server.key"),
+		"-c", "ssl_ca_file="+filepath.Join(dir, "ca.pem")) // the CA of client certificates
 	log := &syncBuffer{}
 	server.Stdout, server.Stderr = log, log
 	require.NoError(t, server.Start())
@@ -157,6 +160,14 @@ func startTLSPostgres(t *testing.T, ca *tlstest.CA) string {
 		_ = conn.Close(ctx)
 		return true
 	}, 30*time.Second, 100*time.Millisecond, "private postgres with TLS answers")
+	out, err = exec.Command("psql", url, "-Xqc", "CREATE ROLE certuser LOGIN").CombinedOutput()
+	if err != nil { // psql may be missing: pgx does it
+		conn, cerr := pgx.Connect(context.Background(), url)
+		require.NoError(t, cerr)
+		_, cerr = conn.Exec(context.Background(), "CREATE ROLE certuser LOGIN")
+		require.NoError(t, cerr, "%s", out)
+		_ = conn.Close(context.Background())
+	}
 	return port
 }
 

@@ -186,6 +186,19 @@ func TestSecureConnections(t *testing.T) {
 			_, err := pgx.Connect(ctx, tc.url)
 			require.ErrorContains(t, err, tc.want, name)
 		}
+		// Client certificates: certuser logs in with one (CN=certuser), and only with one.
+		client := ca.Client(t, "certuser")
+		certURL := fmt.Sprintf("postgres://certuser@localhost:%s/postgres?sslmode=verify-full&sslrootcert=%s&sslcert=%s&sslkey=%s",
+			pgPort, ca.CertFile, client.CertFile, client.KeyFile)
+		conn, err := pgx.Connect(ctx, certURL)
+		require.NoError(t, err, "a client certificate through the URL")
+		var who string
+		require.NoError(t, conn.QueryRow(ctx, "SELECT current_user").Scan(&who))
+		require.Equal(t, "certuser", who)
+		require.NoError(t, conn.Close(ctx))
+		_, err = pgx.Connect(ctx, fmt.Sprintf("postgres://certuser@localhost:%s/postgres?sslmode=verify-full&sslrootcert=%s", pgPort, ca.CertFile))
+		require.ErrorContains(t, err, "connection requires a valid client certificate", "no certificate, no login")
+
 		// A service given the wrong host name says why on /readyz.
 		ops := freeAddr(t)
 		wrongHost := fmt.Sprintf("postgres://postgres@127.0.0.1:%s/postgres?sslmode=verify-full&sslrootcert=%s", pgPort, ca.CertFile)
