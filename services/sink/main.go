@@ -131,7 +131,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	var notifyConsumer *kafka.Consumer
 	if cfg.Notify {
 		if notifyConsumer, err = startNotifier(gctx, g, cfg, pool, kafkaHealth, logger, opsSrv.Registry()); err != nil {
-			return errors.Join(err, g.Wait())
+			err = fail(err) // stops what runs already, then closes the consumer
+			return errors.Join(err, consumer.Close())
 		}
 	}
 	err = g.Wait()
