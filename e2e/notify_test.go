@@ -205,8 +205,10 @@ func TestNotifierKilledDuringAReceiverOutageLosesNothing(t *testing.T) {
 	require.Len(t, want, 2*sites)
 	require.Eventually(t, func() bool { return len(deduped(hook.notices())) == 2*sites }, 60*time.Second, 100*time.Millisecond,
 		"every notification delivered")
-	delivered := func() bool { return count(t, pool, "SELECT count(*) FROM deliveries WHERE status = 'delivered'") == 2*sites }
-	require.Eventually(t, delivered, 30*time.Second, 100*time.Millisecond)
+	allDelivered := func() bool {
+		return count(t, pool, "SELECT count(*) FROM deliveries WHERE status = 'delivered'") == 2*sites
+	}
+	require.Eventually(t, allDelivered, 30*time.Second, 100*time.Millisecond, "every delivery recorded as delivered")
 	got := deduped(hook.notices())
 	for key, typ := range want {
 		require.Contains(t, got, key)

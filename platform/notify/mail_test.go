@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/notify/notifytest"
+	"github.com/sitewatch/sitewatch/platform/tlstest"
 )
 
 func TestEmailChannelSendsOneMailWithTheIdempotencyKey(t *testing.T) {
@@ -76,8 +78,13 @@ func TestClearTextMailOnlyToThisMachine(t *testing.T) {
 func TestMailGoesByVerifiedSTARTTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cfg, roots := notifytest.ServerTLS(t, "localhost")
-	srv := notifytest.StartSMTPTLS(t, cfg)
+	ca := tlstest.NewCA(t, "smtp-test")
+	pair := ca.Server(t, "smtp", "localhost")
+	cert, err := tls.X509KeyPair([]byte(pair.CertPEM), []byte(pair.KeyPEM))
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM([]byte(ca.CertPEM)))
+	srv := notifytest.StartSMTPTLS(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	_, port, err := net.SplitHostPort(srv.Addr)
 	require.NoError(t, err)
 	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}

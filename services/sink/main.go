@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -54,36 +55,62 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 	defer pool.Close()
 
+	// The ops endpoints answer while Kafka is awaited; a broker that refuses
+	// us (credentials, TLS) is logged once, naming why, and is /readyz's reason.
+	opsSrv := ops.New(cfg.OpsAddr, logger)
+	opsSrv.AddReadiness("postgres", pool.Ping)
+	kafkaHealth := kafkaclient.NewWatcher(cfg.Kafka, logger)
+	var subscribed atomic.Pointer[kafka.Consumer]
+	opsSrv.AddReadiness("kafka", kafkaHealth.Check(func(context.Context) error {
+		c := subscribed.Load()
+		if c == nil {
+			return errors.New("creating the topics")
+		}
+		_, err := c.GetMetadata(&cfg.Topic, false, 2000)
+		return err
+	}))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return opsSrv.Run(gctx) })
+	fail := func(err error) error { // stops the ops server on the way out
+		cancel()
+		return errors.Join(err, g.Wait())
+	}
+
 	if cfg.CreateTopic {
 		// The incidents the sink announces go out through the relay to a
 		// topic the broker may not create by itself.
 		for _, topic := range []string{cfg.Topic, cfg.IncidentTopic} {
-			if err := kafkaclient.EnsureTopic(ctx, cfg.Kafka, topic, cfg.TopicPartitions); err != nil {
-				return err
+			err := retry.Do(gctx, startupRetry, func(actx context.Context) error {
+				return kafkaclient.EnsureTopic(actx, cfg.Kafka, topic, cfg.TopicPartitions)
+			}, func(attempt int, err error, wait time.Duration) {
+				if !kafkaHealth.Report(err) {
+					logger.Warn("waiting for Kafka to create the topic", zap.String("topic", topic), zap.Int("attempt", attempt),
+						zap.Duration("retry_in", wait), zap.Error(err))
+				}
+			})
+			if err != nil {
+				return fail(err)
 			}
 		}
 	}
 	consumer, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(cfg.consumerConfig(cfg.GroupID)))
 	if err != nil {
-		return fmt.Errorf("creating Kafka consumer: %w", err)
+		return fail(fmt.Errorf("creating Kafka consumer: %w", err))
 	}
 	if err := consumer.Subscribe(cfg.Topic, nil); err != nil {
 		_ = consumer.Close()
-		return fmt.Errorf("subscribing to %s: %w", cfg.Topic, err)
+		return fail(fmt.Errorf("subscribing to %s: %w", cfg.Topic, err))
 	}
 
-	opsSrv := ops.New(cfg.OpsAddr, logger)
 	s, err := sink.New(sink.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second,
-		WriteTimeout: 30 * time.Second}, consumer, store.New(pool, cfg.IncidentTopic), logger, opsSrv.Registry())
+		WriteTimeout: 30 * time.Second}, watched{consumer, kafkaHealth}, store.New(pool, cfg.IncidentTopic), logger, opsSrv.Registry())
 	if err != nil {
 		_ = consumer.Close()
-		return err
+		return fail(err)
 	}
-	opsSrv.AddReadiness("postgres", pool.Ping)
-	opsSrv.AddReadiness("kafka", func(context.Context) error {
-		_, err := consumer.GetMetadata(&cfg.Topic, false, 2000)
-		return err
-	})
+	subscribed.Store(consumer)
 	opsSrv.AddLiveness("loop", func(context.Context) error {
 		if since := time.Since(s.LastLoop()); since > 2*time.Minute {
 			return fmt.Errorf("%w: last turn %s ago", sink.ErrStalled, since.Round(time.Second))
@@ -93,8 +120,6 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 
 	logger.Info("sink starting", zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID), zap.String("instance", cfg.InstanceID),
 		zap.String("kafka", cfg.Kafka.Brokers))
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return opsSrv.Run(gctx) })
 	g.Go(func() error { return s.Run(gctx) })
 	g.Go(func() error {
 		sweepIncidents(gctx, pool, consumer, cfg.IncidentTopic, cfg.IncidentSweep, logger)
@@ -102,8 +127,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	})
 	var notifyConsumer *kafka.Consumer
 	if cfg.Notify {
-		if notifyConsumer, err = startNotifier(gctx, g, cfg, pool, logger, opsSrv.Registry()); err != nil {
-			return errors.Join(err, g.Wait())
+		if notifyConsumer, err = startNotifier(gctx, g, cfg, pool, kafkaHealth, logger, opsSrv.Registry()); err != nil {
+			err = fail(err) // stops what runs already, then closes the consumer
+			return errors.Join(err, consumer.Close())
 		}
 	}
 	err = g.Wait()
@@ -155,7 +181,8 @@ func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Con
 
 // startNotifier consumes sitewatch.incidents in a group of its own and
 // delivers the notifications, in g.
-func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgxpool.Pool, logger *zap.Logger, reg prometheus.Registerer) (*kafka.Consumer, error) {
+func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgxpool.Pool, health *kafkaclient.Watcher,
+	logger *zap.Logger, reg prometheus.Registerer) (*kafka.Consumer, error) {
 	logger = logger.With(zap.String("component", "notifier"))
 	n, err := notifier.New(notifier.Config{MaxAttempts: cfg.NotifyAttempts, RetryBackoff: cfg.NotifyBackoff,
 		MaxBackoff: cfg.NotifyMaxWait, PollInterval: time.Second, Batch: 50},
@@ -172,7 +199,26 @@ func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgx
 		_ = c.Close()
 		return nil, fmt.Errorf("subscribing to %s: %w", cfg.IncidentTopic, err)
 	}
-	g.Go(func() error { n.Consume(ctx, c); return nil })
+	g.Go(func() error { n.Consume(ctx, watched{c, health}); return nil })
 	g.Go(func() error { n.Deliver(ctx); return nil })
 	return c, nil
+}
+
+// startupRetry waits for Kafka at start-up, until shutdown.
+var startupRetry = retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2, AttemptTimeout: 30 * time.Second}
+
+// watched is a consumer whose client errors go to a watcher, which logs
+// each cause once, instead of to the loop that polls it.
+type watched struct {
+	*kafka.Consumer
+	health *kafkaclient.Watcher
+}
+
+func (w watched) Poll(timeoutMs int) kafka.Event {
+	ev := w.Consumer.Poll(timeoutMs)
+	if e, ok := ev.(kafka.Error); ok {
+		w.health.Observe(e)
+		return nil
+	}
+	return ev
 }

@@ -1,17 +1,12 @@
 // Package notifytest gives tests a real SMTP server of their own, on
-// loopback, that records the mail it is given, with STARTTLS when asked
-// (certificates made by openssl).
+// loopback, that records the mail it is given, with STARTTLS when asked.
 package notifytest
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"net"
 	"net/textproto"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -144,49 +139,4 @@ func (s *SMTPServer) serve(conn net.Conn) {
 			_ = tp.PrintfLine("250 ok")
 		}
 	}
-}
-
-// ServerTLS makes, with openssl, a CA and a certificate it signs for
-// hosts (DNS names or IP addresses), and returns the server's TLS config
-// and a pool trusting the CA.
-func ServerTLS(t testing.TB, hosts ...string) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	dir := t.TempDir()
-	var sans []string
-	for _, h := range hosts {
-		if net.ParseIP(h) != nil {
-			sans = append(sans, "IP:"+h)
-		} else {
-			sans = append(sans, "DNS:"+h)
-		}
-	}
-	ext := filepath.Join(dir, "ext.cnf")
-	if err := os.WriteFile(ext, []byte("subjectAltName="+strings.Join(sans, ",")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := func(name string) string { return filepath.Join(dir, name) }
-	key := []string{"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"}
-	for _, args := range [][]string{
-		append([]string{"req", "-x509", "-days", "1", "-subj", "/CN=sitewatch test CA", "-keyout", p("ca.key"), "-out", p("ca.pem")}, key...),
-		append([]string{"req", "-subj", "/CN=" + hosts[0], "-keyout", p("srv.key"), "-out", p("srv.csr")}, key...),
-		{"x509", "-req", "-days", "1", "-in", p("srv.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-CAcreateserial",
-			"-extfile", ext, "-out", p("srv.pem")},
-	} {
-		if out, err := exec.Command("openssl", args...).CombinedOutput(); err != nil {
-			t.Fatalf("openssl %s: %v\n%s", args[0], err, out)
-		}
-	}
-	cert, err := tls.LoadX509KeyPair(p("srv.pem"), p("srv.key"))
-	if err != nil {
-		t.Fatalf("loading the test certificate: %v", err)
-	}
-	ca, err := os.ReadFile(p("ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(ca) {
-		t.Fatal("the test CA is not PEM")
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, roots
 }
