@@ -48,7 +48,7 @@ func newReceiver(t *testing.T) *receiver {
 	return r
 }
 
-func message(t *testing.T, site int64, typ string) *kafka.Message {
+func message(t testing.TB, site int64, typ string) *kafka.Message {
 	t.Helper()
 	b, err := json.Marshal(checkevent.Incident{SchemaVersion: 1, EventID: uuid.NewString(), IncidentID: 1, SiteID: site,
 		URL: "https://a/", Kind: checkevent.KindDown, State: "opened", OpenedAt: time.Now(), ErrorClass: "connect", Regions: []string{"eu-west"}})
