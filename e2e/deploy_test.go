@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sitewatch/sitewatch/db"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 )
 
@@ -46,7 +47,15 @@ func TestComposeStackIsHardenedAndConsistent(t *testing.T) {
 		args := s.Healthcheck.Test[2:]
 		code, out := run(t, nil, svc, args...)
 		require.Equal(t, 1, code, "%s %s: %s", svc, strings.Join(args, " "), out)
+		// Its own database role, made by postgres/roles.sh and granted by
+		// every migrate (db/grants.sql); only migrate runs as the owner.
+		require.True(t, strings.HasPrefix(s.Environment["DATABASE_URL"], "postgres://sitewatch_"+svc+":"), "%s: %s", svc, s.Environment["DATABASE_URL"])
+		require.Contains(t, db.Roles, "sitewatch_"+svc)
 	}
+	roles, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "deploy", "postgres", "roles.sh"))
+	require.NoError(t, err)
+	require.Contains(t, string(roles), `for svc in monitor relay sink; do`)
+	require.Contains(t, string(roles), `"sitewatch_$svc"`)
 	require.NotEmpty(t, compose.Services["relay"].Environment["RELAY_TOPICS"], "the relay has no permissive default")
 
 	// The example of a relay for another team's outbox sets what the relay requires.
