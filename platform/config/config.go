@@ -4,6 +4,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sitewatch/sitewatch/platform/logging"
 )
@@ -152,4 +154,27 @@ func DatabaseURLField(field, u string) error {
 		return fmt.Errorf("%s: %w", field, err)
 	}
 	return nil
+}
+
+// OpenPool opens a connection pool to databaseURL for a service: named
+// app in pg_stat_activity, and with room for conns connections at once (the
+// service's concurrent users of the pool) unless the URL sets
+// pool_max_conns itself. Connecting is lazy: a database that is down fails
+// the first query, not this.
+func OpenPool(ctx context.Context, databaseURL, app string, conns int) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the database URL: %w", err)
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = app
+	}
+	if !strings.Contains(databaseURL, "pool_max_conns") {
+		cfg.MaxConns = int32(max(conns, 1))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening database pool: %w", err)
+	}
+	return pool, nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"flag"
 	"io"
 	"os"
@@ -94,4 +95,20 @@ func TestValuesFromFiles(t *testing.T) {
 	err = parse(fs, "RELAY", nil, withFiles(lookup))
 	require.ErrorContains(t, err, "DATABASE_URL and DATABASE_URL_FILE: set one, not both")
 	require.NotContains(t, err.Error(), "s3cret")
+}
+
+func TestOpenPoolSizesThePoolForItsUsers(t *testing.T) {
+	ctx := context.Background()
+	pool, err := OpenPool(ctx, "postgres://u:p@127.0.0.1:1/db", "sitewatch-x", 7)
+	require.NoError(t, err)
+	require.EqualValues(t, 7, pool.Config().MaxConns)
+	require.Equal(t, "sitewatch-x", pool.Config().ConnConfig.RuntimeParams["application_name"])
+	pool.Close()
+	pool, err = OpenPool(ctx, "postgres://u:p@127.0.0.1:1/db?pool_max_conns=20&application_name=mine", "sitewatch-x", 7)
+	require.NoError(t, err)
+	require.EqualValues(t, 20, pool.Config().MaxConns, "the URL's own setting wins")
+	require.Equal(t, "mine", pool.Config().ConnConfig.RuntimeParams["application_name"])
+	pool.Close()
+	_, err = OpenPool(ctx, "postgres://u:p@127.0.0.1:1/db?pool_max_conns=x", "a", 1)
+	require.ErrorContains(t, err, "parsing the database URL")
 }

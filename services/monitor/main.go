@@ -67,9 +67,10 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	// The recorder's write, the schedule's reload and /readyz at once, and a spare.
+	pool, err := config.OpenPool(ctx, cfg.DatabaseURL, "sitewatch-monitor", 4)
 	if err != nil {
-		return fmt.Errorf("opening database pool: %w", err)
+		return err
 	}
 	defer pool.Close()
 	st := store.New(pool)
@@ -211,8 +212,8 @@ func withStore(ctx context.Context, name string, args []string, stderr io.Writer
 			return nil, err
 		}
 		var err error
-		if pool, err = pgxpool.New(ctx, databaseURL); err != nil {
-			return nil, fmt.Errorf("opening database pool: %w", err)
+		if pool, err = config.OpenPool(ctx, databaseURL, "sitewatch-monitor-cli", 2); err != nil {
+			return nil, err
 		}
 		return store.New(pool), nil
 	})

@@ -10,8 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/services/sink/internal/notifier"
@@ -83,9 +81,9 @@ func deliveriesSubcommand(ctx context.Context, sub string, args []string, stdout
 	}
 	ctx, cancel := context.WithTimeout(ctx, deliveriesTimeout)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, databaseURL)
+	pool, err := config.OpenPool(ctx, databaseURL, "sitewatch-sink-cli", 1)
 	if err != nil {
-		return fail(command.ExitError, fmt.Errorf("opening database pool: %w", err))
+		return fail(command.ExitError, err)
 	}
 	defer pool.Close()
 	if sub == "retry" {

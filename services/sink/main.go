@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitewatch/sitewatch/platform/command"
+	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/notify"
 	"github.com/sitewatch/sitewatch/platform/ops"
@@ -49,9 +50,11 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	// The sink's write, the notifier's recording and delivering, the sweep
+	// and /readyz at once, and a spare.
+	pool, err := config.OpenPool(ctx, cfg.DatabaseURL, "sitewatch-sink", 6)
 	if err != nil {
-		return fmt.Errorf("opening database pool: %w", err)
+		return err
 	}
 	defer pool.Close()
 

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/lease"
 	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
@@ -172,16 +173,11 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
-	pcfg, err := pgxpool.ParseConfig(src.DatabaseURL)
+	// A batch per worker, retention, metrics and /readyz at once (the
+	// lease has a connection of its own).
+	pool, err := config.OpenPool(ctx, src.DatabaseURL, "sitewatch-relay", cfg.Workers+3)
 	if err != nil {
-		return nil, fmt.Errorf("source %s: parsing database URL: %w", src.Name, err)
-	}
-	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		pcfg.ConnConfig.RuntimeParams["application_name"] = "sitewatch-relay"
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("source %s: opening database pool: %w", src.Name, err)
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
 	info, err := st.Info(ctx, pool)
 	if err != nil {
@@ -548,12 +544,17 @@ func (r *Relay) message(row *store.Row, index int) *kafka.Message {
 	}
 }
 
+// retentionTimeout bounds one retention delete (a batch of RetentionBatch rows).
+const retentionTimeout = 30 * time.Second
+
 // retain deletes published rows past the retention, a small batch at a
 // time so neither locks nor WAL pile up, until none are left; then waits.
 func (r *Relay) retain(ctx context.Context) {
 	for {
 		for ctx.Err() == nil {
-			n, err := r.store.DeletePublished(ctx, r.pool, r.cfg.Retention, r.cfg.RetentionBatch)
+			dctx, cancel := context.WithTimeout(ctx, retentionTimeout)
+			n, err := r.store.DeletePublished(dctx, r.pool, r.cfg.Retention, r.cfg.RetentionBatch)
+			cancel()
 			if err != nil {
 				if ctx.Err() == nil {
 					r.logger.Warn("deleting published rows failed", zap.Error(err))
