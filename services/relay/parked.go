@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/services/relay/internal/relay"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
@@ -68,8 +69,9 @@ func parked(ctx context.Context, sub string, src relay.Source, ids []int64, all 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tEVENT ID\tTOPIC\tKEY\tATTEMPTS\tPARKED AT\tLAST ERROR")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.EventID, r.Topic, r.Key, r.Attempts,
-			r.ParkedAt.UTC().Format("2006-01-02 15:04:05"), r.LastError)
+		// Keys and errors are other teams' bytes and Kafka's words: escaped.
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.EventID, command.Escape(r.Topic), command.Escape(r.Key), r.Attempts,
+			r.ParkedAt.UTC().Format("2006-01-02 15:04:05"), command.Escape(r.LastError))
 	}
 	return tw.Flush()
 }

@@ -209,8 +209,8 @@ func list(ctx context.Context, args []string, env Env) int {
 		if len(s.Regions) > 0 {
 			regions = strings.Join(s.Regions, ",")
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", s.ID, s.URL, s.Method, duration(s.Interval),
-			duration(s.Timeout), s.Expect, regexSummary(s), s.Topic, regions, s.Enabled)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", s.ID, command.Escape(s.URL), s.Method, duration(s.Interval),
+			duration(s.Timeout), s.Expect, command.Escape(regexSummary(s)), s.Topic, regions, s.Enabled)
 	}
 	_ = tw.Flush()
 	return ExitOK
