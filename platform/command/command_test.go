@@ -98,3 +98,17 @@ func TestHealthcheck(t *testing.T) {
 	require.Equal(t, ExitError, check(context.Background(), []string{"-ops-addr", "127.0.0.1:1"}, &out, &errOut), "nothing listening")
 	require.Equal(t, ExitUsage, check(context.Background(), []string{"-ops-addr", "nope"}, &out, &errOut))
 }
+
+func TestEscapeMakesControlCharactersVisible(t *testing.T) {
+	require.Equal(t, "a?[2Jb?c?d é", Escape("a\x1b[2Jb\x7fc\u009bd é"))
+}
+
+func TestIDs(t *testing.T) {
+	ids, err := IDs([]string{"1", "42"})
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 42}, ids)
+	for _, bad := range []string{"0", "-1", "x", "1.5"} {
+		_, err := IDs([]string{bad})
+		require.ErrorContains(t, err, "want a positive integer", bad)
+	}
+}
