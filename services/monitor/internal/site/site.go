@@ -251,6 +251,9 @@ func checkHeader(name, value string) string {
 		return "not a valid header name"
 	case strings.ContainsAny(value, "\r\n\x00"):
 		return "value must not contain line breaks"
+	case strings.ContainsFunc(value, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }):
+		// net/http refuses to send such a value: every check would fail.
+		return "value must not contain control characters (tab aside)"
 	case len(name)+len(value) > maxHeaderSize:
 		return fmt.Sprintf("longer than %d bytes", maxHeaderSize)
 	case http.CanonicalHeaderKey(name) == "Content-Length" || http.CanonicalHeaderKey(name) == "Transfer-Encoding":

@@ -45,6 +45,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"head and match": {Site{URL: "http://a", Method: "HEAD", MustMatch: []string{"ok"}}, "match", "HEAD response has no body"},
 		"header name":    {Site{URL: "http://a", Headers: map[string]string{"Bad Name": "x"}}, "header", "not a valid header name"},
 		"header value":   {Site{URL: "http://a", Headers: map[string]string{"X-A": "a\r\nInjected: 1"}}, "header", "line breaks"},
+		"header control": {Site{URL: "http://a", Headers: map[string]string{"X-A": "a\x01b"}}, "header", "control characters"},
 		"expect":         {Site{URL: "http://a", Expect: "200-99"}, "expect", "want status codes"},
 		"expect class":   {Site{URL: "http://a", Expect: "7xx"}, "expect", "want status codes"},
 	} {
