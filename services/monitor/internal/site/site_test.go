@@ -111,6 +111,8 @@ func TestCredentialsInURLsAreRefused(t *testing.T) {
 		"https://example.com/health?token=abc":      `query parameter "token" looks like a credential`,
 		"https://example.com/?API_KEY=1&page=2":     `query parameter "API_KEY"`,
 		"https://example.com/?X-Amz-Signature=abcd": `"X-Amz-Signature"`,
+		"https://example.com/?q=1;token=abc":        `query parameter "token"`, // URL.Query drops this pair
+		"https://example.com/?%74oken=abc":          `query parameter "token"`,
 	} {
 		s := base
 		s.URL = url
