@@ -17,6 +17,16 @@ import (
 //go:embed migrations/*.sql
 var embedded embed.FS
 
+// grantsSQL gives each service's role its privileges (see the file).
+//
+//go:embed grants.sql
+var grantsSQL string
+
+// Roles are the database roles of the services, one each, granted exactly
+// what their service needs by every Migrate; the owner role that migrates
+// owns the tables.
+var Roles = []string{"sitewatch_monitor", "sitewatch_relay", "sitewatch_sink"}
+
 // Migrations returns the embedded migration files.
 func Migrations() fs.FS {
 	sub, err := fs.Sub(embedded, "migrations")
@@ -64,5 +74,25 @@ func migrate(ctx context.Context, sqlDB *sql.DB, logger *zap.Logger) error {
 		return fmt.Errorf("reading schema version: %w", err)
 	}
 	logger.Info("schema up to date", zap.Int64("version", version))
+	if err := grant(ctx, sqlDB); err != nil {
+		return fmt.Errorf("granting the services' roles their privileges: %w", err)
+	}
 	return nil
+}
+
+// grant applies grants.sql under a lock, so containers migrating at once do
+// not update the same catalog rows together.
+func grant(ctx context.Context, sqlDB *sql.DB) error {
+	tx, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('sitewatch grants', 0))"); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, grantsSQL); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

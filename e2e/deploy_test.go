@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -9,6 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/sitewatch/sitewatch/db"
+	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 )
 
 // No Docker engine runs here: what can be checked of the compose stack is
@@ -43,7 +47,15 @@ func TestComposeStackIsHardenedAndConsistent(t *testing.T) {
 		args := s.Healthcheck.Test[2:]
 		code, out := run(t, nil, svc, args...)
 		require.Equal(t, 1, code, "%s %s: %s", svc, strings.Join(args, " "), out)
+		// Its own database role, made by postgres/roles.sh and granted by
+		// every migrate (db/grants.sql); only migrate runs as the owner.
+		require.True(t, strings.HasPrefix(s.Environment["DATABASE_URL"], "postgres://sitewatch_"+svc+":"), "%s: %s", svc, s.Environment["DATABASE_URL"])
+		require.Contains(t, db.Roles, "sitewatch_"+svc)
 	}
+	roles, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "deploy", "postgres", "roles.sh"))
+	require.NoError(t, err)
+	require.Contains(t, string(roles), `for svc in monitor relay sink; do`)
+	require.Contains(t, string(roles), `"sitewatch_$svc"`)
 	require.NotEmpty(t, compose.Services["relay"].Environment["RELAY_TOPICS"], "the relay has no permissive default")
 
 	// The example of a relay for another team's outbox sets what the relay requires.
@@ -62,4 +74,66 @@ func TestComposeStackIsHardenedAndConsistent(t *testing.T) {
 		require.NotEmpty(t, billing.Environment[key], key)
 	}
 	require.Contains(t, compose.Services["monitor"].Environment, "MONITOR_ALLOW_NETS")
+}
+
+// The secure profile: a broker speaking only SASL_SSL, and the relay and the
+// sink pointed at it by the env file scripts/tls.sh writes, whose settings
+// (the CA as one line of PEM with literal \n) the services accept.
+func TestComposeSecureProfile(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	deploy := filepath.Join(filepath.Dir(file), "..", "deploy")
+	b, err := os.ReadFile(filepath.Join(deploy, "docker-compose.yml"))
+	require.NoError(t, err)
+	var compose struct {
+		Services map[string]struct {
+			Profiles    []string          `yaml:"profiles"`
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+		} `yaml:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &compose))
+	secure := compose.Services["kafka-secure"]
+	require.Equal(t, []string{"secure"}, secure.Profiles)
+	require.Contains(t, secure.Volumes, "./kafka-secure.properties:/etc/kafka/secure.properties:ro")
+	props, err := os.ReadFile(filepath.Join(deploy, "kafka-secure.properties"))
+	require.NoError(t, err)
+	require.Contains(t, string(props), "sasl.enabled.mechanisms=SCRAM-SHA-512")
+	require.Contains(t, string(props), "advertised.listeners=SASL_SSL://kafka-secure:9094,")
+	for _, svc := range []string{"relay", "sink"} {
+		env := compose.Services[svc].Environment
+		for key, want := range map[string]string{
+			"KAFKA_BROKERS": "${SITEWATCH_KAFKA_BROKERS:-kafka:9092}", "KAFKA_SECURITY_PROTOCOL": "${KAFKA_SECURITY_PROTOCOL:-plaintext}",
+			"KAFKA_SASL_MECHANISM": "${KAFKA_SASL_MECHANISM:-}", "KAFKA_SASL_USERNAME": "${KAFKA_SASL_USERNAME:-}",
+			"KAFKA_SASL_PASSWORD": "${KAFKA_SASL_PASSWORD:-}", "KAFKA_CA_PEM": "${KAFKA_CA_PEM:-}",
+		} {
+			require.Equal(t, want, env[key], "%s: %s", svc, key)
+		}
+	}
+
+	// The env file of scripts/tls.sh, as compose reads it (no escapes in
+	// unquoted values), is a configuration the services accept.
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("bash", filepath.Join(filepath.Dir(file), "..", "scripts", "tls.sh"), dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	envFile, err := os.ReadFile(filepath.Join(dir, "secure.env"))
+	require.NoError(t, err)
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(envFile), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			vars[k] = v
+		}
+	}
+	require.Contains(t, vars["KAFKA_CA_PEM"], `-----BEGIN CERTIFICATE-----\n`, "one line, literal \\n")
+	c := kafkaclient.Config{Brokers: vars["SITEWATCH_KAFKA_BROKERS"], SecurityProtocol: vars["KAFKA_SECURITY_PROTOCOL"],
+		SASLMechanism: vars["KAFKA_SASL_MECHANISM"], SASLUsername: vars["KAFKA_SASL_USERNAME"],
+		SASLPassword: vars["KAFKA_SASL_PASSWORD"], CAPEM: vars["KAFKA_CA_PEM"]}
+	require.NoError(t, c.Validate())
+	require.Equal(t, "kafka-secure:9094", c.Brokers)
+	require.FileExists(t, filepath.Join(vars["SITEWATCH_SECRETS_DIR"], "broker-keystore.pem"))
+	crt, err := exec.Command("openssl", "x509", "-in", filepath.Join(dir, "broker.crt"), "-noout", "-ext", "subjectAltName").CombinedOutput()
+	require.NoError(t, err, "%s", crt)
+	require.Contains(t, string(crt), "DNS:kafka-secure", "the name the services connect by")
 }

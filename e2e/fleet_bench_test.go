@@ -63,11 +63,7 @@ func BenchmarkFleet(b *testing.B) {
 		measure = time.Duration(n) * time.Second
 	}
 	const sites, interval = 20000, 4 * time.Second
-	// The monitors without the race detector: this measures them.
-	bin := filepath.Join(b.TempDir(), "monitor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sitewatch/sitewatch/services/monitor").CombinedOutput(); err != nil {
-		b.Fatalf("building the monitor: %v\n%s", err, out)
-	}
+	bin := benchBinary(b, "monitor")
 
 	var farm []string
 	for range 4 {

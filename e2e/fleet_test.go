@@ -72,9 +72,10 @@ func startReplica(t *testing.T, env []string, region string, extra ...string) *r
 	return &replica{process: start(t, "monitor", env, args...), ops: ops}
 }
 
-func (r *replica) kill9() {
-	_ = r.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.done
+// kill9 kills the process with SIGKILL and waits for it to be gone.
+func (p *process) kill9() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
 }
 
 func (r *replica) ready() bool {
@@ -336,7 +337,7 @@ func TestScaleOutMovesAFairShare(t *testing.T) {
 func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 	dbURL := dbtest.New(t)
 	pool := dbtest.Pool(t, dbURL)
-	topic := kafkatest.NewTopic(t, 3)
+	topic, incidents := kafkatest.NewTopic(t, 3), kafkatest.NewTopic(t, 3)
 	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + kafkatest.Config(t).Brokers, "LOG_FORMAT=console"}
 	var failing atomic.Value // the regions the site fails for, by User-Agent
 	failing.Store([]string{"eu-west"})
@@ -383,8 +384,8 @@ func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 	for _, region := range []string{"eu-west", "us-east", "ap-south"} {
 		rs = append(rs, startReplica(t, env, region, "-user-agent", "sitewatch "+region))
 	}
-	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic+","+checkevent.IncidentTopic)
-	sink := start(t, "sink", env, "-ops-addr", freeAddr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
+	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic+","+incidents)
+	sink := start(t, "sink", env, sinkArgs(topic, incidents)...)
 	state := func(region string) string {
 		var s string
 		_ = pool.QueryRow(context.Background(), "SELECT state FROM site_region_state WHERE region = $1", region).Scan(&s)
@@ -418,7 +419,7 @@ func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 	var types []string
 	require.Eventually(t, func() bool {
 		types = types[:0]
-		for _, m := range kafkatest.ConsumeUntilIdle(t, kafkatest.Config(t), checkevent.IncidentTopic, time.Second, 10*time.Second) {
+		for _, m := range kafkatest.ConsumeUntilIdle(t, kafkatest.Config(t), incidents, time.Second, 10*time.Second) {
 			if strings.Contains(string(m.Value), srv.URL) {
 				types = append(types, headerValue(m.Headers, "ce_type"))
 			}

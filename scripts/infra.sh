@@ -31,7 +31,11 @@ run_both() {
 sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 case ${1:-} in
-  up | down) run_both "$1" ;;
+  up)
+    need openssl openssl # the tests make their TLS certificates with it
+    run_both up
+    ;;
+  down) run_both down ;;
   env)
     echo "export DATABASE_URL=$(sq "$("$SCRIPTS/pg.sh" url)")"
     echo "export KAFKA_BROKERS=$(sq "$("$SCRIPTS/kafka.sh" brokers)")"

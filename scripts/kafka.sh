@@ -2,6 +2,12 @@
 # Single-node Apache Kafka (KRaft, combined broker+controller) for sitewatch dev/test.
 #   kafka.sh up|down|status|brokers      lifecycle; state lives in $REPO/.cache/kafka
 #   kafka.sh topics ARGS...              kafka-topics (TopicCommand) against our broker
+# Secure listeners (tests start such a broker privately, beside the shared one):
+#   SITEWATCH_KAFKA_TLS_DIR=DIR          DIR holds ca.pem, broker.crt, broker.key (PKCS#8, unencrypted);
+#                                        opens SASL_SSL on SITEWATCH_KAFKA_SASL_SSL_PORT (PORT+2) and
+#                                        SSL requiring a client certificate on SITEWATCH_KAFKA_SSL_PORT
+#                                        (PORT+3), both advertised as SITEWATCH_KAFKA_TLS_HOST (localhost)
+#   SITEWATCH_KAFKA_SASL_USERS=u:p,...   users of SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512
 # Jars come from Maven Central via scripts/kafka/pom.xml (no tarball download needed).
 # KAFKA_BROKERS set: never start anything, just wait for / report that cluster.
 set -euo pipefail
@@ -24,7 +30,13 @@ PROPS=$SDIR/server.properties
 PIDFILE=$SDIR/kafka.pid
 POM=$SCRIPTS/kafka/pom.xml
 SETUP_LOG=$SDIR/setup.log # mvn, storage format and readiness-probe output
+TLS_DIR=${SITEWATCH_KAFKA_TLS_DIR:-}
+SASL_SSL_PORT=${SITEWATCH_KAFKA_SASL_SSL_PORT:-$((PORT + 2))}
+SSL_PORT=${SITEWATCH_KAFKA_SSL_PORT:-$((PORT + 3))}
+TLS_HOST=${SITEWATCH_KAFKA_TLS_HOST:-localhost}
+SASL_USERS=${SITEWATCH_KAFKA_SASL_USERS:-}
 [[ $PORT =~ ^[0-9]+$ && $CPORT =~ ^[0-9]+$ ]] || die "SITEWATCH_KAFKA_PORT / SITEWATCH_KAFKA_CONTROLLER_PORT must be numbers"
+[[ $SASL_SSL_PORT =~ ^[0-9]+$ && $SSL_PORT =~ ^[0-9]+$ ]] || die "SITEWATCH_KAFKA_SASL_SSL_PORT / SITEWATCH_KAFKA_SSL_PORT must be numbers"
 
 # is_ours PID: PID is our broker (checked via cmdline, so a recycled PID never fools us).
 is_ours() {
@@ -81,6 +93,37 @@ render_config() {
   t=${t//@CONTROLLER_PORT@/$CPORT}
   t=${t//@DATA_DIR@/$DATA}
   printf '%s\n' "$t" >"$PROPS"
+  [[ -z $TLS_DIR ]] || secure_config >>"$PROPS"
+}
+
+# secure_config: the SASL_SSL and SSL (client certificate required) listeners beside
+# PLAINTEXT, which stays for the readiness probe and the broker's own traffic.
+secure_config() {
+  local f u jaas=
+  for f in ca.pem broker.crt broker.key; do
+    [[ -s $TLS_DIR/$f ]] || die "SITEWATCH_KAFKA_TLS_DIR=$TLS_DIR has no $f"
+  done
+  cat "$TLS_DIR/broker.key" "$TLS_DIR/broker.crt" >"$SDIR/broker-keystore.pem"
+  chmod 600 "$SDIR/broker-keystore.pem"
+  for u in ${SASL_USERS//,/ }; do
+    jaas+=" user_${u%%:*}=\"${u#*:}\""
+  done
+  cat <<EOF
+
+# ----- secure listeners (SITEWATCH_KAFKA_TLS_DIR) -----
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT,SASL_SSL://127.0.0.1:$SASL_SSL_PORT,SSL://127.0.0.1:$SSL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT,SASL_SSL://$TLS_HOST:$SASL_SSL_PORT,SSL://$TLS_HOST:$SSL_PORT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$SDIR/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+listener.name.ssl.ssl.client.auth=required
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$jaas;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
 }
 
 # Format storage once. Without meta.properties nothing valid can be in there, so start clean.
@@ -89,7 +132,15 @@ format_storage() {
   local id
   rm -rf "$DATA"
   id=$("${KJAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>>"$SETUP_LOG") || die "StorageTool random-uuid failed" "$SETUP_LOG"
-  "${KJAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format --standalone -t "$id" -c "$PROPS" >>"$SETUP_LOG" 2>&1 ||
+  # SCRAM credentials live in the cluster metadata: written at format time.
+  local -a scram=()
+  local u m
+  for u in ${SASL_USERS//,/ }; do
+    for m in SCRAM-SHA-256 SCRAM-SHA-512; do
+      scram+=(--add-scram "$m=[name=${u%%:*},password=${u#*:}]")
+    done
+  done
+  "${KJAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format --standalone -t "$id" -c "$PROPS" "${scram[@]}" >>"$SETUP_LOG" 2>&1 ||
     die "formatting Kafka storage in $DATA failed" "$SETUP_LOG"
 }
 
@@ -133,7 +184,7 @@ up() {
   fetch_jars
   render_config
   format_storage
-  for p in "$PORT" "$CPORT"; do
+  for p in "$PORT" "$CPORT" ${TLS_DIR:+"$SASL_SSL_PORT" "$SSL_PORT"}; do
     ! tcp_open 127.0.0.1 "$p" || die "port $p is in use by another process (not our broker); stop it or set SITEWATCH_KAFKA_PORT / SITEWATCH_KAFKA_CONTROLLER_PORT"
   done
   echo "===== starting $(date -Is)" >>"$LOGS/kafka.out"

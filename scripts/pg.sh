@@ -52,7 +52,17 @@ DO $$ BEGIN
 END $$;
 SELECT 'CREATE DATABASE sitewatch OWNER sitewatch'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'sitewatch') \gexec
+-- One login role per service (dev passwords: the role's name); sitewatch,
+-- the owner, migrates and grants them their privileges (db/grants.sql).
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', r, r)
+  FROM unnest(ARRAY['sitewatch_monitor', 'sitewatch_relay', 'sitewatch_sink']) r
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
 SQL
+}
+
+# The services' roles exist (a cluster made before they were added lacks them).
+have_roles() {
+  [[ $(psql -X "$URL" -Atqc "SELECT count(*) FROM pg_roles WHERE rolname IN ('sitewatch_monitor', 'sitewatch_relay', 'sitewatch_sink')" 2>/dev/null) == 3 ]]
 }
 
 # Mode-specific primitives; $VER is set by up()/down().
@@ -99,9 +109,9 @@ up() {
     wait_for 60 answers || die "DATABASE_URL does not answer: $(psql -X "$URL" -c 'select 1' 2>&1 | tail -n 3)"
     return
   fi
-  command -v psql >/dev/null 2>&1 && answers && return 0   # warm: fast no-op
+  command -v psql >/dev/null 2>&1 && answers && have_roles && return 0   # warm: fast no-op
   lock "$CACHE/pg.lock"
-  answers && return 0                                        # someone else just started it
+  answers && have_roles && return 0                          # someone else just started it
   : >"$LOG"
   VER=$(pg_version)
   if [[ -z $VER ]] || ! command -v psql >/dev/null 2>&1; then

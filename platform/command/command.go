@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -108,6 +109,31 @@ func NoArgs(rest []string) error {
 		return fmt.Errorf("unexpected arguments %q", rest)
 	}
 	return nil
+}
+
+// Escape makes control characters visible for a terminal: a text from a
+// remote server (an error, a URL) must not move the cursor or recolour the
+// screen. C0 controls, DEL and C1 controls become '?'.
+func Escape(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || (r >= 0x7f && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// IDs parses positional arguments that are row ids: positive integers.
+func IDs(args []string) ([]int64, error) {
+	ids := make([]int64, 0, len(args))
+	for _, a := range args {
+		id, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("ID %q: want a positive integer", a)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 // Healthcheck is the `healthcheck` subcommand of every binary: it asks the

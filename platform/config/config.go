@@ -22,7 +22,9 @@ import (
 var shared = map[string]bool{
 	"database-url": true, "kafka-brokers": true, "log-level": true, "log-format": true,
 	"kafka-security-protocol": true, "kafka-sasl-mechanism": true, "kafka-sasl-username": true,
-	"kafka-sasl-password": true, "kafka-ca-file": true,
+	"kafka-sasl-password": true, "kafka-ca-file": true, "kafka-ca-pem": true,
+	"kafka-cert-file": true, "kafka-key-file": true, "kafka-cert-pem": true, "kafka-key-pem": true,
+	"kafka-key-password": true,
 }
 
 // EnvName is the variable that sets flag name for a service with prefix:

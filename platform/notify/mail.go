@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"mime"
@@ -54,7 +55,7 @@ func ParseMailURL(raw string) (MailTarget, error) {
 // sendMail delivers an incident event by SMTP: STARTTLS whenever the server
 // offers it (and required unless the server is on this machine), then AUTH
 // PLAIN with the channel's secret if the URL names a user.
-func sendMail(ctx context.Context, ch Channel, eventID, eventType string, incident []byte) error {
+func sendMail(ctx context.Context, roots *x509.CertPool, ch Channel, eventID, eventType string, incident []byte) error {
 	t, err := ParseMailURL(ch.URL)
 	if err != nil {
 		return fmt.Errorf("channel %s: %w", ch.Name, err)
@@ -80,7 +81,7 @@ func sendMail(ctx context.Context, ch Channel, eventID, eventType string, incide
 		return fail("EHLO", err)
 	}
 	if ok, _ := c.Extension("STARTTLS"); ok {
-		if err := c.StartTLS(&tls.Config{ServerName: t.Host}); err != nil {
+		if err := c.StartTLS(&tls.Config{ServerName: t.Host, RootCAs: roots, MinVersion: tls.VersionTLS12}); err != nil {
 			return fail("STARTTLS", err)
 		}
 	} else if !loopback(t.Host) {

@@ -10,11 +10,14 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -59,7 +62,7 @@ func Verify(secret string, body []byte, signature string) bool {
 // not take it (the delivery is retried); it never holds the secret.
 func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventType string, incident []byte) error {
 	if ch.Kind == Email {
-		return sendMail(ctx, ch, eventID, eventType, incident)
+		return sendMail(ctx, rootCAs(client), ch, eventID, eventType, incident)
 	}
 	var body []byte
 	var err error
@@ -90,7 +93,13 @@ func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventTy
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("channel %s: %w", ch.Name, err)
+		// The URL of an incoming webhook is a credential: the error names
+		// the host only (net/http's would carry the whole URL).
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("channel %s: POST to %s: %w", ch.Name, req.URL.Host, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -128,6 +137,15 @@ func summary(eventType string, incident []byte) string {
 		text += " [" + strings.Join(in.Regions, ", ") + "]"
 	}
 	return text
+}
+
+// rootCAs is the pool of CAs client trusts (nil: the system's), which
+// e-mail's STARTTLS trusts too: one setting for every channel.
+func rootCAs(client *http.Client) *x509.CertPool {
+	if t, ok := client.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
+		return t.TLSClientConfig.RootCAs
+	}
+	return nil
 }
 
 // Client is the HTTP client for deliveries: a bounded time per attempt.

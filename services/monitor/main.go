@@ -38,7 +38,7 @@ const usage = `usage: monitor [run|migrate|sites] [flags]
   migrate   apply the database migrations and exit
   sites     add, update, list, show, remove, import and export sites (monitor sites help)
   incidents list and show open and recent incidents (monitor incidents help)
-  channels  add, list, remove and test notification channels (monitor channels help)
+  channels  add, update, show, list, remove, test, import and export notification channels (monitor channels help)
   silence   add, list and remove maintenance windows of sites (monitor silence help)
   healthcheck  exit 0 if the running monitor's /healthz answers 200 (for container health checks)
 

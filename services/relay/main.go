@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitewatch/sitewatch/platform/command"
+	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/relay/internal/relay"
@@ -73,7 +74,10 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		return fmt.Errorf("creating Kafka producer: %w", err)
 	}
 	defer producer.Close()
-	go logKafkaEvents(producer.Events(), logger)
+	// A broker that refuses us (credentials, TLS) is logged once, naming
+	// why, and is /readyz's reason.
+	kafkaHealth := kafkaclient.NewWatcher(cfg.Kafka, logger)
+	go logKafkaEvents(producer.Events(), kafkaHealth, logger)
 
 	opsSrv := ops.New(cfg.OpsAddr, logger)
 	metrics := relay.NewMetrics(opsSrv.Registry())
@@ -136,10 +140,10 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		}
 	}
 	waiting.Store(nil)
-	opsSrv.AddReadiness("kafka", func(ctx context.Context) error {
+	opsSrv.AddReadiness("kafka", kafkaHealth.Check(func(context.Context) error {
 		_, err := producer.GetMetadata(nil, false, 2000)
 		return err
-	})
+	}))
 	stallAfter := cfg.MessageTimeout + cfg.PollInterval + time.Minute
 	opsSrv.AddLiveness("loop", func(context.Context) error {
 		for _, r := range relays {
@@ -197,7 +201,7 @@ func parkedSubcommand(ctx context.Context, sub string, args []string, stdout, st
 		fmt.Fprintf(stderr, "relay parked %s: %v\n", sub, err)
 		return command.ExitUsage
 	}
-	ids, err := parseIDs(fs.Args())
+	ids, err := command.IDs(fs.Args())
 	if err == nil && sub == "requeue" && len(ids) == 0 && !*all {
 		err = errors.New("give the IDs of the rows to requeue, or -all")
 	}
@@ -217,11 +221,11 @@ func parkedSubcommand(ctx context.Context, sub string, args []string, stdout, st
 
 // logKafkaEvents logs the producer's client-level events (broker down,
 // authentication failures); per-message results arrive on delivery channels.
-func logKafkaEvents(events chan kafka.Event, logger *zap.Logger) {
+func logKafkaEvents(events chan kafka.Event, health *kafkaclient.Watcher, logger *zap.Logger) {
 	for ev := range events {
 		switch e := ev.(type) {
 		case kafka.Error:
-			logger.Warn("Kafka client error", zap.String("code", e.Code().String()), zap.Error(e))
+			health.Observe(e)
 		case *kafka.Message:
 			// Only messages produced without a delivery channel end up here.
 		default:

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,18 +35,6 @@ func pickSource(srcs []relay.Source, name string) (relay.Source, error) {
 		}
 	}
 	return relay.Source{}, fmt.Errorf("source %q: no such source", name)
-}
-
-func parseIDs(args []string) ([]int64, error) {
-	ids := make([]int64, 0, len(args))
-	for _, a := range args {
-		id, err := strconv.ParseInt(a, 10, 64)
-		if err != nil || id <= 0 {
-			return nil, fmt.Errorf("ID %q: want a positive integer", a)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
 }
 
 // parkedTimeout bounds a parked list or requeue, connection included.

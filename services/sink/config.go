@@ -1,12 +1,17 @@
 package main
 
 import (
+	"os"
+	"regexp"
+
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"time"
 
 	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
@@ -18,13 +23,18 @@ type Config struct {
 	config.Service
 	Kafka           kafkaclient.Config
 	Topic           string
+	IncidentTopic   string
 	GroupID         string
+	InstanceID      string
+	SessionTimeout  time.Duration
 	CreateTopic     bool
 	TopicPartitions int
 	IncidentSweep   time.Duration
 	Notify          bool
 	NotifyGroupID   string
 	NotifyAttempts  int
+	NotifyBackoff   time.Duration
+	NotifyMaxWait   time.Duration
 	BatchSize       int
 	BatchWait       time.Duration
 }
@@ -33,12 +43,17 @@ func (c *Config) register(fs *flag.FlagSet) {
 	c.Service.Register(fs, "the database holding the stats table", ":9103")
 	c.Kafka.RegisterFlags(fs)
 	fs.StringVar(&c.Topic, "topic", "sitewatch.checks", "topic to consume")
+	fs.StringVar(&c.IncidentTopic, "incident-topic", checkevent.IncidentTopic, "topic of the incident events the sink writes to the outbox and the notifier reads (the relay must allow it)")
 	fs.StringVar(&c.GroupID, "group-id", "sitewatch-sink", "Kafka consumer group")
+	fs.StringVar(&c.InstanceID, "instance-id", hostname(), "this replica's static member id in its consumer groups: one per replica, kept across restarts, so a restarted sink gets its partitions back at once (empty: dynamic membership)")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", 6*time.Second, "a replica that stops heartbeating loses its partitions to the others after this (the broker allows 6s..5m by default)")
 	fs.BoolVar(&c.CreateTopic, "create-topic", true, "create the topic at startup if it does not exist")
 	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of the topic (and of sitewatch.incidents) when the sink creates it")
 	fs.BoolVar(&c.Notify, "notify", true, "run the notifier: deliver incident notifications to the sites' channels")
 	fs.StringVar(&c.NotifyGroupID, "notify-group-id", "sitewatch-notifier", "Kafka consumer group of the notifier on sitewatch.incidents")
-	fs.IntVar(&c.NotifyAttempts, "notify-max-attempts", 12, "delivery attempts per notification and channel before it is failed for good (backoff 1s doubling to 10m)")
+	fs.IntVar(&c.NotifyAttempts, "notify-max-attempts", 12, "delivery attempts per notification and channel before it is failed for good")
+	fs.DurationVar(&c.NotifyBackoff, "notify-retry-backoff", time.Second, "wait after a failed delivery attempt, doubling each time")
+	fs.DurationVar(&c.NotifyMaxWait, "notify-max-backoff", 10*time.Minute, "longest wait between two delivery attempts")
 	fs.DurationVar(&c.IncidentSweep, "incident-sweep-interval", 5*time.Second, "how often sites no region checks any more open stale incidents, and removed or disabled sites' incidents are resolved")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "messages written per database transaction")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "longest a message waits for its batch to fill")
@@ -53,11 +68,26 @@ func (c Config) Validate() error {
 	if err := outbox.ValidateTopic(c.Topic); err != nil {
 		errs = append(errs, fmt.Errorf("topic: %w", err))
 	}
+	if err := outbox.ValidateTopic(c.IncidentTopic); err != nil || c.IncidentTopic == c.Topic {
+		errs = append(errs, fmt.Errorf("incident-topic: %q: want a valid topic other than -topic", c.IncidentTopic))
+	}
 	if c.NotifyGroupID == "" || c.NotifyGroupID == c.GroupID {
 		errs = append(errs, fmt.Errorf("notify-group-id: %q: want a group of its own", c.NotifyGroupID))
 	}
 	if c.NotifyAttempts < 1 || c.NotifyAttempts > 100 {
 		errs = append(errs, fmt.Errorf("notify-max-attempts: %d: want 1..100", c.NotifyAttempts))
+	}
+	if c.NotifyBackoff < 10*time.Millisecond || c.NotifyBackoff > time.Hour {
+		errs = append(errs, fmt.Errorf("notify-retry-backoff: %s: want 10ms..1h", c.NotifyBackoff))
+	}
+	if c.NotifyMaxWait < c.NotifyBackoff || c.NotifyMaxWait > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("notify-max-backoff: %s: want notify-retry-backoff..24h", c.NotifyMaxWait))
+	}
+	if c.InstanceID != "" && !instanceID.MatchString(c.InstanceID) {
+		errs = append(errs, fmt.Errorf("instance-id: %q: want at most 200 letters, digits and . _ -", c.InstanceID))
+	}
+	if c.SessionTimeout < time.Second || c.SessionTimeout > 30*time.Minute {
+		errs = append(errs, fmt.Errorf("session-timeout: %s: want 1s..30m (and within the broker's group.min/max.session.timeout.ms)", c.SessionTimeout))
 	}
 	if c.GroupID == "" {
 		errs = append(errs, errors.New("group-id: required"))
@@ -75,6 +105,36 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("batch-wait: %s: want 1ms..1m", c.BatchWait))
 	}
 	return errors.Join(errs...)
+}
+
+var instanceID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+
+// hostname is the default instance id: stable across a container's
+// restarts (and a StatefulSet pod's), different between replicas.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || !instanceID.MatchString(h) {
+		return ""
+	}
+	return h
+}
+
+// consumerConfig is what the sink's two consumers (checks and notifier)
+// share besides their groups: static membership and the session timeout.
+func (c Config) consumerConfig(group string) kafka.ConfigMap {
+	m := kafka.ConfigMap{
+		"group.id":                 group,
+		"auto.offset.reset":        "earliest", // a new group starts from the first message, not the next
+		"enable.auto.commit":       true,       // commits only what we stored...
+		"enable.auto.offset.store": false,      // ...and we store only after the database commit
+		"auto.commit.interval.ms":  1000,
+		"session.timeout.ms":       int(c.SessionTimeout.Milliseconds()),
+		"heartbeat.interval.ms":    int(max(c.SessionTimeout/3, 100*time.Millisecond).Milliseconds()),
+	}
+	if c.InstanceID != "" {
+		m["group.instance.id"] = c.InstanceID
+	}
+	return m
 }
 
 func loadConfig(args []string) (Config, error) {

@@ -12,9 +12,14 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "sitewatch.checks", c.Topic)
 
-	_, err = loadConfig([]string{"-topic=bad topic", "-batch-size=0", "-group-id=", "-ops-addr=nope"})
+	_, err = loadConfig([]string{"-topic=bad topic", "-batch-size=0", "-group-id=", "-ops-addr=nope", "-notify-retry-backoff=0s"})
 	require.ErrorContains(t, err, `topic: invalid outbox message: topic "bad topic"`)
 	require.ErrorContains(t, err, "batch-size: 0")
 	require.ErrorContains(t, err, "group-id: required")
 	require.ErrorContains(t, err, "ops-addr:")
+	require.ErrorContains(t, err, "notify-retry-backoff: 0s: want 10ms..1h")
+	_, err = loadConfig([]string{"-notify-retry-backoff=2s", "-notify-max-backoff=1s", "-instance-id=a b", "-session-timeout=0s"})
+	require.ErrorContains(t, err, `instance-id: "a b"`)
+	require.ErrorContains(t, err, "session-timeout: 0s")
+	require.ErrorContains(t, err, "notify-max-backoff: 1s: want notify-retry-backoff..24h")
 }

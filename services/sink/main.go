@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -15,7 +16,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/notify"
@@ -28,13 +28,14 @@ import (
 )
 
 const usage = `usage: sink [run] [flags]   consume check events into the stats table until SIGTERM
+       sink deliveries list|retry   failed notifications, and sending them again (sink deliveries help)
        sink healthcheck             exit 0 if the running sink's /healthz answers 200
 
 Flags and their SINK_* environment variables: sink run -h
 `
 
 func main() {
-	command.Main("sink", "run", usage, map[string]command.Func{"run": runCommand, "healthcheck": command.Healthcheck(":9103")})
+	command.Main("sink", "run", usage, map[string]command.Func{"run": runCommand, "deliveries": deliveriesCommand, "healthcheck": command.Healthcheck(":9103")})
 }
 
 func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -54,42 +55,62 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 	defer pool.Close()
 
+	// The ops endpoints answer while Kafka is awaited; a broker that refuses
+	// us (credentials, TLS) is logged once, naming why, and is /readyz's reason.
+	opsSrv := ops.New(cfg.OpsAddr, logger)
+	opsSrv.AddReadiness("postgres", pool.Ping)
+	kafkaHealth := kafkaclient.NewWatcher(cfg.Kafka, logger)
+	var subscribed atomic.Pointer[kafka.Consumer]
+	opsSrv.AddReadiness("kafka", kafkaHealth.Check(func(context.Context) error {
+		c := subscribed.Load()
+		if c == nil {
+			return errors.New("creating the topics")
+		}
+		_, err := c.GetMetadata(&cfg.Topic, false, 2000)
+		return err
+	}))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return opsSrv.Run(gctx) })
+	fail := func(err error) error { // stops the ops server on the way out
+		cancel()
+		return errors.Join(err, g.Wait())
+	}
+
 	if cfg.CreateTopic {
 		// The incidents the sink announces go out through the relay to a
 		// topic the broker may not create by itself.
-		for _, topic := range []string{cfg.Topic, checkevent.IncidentTopic} {
-			if err := kafkaclient.EnsureTopic(ctx, cfg.Kafka, topic, cfg.TopicPartitions); err != nil {
-				return err
+		for _, topic := range []string{cfg.Topic, cfg.IncidentTopic} {
+			err := retry.Do(gctx, startupRetry, func(actx context.Context) error {
+				return kafkaclient.EnsureTopic(actx, cfg.Kafka, topic, cfg.TopicPartitions)
+			}, func(attempt int, err error, wait time.Duration) {
+				if !kafkaHealth.Report(err) {
+					logger.Warn("waiting for Kafka to create the topic", zap.String("topic", topic), zap.Int("attempt", attempt),
+						zap.Duration("retry_in", wait), zap.Error(err))
+				}
+			})
+			if err != nil {
+				return fail(err)
 			}
 		}
 	}
-	consumer, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(kafka.ConfigMap{
-		"group.id":                 cfg.GroupID,
-		"auto.offset.reset":        "earliest", // a new group starts from the first check, not the next
-		"enable.auto.commit":       true,       // commits only what we stored...
-		"enable.auto.offset.store": false,      // ...and we store only after the database commit
-		"auto.commit.interval.ms":  1000,
-	}))
+	consumer, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(cfg.consumerConfig(cfg.GroupID)))
 	if err != nil {
-		return fmt.Errorf("creating Kafka consumer: %w", err)
+		return fail(fmt.Errorf("creating Kafka consumer: %w", err))
 	}
 	if err := consumer.Subscribe(cfg.Topic, nil); err != nil {
 		_ = consumer.Close()
-		return fmt.Errorf("subscribing to %s: %w", cfg.Topic, err)
+		return fail(fmt.Errorf("subscribing to %s: %w", cfg.Topic, err))
 	}
 
-	opsSrv := ops.New(cfg.OpsAddr, logger)
 	s, err := sink.New(sink.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second,
-		WriteTimeout: 30 * time.Second}, consumer, store.New(pool), logger, opsSrv.Registry())
+		WriteTimeout: 30 * time.Second}, watched{consumer, kafkaHealth}, store.New(pool, cfg.IncidentTopic), logger, opsSrv.Registry())
 	if err != nil {
 		_ = consumer.Close()
-		return err
+		return fail(err)
 	}
-	opsSrv.AddReadiness("postgres", pool.Ping)
-	opsSrv.AddReadiness("kafka", func(context.Context) error {
-		_, err := consumer.GetMetadata(&cfg.Topic, false, 2000)
-		return err
-	})
+	subscribed.Store(consumer)
 	opsSrv.AddLiveness("loop", func(context.Context) error {
 		if since := time.Since(s.LastLoop()); since > 2*time.Minute {
 			return fmt.Errorf("%w: last turn %s ago", sink.ErrStalled, since.Round(time.Second))
@@ -97,16 +118,18 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		return nil
 	})
 
-	logger.Info("sink starting", zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID),
+	logger.Info("sink starting", zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID), zap.String("instance", cfg.InstanceID),
 		zap.String("kafka", cfg.Kafka.Brokers))
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return opsSrv.Run(gctx) })
 	g.Go(func() error { return s.Run(gctx) })
-	g.Go(func() error { sweepIncidents(gctx, pool, cfg.IncidentSweep, logger); return nil })
+	g.Go(func() error {
+		sweepIncidents(gctx, pool, consumer, cfg.IncidentTopic, cfg.IncidentSweep, logger)
+		return nil
+	})
 	var notifyConsumer *kafka.Consumer
 	if cfg.Notify {
-		if notifyConsumer, err = startNotifier(gctx, g, cfg, pool, logger, opsSrv.Registry()); err != nil {
-			return errors.Join(err, g.Wait())
+		if notifyConsumer, err = startNotifier(gctx, g, cfg, pool, kafkaHealth, logger, opsSrv.Registry()); err != nil {
+			err = fail(err) // stops what runs already, then closes the consumer
+			return errors.Join(err, consumer.Close())
 		}
 	}
 	err = g.Wait()
@@ -123,12 +146,25 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	return err
 }
 
-// sweepIncidents opens stale incidents and resolves those of removed or
-// disabled sites every interval, until ctx ends.
-func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, every time.Duration, logger *zap.Logger) {
+// sweepIncidents resolves the incidents of removed or disabled sites every
+// interval, and opens stale incidents while the consumer has read its
+// partitions up to where they ended at the previous sweep (a sink catching
+// up after a restart would find every site silent), until ctx ends.
+func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Consumer, topic string, every time.Duration, logger *zap.Logger) {
+	var read readUpTo
+	judging := false
 	for retry.Sleep(ctx, every) {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		changes, err := incident.Sweep(sctx, pool, time.Now())
+		caughtUp, behind, err := read.check(sctx, consumer)
+		if caughtUp != judging {
+			judging = caughtUp
+			if caughtUp {
+				logger.Info("read the checks topic up to its end at the last sweep: judging sites without checks stale")
+			} else {
+				logger.Info("behind the checks topic: no site is judged stale until the sink has caught up", zap.Int64("lag", behind), zap.Error(err))
+			}
+		}
+		changes, err := incident.Sweep(sctx, pool, topic, time.Now(), caughtUp)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -145,28 +181,44 @@ func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, every time.Duration
 
 // startNotifier consumes sitewatch.incidents in a group of its own and
 // delivers the notifications, in g.
-func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgxpool.Pool, logger *zap.Logger, reg prometheus.Registerer) (*kafka.Consumer, error) {
+func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgxpool.Pool, health *kafkaclient.Watcher,
+	logger *zap.Logger, reg prometheus.Registerer) (*kafka.Consumer, error) {
 	logger = logger.With(zap.String("component", "notifier"))
-	n, err := notifier.New(notifier.Config{MaxAttempts: cfg.NotifyAttempts, RetryBackoff: time.Second, PollInterval: time.Second, Batch: 50},
+	n, err := notifier.New(notifier.Config{MaxAttempts: cfg.NotifyAttempts, RetryBackoff: cfg.NotifyBackoff,
+		MaxBackoff: cfg.NotifyMaxWait, PollInterval: time.Second, Batch: 50},
 		pool, notify.Client(), logger, reg)
 	if err != nil {
 		return nil, err
 	}
-	c, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(kafka.ConfigMap{
-		"group.id":                 cfg.NotifyGroupID,
-		"auto.offset.reset":        "earliest",
-		"enable.auto.commit":       true,
-		"enable.auto.offset.store": false, // stored once the deliveries are recorded
-		"auto.commit.interval.ms":  1000,
-	}))
+	// Offsets are stored once the deliveries are recorded.
+	c, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(cfg.consumerConfig(cfg.NotifyGroupID)))
 	if err != nil {
 		return nil, fmt.Errorf("creating the notifier's Kafka consumer: %w", err)
 	}
-	if err := c.Subscribe(checkevent.IncidentTopic, nil); err != nil {
+	if err := c.Subscribe(cfg.IncidentTopic, nil); err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("subscribing to %s: %w", checkevent.IncidentTopic, err)
+		return nil, fmt.Errorf("subscribing to %s: %w", cfg.IncidentTopic, err)
 	}
-	g.Go(func() error { n.Consume(ctx, c); return nil })
+	g.Go(func() error { n.Consume(ctx, watched{c, health}); return nil })
 	g.Go(func() error { n.Deliver(ctx); return nil })
 	return c, nil
+}
+
+// startupRetry waits for Kafka at start-up, until shutdown.
+var startupRetry = retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2, AttemptTimeout: 30 * time.Second}
+
+// watched is a consumer whose client errors go to a watcher, which logs
+// each cause once, instead of to the loop that polls it.
+type watched struct {
+	*kafka.Consumer
+	health *kafkaclient.Watcher
+}
+
+func (w watched) Poll(timeoutMs int) kafka.Event {
+	ev := w.Consumer.Poll(timeoutMs)
+	if e, ok := ev.(kafka.Error); ok {
+		w.health.Observe(e)
+		return nil
+	}
+	return ev
 }

@@ -1,8 +1,9 @@
 // Package notifytest gives tests a real SMTP server of their own, on
-// loopback, that records the mail it is given.
+// loopback, that records the mail it is given, with STARTTLS when asked.
 package notifytest
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"net"
 	"net/textproto"
@@ -17,6 +18,7 @@ type Mail struct {
 	From string   // the MAIL FROM line
 	To   []string // the RCPT TO lines
 	Data string   // headers and body
+	TLS  bool     // the session had switched to TLS by STARTTLS
 }
 
 // SMTPServer speaks enough of RFC 5321 (EHLO, AUTH PLAIN, MAIL, RCPT,
@@ -24,19 +26,27 @@ type Mail struct {
 type SMTPServer struct {
 	Addr string
 
+	tls *tls.Config // offer STARTTLS, and require it before AUTH and MAIL
+
 	mu    sync.Mutex
 	mails []Mail
 }
 
 // StartSMTP starts a server closed when the test ends.
-func StartSMTP(t testing.TB) *SMTPServer {
+func StartSMTP(t testing.TB) *SMTPServer { return start(t, nil) }
+
+// StartSMTPTLS starts a server that offers STARTTLS with cfg and refuses
+// AUTH and MAIL before it.
+func StartSMTPTLS(t testing.TB, cfg *tls.Config) *SMTPServer { return start(t, cfg) }
+
+func start(t testing.TB, cfg *tls.Config) *SMTPServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("starting the test SMTP server: %v", err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	s := &SMTPServer{Addr: l.Addr().String()}
+	s := &SMTPServer{Addr: l.Addr().String(), tls: cfg}
 	go func() {
 		for {
 			conn, err := l.Accept()
@@ -75,9 +85,30 @@ func (s *SMTPServer) serve(conn net.Conn) {
 		if err != nil {
 			return
 		}
-		switch strings.ToUpper(strings.Fields(line + " x")[0]) {
+		verb := strings.ToUpper(strings.Fields(line + " x")[0])
+		if s.tls != nil && !m.TLS && (verb == "AUTH" || verb == "MAIL") {
+			_ = tp.PrintfLine("530 5.7.0 Must issue a STARTTLS command first")
+			continue
+		}
+		switch verb {
 		case "EHLO", "HELO":
-			_ = tp.PrintfLine("250-test\r\n250 AUTH PLAIN")
+			if s.tls != nil && !m.TLS {
+				_ = tp.PrintfLine("250-test\r\n250-STARTTLS\r\n250 AUTH PLAIN")
+			} else {
+				_ = tp.PrintfLine("250-test\r\n250 AUTH PLAIN")
+			}
+		case "STARTTLS":
+			if s.tls == nil || m.TLS {
+				_ = tp.PrintfLine("502 not offered")
+				continue
+			}
+			_ = tp.PrintfLine("220 go ahead")
+			tconn := tls.Server(conn, s.tls)
+			if err := tconn.Handshake(); err != nil {
+				return // the client did not trust us: it hangs up
+			}
+			conn, tp = tconn, textproto.NewConn(tconn)
+			m = Mail{TLS: true} // RFC 3207: the session starts over
 		case "AUTH":
 			parts := strings.Fields(line)
 			b, _ := base64.StdEncoding.DecodeString(parts[len(parts)-1])
@@ -99,7 +130,7 @@ func (s *SMTPServer) serve(conn net.Conn) {
 			s.mu.Lock()
 			s.mails = append(s.mails, m)
 			s.mu.Unlock()
-			m = Mail{Auth: m.Auth}
+			m = Mail{Auth: m.Auth, TLS: m.TLS}
 			_ = tp.PrintfLine("250 queued")
 		case "QUIT":
 			_ = tp.PrintfLine("221 bye")

@@ -26,6 +26,9 @@ import (
 type ChannelStore interface {
 	AddChannel(ctx context.Context, ch store.Channel) error
 	Channels(ctx context.Context, name string) ([]store.Channel, error)
+	UpdateChannel(ctx context.Context, name string, change func(*store.Channel) error) (store.Channel, error)
+	ImportChannels(ctx context.Context, chs []store.ChannelImport) (added, replaced int, err error)
+	ChannelDeliveries(ctx context.Context, name string) (store.Deliveries, error)
 	RemoveChannel(ctx context.Context, name string) error
 }
 
@@ -34,19 +37,178 @@ const ChannelsUsage = `usage:
   monitor channels add NAME --webhook URL [--secret-file FILE] [--default]
   monitor channels add NAME --slack URL [--default]
   monitor channels add NAME --email smtp://[user@]host:587 --from ADDR --to ADDR[,ADDR] [--secret-file FILE] [--default]
+  monitor channels update NAME [any flag of add] [--no-secret] [--default=false]
   monitor channels list
+  monitor channels show NAME        settings (secrets masked) and deliveries by status
   monitor channels remove NAME
   monitor channels test NAME        send a test notification now
+  monitor channels import FILE|-    add or replace (by name) every channel of a YAML file, all or nothing
+  monitor channels export [FILE|-]  write every channel as YAML (no secrets; the file is 0600)
 
 A webhook gets the incident's CloudEvent as JSON, signed: header X-Sitewatch-Signature is
 "sha256=" and the hex HMAC-SHA256 of the body with the channel's secret (SITEWATCH_CHANNEL_SECRET
 or --secret-file; never a flag value, which would show in ps); header Idempotency-Key is the
 event id. E-mail goes by SMTP with STARTTLS (required unless the server is on this machine) and
-AUTH PLAIN as the URL's user with the secret as password. Sites choose channels with sites add|update --channel NAME; a site that names none
-uses the --default channels.
+AUTH PLAIN as the URL's user with the secret as password. Sites choose channels with
+sites add|update --channel NAME; a site that names none uses the --default channels.
+
+update changes only the flags given; the secret stays unless --secret-file or --no-secret is
+given. The YAML of import and export:
+
+  channels:
+    - name: ops
+      webhook: https://hooks.example.com/sitewatch
+      secret-file: /run/secrets/ops-webhook   # read at import; export never writes secrets
+      default: true
+    - name: mail
+      email: smtp://alerts@mail.example.com:587
+      from: sitewatch@example.com
+      to: [oncall@example.com]
+
+A channel in the file that exists is replaced, keeping its secret unless the entry has a
+secret-file; channels not in the file are left alone. A failed delivery is listed, with its
+reason, by sink deliveries list and sent again by sink deliveries retry.
 `
 
 var channelName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// channelSpec is a channel as the flags of add and update and the YAML of
+// import and export give it; the YAML keys are the flags' names.
+type channelSpec struct {
+	Name       string   `yaml:"name"`
+	Webhook    string   `yaml:"webhook,omitempty"`
+	Slack      string   `yaml:"slack,omitempty"`
+	Email      string   `yaml:"email,omitempty"` // smtp://[user@]host:port
+	From       string   `yaml:"from,omitempty"`
+	To         []string `yaml:"to,omitempty"`
+	SecretFile string   `yaml:"secret-file,omitempty"`
+	Default    bool     `yaml:"default,omitempty"`
+}
+
+// channel checks s and returns the channel it describes, its secret read
+// from SecretFile (or empty). The error joins one error per bad field,
+// each naming it.
+func (s channelSpec) channel() (store.Channel, error) {
+	ch := store.Channel{Name: s.Name, IsDefault: s.Default}
+	var errs []error
+	if !channelName.MatchString(s.Name) {
+		errs = append(errs, fmt.Errorf("name %q: want lower-case letters, digits, '-' and '_' (at most 63)", s.Name))
+	}
+	given := 0
+	for _, v := range []string{s.Webhook, s.Slack, s.Email} {
+		if v != "" {
+			given++
+		}
+	}
+	switch {
+	case given != 1:
+		errs = append(errs, errors.New("kind: give one of webhook URL, slack URL or email smtp://HOST:PORT"))
+	case s.Email != "":
+		u, err := url.Parse(s.Email)
+		if err != nil || u.RawQuery != "" {
+			errs = append(errs, errors.New("email: want smtp://[user@]host:port, with from and to given apart"))
+			break
+		}
+		q := url.Values{"from": {s.From}, "to": {strings.Join(s.To, ",")}}
+		ch.Kind, ch.URL = notify.Email, s.Email+"?"+q.Encode()
+		if _, err := notify.ParseMailURL(ch.URL); err != nil {
+			errs = append(errs, err)
+		}
+	default:
+		ch.Kind, ch.URL = notify.Webhook, s.Webhook
+		field := "webhook"
+		if s.Slack != "" {
+			ch.Kind, ch.URL, field = notify.Slack, s.Slack, "slack"
+		}
+		// The URL itself may be a credential (incoming webhooks): never echoed.
+		if u, err := url.Parse(ch.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: want an http or https URL", field))
+		} else if u.User != nil {
+			errs = append(errs, fmt.Errorf("%s: no user or password in the URL; give a secret-file", field))
+		}
+	}
+	if s.Email == "" && (s.From != "" || len(s.To) > 0) {
+		errs = append(errs, errors.New("from, to: only for an email channel"))
+	}
+	if s.SecretFile != "" {
+		b, err := os.ReadFile(s.SecretFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("secret-file: %w", err))
+		}
+		ch.Secret = strings.TrimSpace(string(b))
+	}
+	return ch, errors.Join(errs...)
+}
+
+// specOf is the spec of a stored channel, without its secret.
+func specOf(c store.Channel) channelSpec {
+	s := channelSpec{Name: c.Name, Default: c.IsDefault}
+	switch c.Kind {
+	case notify.Email:
+		base, query, _ := strings.Cut(c.URL, "?")
+		s.Email = base
+		if q, err := url.ParseQuery(query); err == nil {
+			s.From = q.Get("from")
+			for _, to := range strings.Split(q.Get("to"), ",") {
+				if to = strings.TrimSpace(to); to != "" {
+					s.To = append(s.To, to)
+				}
+			}
+		}
+	case notify.Slack:
+		s.Slack = c.URL
+	default:
+		s.Webhook = c.URL
+	}
+	return s
+}
+
+// channelFlags are the flags of add and update.
+type channelFlags struct {
+	spec     channelSpec
+	to       string
+	noSecret bool
+}
+
+func (f *channelFlags) register(fs *flag.FlagSet, update bool) {
+	fs.StringVar(&f.spec.Webhook, "webhook", "", "URL of a generic webhook")
+	fs.StringVar(&f.spec.Slack, "slack", "", "URL of a Slack-compatible incoming webhook")
+	fs.StringVar(&f.spec.Email, "email", "", "SMTP server as smtp://[user@]host:port")
+	fs.StringVar(&f.spec.From, "from", "", "sender address of e-mail notifications")
+	fs.StringVar(&f.to, "to", "", "comma-separated recipients of e-mail notifications")
+	fs.StringVar(&f.spec.SecretFile, "secret-file", "", "file holding the webhook's signing secret or the SMTP password")
+	fs.BoolVar(&f.spec.Default, "default", false, "used by every site that names no channels")
+	if update {
+		fs.BoolVar(&f.noSecret, "no-secret", false, "remove the channel's secret")
+	}
+}
+
+// apply sets on s what the flags in given say.
+func (f *channelFlags) apply(s *channelSpec, given map[string]bool) {
+	if given["webhook"] || given["slack"] || given["email"] { // a new kind replaces the old one
+		s.Webhook, s.Slack, s.Email = f.spec.Webhook, f.spec.Slack, f.spec.Email // two given: channel() says so
+	}
+	if s.Email == "" {
+		s.From, s.To = "", nil
+	}
+	if given["from"] {
+		s.From = f.spec.From
+	}
+	if given["to"] {
+		s.To = nil
+		for _, a := range strings.Split(f.to, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				s.To = append(s.To, a)
+			}
+		}
+	}
+	if given["secret-file"] {
+		s.SecretFile = f.spec.SecretFile
+	}
+	if given["default"] {
+		s.Default = f.spec.Default
+	}
+}
 
 // Channels runs `channels args...` and returns the process exit code.
 func Channels(ctx context.Context, args []string, open func() (ChannelStore, error), stdout, stderr io.Writer) int {
@@ -64,62 +226,39 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 		}
 		return ExitOK
 	}
+	// named parses NAME [flags] into f and returns the name and the flags given.
+	named := func(cmd string, args []string, update bool, f *channelFlags) (string, map[string]bool, int) {
+		fs := flag.NewFlagSet("channels "+cmd, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		f.register(fs, update)
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			return "", nil, fail(cmd, errors.New("want a NAME first"), ExitUsage)
+		}
+		if err := fs.Parse(args[1:]); err != nil {
+			return "", nil, ExitUsage
+		}
+		if err := command.NoArgs(fs.Args()); err != nil {
+			return "", nil, fail(cmd, err, ExitUsage)
+		}
+		given := map[string]bool{}
+		fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+		return args[0], given, ExitOK
+	}
 	return command.Dispatch(ctx, "channels", "", ChannelsUsage, map[string]command.Func{
 		"add": func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-			fs := flag.NewFlagSet("channels add", flag.ContinueOnError)
-			fs.SetOutput(stderr)
-			webhook := fs.String("webhook", "", "URL of a generic webhook")
-			slack := fs.String("slack", "", "URL of a Slack-compatible incoming webhook")
-			email := fs.String("email", "", "SMTP server as smtp://[user@]host:port")
-			from := fs.String("from", "", "sender address of e-mail notifications")
-			to := fs.String("to", "", "comma-separated recipients of e-mail notifications")
-			secretFile := fs.String("secret-file", "", "file holding the webhook's signing secret")
-			isDefault := fs.Bool("default", false, "used by every site that names no channels")
-			if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-				return fail("add", errors.New("want a NAME first"), ExitUsage)
+			var f channelFlags
+			name, given, code := named("add", args, false, &f)
+			if code != ExitOK {
+				return code
 			}
-			name := args[0]
-			if err := fs.Parse(args[1:]); err != nil {
-				return ExitUsage
-			}
-			ch := store.Channel{Name: name, IsDefault: *isDefault, Secret: os.Getenv("SITEWATCH_CHANNEL_SECRET")}
-			var errs []error
-			if !channelName.MatchString(name) {
-				errs = append(errs, fmt.Errorf("name %q: want lower-case letters, digits, '-' and '_'", name))
-			}
-			given := 0
-			for _, v := range []string{*webhook, *slack, *email} {
-				if v != "" {
-					given++
-				}
-			}
-			switch {
-			case given != 1:
-				errs = append(errs, errors.New("give one of --webhook URL, --slack URL or --email smtp://HOST:PORT"))
-			case *webhook != "":
-				ch.Kind, ch.URL = notify.Webhook, *webhook
-			case *slack != "":
-				ch.Kind, ch.URL = notify.Slack, *slack
-			default:
-				q := url.Values{"from": {*from}, "to": {*to}}
-				ch.Kind, ch.URL = notify.Email, *email+"?"+q.Encode()
-				if _, err := notify.ParseMailURL(ch.URL); err != nil {
-					errs = append(errs, err)
-				}
-			}
-			if u, err := url.Parse(ch.URL); ch.Kind != notify.Email && ch.URL != "" &&
-				(err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
-				errs = append(errs, fmt.Errorf("url %q: want an http or https URL", ch.URL))
-			}
-			if *secretFile != "" {
-				b, err := os.ReadFile(*secretFile)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("secret-file: %w", err))
-				}
-				ch.Secret = strings.TrimSpace(string(b))
-			}
-			if err := errors.Join(append(errs, command.NoArgs(fs.Args()))...); err != nil {
+			spec := channelSpec{Name: name}
+			f.apply(&spec, given)
+			ch, err := spec.channel()
+			if err != nil {
 				return fail("add", fmt.Errorf("nothing written:\n  %w", err), ExitUsage)
+			}
+			if spec.SecretFile == "" {
+				ch.Secret = os.Getenv("SITEWATCH_CHANNEL_SECRET")
 			}
 			return withStore("add", func(st ChannelStore) error {
 				if err := st.AddChannel(ctx, ch); err != nil {
@@ -128,6 +267,48 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 				fmt.Fprintf(stdout, "added channel %s (%s)\n", ch.Name, ch.Kind)
 				return nil
 			})
+		},
+		"update": func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			var f channelFlags
+			name, given, code := named("update", args, true, &f)
+			if code != ExitOK {
+				return code
+			}
+			if len(given) == 0 {
+				return fail("update", errors.New("nothing to change: give at least one flag"), ExitUsage)
+			}
+			if given["secret-file"] && f.noSecret {
+				return fail("update", errors.New("secret-file, no-secret: give one of them"), ExitUsage)
+			}
+			var invalid bool
+			code = withStore("update", func(st ChannelStore) error {
+				ch, err := st.UpdateChannel(ctx, name, func(c *store.Channel) error {
+					spec := specOf(*c)
+					f.apply(&spec, given)
+					next, err := spec.channel()
+					if err != nil {
+						invalid = true
+						return fmt.Errorf("nothing written:\n  %w", err)
+					}
+					switch {
+					case f.noSecret:
+						next.Secret = ""
+					case spec.SecretFile == "":
+						next.Secret = c.Secret
+					}
+					*c = next
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "updated channel %s (%s)\n", ch.Name, ch.Kind)
+				return nil
+			})
+			if invalid {
+				return ExitUsage
+			}
+			return code
 		},
 		"list": func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if len(args) > 0 {
@@ -139,14 +320,40 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 					return err
 				}
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tKIND\tURL\tSIGNED\tDEFAULT\tSITES")
+				fmt.Fprintln(tw, "NAME\tKIND\tURL\tSECRET\tDEFAULT\tSITES")
 				for _, c := range chs {
-					// The URL of an incoming webhook is itself a credential: host only.
-					host := "?"
-					if u, err := url.Parse(c.URL); err == nil {
-						host = u.Scheme + "://" + u.Host + "/…"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%d\n", c.Name, c.Kind, host, c.Secret != "", c.IsDefault, c.Sites)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%d\n", c.Name, c.Kind, command.Escape(maskedURL(c)), c.Secret != "", c.IsDefault, c.Sites)
+				}
+				return tw.Flush()
+			})
+		},
+		"show": func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) != 1 {
+				return fail("show", errors.New("want exactly one NAME"), ExitUsage)
+			}
+			return withStore("show", func(st ChannelStore) error {
+				chs, err := st.Channels(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				d, err := st.ChannelDeliveries(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				c, spec := chs[0], specOf(chs[0])
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "name:\t%s\nkind:\t%s\nurl:\t%s\n", c.Name, c.Kind, command.Escape(maskedURL(c)))
+				if c.Kind == notify.Email {
+					fmt.Fprintf(tw, "from:\t%s\nto:\t%s\n", command.Escape(spec.From), command.Escape(strings.Join(spec.To, ", ")))
+				}
+				secret := "none"
+				if c.Secret != "" {
+					secret = "set (never shown)"
+				}
+				fmt.Fprintf(tw, "secret:\t%s\ndefault:\t%t\nsites:\t%d\n", secret, c.IsDefault, c.Sites)
+				fmt.Fprintf(tw, "deliveries:\t%d delivered, %d pending, %d failed, %d silenced\n", d.Delivered, d.Pending, d.Failed, d.Silenced)
+				if d.LastFailedAt != nil && d.LastError != nil {
+					fmt.Fprintf(tw, "last failure:\t%s: %s\n", d.LastFailedAt.UTC().Format(time.RFC3339), command.Escape(*d.LastError))
 				}
 				return tw.Flush()
 			})
@@ -188,5 +395,57 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 				return nil
 			})
 		},
+		"import": func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) != 1 {
+				return fail("import", errors.New("want one FILE, or - for standard input"), ExitUsage)
+			}
+			chs, err := readChannelFile(args[0], os.Stdin)
+			if err != nil {
+				return fail("import", fmt.Errorf("nothing written: %w", err), ExitUsage)
+			}
+			return withStore("import", func(st ChannelStore) error {
+				added, replaced, err := st.ImportChannels(ctx, chs)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "imported %d channels: %d added, %d replaced\n", len(chs), added, replaced)
+				return nil
+			})
+		},
+		"export": func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) > 1 {
+				return fail("export", errors.New("want at most one FILE"), ExitUsage)
+			}
+			return withStore("export", func(st ChannelStore) error {
+				chs, err := st.Channels(ctx, "")
+				if err != nil {
+					return err
+				}
+				f := channelFile{Channels: make([]channelSpec, len(chs))}
+				for i, c := range chs {
+					f.Channels[i] = specOf(c)
+				}
+				path := ""
+				if len(args) == 1 && args[0] != "-" {
+					path = args[0]
+				}
+				// An incoming webhook's URL is a credential: the file is its owner's only.
+				return writeYAML(path, stdout, f)
+			})
+		},
 	}, args, stdout, stderr)
+}
+
+// maskedURL is a channel's URL as list and show print it: the URL of an
+// incoming webhook is itself a credential, so only its scheme and host;
+// an e-mail server's with its user.
+func maskedURL(c store.Channel) string {
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return "?"
+	}
+	if c.Kind == notify.Email {
+		return (&url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host}).String()
+	}
+	return u.Scheme + "://" + u.Host + "/…"
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -88,4 +90,148 @@ func TestChannelsAddListTestRemoveAndSitesUseThem(t *testing.T) {
 	code, _, stderr = run("test", "ops")
 	require.Equal(t, ExitError, code)
 	require.Contains(t, stderr, "channel ops: not found")
+}
+
+func TestChannelsUpdateShowImportExport(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	st := store.New(pool)
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := Channels(ctx, args, func() (ChannelStore, error) { return st, nil }, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	secret := func(name string) string {
+		chs, err := st.Channels(ctx, name)
+		require.NoError(t, err)
+		return chs[0].Secret
+	}
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+		return p
+	}
+
+	t.Setenv("SITEWATCH_CHANNEL_SECRET", "first-s3cret")
+	code, _, stderr := run("add", "ops", "--webhook", "https://hooks.example.com/T0KEN")
+	require.Equal(t, ExitOK, code, stderr)
+
+	// update changes only what is given; the secret stays.
+	code, out, stderr := run("update", "ops", "--webhook", "https://hooks.example.com/NEW-T0KEN", "--default")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "updated channel ops (webhook)")
+	chs, err := st.Channels(ctx, "ops")
+	require.NoError(t, err)
+	require.Equal(t, "https://hooks.example.com/NEW-T0KEN", chs[0].URL)
+	require.True(t, chs[0].IsDefault)
+	require.Equal(t, "first-s3cret", chs[0].Secret)
+
+	// A bad update is refused naming the field, and writes nothing.
+	for _, bad := range [][]string{{"update", "ops", "--webhook", "ftp://x"}, {"update", "ops", "--from", "a@example.com"},
+		{"update", "ops", "--secret-file", "/nonexistent"}, {"update", "ops"}} {
+		code, _, stderr = run(bad...)
+		require.Equal(t, ExitUsage, code, bad)
+		require.NotContains(t, stderr, "T0KEN", "a webhook URL is a credential")
+	}
+	_, _, stderr = run("update", "ops", "--from", "a@example.com")
+	require.Contains(t, stderr, "from, to: only for an email channel")
+	require.Equal(t, "first-s3cret", secret("ops"))
+	code, _, stderr = run("update", "nope", "--default")
+	require.Equal(t, ExitError, code)
+	require.Contains(t, stderr, "channel nope: not found")
+
+	// A new kind replaces the old; the secret changes only when asked.
+	code, _, stderr = run("update", "ops", "--email", "smtp://alerts@mail.example.com:587", "--from", "sw@example.com", "--to", "a@example.com, b@example.com",
+		"--secret-file", write("smtp-password", "smtp-s3cret\n"))
+	require.Equal(t, ExitOK, code, stderr)
+	require.Equal(t, "smtp-s3cret", secret("ops"))
+	code, out, stderr = run("show", "ops")
+	require.Equal(t, ExitOK, code, stderr)
+	for _, want := range []string{"kind:", "email", "smtp://alerts@mail.example.com:587", "a@example.com, b@example.com", "set (never shown)",
+		"0 delivered, 0 pending, 0 failed"} {
+		require.Contains(t, out, want)
+	}
+	require.NotContains(t, out, "s3cret")
+	code, _, _ = run("update", "ops", "--no-secret")
+	require.Equal(t, ExitOK, code)
+	require.Empty(t, secret("ops"))
+
+	// show counts deliveries and names the latest failure, escaped.
+	_, err = pool.Exec(ctx, `INSERT INTO deliveries (event_id, channel_id, event_type, payload, status, last_error)
+		SELECT gen_random_uuid(), id, 'io.sitewatch.incident.opened', '{}', s, e FROM channels,
+		(VALUES ('delivered', NULL), ('failed', E'550 mailbox full\x1b[2J'), ('pending', NULL)) v(s, e) WHERE name = 'ops'`)
+	require.NoError(t, err)
+	_, out, _ = run("show", "ops")
+	require.Contains(t, out, "1 delivered, 1 pending, 1 failed, 0 silenced")
+	require.Contains(t, out, "550 mailbox full?[2J")
+
+	// export: every channel, no secret, a private file.
+	code, _, stderr = run("add", "slack", "--slack", "https://hooks.slack.example/services/T0KEN")
+	require.Equal(t, ExitOK, code, stderr)
+	exported := filepath.Join(dir, "channels.yaml")
+	require.NoError(t, os.WriteFile(exported, nil, 0o644))
+	code, _, stderr = run("export", exported)
+	require.Equal(t, ExitOK, code, stderr)
+	info, err := os.Stat(exported)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "an existing file is made private too")
+	data, err := os.ReadFile(exported)
+	require.NoError(t, err)
+	require.NotContains(t, string(data), "s3cret")
+	require.Contains(t, string(data), "slack: https://hooks.slack.example/services/T0KEN")
+	require.Contains(t, string(data), "- a@example.com")
+
+	// import of the export into an empty database gives the same channels.
+	st2 := store.New(dbtest.Pool(t, dbtest.New(t)))
+	var out2, err2 bytes.Buffer
+	code = Channels(ctx, []string{"import", exported}, func() (ChannelStore, error) { return st2, nil }, &out2, &err2)
+	require.Equal(t, ExitOK, code, err2.String())
+	require.Contains(t, out2.String(), "imported 2 channels: 2 added, 0 replaced")
+	before, err := st.Channels(ctx, "")
+	require.NoError(t, err)
+	after, err := st2.Channels(ctx, "")
+	require.NoError(t, err)
+	for i := range before {
+		before[i].Secret = ""
+	}
+	require.Equal(t, before, after)
+
+	// import replaces by name, keeps a secret unless the entry has a
+	// secret-file (relative to the YAML's directory), and adds the rest.
+	code, _, _ = run("update", "slack", "--secret-file", write("kept", "kept-s3cret"))
+	require.Equal(t, ExitOK, code)
+	write("hook-secret", "new-s3cret")
+	code, out, stderr = run("import", write("in.yaml", `channels:
+  - name: slack
+    slack: https://hooks.slack.example/services/OTHER
+  - name: ops
+    webhook: https://hooks.example.com/x
+    secret-file: hook-secret
+  - name: pager
+    webhook: https://pager.example.com/hook
+    default: true
+`))
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "imported 3 channels: 1 added, 2 replaced")
+	require.Equal(t, "kept-s3cret", secret("slack"))
+	require.Equal(t, "new-s3cret", secret("ops"))
+
+	// A bad file names the channel and the field, and writes nothing.
+	for text, want := range map[string]string{
+		"channels:\n  - name: a\n    webhook: https://x.example/\n  - name: Bad\n    webhook: https://y.example/\n": `channel 2 (Bad): name "Bad"`,
+		"channels:\n  - name: a\n    webhook: https://x.example/\n    slack: https://y.example/\n":                  "channel 1 (a): kind: give one of",
+		"channels:\n  - name: a\n    webhook: https://x.example/\n  - name: a\n    slack: https://y.example/\n":     "channel 2 (a): name: also channel 1's",
+		"channels:\n  - name: a\n    webhok: https://x.example/\n":                                                  "field webhok not found",
+		"channels:\n  - name: a\n    email: smtp://h:25\n    from: x@example.com\n":                                 `channel 1 (a): e-mail URL: to ""`,
+		"sites: []\n": "field sites not found",
+	} {
+		code, _, stderr = run("import", write("bad.yaml", text))
+		require.Equal(t, ExitUsage, code, text)
+		require.Contains(t, stderr, "nothing written", text)
+		require.Contains(t, stderr, want, text)
+	}
+	all, err := st.Channels(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, all, 3)
 }

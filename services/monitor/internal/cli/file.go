@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/store"
 )
 
 // siteFile is the YAML of `sites import` and `sites export`. Keys are the
@@ -106,20 +110,96 @@ func toFile(s site.Site) fileSite {
 		FailureThreshold: s.FailureThreshold, SuccessThreshold: s.SuccessThreshold, Quorum: s.Quorum, TLSWarningDays: &s.TLSWarningDays}
 }
 
-// writeSites writes sites as a site file.
-func writeSites(w io.Writer, sites []site.Site) error {
+// siteFileOf is the site file of sites.
+func siteFileOf(sites []site.Site) siteFile {
 	f := siteFile{Sites: make([]fileSite, len(sites))}
 	for i, s := range sites {
 		f.Sites[i] = toFile(s)
 	}
+	return f
+}
+
+// writeYAML writes v as YAML to the file at path, created or truncated
+// with mode 0600 (exports hold credentials: header values, webhook URLs),
+// or to stdout when path is empty.
+func writeYAML(path string, stdout io.Writer, v any) (err error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(f); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encoding YAML: %w", err)
 	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	if path == "" {
+		_, err := stdout.Write(buf.Bytes())
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	// A file that existed keeps its mode through O_TRUNC: make it private too.
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// channelFile is the YAML of `channels import` and `channels export`.
+type channelFile struct {
+	Channels []channelSpec `yaml:"channels"`
+}
+
+// readChannelFile reads the channel file at path (- for stdin) and checks
+// every channel in it. A relative secret-file is read from the file's
+// directory. The error names the channel's position, name and field.
+func readChannelFile(path string, stdin io.Reader) ([]store.ChannelImport, error) {
+	in, dir := stdin, "."
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = f.Close() }()
+		in, dir = f, filepath.Dir(path)
+	}
+	data, err := io.ReadAll(io.LimitReader(in, MaxImportBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading YAML: %w", err)
+	}
+	if len(data) > MaxImportBytes {
+		return nil, fmt.Errorf("reading YAML: larger than %d MiB", MaxImportBytes>>20)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f channelFile
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading YAML: %w", err)
+	}
+	if len(f.Channels) == 0 {
+		return nil, errors.New("reading YAML: no channels (want a top-level `channels:` list)")
+	}
+	out := make([]store.ChannelImport, len(f.Channels))
+	seen := map[string]int{}
+	for i, spec := range f.Channels {
+		if spec.SecretFile != "" && !filepath.IsAbs(spec.SecretFile) {
+			spec.SecretFile = filepath.Join(dir, spec.SecretFile)
+		}
+		ch, err := spec.channel()
+		if j, dup := seen[spec.Name]; dup && err == nil {
+			err = fmt.Errorf("name: also channel %d's", j+1)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("channel %d (%s): %w", i+1, command.Escape(spec.Name), err)
+		}
+		seen[spec.Name] = i
+		out[i] = store.ChannelImport{Channel: ch, KeepSecret: spec.SecretFile == ""}
+	}
+	return out, nil
 }
 
 // duration prints d the way people write it: 30s, 5m, 1h30m.

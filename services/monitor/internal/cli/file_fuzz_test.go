@@ -83,7 +83,7 @@ func FuzzReadSites(f *testing.F) {
 			}
 		}
 		var export bytes.Buffer
-		if err := writeSites(&export, sites); err != nil {
+		if err := writeYAML("", &export, siteFileOf(sites)); err != nil {
 			t.Fatalf("exporting accepted sites: %v", err)
 		}
 		again, err := readSites(bytes.NewReader(export.Bytes()))

@@ -100,16 +100,5 @@ func cause(in store.Incident) string {
 	if in.Error != "" {
 		c += ": " + in.Error
 	}
-	return escape(c)
-}
-
-// escape makes control characters visible: an error text from a remote
-// server must not move the terminal's cursor.
-func escape(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
+	return command.Escape(c)
 }

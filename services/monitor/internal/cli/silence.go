@@ -102,7 +102,7 @@ func Silence(ctx context.Context, args []string, open func() (SilenceStore, erro
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tSITE\tFROM\tUNTIL\tREASON")
 				for _, s := range list {
-					fmt.Fprintf(tw, "%d\t%d %s\t%s\t%s\t%s\n", s.ID, s.SiteID, s.URL, stamp(&s.StartsAt), stamp(&s.Until), escape(s.Reason))
+					fmt.Fprintf(tw, "%d\t%d %s\t%s\t%s\t%s\n", s.ID, s.SiteID, s.URL, stamp(&s.StartsAt), stamp(&s.Until), command.Escape(s.Reason))
 				}
 				return tw.Flush()
 			})

@@ -240,7 +240,7 @@ func show(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stdout, "# site %d, updated %s (header values that look like credentials masked; export shows them)\n",
 			s.ID, s.Updated.UTC().Format("2006-01-02 15:04:05Z"))
 		s.Headers = maskCredentials(s.Headers)
-		if err := writeSites(env.Stdout, []site.Site{s}); err != nil {
+		if err := writeYAML("", env.Stdout, siteFileOf([]site.Site{s})); err != nil {
 			return err
 		}
 		channels, err := st.SiteChannels(ctx, id)
@@ -333,7 +333,7 @@ func importSites(ctx context.Context, args []string, env Env) int {
 	return ExitOK
 }
 
-func exportSites(ctx context.Context, args []string, env Env) (code int) {
+func exportSites(ctx context.Context, args []string, env Env) int {
 	if len(args) > 1 {
 		fmt.Fprintf(env.Stderr, "sites export: want at most one FILE\n%s", Usage)
 		return ExitUsage
@@ -342,21 +342,12 @@ func exportSites(ctx context.Context, args []string, env Env) (code int) {
 	if err != nil {
 		return failure(env, "export", err)
 	}
-	out := env.Stdout
+	path := ""
 	if len(args) == 1 && args[0] != "-" {
-		// Headers may hold credentials: the file is for its owner only.
-		f, err := os.OpenFile(args[0], os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-		if err != nil {
-			return failure(env, "export", err)
-		}
-		defer func() {
-			if err := f.Close(); err != nil && code == ExitOK {
-				code = failure(env, "export", err)
-			}
-		}()
-		out = f
+		path = args[0]
 	}
-	if err := writeSites(out, sites); err != nil {
+	// Headers may hold credentials: the file is for its owner only.
+	if err := writeYAML(path, env.Stdout, siteFileOf(sites)); err != nil {
 		return failure(env, "export", err)
 	}
 	return ExitOK

@@ -40,6 +40,14 @@ var (
 	addChannelSQL string
 	//go:embed list_channels.sql
 	listChannelsSQL string
+	//go:embed lock_channel.sql
+	lockChannelSQL string
+	//go:embed update_channel.sql
+	updateChannelSQL string
+	//go:embed import_channel.sql
+	importChannelSQL string
+	//go:embed channel_deliveries.sql
+	channelDeliveriesSQL string
 	//go:embed remove_channel.sql
 	removeChannelSQL string
 	//go:embed set_site_channels.sql
@@ -225,7 +233,7 @@ func (st *Store) Incident(ctx context.Context, id int64) (Incident, error) {
 // Channel is a notification channel.
 type Channel struct {
 	Name      string
-	Kind      string // notify.Webhook or notify.Slack
+	Kind      string // notify.Webhook, notify.Slack or notify.Email
 	URL       string
 	Secret    string
 	IsDefault bool  // used by sites that name no channels
@@ -259,6 +267,82 @@ func (st *Store) Channels(ctx context.Context, name string) ([]Channel, error) {
 		return nil, fmt.Errorf("channel %s: %w", name, ErrNotFound)
 	}
 	return out, nil
+}
+
+// UpdateChannel applies change to the channel named name (its secret
+// included) and writes the result, all in one transaction; an error from
+// change writes nothing.
+func (st *Store) UpdateChannel(ctx context.Context, name string, change func(*Channel) error) (Channel, error) {
+	var ch Channel
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, lockChannelSQL, name)
+		if err != nil {
+			return fmt.Errorf("reading channel %s: %w", name, err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Channel])
+		if err != nil {
+			return fmt.Errorf("reading channel %s: %w", name, err)
+		}
+		if len(got) == 0 {
+			return fmt.Errorf("channel %s: %w", name, ErrNotFound)
+		}
+		ch = got[0]
+		if err := change(&ch); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, updateChannelSQL, name, ch.Kind, ch.URL, ch.Secret, ch.IsDefault); err != nil {
+			return fmt.Errorf("updating channel %s: %w", name, err)
+		}
+		return nil
+	})
+	return ch, err
+}
+
+// ChannelImport is one channel of an import; KeepSecret leaves the secret
+// of a channel that exists as it is.
+type ChannelImport struct {
+	Channel
+	KeepSecret bool
+}
+
+// ImportChannels adds or replaces (by name) every channel, all or none.
+func (st *Store) ImportChannels(ctx context.Context, chs []ChannelImport) (added, replaced int, err error) {
+	err = pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		added, replaced = 0, 0
+		for _, c := range chs {
+			var isNew bool
+			if err := tx.QueryRow(ctx, importChannelSQL, c.Name, c.Kind, c.URL, c.Secret, c.IsDefault, c.KeepSecret).Scan(&isNew); err != nil {
+				return fmt.Errorf("importing channel %s: %w", c.Name, err)
+			}
+			if isNew {
+				added++
+			} else {
+				replaced++
+			}
+		}
+		return nil
+	})
+	return added, replaced, err
+}
+
+// Deliveries counts a channel's notifications by status.
+type Deliveries struct {
+	Pending, Delivered, Failed, Silenced int64
+	LastFailedAt                         *time.Time // when the latest failed-for-good one was made
+	LastError                            *string    // and why it failed
+}
+
+// ChannelDeliveries counts the deliveries of the channel named name.
+func (st *Store) ChannelDeliveries(ctx context.Context, name string) (Deliveries, error) {
+	var d Deliveries
+	err := st.pool.QueryRow(ctx, channelDeliveriesSQL, name).Scan(&d.Pending, &d.Delivered, &d.Failed, &d.Silenced, &d.LastFailedAt, &d.LastError)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, fmt.Errorf("channel %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return d, fmt.Errorf("counting the deliveries of channel %s: %w", name, err)
+	}
+	return d, nil
 }
 
 // RemoveChannel deletes the channel named name (and its sites' links).

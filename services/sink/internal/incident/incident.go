@@ -105,7 +105,7 @@ type regionState struct {
 
 // Apply applies checks, stored for the first time in tx, and returns the
 // incidents it opened or resolved.
-func Apply(ctx context.Context, tx pgx.Tx, checks []Check) ([]Change, error) {
+func Apply(ctx context.Context, tx pgx.Tx, topic string, checks []Check) ([]Change, error) {
 	if len(checks) == 0 {
 		return nil, nil
 	}
@@ -140,7 +140,7 @@ func Apply(ctx context.Context, tx pgx.Tx, checks []Check) ([]Change, error) {
 				rs.state = "up"
 			}
 		}
-		more, err := s.evaluate(ctx, tx, c)
+		more, err := s.evaluate(ctx, tx, topic, c)
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +151,7 @@ func Apply(ctx context.Context, tx pgx.Tx, checks []Check) ([]Change, error) {
 
 // evaluate moves the site as a whole after check c and opens or resolves
 // its incidents.
-func (s *site) evaluate(ctx context.Context, tx pgx.Tx, c Check) ([]Change, error) {
+func (s *site) evaluate(ctx context.Context, tx pgx.Tx, topic string, c Check) ([]Change, error) {
 	var changes []Change
 	change := func(ch Change, err error) error {
 		if err == nil && ch.IncidentID != 0 {
@@ -161,7 +161,7 @@ func (s *site) evaluate(ctx context.Context, tx pgx.Tx, c Check) ([]Change, erro
 	}
 	// Any check ends a stale incident.
 	if id := s.open[checkevent.KindStale]; id != 0 {
-		if err := change(resolve(ctx, tx, id, c.CheckedAt, "checks_resumed")); err != nil {
+		if err := change(resolve(ctx, tx, topic, id, c.CheckedAt, "checks_resumed")); err != nil {
 			return nil, err
 		}
 		delete(s.open, checkevent.KindStale)
@@ -172,7 +172,7 @@ func (s *site) evaluate(ctx context.Context, tx pgx.Tx, c Check) ([]Change, erro
 		switch id := s.open[checkevent.KindWarning]; {
 		case soon && id == 0:
 			msg := fmt.Sprintf("TLS certificate expires %s", c.TLSExpiry.UTC().Format(time.RFC3339))
-			ch, err := open(ctx, tx, s, checkevent.KindWarning, c.CheckedAt, "tls_expiry", msg, []string{c.Region})
+			ch, err := open(ctx, tx, topic, s, checkevent.KindWarning, c.CheckedAt, "tls_expiry", msg, []string{c.Region})
 			if err := change(ch, err); err != nil {
 				return nil, err
 			}
@@ -180,7 +180,7 @@ func (s *site) evaluate(ctx context.Context, tx pgx.Tx, c Check) ([]Change, erro
 				s.open[checkevent.KindWarning] = ch.IncidentID
 			}
 		case !soon && id != 0:
-			if err := change(resolve(ctx, tx, id, c.CheckedAt, "renewed")); err != nil {
+			if err := change(resolve(ctx, tx, topic, id, c.CheckedAt, "renewed")); err != nil {
 				return nil, err
 			}
 			delete(s.open, checkevent.KindWarning)
@@ -222,7 +222,7 @@ func (s *site) evaluate(ctx context.Context, tx pgx.Tx, c Check) ([]Change, erro
 		if class == "" && len(down) > 0 { // the tripping failures came in an earlier batch
 			class, text = s.regionStates[down[0]].errorClass, s.regionStates[down[0]].err
 		}
-		ch, err := open(ctx, tx, s, checkevent.KindDown, c.CheckedAt, class, text, down)
+		ch, err := open(ctx, tx, topic, s, checkevent.KindDown, c.CheckedAt, class, text, down)
 		if err := change(ch, err); err != nil {
 			return nil, err
 		}
@@ -230,7 +230,7 @@ func (s *site) evaluate(ctx context.Context, tx pgx.Tx, c Check) ([]Change, erro
 			s.open[checkevent.KindDown] = ch.IncidentID
 		}
 	case state != "down" && id != 0:
-		if err := change(resolve(ctx, tx, id, c.CheckedAt, "recovered")); err != nil {
+		if err := change(resolve(ctx, tx, topic, id, c.CheckedAt, "recovered")); err != nil {
 			return nil, err
 		}
 		delete(s.open, checkevent.KindDown)
@@ -347,7 +347,7 @@ func save(ctx context.Context, tx pgx.Tx, sites map[int64]*site) error {
 
 // open records an incident and its outbox row; IncidentID is 0 if one of
 // its kind was open already.
-func open(ctx context.Context, tx pgx.Tx, s *site, kind string, at time.Time, class, text string, regions []string) (Change, error) {
+func open(ctx context.Context, tx pgx.Tx, topic string, s *site, kind string, at time.Time, class, text string, regions []string) (Change, error) {
 	if regions == nil {
 		regions = []string{}
 	}
@@ -361,14 +361,14 @@ func open(ctx context.Context, tx pgx.Tx, s *site, kind string, at time.Time, cl
 	}
 	ev := checkevent.Incident{IncidentID: id, SiteID: s.id, URL: s.url, Kind: kind, State: "opened", OpenedAt: at,
 		ErrorClass: class, Error: text, Regions: regions}
-	if err := announce(ctx, tx, ev); err != nil {
+	if err := announce(ctx, tx, topic, ev); err != nil {
 		return Change{}, err
 	}
 	return Change{IncidentID: id, SiteID: s.id, Kind: kind, Opened: true}, nil
 }
 
 // resolve resolves an open incident and writes its outbox row.
-func resolve(ctx context.Context, tx pgx.Tx, id int64, at time.Time, resolution string) (Change, error) {
+func resolve(ctx context.Context, tx pgx.Tx, topic string, id int64, at time.Time, resolution string) (Change, error) {
 	ev := checkevent.Incident{IncidentID: id, State: "resolved", ResolvedAt: &at, Resolution: resolution}
 	err := tx.QueryRow(ctx, resolveIncidentSQL, id, at, resolution).Scan(&ev.SiteID, &ev.URL, &ev.Kind, &ev.OpenedAt,
 		&ev.ErrorClass, &ev.Error, &ev.Regions)
@@ -378,7 +378,7 @@ func resolve(ctx context.Context, tx pgx.Tx, id int64, at time.Time, resolution 
 	if err != nil {
 		return Change{}, fmt.Errorf("resolving incident %d: %w", id, err)
 	}
-	if err := announce(ctx, tx, ev); err != nil {
+	if err := announce(ctx, tx, topic, ev); err != nil {
 		return Change{}, err
 	}
 	return Change{IncidentID: id, SiteID: ev.SiteID, Kind: ev.Kind}, nil
@@ -386,7 +386,7 @@ func resolve(ctx context.Context, tx pgx.Tx, id int64, at time.Time, resolution 
 
 // announce writes the incident event to the outbox, in the incident's
 // transaction.
-func announce(ctx context.Context, tx pgx.Tx, ev checkevent.Incident) error {
+func announce(ctx context.Context, tx pgx.Tx, topic string, ev checkevent.Incident) error {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("generating event id: %w", err)
@@ -400,17 +400,19 @@ func announce(ctx context.Context, tx pgx.Tx, ev checkevent.Incident) error {
 	if ev.State == "resolved" {
 		typ = checkevent.IncidentResolvedType
 	}
-	return outbox.Write(ctx, tx, outbox.Message{EventID: ev.EventID, Topic: checkevent.IncidentTopic,
+	return outbox.Write(ctx, tx, outbox.Message{EventID: ev.EventID, Topic: topic,
 		Key: []byte(strconv.FormatInt(ev.SiteID, 10)), Payload: payload,
 		Headers: map[string]string{"ce_type": typ, "ce_source": checkevent.IncidentSource, "content-type": checkevent.ContentType}})
 }
 
-// Sweep opens stale incidents for sites no region has checked for 3
-// intervals and resolves the open incidents of removed or disabled sites.
-// One sink replica sweeps at a time; the others find the lock taken.
+// Sweep resolves the open incidents of removed or disabled sites and, with
+// stale, opens stale incidents for sites no region has checked for 3
+// intervals: only a sink that has read its topic to the end may judge
+// that (one catching up would call every site stale). One sink replica
+// sweeps at a time; the others find the lock taken.
 func Sweep(ctx context.Context, db interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
-}, now time.Time) ([]Change, error) {
+}, topic string, now time.Time, stale bool) ([]Change, error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("beginning incident sweep: %w", err)
@@ -423,34 +425,11 @@ func Sweep(ctx context.Context, db interface {
 	if !mine {
 		return nil, nil
 	}
-	var changes []Change
-	rows, err := tx.Query(ctx, staleSitesSQL)
+	changes, err := openStale(ctx, tx, topic, now, stale)
 	if err != nil {
-		return nil, fmt.Errorf("finding stale sites: %w", err)
+		return nil, err
 	}
-	var stale []*site
-	for rows.Next() {
-		s := &site{}
-		if err := rows.Scan(&s.id, &s.url); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("finding stale sites: %w", err)
-		}
-		stale = append(stale, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("finding stale sites: %w", err)
-	}
-	for _, s := range stale {
-		ch, err := open(ctx, tx, s, checkevent.KindStale, now, "stale",
-			fmt.Sprintf("no check from any region for %d intervals", staleIntervals), nil)
-		if err != nil {
-			return nil, err
-		}
-		if ch.IncidentID != 0 {
-			changes = append(changes, ch)
-		}
-	}
-	rows, err = tx.Query(ctx, orphanedIncidentsSQL)
+	rows, err := tx.Query(ctx, orphanedIncidentsSQL)
 	if err != nil {
 		return nil, fmt.Errorf("finding incidents of removed sites: %w", err)
 	}
@@ -471,7 +450,7 @@ func Sweep(ctx context.Context, db interface {
 		return nil, fmt.Errorf("finding incidents of removed sites: %w", err)
 	}
 	for _, o := range orphans {
-		ch, err := resolve(ctx, tx, o.id, now, o.why)
+		ch, err := resolve(ctx, tx, topic, o.id, now, o.why)
 		if err != nil {
 			return nil, err
 		}
@@ -481,6 +460,41 @@ func Sweep(ctx context.Context, db interface {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("committing incident sweep: %w", err)
+	}
+	return changes, nil
+}
+
+// openStale opens the stale incidents a sweep finds, when judge is set.
+func openStale(ctx context.Context, tx pgx.Tx, topic string, now time.Time, judge bool) ([]Change, error) {
+	if !judge {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, staleSitesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("finding stale sites: %w", err)
+	}
+	var stale []*site
+	for rows.Next() {
+		s := &site{}
+		if err := rows.Scan(&s.id, &s.url); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("finding stale sites: %w", err)
+		}
+		stale = append(stale, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("finding stale sites: %w", err)
+	}
+	var changes []Change
+	for _, s := range stale {
+		ch, err := open(ctx, tx, topic, s, checkevent.KindStale, now, "stale",
+			fmt.Sprintf("no check from any region for %d intervals", staleIntervals), nil)
+		if err != nil {
+			return nil, err
+		}
+		if ch.IncidentID != 0 {
+			changes = append(changes, ch)
+		}
 	}
 	return changes, nil
 }

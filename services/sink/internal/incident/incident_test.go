@@ -36,7 +36,7 @@ func apply(t *testing.T, pool *pgxpool.Pool, checks ...Check) []Change {
 	var changes []Change
 	require.NoError(t, pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
 		var err error
-		changes, err = Apply(context.Background(), tx, checks)
+		changes, err = Apply(context.Background(), tx, checkevent.IncidentTopic, checks)
 		return err
 	}))
 	return changes
@@ -163,10 +163,13 @@ func TestSweepOpensStaleAndResolvesRemovedAndDisabled(t *testing.T) {
 	checked := addSite(t, pool, "") // checked just now
 	apply(t, pool, Check{SiteID: checked, Region: "local", CheckedAt: time.Now()})
 
-	changes, err := Sweep(ctx, pool, time.Now())
+	changes, err := Sweep(ctx, pool, checkevent.IncidentTopic, time.Now(), false)
+	require.NoError(t, err)
+	require.Empty(t, changes, "a sink still catching up judges no site stale")
+	changes, err = Sweep(ctx, pool, checkevent.IncidentTopic, time.Now(), true)
 	require.NoError(t, err)
 	require.Equal(t, []Change{{IncidentID: changes[0].IncidentID, SiteID: quiet, Kind: checkevent.KindStale, Opened: true}}, changes)
-	changes, err = Sweep(ctx, pool, time.Now())
+	changes, err = Sweep(ctx, pool, checkevent.IncidentTopic, time.Now(), true)
 	require.NoError(t, err)
 	require.Empty(t, changes, "a stale incident is opened once")
 
@@ -185,7 +188,7 @@ func TestSweepOpensStaleAndResolvesRemovedAndDisabled(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "DELETE FROM sites WHERE id = $1", quiet)
 	require.NoError(t, err)
-	changes, err = Sweep(ctx, pool, time.Now())
+	changes, err = Sweep(ctx, pool, checkevent.IncidentTopic, time.Now(), true)
 	require.NoError(t, err)
 	require.Len(t, changes, 2)
 	ev := events(t, pool)

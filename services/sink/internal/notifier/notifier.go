@@ -45,8 +45,9 @@ var (
 // Config tunes the notifier.
 type Config struct {
 	MaxAttempts  int           // then a delivery is failed for good, with its reason
-	RetryBackoff time.Duration // first wait after a failed attempt, doubling up to 10 minutes
-	PollInterval time.Duration // how often due deliveries are looked for
+	RetryBackoff time.Duration // first wait after a failed attempt, doubling up to MaxBackoff
+	MaxBackoff   time.Duration // longest wait between two attempts
+	PollInterval time.Duration // how often due deliveries are looked for (new ones are sent at once)
 	Batch        int           // deliveries claimed, and sent at once, per turn
 }
 
@@ -58,6 +59,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryBackoff <= 0 || c.PollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("notify retry backoff %s and poll interval %s: want more than 0", c.RetryBackoff, c.PollInterval))
+	}
+	if c.MaxBackoff < c.RetryBackoff {
+		errs = append(errs, fmt.Errorf("notify max backoff %s: want at least the retry backoff %s", c.MaxBackoff, c.RetryBackoff))
 	}
 	if c.Batch < 1 {
 		errs = append(errs, fmt.Errorf("notify batch %d: want at least 1", c.Batch))
@@ -78,6 +82,7 @@ type Notifier struct {
 	client    *http.Client
 	logger    *zap.Logger
 	delivered *prometheus.CounterVec
+	wake      chan struct{} // a delivery was recorded: look for due ones now
 }
 
 // New checks cfg and returns a Notifier; its metrics are registered with reg.
@@ -85,7 +90,7 @@ func New(cfg Config, pool *pgxpool.Pool, client *http.Client, logger *zap.Logger
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Notifier{cfg: cfg, pool: pool, client: client, logger: logger,
+	n := &Notifier{cfg: cfg, pool: pool, client: client, logger: logger, wake: make(chan struct{}, 1),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_notifier_deliveries_total",
 			Help: "Delivery attempts by result: delivered, retry, failed (for good), skipped (not an incident event)."}, []string{"result"})}
 	reg.MustRegister(n.delivered)
@@ -145,6 +150,10 @@ func (n *Notifier) record(ctx context.Context, m *kafka.Message) error {
 	if _, err := n.pool.Exec(ctx, recordSQL, in.EventID, eventType, m.Value, in.SiteID); err != nil {
 		return fmt.Errorf("recording the deliveries of event %s: %w", in.EventID, err)
 	}
+	select {
+	case n.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
 	return nil
 }
 
@@ -155,13 +164,27 @@ func (n *Notifier) Deliver(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			n.logger.Warn("delivering notifications failed; retrying", zap.Error(err))
 		}
-		if sent < n.cfg.Batch && !retry.Sleep(ctx, n.cfg.PollInterval) {
+		if sent < n.cfg.Batch && !n.idle(ctx) {
 			return
 		}
 		if ctx.Err() != nil {
 			return
 		}
 	}
+}
+
+// idle waits for the poll interval, or less when a delivery is recorded;
+// false when ctx ended.
+func (n *Notifier) idle(ctx context.Context) bool {
+	t := time.NewTimer(n.cfg.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-n.wake:
+	}
+	return true
 }
 
 type due struct {
@@ -216,7 +239,7 @@ func (n *Notifier) deliverOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		var status string
-		if err := tx.QueryRow(ctx, retrySQL, d.id, d.err.Error(), n.cfg.RetryBackoff.Seconds(), n.cfg.MaxAttempts).Scan(&status); err != nil {
+		if err := tx.QueryRow(ctx, retrySQL, d.id, d.err.Error(), n.cfg.RetryBackoff.Seconds(), n.cfg.MaxAttempts, n.cfg.MaxBackoff.Seconds()).Scan(&status); err != nil {
 			return 0, fmt.Errorf("recording delivery %d: %w", d.id, err)
 		}
 		result := "retry"

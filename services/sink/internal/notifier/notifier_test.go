@@ -48,7 +48,7 @@ func newReceiver(t *testing.T) *receiver {
 	return r
 }
 
-func message(t *testing.T, site int64, typ string) *kafka.Message {
+func message(t testing.TB, site int64, typ string) *kafka.Message {
 	t.Helper()
 	b, err := json.Marshal(checkevent.Incident{SchemaVersion: 1, EventID: uuid.NewString(), IncidentID: 1, SiteID: site,
 		URL: "https://a/", Kind: checkevent.KindDown, State: "opened", OpenedAt: time.Now(), ErrorClass: "connect", Regions: []string{"eu-west"}})
@@ -70,7 +70,7 @@ func TestDeliveriesAreSignedRetriedAndIndependentPerChannel(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `INSERT INTO site_channels SELECT $1, id FROM channels`, site)
 	require.NoError(t, err)
-	n, err := New(Config{MaxAttempts: 3, RetryBackoff: time.Millisecond, PollInterval: time.Millisecond, Batch: 10},
+	n, err := New(Config{MaxAttempts: 3, RetryBackoff: time.Millisecond, MaxBackoff: time.Second, PollInterval: time.Millisecond, Batch: 10},
 		pool, notify.Client(), zaptest.NewLogger(t), prometheus.NewRegistry())
 	require.NoError(t, err)
 
@@ -121,7 +121,7 @@ func TestAReceiverDownForGoodFailsWithTheReason(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO sites (url) VALUES ('https://a/') RETURNING id`).Scan(&site))
 	_, err := pool.Exec(ctx, `INSERT INTO channels (name, kind, url, is_default) VALUES ('all', 'slack', $1, true)`, down.URL)
 	require.NoError(t, err)
-	n, err := New(Config{MaxAttempts: 2, RetryBackoff: time.Millisecond, PollInterval: time.Millisecond, Batch: 10},
+	n, err := New(Config{MaxAttempts: 2, RetryBackoff: time.Millisecond, MaxBackoff: time.Second, PollInterval: time.Millisecond, Batch: 10},
 		pool, notify.Client(), zaptest.NewLogger(t), prometheus.NewRegistry())
 	require.NoError(t, err)
 	require.NoError(t, n.record(ctx, message(t, site, checkevent.IncidentOpenedType)), "a site naming no channels uses the default ones")
@@ -154,7 +154,7 @@ func TestASitesNotificationsArriveInOrder(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO sites (url) VALUES ('https://a/') RETURNING id`).Scan(&site))
 	_, err := pool.Exec(ctx, `INSERT INTO channels (name, kind, url, is_default) VALUES ('all', 'webhook', $1, true)`, r.URL)
 	require.NoError(t, err)
-	n, err := New(Config{MaxAttempts: 3, RetryBackoff: time.Millisecond, PollInterval: time.Millisecond, Batch: 10},
+	n, err := New(Config{MaxAttempts: 3, RetryBackoff: time.Millisecond, MaxBackoff: time.Second, PollInterval: time.Millisecond, Batch: 10},
 		pool, notify.Client(), zaptest.NewLogger(t), prometheus.NewRegistry())
 	require.NoError(t, err)
 	require.NoError(t, n.record(ctx, message(t, site, checkevent.IncidentOpenedType)))
@@ -183,7 +183,7 @@ func TestSilences(t *testing.T) {
 	require.NoError(t, err)
 	var silence int64
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO silences (site_id, starts_at, until) VALUES ($1, now() - interval '1 minute', now() + interval '1 hour') RETURNING id`, site).Scan(&silence))
-	n, err := New(Config{MaxAttempts: 3, RetryBackoff: time.Millisecond, PollInterval: time.Millisecond, Batch: 10},
+	n, err := New(Config{MaxAttempts: 3, RetryBackoff: time.Millisecond, MaxBackoff: time.Second, PollInterval: time.Millisecond, Batch: 10},
 		pool, notify.Client(), zaptest.NewLogger(t), prometheus.NewRegistry())
 	require.NoError(t, err)
 
@@ -216,4 +216,35 @@ func TestSilences(t *testing.T) {
 	require.Len(t, r.body, 1)
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM deliveries WHERE status = 'silenced'"),
 		"the one opened and resolved within the silence never is")
+}
+
+// A recorded delivery is sent at once, not at the next poll: the
+// deliverer is woken.
+func TestARecordedDeliveryIsSentWithoutWaitingForThePoll(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	hook := newReceiver(t)
+	var site int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO sites (url) VALUES ('https://a/') RETURNING id`).Scan(&site))
+	_, err := pool.Exec(ctx, `INSERT INTO channels (name, kind, url, is_default) VALUES ('ops', 'webhook', $1, true)`, hook.URL)
+	require.NoError(t, err)
+	n, err := New(Config{MaxAttempts: 3, RetryBackoff: time.Millisecond, MaxBackoff: time.Second, PollInterval: time.Hour, Batch: 10},
+		pool, notify.Client(), zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	got := func() int {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		return len(hook.got)
+	}
+	require.NoError(t, n.record(ctx, message(t, site, checkevent.IncidentOpenedType)))
+	done := make(chan struct{})
+	go func() { n.Deliver(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	// Deliver's first turn sends the first one, then waits its hour...
+	require.Eventually(t, func() bool { return got() == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, n.record(ctx, message(t, site, checkevent.IncidentResolvedType)))
+	// ...and is woken by the delivery just recorded.
+	require.Eventually(t, func() bool { return got() == 2 }, 10*time.Second, 5*time.Millisecond)
 }

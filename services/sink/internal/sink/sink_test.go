@@ -62,7 +62,7 @@ func runSink(t *testing.T, pool *pgxpool.Pool, topic, group string, stop func() 
 	t.Helper()
 	c := newConsumer(t, topic, group)
 	s := newSink(t, Config{BatchSize: 100, BatchWait: 50 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: 10 * time.Second},
-		c, store.New(pool))
+		c, store.New(pool, checkevent.IncidentTopic))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()

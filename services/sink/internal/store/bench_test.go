@@ -16,7 +16,7 @@ import (
 func BenchmarkInsert(b *testing.B) {
 	ctx := context.Background()
 	pool := dbtest.Pool(b, dbtest.New(b))
-	st := New(pool)
+	st := New(pool, checkevent.IncidentTopic)
 	// The sites exist: every batch also moves their states (package incident).
 	if _, err := pool.Exec(ctx, `INSERT INTO sites (url) SELECT 'https://example.com/' FROM generate_series(1, 500)`); err != nil {
 		b.Fatal(err)

@@ -138,10 +138,15 @@ func insertSQL(template string, cols []column) string {
 }
 
 // Store writes to the stats table.
-type Store struct{ pool *pgxpool.Pool }
+type Store struct {
+	pool          *pgxpool.Pool
+	incidentTopic string // where incident events go, through the outbox
+}
 
-// New returns a Store using pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// New returns a Store using pool that announces incidents on incidentTopic.
+func New(pool *pgxpool.Pool, incidentTopic string) *Store {
+	return &Store{pool: pool, incidentTopic: incidentTopic}
+}
 
 // Insert writes recs in one transaction and returns how many rows were
 // new; records whose event id is already stored are skipped. The checks
@@ -183,7 +188,7 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 					Failed: r.ErrorClass != "", ErrorClass: r.ErrorClass, Error: r.Error, TLSExpiry: r.TLSExpiry})
 			}
 		}
-		_, err = incident.Apply(ctx, tx, checks)
+		_, err = incident.Apply(ctx, tx, s.incidentTopic, checks)
 		return err
 	})
 	if err != nil {

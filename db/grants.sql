@@ -1,0 +1,55 @@
+-- The privileges of each service's database role on sitewatch's tables in
+-- the schema just migrated, and nothing more: re-applied by every migrate
+-- (after the migrations), so this file is the whole truth. A role that does
+-- not exist is skipped; create it (LOGIN, a password) and migrate again.
+-- Migrations run as the owner role, which owns every table.
+--   monitor: writes sites and its settings (regions, channels, silences),
+--            inserts results into the outbox, reads incidents and deliveries
+--            (monitor incidents, channels show)
+--   relay:   reads, flips and deletes outbox rows
+--   sink:    writes stats and what it derives (state, incidents,
+--            deliveries), inserts incident events into the outbox, reads
+--            sites and their settings
+DO $grants$
+DECLARE
+    g record;
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['sitewatch_monitor', 'sitewatch_relay', 'sitewatch_sink'] LOOP
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I', current_schema(), r);
+            EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM %I', current_schema(), r);
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), r);
+        END IF;
+    END LOOP;
+    FOR g IN
+        SELECT v.role, v.tbl, v.privs FROM (VALUES
+            ('sitewatch_monitor', 'sites',             'SELECT, INSERT, UPDATE, DELETE'),
+            ('sitewatch_monitor', 'monitor_regions',   'SELECT, INSERT'),
+            ('sitewatch_monitor', 'channels',          'SELECT, INSERT, UPDATE, DELETE'),
+            ('sitewatch_monitor', 'site_channels',     'SELECT, INSERT, DELETE'),
+            ('sitewatch_monitor', 'silences',          'SELECT, INSERT, DELETE'),
+            ('sitewatch_monitor', 'outbox',            'INSERT'),
+            ('sitewatch_monitor', 'incidents',         'SELECT'),
+            ('sitewatch_monitor', 'deliveries',        'SELECT'),
+
+            ('sitewatch_relay',   'outbox',            'SELECT, UPDATE, DELETE'),
+
+            ('sitewatch_sink',    'stats',             'SELECT, INSERT'),
+            ('sitewatch_sink',    'site_region_state', 'SELECT, INSERT, UPDATE, DELETE'),
+            ('sitewatch_sink',    'site_state',        'SELECT, INSERT, UPDATE, DELETE'),
+            ('sitewatch_sink',    'incidents',         'SELECT, INSERT, UPDATE'),
+            ('sitewatch_sink',    'deliveries',        'SELECT, INSERT, UPDATE'),
+            ('sitewatch_sink',    'outbox',            'INSERT'),
+            ('sitewatch_sink',    'sites',             'SELECT'),
+            ('sitewatch_sink',    'monitor_regions',   'SELECT'),
+            ('sitewatch_sink',    'channels',          'SELECT'),
+            ('sitewatch_sink',    'site_channels',     'SELECT'),
+            ('sitewatch_sink',    'silences',          'SELECT')
+        ) AS v(role, tbl, privs)
+        WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = v.role)
+    LOOP
+        EXECUTE format('GRANT %s ON TABLE %I TO %I', g.privs, g.tbl, g.role);
+    END LOOP;
+END
+$grants$;
