@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 INFRA_ENV    := eval "$$(scripts/infra.sh env)";
 TEST_FLAGS   ?= -race -count=1 -timeout 15m
 
-.PHONY: all build vet lint test test-unit up down run migrate bench tidy fmt binaries clean
+.PHONY: all build vet lint test test-unit fuzz up down run migrate bench tidy fmt binaries clean
 
 all: build vet lint test
 
@@ -30,12 +30,33 @@ lint: $(STATICCHECK)
 	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
 
 ## test: unit and integration tests of every module against real PostgreSQL and Kafka
+## (promtool, for the alert-rule tests, is installed by scripts/promtool.sh and required)
 test: up vet lint
-	@$(INFRA_ENV) for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
+	@scripts/promtool.sh
+	@$(INFRA_ENV) export SITEWATCH_REQUIRE_PROMTOOL=1; for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
 
 ## test-unit: the tests that need no PostgreSQL or Kafka
 test-unit:
 	@for m in $(MODULES); do (cd $$m && go test -short -count=1 -run '^(Test|Fuzz)' ./...); done
+
+## fuzz: every fuzz target for FUZZTIME each (their seed corpora, f.Add and
+## testdata/fuzz/, also run as plain tests in `make test`). `go test -fuzz`
+## takes one package and one target per run: module dir:package:target.
+FUZZTIME     ?= 20s
+FUZZ_TARGETS := \
+	services/monitor:./internal/site:FuzzValidate \
+	services/monitor:./internal/cli:FuzzReadSites \
+	services/relay:.:FuzzSourcesFile \
+	services/relay:./internal/relay:FuzzHeaders \
+	services/relay:./internal/relay:FuzzDecodeHeaders \
+	platform:./checkevent:FuzzDecode
+fuzz:
+	@missing=$$(grep -rhoE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' $(MODULES) | sed 's/^func //' | sort -u | \
+		while read -r n; do [[ " $(FUZZ_TARGETS) " == *":$$n "* ]] || echo "$$n"; done); \
+		test -z "$$missing" || { echo "fuzz targets not in FUZZ_TARGETS: $$missing"; exit 1; }
+	@for t in $(FUZZ_TARGETS); do IFS=: read -r dir pkg name <<<"$$t"; \
+		echo "== $$name ($$dir$${pkg#.}, $(FUZZTIME))"; \
+		(cd $$dir && go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg); done
 
 up:
 	@scripts/infra.sh up

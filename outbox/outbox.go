@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -123,6 +126,28 @@ func (m Message) validate() error {
 		if _, err := uuid.Parse(m.EventID); err != nil {
 			return fmt.Errorf("%w: event id %q is not a UUID", ErrInvalidMessage, m.EventID)
 		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
+		if err := checkHeaderText(k); err != nil {
+			return fmt.Errorf("%w: header name %q: %v", ErrInvalidMessage, k, err)
+		}
+		if err := checkHeaderText(m.Headers[k]); err != nil {
+			return fmt.Errorf("%w: header %q: value %v", ErrInvalidMessage, k, err)
+		}
+	}
+	return nil
+}
+
+// checkHeaderText refuses what the jsonb headers column cannot carry as
+// written: invalid UTF-8 (JSON would turn it into U+FFFD, so the header
+// would arrive changed) and NUL (jsonb refuses \u0000, failing the whole
+// insert). Binary header values need an encoding such as base64.
+func checkHeaderText(s string) error {
+	switch {
+	case !utf8.ValidString(s):
+		return errors.New("is not valid UTF-8 (headers are stored as JSON text; encode binary values, e.g. base64)")
+	case strings.ContainsRune(s, 0):
+		return errors.New("holds a NUL character, which PostgreSQL's jsonb cannot store")
 	}
 	return nil
 }

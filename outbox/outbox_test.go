@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitewatch/sitewatch/outbox"
@@ -119,4 +120,28 @@ func TestLanesMatchTheDDL(t *testing.T) {
 	require.Equal(t, outbox.Lanes-1, hi)
 	require.Equal(t, outbox.Lanes, distinct)
 	require.Zero(t, keysInTwoLanes)
+}
+
+// failExec is a transaction no statement may reach.
+type failExec struct{ t *testing.T }
+
+func (f failExec) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	f.t.Fatal("Write sent a statement for an invalid message")
+	return pgconn.CommandTag{}, nil
+}
+
+// Headers are stored as jsonb text: what it cannot carry as written is
+// refused before anything is sent, naming the header (found by the relay's
+// FuzzHeaders: invalid UTF-8 arrived as U+FFFD, a NUL failed the insert).
+func TestWriteRefusesHeadersJSONBCannotCarry(t *testing.T) {
+	for name, h := range map[string]map[string]string{
+		"invalid UTF-8 value": {"trace": "a\xffb"},
+		"invalid UTF-8 name":  {"tr\xfface": "x"},
+		"NUL value":           {"trace": "a\x00b"},
+		"NUL name":            {"tr\x00ace": "x"},
+	} {
+		err := outbox.Write(context.Background(), failExec{t}, outbox.Message{Topic: "orders", Headers: h})
+		require.ErrorIs(t, err, outbox.ErrInvalidMessage, name)
+		require.ErrorContains(t, err, "header", name)
+	}
 }

@@ -30,7 +30,12 @@ import (
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 )
 
-var relayBin string
+var (
+	binDir        string
+	relayBin      string
+	relayBuild    sync.Once
+	relayBuildErr error
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
@@ -40,13 +45,23 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer func() { _ = os.RemoveAll(dir) }()
-		relayBin = filepath.Join(dir, "relay")
-		if out, err := exec.Command("go", "build", "-o", relayBin, ".").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building relay: %v\n%s", err, out)
-			return 1
-		}
+		binDir = dir
 		return m.Run()
 	}())
+}
+
+// relayBinary builds the relay once, when a test first needs it (not in
+// TestMain: every process of a fuzzing run would build it).
+func relayBinary(t *testing.T) string {
+	t.Helper()
+	relayBuild.Do(func() {
+		relayBin = filepath.Join(binDir, "relay")
+		if out, err := exec.Command("go", "build", "-o", relayBin, ".").CombinedOutput(); err != nil {
+			relayBuildErr = fmt.Errorf("building relay: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, relayBuildErr)
+	return relayBin
 }
 
 // relayProc is one running relay binary.
@@ -63,7 +78,7 @@ func startRelay(t *testing.T, dbURL, brokers, topic string, extra ...string) *re
 	args := append([]string{"run", "-ops-addr", "127.0.0.1:0", "-batch-size", "50", "-workers", "2",
 		"-poll-interval", "200ms", "-rebalance-interval", "300ms", "-retention", "0", "-message-timeout", "60s",
 		"-topics", topic, "-log-format", "console"}, extra...)
-	cmd := exec.Command(relayBin, args...)
+	cmd := exec.Command(relayBinary(t), args...)
 	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+brokers)
 	if dbURL != "" {
 		cmd.Env = append(cmd.Env, "DATABASE_URL="+dbURL)

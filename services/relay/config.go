@@ -143,17 +143,24 @@ func (c Config) loadSources() ([]relay.Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sources-file %s: %w", c.SourcesFile, err)
 	}
+	return c.parseSources(c.SourcesFile, data)
+}
+
+// parseSources returns the sources of a sources file named name holding
+// data. Every error names the file, and a bad field its path in it
+// (sources[1].topics).
+func (c Config) parseSources(name string, data []byte) ([]relay.Source, error) {
 	if len(data) > maxSourcesFile {
-		return nil, fmt.Errorf("sources-file %s: larger than %d KiB", c.SourcesFile, maxSourcesFile>>10)
+		return nil, fmt.Errorf("sources-file %s: larger than %d KiB", name, maxSourcesFile>>10)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var file sourcesFile
 	if err := dec.Decode(&file); err != nil {
-		return nil, fmt.Errorf("sources-file %s: %w", c.SourcesFile, err)
+		return nil, fmt.Errorf("sources-file %s: %w", name, err)
 	}
 	if len(file.Sources) == 0 {
-		return nil, fmt.Errorf("sources-file %s: no sources", c.SourcesFile)
+		return nil, fmt.Errorf("sources-file %s: no sources", name)
 	}
 	var errs []error
 	var out []relay.Source
@@ -164,7 +171,7 @@ func (c Config) loadSources() ([]relay.Source, error) {
 		if src.Table == "" {
 			src.Table = "outbox"
 		}
-		at := fmt.Sprintf("sources-file %s: sources[%d]", c.SourcesFile, i)
+		at := fmt.Sprintf("sources-file %s: sources[%d]", name, i)
 		if src.Name != "" && seen[src.Name] {
 			errs = append(errs, fmt.Errorf("%s.name: %q used twice", at, src.Name))
 		}

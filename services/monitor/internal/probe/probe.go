@@ -145,21 +145,11 @@ func (p *Prober) Check(ctx context.Context, t *Target) Result {
 	start := time.Now()
 	tr := &tracer{}
 	ctx = context.WithValue(httptrace.WithClientTrace(ctx, tr.trace()), tracerKey{}, tr)
-	req, err := http.NewRequestWithContext(ctx, s.Method, s.URL, nil)
+	req, err := NewRequest(ctx, s, p.cfg.UserAgent)
 	if err != nil {
 		res.Duration = time.Since(start)
 		res.ErrorClass, res.Error = ClassHTTP, err.Error()
 		return res
-	}
-	for k, v := range s.Headers {
-		if http.CanonicalHeaderKey(k) == "Host" {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", p.cfg.UserAgent)
 	}
 
 	resp, err := p.client.Do(req)
@@ -220,6 +210,27 @@ func (p *Prober) Check(ctx context.Context, t *Target) Result {
 		}
 	}
 	return res
+}
+
+// NewRequest is the request a check of s sends: its method, URL and
+// headers (a Host header sets the request's Host), with userAgent unless s
+// sets a User-Agent.
+func NewRequest(ctx context.Context, s site.Site, userAgent string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, s.Method, s.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range s.Headers {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
+	return req, nil
 }
 
 func (p *Prober) putBuf(b *bytes.Buffer) {

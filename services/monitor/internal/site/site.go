@@ -251,6 +251,9 @@ func checkHeader(name, value string) string {
 		return "not a valid header name"
 	case strings.ContainsAny(value, "\r\n\x00"):
 		return "value must not contain line breaks"
+	case strings.ContainsFunc(value, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }):
+		// net/http refuses to send such a value: every check would fail.
+		return "value must not contain control characters (tab aside)"
 	case len(name)+len(value) > maxHeaderSize:
 		return fmt.Sprintf("longer than %d bytes", maxHeaderSize)
 	case http.CanonicalHeaderKey(name) == "Content-Length" || http.CanonicalHeaderKey(name) == "Transfer-Encoding":
@@ -287,7 +290,13 @@ func checkURL(raw string) string {
 	if u.User != nil {
 		return "must not hold credentials (user:password@); send them in a header, e.g. --header 'Authorization: Basic ...'"
 	}
-	for name := range u.Query() {
+	// Split on ';' too: URL.Query drops a pair holding one, and some
+	// servers take it for a separator.
+	for pair := range strings.FieldsFuncSeq(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, _, _ := strings.Cut(pair, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
 		if credentialParams[strings.ToLower(name)] {
 			return fmt.Sprintf("query parameter %q looks like a credential; send it in a header instead (--header)", name)
 		}

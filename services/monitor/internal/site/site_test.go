@@ -45,6 +45,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"head and match": {Site{URL: "http://a", Method: "HEAD", MustMatch: []string{"ok"}}, "match", "HEAD response has no body"},
 		"header name":    {Site{URL: "http://a", Headers: map[string]string{"Bad Name": "x"}}, "header", "not a valid header name"},
 		"header value":   {Site{URL: "http://a", Headers: map[string]string{"X-A": "a\r\nInjected: 1"}}, "header", "line breaks"},
+		"header control": {Site{URL: "http://a", Headers: map[string]string{"X-A": "a\x01b"}}, "header", "control characters"},
 		"expect":         {Site{URL: "http://a", Expect: "200-99"}, "expect", "want status codes"},
 		"expect class":   {Site{URL: "http://a", Expect: "7xx"}, "expect", "want status codes"},
 	} {
@@ -110,6 +111,8 @@ func TestCredentialsInURLsAreRefused(t *testing.T) {
 		"https://example.com/health?token=abc":      `query parameter "token" looks like a credential`,
 		"https://example.com/?API_KEY=1&page=2":     `query parameter "API_KEY"`,
 		"https://example.com/?X-Amz-Signature=abcd": `"X-Amz-Signature"`,
+		"https://example.com/?q=1;token=abc":        `query parameter "token"`, // URL.Query drops this pair
+		"https://example.com/?%74oken=abc":          `query parameter "token"`,
 	} {
 		s := base
 		s.URL = url

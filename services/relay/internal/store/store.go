@@ -181,17 +181,29 @@ func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxB
 		case *size > maxBytes:
 			r.Problem = fmt.Sprintf("message of %d bytes (key and payload) is larger than the %d bytes Kafka accepts", *size, maxBytes)
 		}
-		if err := json.Unmarshal(headers, &r.Headers); err != nil {
-			// Headers that are not a JSON object of strings cannot be sent
-			// as written; say so on the message instead of stalling.
-			r.Headers = map[string]string{"outbox_invalid_headers": err.Error()}
-		}
+		r.Headers = DecodeHeaders(headers)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claiming outbox batch: %w", err)
 	}
 	return out, nil
+}
+
+// InvalidHeaders is the one header of a message whose row's headers are not
+// a JSON object of strings; its value says why.
+const InvalidHeaders = "outbox_invalid_headers"
+
+// DecodeHeaders returns the Kafka headers of a row's headers column (jsonb
+// text). Headers that are not a JSON object of strings cannot be sent as
+// written: the message then carries InvalidHeaders saying so, instead of
+// stalling its key.
+func DecodeHeaders(raw []byte) map[string]string {
+	var h map[string]string
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return map[string]string{InvalidHeaders: err.Error()}
+	}
+	return h
 }
 
 // MarkPublished flips the rows Kafka acknowledged.
