@@ -124,8 +124,11 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	logger.Info("sink starting", zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID), zap.String("instance", cfg.InstanceID),
 		zap.String("kafka", cfg.Kafka.Brokers))
 	g.Go(func() error { return s.Run(gctx) })
+	openIncidents := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sitewatch_sink_open_incidents",
+		Help: "Open incidents by kind (down, stale, warning), as of the last incident sweep."}, []string{"kind"})
+	opsSrv.Registry().MustRegister(openIncidents)
 	g.Go(func() error {
-		sweepIncidents(gctx, pool, consumer, cfg.IncidentTopic, cfg.IncidentSweep, logger)
+		sweepIncidents(gctx, pool, consumer, cfg.IncidentTopic, cfg.IncidentSweep, openIncidents, logger)
 		return nil
 	})
 	var notifyConsumer *kafka.Consumer
@@ -153,7 +156,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 // interval, and opens stale incidents while the consumer has read its
 // partitions up to where they ended at the previous sweep (a sink catching
 // up after a restart would find every site silent), until ctx ends.
-func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Consumer, topic string, every time.Duration, logger *zap.Logger) {
+func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Consumer, topic string, every time.Duration,
+	open *prometheus.GaugeVec, logger *zap.Logger) {
 	var read readUpTo
 	judging := false
 	for retry.Sleep(ctx, every) {
@@ -168,6 +172,14 @@ func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Con
 			}
 		}
 		changes, err := incident.Sweep(sctx, pool, topic, time.Now(), caughtUp)
+		if err == nil {
+			var counts map[string]int64
+			if counts, err = incident.OpenCounts(sctx, pool); err == nil {
+				for kind, n := range counts {
+					open.WithLabelValues(kind).Set(float64(n))
+				}
+			}
+		}
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {

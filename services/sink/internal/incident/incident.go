@@ -47,6 +47,8 @@ var (
 	openIncidentSQL string
 	//go:embed resolve_incident.sql
 	resolveIncidentSQL string
+	//go:embed open_counts.sql
+	openCountsSQL string
 	//go:embed stale_sites.sql
 	staleSitesSQL string
 	//go:embed orphaned_incidents.sql
@@ -497,4 +499,34 @@ func openStale(ctx context.Context, tx pgx.Tx, topic string, now time.Time, judg
 		}
 	}
 	return changes, nil
+}
+
+// Kinds are the kinds of incident.
+var Kinds = []string{checkevent.KindDown, checkevent.KindStale, checkevent.KindWarning}
+
+// OpenCounts counts the open incidents of each kind (every kind present).
+func OpenCounts(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, k := range Kinds {
+		out[k] = 0
+	}
+	rows, err := db.Query(ctx, openCountsSQL)
+	if err != nil {
+		return nil, fmt.Errorf("counting open incidents: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind string
+		var n int64
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, fmt.Errorf("counting open incidents: %w", err)
+		}
+		out[kind] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("counting open incidents: %w", err)
+	}
+	return out, nil
 }

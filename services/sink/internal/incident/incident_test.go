@@ -172,6 +172,9 @@ func TestSweepOpensStaleAndResolvesRemovedAndDisabled(t *testing.T) {
 	changes, err = Sweep(ctx, pool, checkevent.IncidentTopic, time.Now(), true)
 	require.NoError(t, err)
 	require.Empty(t, changes, "a stale incident is opened once")
+	counts, err := OpenCounts(ctx, pool)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{checkevent.KindDown: 0, checkevent.KindStale: 1, checkevent.KindWarning: 0}, counts)
 
 	// A check resolves it.
 	changes = apply(t, pool, Check{SiteID: quiet, Region: "local", CheckedAt: time.Now()})
