@@ -53,7 +53,7 @@ func freePort(t *testing.T) string {
 func startSecureKafka(t *testing.T, ca *tlstest.CA) secureKafka {
 	t.Helper()
 	if _, err := exec.LookPath("java"); err != nil {
-		t.Skip("java is not installed: the private broker needs it")
+		t.Fatal("java is needed for the private broker (make test installs it: scripts/kafka.sh up)")
 	}
 	dir := t.TempDir()
 	srv := ca.Server(t, "broker", "localhost")
