@@ -15,11 +15,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -92,82 +89,37 @@ func startSecureKafka(t *testing.T, ca *tlstest.CA) secureKafka {
 
 // startTLSPostgres runs a PostgreSQL of the test's own on 127.0.0.1 that
 // accepts TCP connections only over TLS, with a certificate for localhost
-// only, and returns its port.
+// only (scripts/pgtls.sh), and returns its port.
 func startTLSPostgres(t *testing.T, ca *tlstest.CA) string {
 	t.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
-	if len(bins) == 0 {
-		t.Skip("no PostgreSQL server binaries under /usr/lib/postgresql")
-	}
-	bin := filepath.Dir(bins[len(bins)-1])
+	// Not t.TempDir: as root the server runs as postgres, which must own it.
 	dir, err := os.MkdirTemp("", "sitewatch-pgtls-")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	// PostgreSQL refuses to run as root: as root, it runs as postgres.
-	var cred *syscall.Credential
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 {
-		pg, err := user.Lookup("postgres")
-		require.NoError(t, err)
-		uid, _ = strconv.Atoi(pg.Uid)
-		gid, _ = strconv.Atoi(pg.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	}
-	as := func(name string, args ...string) *exec.Cmd {
-		cmd := exec.Command(filepath.Join(bin, name), args...)
-		cmd.Dir = dir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		return cmd
-	}
 	srv := ca.Server(t, "postgres", "localhost")
 	for name, content := range map[string]string{"server.crt": srv.CertPEM, "server.key": srv.KeyPEM, "ca.pem": ca.CertPEM} {
-		path := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(path, []byte(content), 0o600)) // the server insists on 0600 for its key
-		require.NoError(t, os.Chown(path, uid, gid))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600))
 	}
-	require.NoError(t, os.Chown(dir, uid, gid))
-	data := filepath.Join(dir, "data")
-	out, err := as("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8").CombinedOutput()
-	require.NoError(t, err, "initdb: %s", out)
-	// TCP only with TLS: a plaintext connection finds no line and is
-	// refused. The role certuser logs in with a client certificate only.
-	require.NoError(t, os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte("local all all trust\n"+
-		"hostssl all certuser 127.0.0.1/32 cert\nhostssl all certuser ::1/128 cert\n"+
-		"hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n"), 0o600))
-	require.NoError(t, os.Chown(filepath.Join(data, "pg_hba.conf"), uid, gid))
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "scripts", "pgtls.sh")
 	port := freePort(t)
-	server := as("postgres", "-D", data, "-p", port, "-k", dir, "-c", "listen_addresses=localhost", "-c", "fsync=off",
-		"-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(dir, "server.crt"), "-c", "ssl_key_file="+filepath.Join(dir, "server.key"),
-		"-c", "ssl_ca_file="+filepath.Join(dir, "ca.pem")) // the CA of client certificates
-	log := &syncBuffer{}
-	server.Stdout, server.Stderr = log, log
-	require.NoError(t, server.Start())
+	out, err := exec.Command(script, "up", dir, port).CombinedOutput()
+	require.NoError(t, err, "scripts/pgtls.sh up: %s", out)
 	t.Cleanup(func() {
-		_ = server.Process.Signal(syscall.SIGINT) // fast shutdown
-		_ = server.Wait()
+		if out, err := exec.Command(script, "down", dir).CombinedOutput(); err != nil {
+			t.Logf("scripts/pgtls.sh down: %v\n%s", err, out)
+		}
 		if t.Failed() {
-			t.Logf("---- private postgres with TLS ----\n%s", log.String())
+			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+			t.Logf("---- private postgres with TLS ----\n%s", log)
 		}
 	})
 	url := fmt.Sprintf("postgres://postgres@localhost:%s/postgres?sslmode=verify-full&sslrootcert=%s", port, ca.CertFile)
-	require.Eventually(t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			return false
-		}
-		_ = conn.Close(ctx)
-		return true
-	}, 30*time.Second, 100*time.Millisecond, "private postgres with TLS answers")
-	out, err = exec.Command("psql", url, "-Xqc", "CREATE ROLE certuser LOGIN").CombinedOutput()
-	if err != nil { // psql may be missing: pgx does it
-		conn, cerr := pgx.Connect(context.Background(), url)
-		require.NoError(t, cerr)
-		_, cerr = conn.Exec(context.Background(), "CREATE ROLE certuser LOGIN")
-		require.NoError(t, cerr, "%s", out)
-		_ = conn.Close(context.Background())
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err, "private postgres with TLS answers")
+	require.NoError(t, conn.Close(ctx))
 	return port
 }
 
