@@ -74,6 +74,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	fatal := &fatalError{cancel: cancel}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return opsSrv.Run(gctx) })
 	fail := func(err error) error { // stops the ops server on the way out
@@ -108,7 +109,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 
 	s, err := sink.New(sink.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second,
-		WriteTimeout: 30 * time.Second}, watched{consumer, kafkaHealth}, store.New(pool, cfg.IncidentTopic), logger, opsSrv.Registry())
+		WriteTimeout: 30 * time.Second}, watched{consumer, kafkaHealth, fatal.set}, store.New(pool, cfg.IncidentTopic), logger, opsSrv.Registry())
 	if err != nil {
 		_ = consumer.Close()
 		return fail(err)
@@ -133,23 +134,29 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	})
 	var notifyConsumer *kafka.Consumer
 	if cfg.Notify {
-		if notifyConsumer, err = startNotifier(gctx, g, cfg, pool, kafkaHealth, logger, opsSrv.Registry()); err != nil {
+		if notifyConsumer, err = startNotifier(gctx, g, cfg, pool, kafkaHealth, fatal, logger, opsSrv.Registry()); err != nil {
 			err = fail(err) // stops what runs already, then closes the consumer
 			return errors.Join(err, consumer.Close())
 		}
 	}
 	err = g.Wait()
+	if fatal.err.Load() != nil {
+		// Closing a consumer in a fatal state never returns (librdkafka
+		// waits for a group it is no longer in): exit without it.
+		return fatal.wrap(err, cfg.InstanceID)
+	}
 	if notifyConsumer != nil {
 		if cerr := notifyConsumer.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("closing the notifier's Kafka consumer: %w", cerr))
 		}
 	}
-	// Close commits the offsets stored so far and leaves the group at once,
-	// so the partitions move to another sink without waiting for a timeout.
+	// Close commits the offsets stored so far. A static member (-instance-id)
+	// does not leave the group: its partitions wait -session-timeout for it
+	// to come back (a restart) before they move to another replica.
 	if cerr := consumer.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("closing Kafka consumer: %w", cerr))
 	}
-	return err
+	return fatal.wrap(err, cfg.InstanceID)
 }
 
 // sweepIncidents resolves the incidents of removed or disabled sites every
@@ -197,7 +204,7 @@ func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Con
 // startNotifier consumes sitewatch.incidents in a group of its own and
 // delivers the notifications, in g.
 func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgxpool.Pool, health *kafkaclient.Watcher,
-	logger *zap.Logger, reg prometheus.Registerer) (*kafka.Consumer, error) {
+	fatal *fatalError, logger *zap.Logger, reg prometheus.Registerer) (*kafka.Consumer, error) {
 	logger = logger.With(zap.String("component", "notifier"))
 	n, err := notifier.New(notifier.Config{MaxAttempts: cfg.NotifyAttempts, RetryBackoff: cfg.NotifyBackoff,
 		MaxBackoff: cfg.NotifyMaxWait, PollInterval: time.Second, Batch: 50},
@@ -214,7 +221,7 @@ func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgx
 		_ = c.Close()
 		return nil, fmt.Errorf("subscribing to %s: %w", cfg.IncidentTopic, err)
 	}
-	g.Go(func() error { n.Consume(ctx, watched{c, health}); return nil })
+	g.Go(func() error { n.Consume(ctx, watched{c, health, fatal.set}); return nil })
 	g.Go(func() error { n.Deliver(ctx); return nil })
 	return c, nil
 }
@@ -224,16 +231,47 @@ var startupRetry = retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.S
 
 // watched is a consumer whose client errors go to a watcher, which logs
 // each cause once, instead of to the loop that polls it.
+// A fatal one (the consumer cannot go on, e.g. fenced by another member
+// with its -instance-id) goes to fatal, which stops the sink.
 type watched struct {
 	*kafka.Consumer
 	health *kafkaclient.Watcher
+	fatal  func(kafka.Error)
 }
 
 func (w watched) Poll(timeoutMs int) kafka.Event {
 	ev := w.Consumer.Poll(timeoutMs)
 	if e, ok := ev.(kafka.Error); ok {
+		// librdkafka marks a fencing as fatal in the text only.
+		if e.IsFatal() || e.Code() == kafka.ErrFatal || e.Code() == kafka.ErrFencedInstanceID {
+			w.fatal(e)
+		}
 		w.health.Observe(e)
 		return nil
 	}
 	return ev
+}
+
+// fatalError keeps the first fatal consumer error and stops the sink.
+type fatalError struct {
+	err    atomic.Pointer[kafka.Error]
+	cancel context.CancelFunc
+}
+
+func (f *fatalError) set(e kafka.Error) {
+	f.err.CompareAndSwap(nil, &e)
+	f.cancel()
+}
+
+// wrap adds the fatal error, if any, to err, with what it most likely means.
+func (f *fatalError) wrap(err error, instanceID string) error {
+	e := f.err.Load()
+	if e == nil {
+		return err
+	}
+	fatal := fmt.Errorf("the Kafka consumer failed for good: %w", *e)
+	if e.Code() == kafka.ErrFencedInstanceID {
+		fatal = fmt.Errorf("another sink joined the consumer group with -instance-id %q (each replica needs its own): %w", instanceID, *e)
+	}
+	return errors.Join(fatal, err)
 }
