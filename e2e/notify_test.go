@@ -28,6 +28,20 @@ import (
 	"github.com/sitewatch/sitewatch/platform/notify"
 )
 
+// switchableServer answers 200 "ok", or 503 while failing is set.
+func switchableServer(t *testing.T) (*httptest.Server, *atomic.Bool) {
+	failing := &atomic.Bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	return srv, failing
+}
+
 // hookReceiver is a webhook receiver on a fixed address that can go down
 // (its listener closed: connections refused) and come back.
 type hookReceiver struct {
@@ -149,15 +163,7 @@ func TestNotifierKilledDuringAReceiverOutageLosesNothing(t *testing.T) {
 	pool := dbtest.Pool(t, dbURL)
 	topic, incidents := kafkatest.NewTopic(t, 3), kafkatest.NewTopic(t, 3)
 	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + kafkatest.Config(t).Brokers, "LOG_FORMAT=console"}
-	var failing atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if failing.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ok")
-	}))
-	t.Cleanup(srv.Close)
+	srv, failing := switchableServer(t)
 	hook := newHookReceiver(t) // down: nothing listens
 	code, out := run(t, append(env, "SITEWATCH_CHANNEL_SECRET=hook-secret"), "monitor", "channels", "add", "oncall", "--webhook", hook.url(), "--default")
 	require.Equal(t, 0, code, out)

@@ -6,11 +6,7 @@ package e2e
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,15 +41,7 @@ func TestEachServiceRunsWithOnlyItsOwnRole(t *testing.T) {
 	relayEnv := []string{"DATABASE_URL=" + asRole(t, owner, "sitewatch_relay"), brokers, "LOG_FORMAT=console"}
 	sinkEnv := []string{"DATABASE_URL=" + asRole(t, owner, "sitewatch_sink"), brokers, "LOG_FORMAT=console"}
 
-	var failing atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if failing.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ok")
-	}))
-	t.Cleanup(srv.Close)
+	srv, failing := switchableServer(t)
 	hook := newHookReceiver(t)
 	hook.up()
 

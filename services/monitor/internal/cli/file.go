@@ -47,22 +47,31 @@ type fileSite struct {
 // 120 MiB.
 const MaxImportBytes = 4 << 20
 
+// decodeYAML reads a file of at most MaxImportBytes into v, refusing keys v
+// does not have.
+func decodeYAML(r io.Reader, v any) error {
+	data, err := io.ReadAll(io.LimitReader(r, MaxImportBytes+1))
+	if err != nil {
+		return fmt.Errorf("reading YAML: %w", err)
+	}
+	if len(data) > MaxImportBytes {
+		return fmt.Errorf("reading YAML: larger than %d MiB; split it into several imports", MaxImportBytes>>20)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading YAML: %w", err)
+	}
+	return nil
+}
+
 // readSites parses a site file and validates every site in it. The error
 // is a *site.InvalidError naming the site's position, URL and field, or a
 // YAML error with its line.
 func readSites(r io.Reader) ([]site.Site, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxImportBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading YAML: %w", err)
-	}
-	if len(data) > MaxImportBytes {
-		return nil, fmt.Errorf("reading YAML: larger than %d MiB; split it into several imports", MaxImportBytes>>20)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var f siteFile
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading YAML: %w", err)
+	if err := decodeYAML(r, &f); err != nil {
+		return nil, err
 	}
 	if len(f.Sites) == 0 {
 		return nil, errors.New("reading YAML: no sites (want a top-level `sites:` list)")
@@ -167,18 +176,9 @@ func readChannelFile(path string, stdin io.Reader) ([]store.ChannelImport, error
 		defer func() { _ = f.Close() }()
 		in, dir = f, filepath.Dir(path)
 	}
-	data, err := io.ReadAll(io.LimitReader(in, MaxImportBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading YAML: %w", err)
-	}
-	if len(data) > MaxImportBytes {
-		return nil, fmt.Errorf("reading YAML: larger than %d MiB", MaxImportBytes>>20)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var f channelFile
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading YAML: %w", err)
+	if err := decodeYAML(in, &f); err != nil {
+		return nil, err
 	}
 	if len(f.Channels) == 0 {
 		return nil, errors.New("reading YAML: no channels (want a top-level `channels:` list)")
