@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sitewatch/sitewatch/db"
+	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 )
 
@@ -136,4 +138,38 @@ func TestComposeSecureProfile(t *testing.T) {
 	crt, err := exec.Command("openssl", "x509", "-in", filepath.Join(dir, "broker.crt"), "-noout", "-ext", "subjectAltName").CombinedOutput()
 	require.NoError(t, err, "%s", crt)
 	require.Contains(t, string(crt), "DNS:kafka-secure", "the name the services connect by")
+}
+
+// Every variable compose gives a sitewatch service is one the binary reads
+// (a typo such as SINK_TOPICS would be ignored silently), and every
+// command compose runs is a subcommand the binary has.
+func TestComposeServicesReadWhatTheyAreGiven(t *testing.T) {
+	binary := map[string]string{"monitor": "monitor", "migrate": "monitor", "relay": "relay", "sink": "sink"}
+	prefix := map[string]string{"monitor": "MONITOR", "relay": "RELAY", "sink": "SINK"}
+	// Read by the CLI, not a flag of run: SITEWATCH_CHANNEL_SECRET (channels add).
+	extra := map[string]bool{"SITEWATCH_CHANNEL_SECRET": true}
+	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
+	for _, profiles := range [][]string{nil, {"secure"}} {
+		p := loadCompose(t, profiles...)
+		for svc, bin := range binary {
+			s, err := p.GetService(svc)
+			require.NoError(t, err, svc)
+			sub := "run"
+			if len(s.Command) > 0 {
+				sub = s.Command[0]
+			}
+			code, help := run(t, nil, bin, sub, "-h")
+			require.Equal(t, 0, code, "%s: command %q is not a subcommand of %s: %s", svc, sub, bin, help)
+			read := map[string]bool{}
+			for _, m := range flagLine.FindAllStringSubmatch(help, -1) {
+				for _, env := range config.EnvNames(prefix[bin], m[1]) {
+					read[env], read[env+"_FILE"] = true, true
+				}
+			}
+			require.NotEmpty(t, read, "%s %s -h lists its flags", bin, sub)
+			for key := range s.Environment {
+				require.True(t, read[key] || extra[key], "%s (profiles %v): %s is set but %s %s reads no such variable", svc, profiles, key, bin, sub)
+			}
+		}
+	}
 }

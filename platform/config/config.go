@@ -29,6 +29,17 @@ var shared = map[string]bool{
 	"kafka-key-password": true,
 }
 
+// EnvNames are the variables that set flag name for a service with prefix,
+// in the order they are looked up: PREFIX_NAME, then NAME for the shared
+// settings. Each may also be given as a file, NAME_FILE.
+func EnvNames(prefix, name string) []string {
+	names := []string{EnvName(prefix, name)}
+	if shared[name] {
+		names = append(names, strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+	}
+	return names
+}
+
 // EnvName is the variable that sets flag name for a service with prefix:
 // "batch-size" with prefix "RELAY" is RELAY_BATCH_SIZE.
 func EnvName(prefix, name string) string {
@@ -81,11 +92,7 @@ func parse(fs *flag.FlagSet, prefix string, args []string, lookup func(string) (
 		if err != nil {
 			return
 		}
-		names := []string{EnvName(prefix, f.Name)}
-		if shared[f.Name] {
-			names = append(names, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
-		}
-		for _, env := range names {
+		for _, env := range EnvNames(prefix, f.Name) {
 			v, ok, lookErr := lookup(env)
 			if lookErr != nil {
 				err = lookErr
