@@ -56,7 +56,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.NotifyMaxWait, "notify-max-backoff", 10*time.Minute, "longest wait between two delivery attempts")
 	fs.DurationVar(&c.IncidentSweep, "incident-sweep-interval", 5*time.Second, "how often sites no region checks any more open stale incidents, and removed or disabled sites' incidents are resolved")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "messages written per database transaction")
-	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "longest a message waits for its batch to fill")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "the longest the first message of a batch waits while more keep arriving (a batch is written as soon as nothing more is at hand)")
 }
 
 // Validate reports every setting that cannot work, each naming its flag.

@@ -114,3 +114,44 @@ func TestNewRefusesABadConfig(t *testing.T) {
 		require.Equal(t, before, cfg)
 	}
 }
+
+// queueConsumer hands out its messages, then nothing, and counts polls.
+type queueConsumer struct {
+	fakeConsumer
+	queue []*kafka.Message
+	polls int
+}
+
+func (q *queueConsumer) Poll(int) kafka.Event {
+	q.polls++
+	if len(q.queue) == 0 {
+		return nil
+	}
+	m := q.queue[0]
+	q.queue = q.queue[1:]
+	return m
+}
+
+// The messages at hand make a batch at once: no wait for company.
+func TestABatchIsWhatIsAtHandNotWhatATimerCollects(t *testing.T) {
+	c := &queueConsumer{}
+	for i := range 3 {
+		c.queue = append(c.queue, message(t, int64(i), nil))
+	}
+	s := newSink(t, Config{BatchSize: 100, BatchWait: time.Hour, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, &flakyWriter{})
+	done := make(chan []*kafka.Message)
+	go func() { done <- s.collect(context.Background()) }()
+	select {
+	case batch := <-done:
+		require.Len(t, batch, 3)
+		require.Equal(t, 4, c.polls, "three messages and one empty poll")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch waited for more than what was at hand")
+	}
+	// A full batch is cut at BatchSize even with more at hand.
+	for i := range 5 {
+		c.queue = append(c.queue, message(t, int64(10+i), nil))
+	}
+	s.cfg.BatchSize = 2
+	require.Len(t, s.collect(context.Background()), 2)
+}
