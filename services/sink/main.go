@@ -67,7 +67,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	opsSrv.AddReadiness("kafka", kafkaHealth.Check(func(context.Context) error {
 		c := subscribed.Load()
 		if c == nil {
-			return errors.New("creating the topics")
+			return errors.New("not subscribed yet: waiting for the database, then for Kafka to create the topics")
 		}
 		_, err := c.GetMetadata(&cfg.Topic, false, 2000)
 		return err
@@ -80,6 +80,20 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	fail := func(err error) error { // stops the ops server on the way out
 		cancel()
 		return errors.Join(err, g.Wait())
+	}
+
+	// Waits for the database and its migrated tables before reading anything:
+	// one line per attempt, with the reason, and /readyz says it too.
+	err = retry.Do(gctx, startupRetry, func(actx context.Context) error {
+		if _, err := pool.Exec(actx, "SELECT 1 FROM stats, incidents, deliveries LIMIT 0"); err != nil {
+			return fmt.Errorf("reaching the database and its tables (run monitor migrate if they are missing): %w", err)
+		}
+		return nil
+	}, func(attempt int, err error, wait time.Duration) {
+		logger.Warn("waiting for the database", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+	})
+	if err != nil {
+		return fail(err)
 	}
 
 	if cfg.CreateTopic {
