@@ -173,7 +173,7 @@ func TestObservabilityAlertRules(t *testing.T) {
 			alerts = append(alerts, r.Alert)
 		}
 	}
-	for _, want := range []string{"SitewatchRelayLagging", "SitewatchRelayParkedRows", "SitewatchSinkSkippedMessages",
+	for _, want := range []string{"SitewatchRelayLagging", "SitewatchRelayParkedRows", "SitewatchSinkDeadLetters", "SitewatchSitesDown",
 		"SitewatchChecksFailing", "SitewatchNotificationsFailed", "SitewatchMonitorRecorderStuck"} {
 		require.Contains(t, alerts, want)
 	}

@@ -30,13 +30,14 @@ import (
 
 const usage = `usage: sink [run] [flags]   consume check events into the stats table until SIGTERM
        sink deliveries list|retry   failed notifications, and sending them again (sink deliveries help)
+       sink dlq list|replay         messages the sink could never store, and sending them back (sink dlq help)
        sink healthcheck             exit 0 if the running sink's /healthz answers 200
 
 Flags and their SINK_* environment variables: sink run -h
 `
 
 func main() {
-	command.Main("sink", "run", usage, map[string]command.Func{"run": runCommand, "deliveries": deliveriesCommand, "healthcheck": command.Healthcheck(":9103")})
+	command.Main("sink", "run", usage, map[string]command.Func{"run": runCommand, "deliveries": deliveriesCommand, "dlq": dlqCommand, "healthcheck": command.Healthcheck(":9103")})
 }
 
 func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -99,7 +100,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	if cfg.CreateTopic {
 		// The incidents the sink announces go out through the relay to a
 		// topic the broker may not create by itself.
-		for _, topic := range []string{cfg.Topic, cfg.IncidentTopic} {
+		for _, topic := range []string{cfg.Topic, cfg.Topic + sink.DLQSuffix, cfg.IncidentTopic} {
 			err := retry.Do(gctx, startupRetry, func(actx context.Context) error {
 				return kafkaclient.EnsureTopic(actx, cfg.Kafka, topic, cfg.TopicPartitions)
 			}, func(attempt int, err error, wait time.Duration) {
@@ -113,6 +114,15 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 			}
 		}
 	}
+	// Messages that can never be stored go to <topic>.dlq, acknowledged
+	// before their offsets are stored.
+	deadLetters, err := kafka.NewProducer(cfg.Kafka.ConfigMap(kafka.ConfigMap{"enable.idempotence": true, "acks": "all",
+		"linger.ms": 5}))
+	if err != nil {
+		return fail(fmt.Errorf("creating the dead-letter producer: %w", err))
+	}
+	defer deadLetters.Close()
+	go logProducerEvents(deadLetters, kafkaHealth)
 	consumer, err := kafka.NewConsumer(cfg.Kafka.ConfigMap(cfg.consumerConfig(cfg.GroupID)))
 	if err != nil {
 		return fail(fmt.Errorf("creating Kafka consumer: %w", err))
@@ -123,7 +133,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 
 	s, err := sink.New(sink.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second,
-		WriteTimeout: 30 * time.Second}, watched{consumer, kafkaHealth, fatal.set}, store.New(pool, cfg.IncidentTopic), logger, opsSrv.Registry())
+		WriteTimeout: 30 * time.Second}, watched{consumer, kafkaHealth, fatal.set}, store.New(pool, cfg.IncidentTopic),
+		sink.Producer{P: deadLetters}, logger, opsSrv.Registry())
 	if err != nil {
 		_ = consumer.Close()
 		return fail(err)
@@ -238,6 +249,17 @@ func startNotifier(ctx context.Context, g *errgroup.Group, cfg Config, pool *pgx
 	g.Go(func() error { n.Consume(ctx, watched{c, health, fatal.set}); return nil })
 	g.Go(func() error { n.Deliver(ctx); return nil })
 	return c, nil
+}
+
+// logProducerEvents hands the dead-letter producer's client errors to the
+// watcher (which logs each cause once) until the producer is closed;
+// delivery reports go to the channel of each Send.
+func logProducerEvents(p *kafka.Producer, health *kafkaclient.Watcher) {
+	for ev := range p.Events() {
+		if e, ok := ev.(kafka.Error); ok {
+			health.Observe(e)
+		}
+	}
 }
 
 // startupRetry waits for Kafka at start-up, until shutdown.

@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	consumed, stored, duplicates, malformed, writeErrors, newer prometheus.Counter
+	deadLetters                                                 *prometheus.CounterVec
 	batchSeconds                                                prometheus.Histogram
 }
 
@@ -17,12 +18,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		consumed:    counter("consumed_total", "Messages read from Kafka."),
 		stored:      counter("stored_total", "New rows written to stats."),
 		duplicates:  counter("duplicates_total", "Messages whose event id was already stored."),
-		malformed:   counter("malformed_total", "Messages skipped because they can never be stored."),
+		malformed:   counter("malformed_total", "Messages that can never be stored (sent to the dead-letter topic)."),
 		writeErrors: counter("write_errors_total", "Failed attempts to write a batch (retried)."),
 		newer:       counter("newer_schema_total", "Messages of a newer schema version than this sink knows, stored with the fields it knows."),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sitewatch_sink_batch_duration_seconds",
 			Help: "Time to decode and write a batch.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
-	reg.MustRegister(m.batchSeconds)
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_sink_dead_letters_total",
+		Help: "Messages sent to the dead-letter topic <topic>.dlq, by reason: malformed (not a check event), refused (by the database)."},
+		[]string{"reason"})
+	reg.MustRegister(m.batchSeconds, m.deadLetters)
 	return m
 }

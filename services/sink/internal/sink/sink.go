@@ -71,17 +71,19 @@ type Sink struct {
 	cfg      Config
 	consumer Consumer
 	writer   Writer
+	dead     DeadLetters
 	logger   *zap.Logger
 	metrics  *metrics
 	lastLoop atomic.Int64
 }
 
-// New checks cfg and returns a Sink; its metrics are registered with reg.
-func New(cfg Config, consumer Consumer, writer Writer, logger *zap.Logger, reg prometheus.Registerer) (*Sink, error) {
+// New checks cfg and returns a Sink that sends the messages it can never
+// store to dead; its metrics are registered with reg.
+func New(cfg Config, consumer Consumer, writer Writer, dead DeadLetters, logger *zap.Logger, reg prometheus.Registerer) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sink configuration: %w", err)
 	}
-	s := &Sink{cfg: cfg, consumer: consumer, writer: writer, logger: logger, metrics: newMetrics(reg)}
+	s := &Sink{cfg: cfg, consumer: consumer, writer: writer, dead: dead, logger: logger, metrics: newMetrics(reg)}
 	s.lastLoop.Store(time.Now().UnixNano())
 	return s, nil
 }
@@ -150,15 +152,12 @@ func (s *Sink) collect(ctx context.Context) []*kafka.Message {
 func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
 	start := time.Now()
 	recs := make([]store.Record, 0, len(batch))
+	var dead []DeadLetter
 	for _, m := range batch {
 		c, err := checkevent.Decode(m.Value)
 		if err != nil {
-			// A message that can never be stored is skipped, not retried
-			// forever: its offset is stored with the batch.
-			s.metrics.malformed.Inc()
-			s.logger.Error("skipping malformed message", zap.String("topic", *m.TopicPartition.Topic),
-				zap.Int32("partition", m.TopicPartition.Partition), zap.Int64("offset", int64(m.TopicPartition.Offset)),
-				zap.Error(err))
+			// Never storable: to the dead-letter topic, not retried forever.
+			dead = append(dead, DeadLetter{Msg: m, Class: "malformed", Reason: err.Error()})
 			continue
 		}
 		if c.SchemaVersion > checkevent.SchemaVersion {
@@ -167,8 +166,18 @@ func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
 		recs = append(recs, store.Record{Check: c, Topic: *m.TopicPartition.Topic,
 			Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)})
 	}
-	inserted, err := s.write(ctx, recs)
+	inserted, refused, err := s.write(ctx, recs)
 	if err != nil {
+		return err
+	}
+	for _, r := range refused {
+		for _, m := range batch {
+			if *m.TopicPartition.Topic == r.rec.Topic && m.TopicPartition.Partition == r.rec.Partition && int64(m.TopicPartition.Offset) == r.rec.Offset {
+				dead = append(dead, DeadLetter{Msg: m, Class: "refused", Reason: r.err.Error()})
+			}
+		}
+	}
+	if err := s.bury(ctx, dead); err != nil {
 		return err
 	}
 	if _, err := s.consumer.StoreOffsets(nextOffsets(batch)); err != nil {
@@ -179,16 +188,49 @@ func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
 	}
 	s.metrics.consumed.Add(float64(len(batch)))
 	s.metrics.stored.Add(float64(inserted))
-	s.metrics.duplicates.Add(float64(int64(len(recs)) - inserted))
+	s.metrics.duplicates.Add(float64(int64(len(recs)-len(refused)) - inserted))
 	s.metrics.batchSeconds.Observe(time.Since(start).Seconds())
 	s.logger.Debug("batch stored", zap.Int("messages", len(batch)), zap.Int64("inserted", inserted))
 	return nil
 }
 
+// bury sends dead letters to the dead-letter topic, retrying while Kafka
+// does not acknowledge them; the batch's offsets are stored only after.
+func (s *Sink) bury(ctx context.Context, dead []DeadLetter) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	err := retry.Do(ctx, s.cfg.writeRetry(), func(actx context.Context) error { return s.dead.Send(actx, dead) },
+		func(attempt int, err error, wait time.Duration) {
+			s.logger.Warn("sending dead letters failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+		})
+	if err != nil {
+		return fmt.Errorf("giving up on %d dead letters at shutdown, offsets not stored: %w", len(dead), err)
+	}
+	for _, d := range dead {
+		s.metrics.malformed.Inc()
+		s.metrics.deadLetters.WithLabelValues(d.Class).Inc()
+		s.logger.Error("sent a message that can never be stored to the dead-letter topic", zap.String("topic", *d.Msg.TopicPartition.Topic),
+			zap.Int32("partition", d.Msg.TopicPartition.Partition), zap.Int64("offset", int64(d.Msg.TopicPartition.Offset)),
+			zap.String("class", d.Class), zap.String("reason", d.Reason))
+	}
+	return nil
+}
+
+// refusal is a record the database refuses for good.
+type refusal struct {
+	rec store.Record
+	err error
+}
+
 // write stores recs, retrying while the database is unreachable. Rows the
-// database refuses for good are written one by one so only they are lost,
-// each logged. After ctx ends it keeps trying for ShutdownGrace.
-func (s *Sink) write(ctx context.Context, recs []store.Record) (int64, error) {
+// database refuses for good are written one by one so only they are
+// refused; it returns them. After ctx ends it keeps trying for
+// ShutdownGrace.
+func (s *Sink) write(ctx context.Context, recs []store.Record) (int64, []refusal, error) {
+	if len(recs) == 0 {
+		return 0, nil, nil
+	}
 	var n int64
 	err := retry.Do(ctx, s.cfg.writeRetry(), func(actx context.Context) error {
 		var err error
@@ -203,29 +245,29 @@ func (s *Sink) write(ctx context.Context, recs []store.Record) (int64, error) {
 	})
 	switch {
 	case err == nil:
-		return n, nil
+		return n, nil, nil
 	case store.IsPermanent(err):
-		return s.writeEach(ctx, recs), nil
+		n, refused := s.writeEach(ctx, recs)
+		return n, refused, nil
 	default:
-		return 0, fmt.Errorf("giving up on a batch of %d at shutdown, offsets not stored: %w", len(recs), err)
+		return 0, nil, fmt.Errorf("giving up on a batch of %d at shutdown, offsets not stored: %w", len(recs), err)
 	}
 }
 
-func (s *Sink) writeEach(ctx context.Context, recs []store.Record) int64 {
+func (s *Sink) writeEach(ctx context.Context, recs []store.Record) (int64, []refusal) {
 	var total int64
+	var refused []refusal
 	for _, r := range recs {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
 		n, err := s.writer.Insert(wctx, []store.Record{r})
 		cancel()
 		if err != nil {
-			s.metrics.malformed.Inc()
-			s.logger.Error("skipping message the database refuses", zap.String("event_id", r.EventID),
-				zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
+			refused = append(refused, refusal{r, err})
 			continue
 		}
 		total += n
 	}
-	return total
+	return total, refused
 }
 
 // nextOffsets returns, per partition, the offset after the last message.

@@ -10,11 +10,14 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
 )
@@ -61,8 +64,12 @@ func newConsumer(t *testing.T, topic, group string) *kafka.Consumer {
 func runSink(t *testing.T, pool *pgxpool.Pool, topic, group string, stop func() bool) *Sink {
 	t.Helper()
 	c := newConsumer(t, topic, group)
-	s := newSink(t, Config{BatchSize: 100, BatchWait: 50 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: 10 * time.Second},
-		c, store.New(pool, checkevent.IncidentTopic))
+	producer, err := kafka.NewProducer(kafkatest.Config(t).ConfigMap(kafka.ConfigMap{"acks": "all", "enable.idempotence": true}))
+	require.NoError(t, err)
+	t.Cleanup(producer.Close)
+	s, err := New(Config{BatchSize: 100, BatchWait: 50 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: 10 * time.Second},
+		c, store.New(pool, checkevent.IncidentTopic), Producer{producer}, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
@@ -80,10 +87,11 @@ func count(t *testing.T, pool *pgxpool.Pool, query string) int {
 	return n
 }
 
-func TestSameMessageTwiceMakesOneRowAndMalformedIsSkipped(t *testing.T) {
+func TestSameMessageTwiceMakesOneRowAndMalformedIsADeadLetter(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.Pool(t, dbtest.New(t))
 	topic := kafkatest.NewTopic(t, 1)
+	require.NoError(t, kafkaclient.EnsureTopic(context.Background(), kafkatest.Config(t), topic+DLQSuffix, 1))
 	group := "test-" + uuid.NewString()
 
 	dup := event(t, 1, 200)
@@ -96,6 +104,21 @@ func TestSameMessageTwiceMakesOneRowAndMalformedIsSkipped(t *testing.T) {
 		return count(t, pool, "SELECT count(*) FROM stats WHERE site_id = 3") == 1
 	})
 	require.Equal(t, 4, count(t, pool, "SELECT count(*) FROM stats"), "one row per event, malformed skipped")
+	// The two that can never be stored are on the dead-letter topic, as
+	// they came, with why and where from.
+	dead := kafkatest.Consume(t, topic+DLQSuffix, 2, 30*time.Second)
+	require.Equal(t, "not json", string(dead[0].Value))
+	require.Equal(t, `{"schema_version":1}`, string(dead[1].Value))
+	headers := map[string]string{}
+	for _, h := range dead[0].Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	require.Equal(t, "malformed", headers[HeaderReasonClass])
+	require.Equal(t, topic, headers[HeaderSourceTopic])
+	require.Equal(t, "0", headers[HeaderSourcePartition])
+	require.Equal(t, "1", headers[HeaderSourceOffset])
+	require.NotEmpty(t, headers[HeaderReason])
+	require.Equal(t, 2.0, testutil.ToFloat64(first.metrics.deadLetters.WithLabelValues("malformed")))
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM stats WHERE site_id = 9 AND schema_version = 99 AND region = 'eu-west'"),
 		"a newer version is stored with the fields the sink knows, not dropped")
 	require.Equal(t, 1.0, testutil.ToFloat64(first.metrics.newer))

@@ -55,7 +55,7 @@ func message(t *testing.T, offset int64, payload []byte) *kafka.Message {
 	return &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 1, Offset: kafka.Offset(offset)}, Value: payload}
 }
 
-func TestDatabaseDownIsRetriedAndRefusedRowsAreSkipped(t *testing.T) {
+func TestDatabaseDownIsRetriedAndRefusedRowsAreDeadLetters(t *testing.T) {
 	c := &fakeConsumer{}
 	w := &flakyWriter{down: 3}
 	s := newSink(t, Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
@@ -70,13 +70,26 @@ func TestDatabaseDownIsRetriedAndRefusedRowsAreSkipped(t *testing.T) {
 		}
 	}
 	require.Equal(t, []int64{1, 3}, stored, "only the refused record is skipped")
+	dead := s.dead.(*buried).letters
+	require.Len(t, dead, 1, "the refused one is a dead letter")
+	require.Equal(t, "refused", dead[0].Class)
+	require.EqualValues(t, 11, dead[0].Msg.TopicPartition.Offset)
+	require.Contains(t, dead[0].Reason, "invalid byte sequence")
 	require.Len(t, c.stored, 1)
 	require.EqualValues(t, 13, c.stored[0].Offset, "offsets stored after the write, past the batch")
 }
 
+// buried records the dead letters it is given.
+type buried struct{ letters []DeadLetter }
+
+func (b *buried) Send(_ context.Context, letters []DeadLetter) error {
+	b.letters = append(b.letters, letters...)
+	return nil
+}
+
 func newSink(t *testing.T, cfg Config, c Consumer, w Writer) *Sink {
 	t.Helper()
-	s, err := New(cfg, c, w, zaptest.NewLogger(t), prometheus.NewRegistry())
+	s, err := New(cfg, c, w, &buried{}, zaptest.NewLogger(t), prometheus.NewRegistry())
 	require.NoError(t, err)
 	return s
 }
@@ -108,7 +121,7 @@ func TestNewRefusesABadConfig(t *testing.T) {
 		cfg := good
 		mut(&cfg)
 		before := cfg
-		_, err := New(cfg, &fakeConsumer{}, &flakyWriter{}, zaptest.NewLogger(t), prometheus.NewRegistry())
+		_, err := New(cfg, &fakeConsumer{}, &flakyWriter{}, &buried{}, zaptest.NewLogger(t), prometheus.NewRegistry())
 		require.ErrorContains(t, err, "sink configuration", name)
 		require.ErrorContains(t, err, name, name)
 		require.Equal(t, before, cfg)
@@ -154,4 +167,28 @@ func TestABatchIsWhatIsAtHandNotWhatATimerCollects(t *testing.T) {
 	}
 	s.cfg.BatchSize = 2
 	require.Len(t, s.collect(context.Background()), 2)
+}
+
+// failingDead is a Kafka that does not acknowledge dead letters.
+type failingDead struct{ attempts int }
+
+func (f *failingDead) Send(context.Context, []DeadLetter) error {
+	f.attempts++
+	return errors.New("Local: Message timed out")
+}
+
+// A dead letter Kafka does not take holds the batch's offsets back: at
+// shutdown they are not stored, and the batch comes again.
+func TestUnacknowledgedDeadLettersStoreNoOffsets(t *testing.T) {
+	c := &fakeConsumer{}
+	dead := &failingDead{}
+	s, err := New(Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: 300 * time.Millisecond, WriteTimeout: time.Second},
+		c, &flakyWriter{}, dead, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = s.handle(ctx, []*kafka.Message{message(t, 5, []byte("not json")), message(t, 6, event(t, 1, 200))})
+	require.ErrorContains(t, err, "dead letters")
+	require.Empty(t, c.stored)
+	require.GreaterOrEqual(t, dead.attempts, 2, "retried within the grace")
 }
