@@ -25,7 +25,7 @@ func TestDLQListAndReplay(t *testing.T) {
 	letter := func(offset int64, value, reason string) sink.DeadLetter {
 		return sink.DeadLetter{Class: "malformed", Reason: reason, Msg: &kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 0, Offset: kafka.Offset(offset)},
-			Key: []byte("7"), Value: []byte(value), Headers: []kafka.Header{{Key: "ce_type", Value: []byte("io.sitewatch.check")}}}}
+			Key:            []byte("7"), Value: []byte(value), Headers: []kafka.Header{{Key: "ce_type", Value: []byte("io.sitewatch.check")}}}}
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
