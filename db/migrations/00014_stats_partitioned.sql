@@ -73,6 +73,8 @@ DECLARE
     lo timestamptz := day::timestamp AT TIME ZONE 'UTC';
     hi timestamptz := (day + 1)::timestamp AT TIME ZONE 'UTC';
 BEGIN
+    -- Sink replicas maintain at once: one at a time, the others find it done.
+    PERFORM pg_advisory_xact_lock(hashtext('sitewatch.stats_partitions'));
     IF EXISTS (SELECT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                WHERE i.inhparent = 'stats'::regclass AND c.relname = part) THEN
         RETURN false;
@@ -98,6 +100,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     part text;
 BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('sitewatch.stats_partitions'));
     FOR part IN
         SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'stats'::regclass AND c.relname ~ '^stats_[0-9]{8}$'
