@@ -22,6 +22,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
+	"github.com/sitewatch/sitewatch/services/sink/internal/maintain"
 	"github.com/sitewatch/sitewatch/services/sink/internal/notifier"
 	"github.com/sitewatch/sitewatch/services/sink/internal/sink"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
@@ -121,6 +122,10 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	logger.Info("sink starting", zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID), zap.String("instance", cfg.InstanceID),
 		zap.String("kafka", cfg.Kafka.Brokers))
 	g.Go(func() error { return s.Run(gctx) })
+	g.Go(func() error {
+		maintain.Run(gctx, pool, cfg.Maintain, logger.With(zap.String("component", "maintenance")))
+		return nil
+	})
 	g.Go(func() error {
 		sweepIncidents(gctx, pool, consumer, cfg.IncidentTopic, cfg.IncidentSweep, logger)
 		return nil
