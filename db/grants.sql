@@ -7,9 +7,10 @@
 --            inserts results into the outbox, reads incidents and deliveries
 --            (monitor incidents, channels show)
 --   relay:   reads, flips and deletes outbox rows
---   sink:    writes stats and what it derives (state, incidents,
+--   sink:    writes stats and what it derives (rollups, state, incidents,
 --            deliveries), inserts incident events into the outbox, reads
---            sites and their settings
+--            sites and their settings, and adds and drops stats' daily
+--            partitions through the owner's SECURITY DEFINER functions
 DO $grants$
 DECLARE
     g record;
@@ -36,6 +37,7 @@ BEGIN
             ('sitewatch_relay',   'outbox',            'SELECT, UPDATE, DELETE'),
 
             ('sitewatch_sink',    'stats',             'SELECT, INSERT'),
+            ('sitewatch_sink',    'rollups',           'SELECT, INSERT, UPDATE, DELETE'),
             ('sitewatch_sink',    'site_region_state', 'SELECT, INSERT, UPDATE, DELETE'),
             ('sitewatch_sink',    'site_state',        'SELECT, INSERT, UPDATE, DELETE'),
             ('sitewatch_sink',    'incidents',         'SELECT, INSERT, UPDATE'),
@@ -51,5 +53,14 @@ BEGIN
     LOOP
         EXECUTE format('GRANT %s ON TABLE %I TO %I', g.privs, g.tbl, g.role);
     END LOOP;
+    -- Sequences behind plain (not identity) id columns.
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'sitewatch_sink') THEN
+        GRANT USAGE ON SEQUENCE stats_id_seq TO sitewatch_sink;
+    END IF;
+    -- The partition functions run as the owner: only the sink may call them.
+    REVOKE EXECUTE ON FUNCTION stats_partition_create(date), stats_partitions_drop(date) FROM PUBLIC;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'sitewatch_sink') THEN
+        GRANT EXECUTE ON FUNCTION stats_partition_create(date), stats_partitions_drop(date) TO sitewatch_sink;
+    END IF;
 END
 $grants$;

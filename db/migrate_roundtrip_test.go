@@ -15,12 +15,16 @@ import (
 )
 
 // objects lists what the schema holds besides goose's version table:
-// relations, columns, constraints, triggers, functions and types.
+// relations, their storage parameters, columns, constraints, triggers,
+// functions and types.
 func objects(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()
 	rows, err := conn.Query(context.Background(), `
 		SELECT c.relkind::text || ' ' || c.relname FROM pg_class c
 		WHERE c.relnamespace = current_schema()::regnamespace AND c.relname NOT LIKE 'goose_db_version%'
+		UNION ALL
+		SELECT 'options ' || c.relname || ' ' || c.reloptions::text FROM pg_class c
+		WHERE c.relnamespace = current_schema()::regnamespace AND c.reloptions IS NOT NULL
 		UNION ALL
 		SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
 		FROM information_schema.columns WHERE table_schema = current_schema() AND table_name NOT LIKE 'goose_db_version%'
@@ -99,4 +103,6 @@ func TestMigratedOutboxIsTheDDLsOutbox(t *testing.T) {
 	require.Empty(t, missing, "the migrations lack what outbox.DDL has")
 	require.Empty(t, extra, "the migrations have what outbox.DDL lacks")
 	require.Len(t, got.Columns, len(ref.Columns))
+	require.NotEmpty(t, ref.Options, "outbox.DDL tunes autovacuum and fillfactor")
+	require.Equal(t, ref.Options, got.Options, "storage parameters (autovacuum, fillfactor)")
 }

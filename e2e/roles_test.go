@@ -89,9 +89,10 @@ func TestEachServiceRunsWithOnlyItsOwnRole(t *testing.T) {
 	// And nothing more.
 	denied := map[string][]string{
 		"sitewatch_monitor": {"SELECT count(*) FROM stats", "DELETE FROM incidents", "UPDATE deliveries SET attempts = 0",
-			"DELETE FROM outbox", "SELECT count(*) FROM outbox", "CREATE TABLE x (id int)"},
+			"DELETE FROM outbox", "SELECT count(*) FROM outbox", "CREATE TABLE x (id int)", "SELECT stats_partitions_drop('2100-01-01')",
+			"SELECT count(*) FROM rollups"},
 		"sitewatch_relay": {"SELECT count(*) FROM sites", "SELECT count(*) FROM channels", "INSERT INTO stats (event_id) VALUES (gen_random_uuid())",
-			"DELETE FROM sites"},
+			"DELETE FROM sites", "SELECT stats_partition_create('2100-01-01')"},
 		"sitewatch_sink": {"UPDATE sites SET enabled = false", "DELETE FROM outbox", "UPDATE outbox SET published = true",
 			"DELETE FROM stats", "INSERT INTO channels (name, kind, url) VALUES ('x', 'webhook', 'https://x/')", "SELECT secret FROM channels LIMIT 0 FOR UPDATE"},
 	}

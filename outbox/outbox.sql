@@ -21,6 +21,22 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at timestamptz,
     parked_at       timestamptz
 );
+-- An outbox churns (insert, publish flip, delete by retention): vacuum it
+-- after a fixed number of dead rows whatever its size and without the
+-- cost-based pause, and leave room in each page so a row's updates (the
+-- flip, attempts) stay in its page instead of extending the heap.
+-- Re-applying sets the same values.
+ALTER TABLE outbox SET (
+    fillfactor = 80,
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 10000,
+    autovacuum_vacuum_insert_scale_factor = 0,
+    autovacuum_vacuum_insert_threshold = 10000,
+    autovacuum_analyze_scale_factor = 0,
+    autovacuum_analyze_threshold = 10000,
+    autovacuum_vacuum_cost_delay = 0,
+    autovacuum_vacuum_cost_limit = 10000
+);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE NOT published AND parked_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_retrying ON outbox (next_attempt_at)
     WHERE NOT published AND parked_at IS NULL AND next_attempt_at IS NOT NULL;

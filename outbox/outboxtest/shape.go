@@ -23,6 +23,8 @@ var (
 	triggersSQL string
 	//go:embed channel.sql
 	channelSQL string
+	//go:embed options.sql
+	optionsSQL string
 )
 
 // Shape is what the catalog says of a table: the parts the relay relies on.
@@ -30,6 +32,11 @@ type Shape struct {
 	Columns  []Column
 	Indexes  []string // definitions without names: "UNIQUE USING btree (event_id)"
 	Triggers []Trigger
+	// Options are the storage parameters ("fillfactor=80",
+	// "autovacuum_vacuum_threshold=10000"), sorted. Diff ignores them: a
+	// team's table may tune its own; sitewatch's migrations keep them equal
+	// to outbox.DDL's (db.TestMigratedOutboxIsTheDDLsOutbox).
+	Options []string
 }
 
 // Column is one column as the catalog describes it.
@@ -101,6 +108,9 @@ func ReadShape(ctx context.Context, db Querier, table string) (Shape, error) {
 	}
 	if err != nil {
 		return Shape{}, fmt.Errorf("reading the triggers of %s: %w", table, err)
+	}
+	if err := db.QueryRow(ctx, optionsSQL, ident).Scan(&s.Options); err != nil {
+		return Shape{}, fmt.Errorf("reading the storage parameters of %s: %w", table, err)
 	}
 	return s, nil
 }

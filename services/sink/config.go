@@ -15,6 +15,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
+	"github.com/sitewatch/sitewatch/services/sink/internal/maintain"
 )
 
 // Config is the sink's configuration: flags, or SINK_* environment
@@ -37,6 +38,7 @@ type Config struct {
 	NotifyMaxWait   time.Duration
 	BatchSize       int
 	BatchWait       time.Duration
+	Maintain        maintain.Config // retention and partitions (issue 9)
 }
 
 func (c *Config) register(fs *flag.FlagSet) {
@@ -57,11 +59,12 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IncidentSweep, "incident-sweep-interval", 5*time.Second, "how often sites no region checks any more open stale incidents, and removed or disabled sites' incidents are resolved")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "messages written per database transaction")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "the longest the first message of a batch waits while more keep arriving (a batch is written as soon as nothing more is at hand)")
+	c.Maintain.RegisterFlags(fs)
 }
 
 // Validate reports every setting that cannot work, each naming its flag.
 func (c Config) Validate() error {
-	errs := []error{c.Service.Validate()}
+	errs := []error{c.Service.Validate(), c.Maintain.Validate()}
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
 	}

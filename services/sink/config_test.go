@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -11,6 +12,14 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	c, err := loadConfig(nil)
 	require.NoError(t, err)
 	require.Equal(t, "sitewatch.checks", c.Topic)
+	require.Equal(t, 14*24*time.Hour, c.Maintain.RawRetention)
+	t.Setenv("SINK_RAW_RETENTION", "48h")
+	c, err = loadConfig(nil)
+	require.NoError(t, err)
+	require.Equal(t, 48*time.Hour, c.Maintain.RawRetention, "SINK_RAW_RETENTION")
+	_, err = loadConfig([]string{"-raw-retention=1h", "-rollup-1h-retention=0s"})
+	require.ErrorContains(t, err, "raw-retention: 1h0m0s: want 24h")
+	require.ErrorContains(t, err, "rollup-1h-retention: 0s")
 
 	_, err = loadConfig([]string{"-topic=bad topic", "-batch-size=0", "-group-id=", "-ops-addr=nope", "-notify-retry-backoff=0s"})
 	require.ErrorContains(t, err, `topic: invalid outbox message: topic "bad topic"`)

@@ -23,6 +23,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
+	"github.com/sitewatch/sitewatch/services/sink/internal/maintain"
 	"github.com/sitewatch/sitewatch/services/sink/internal/notifier"
 	"github.com/sitewatch/sitewatch/services/sink/internal/sink"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
@@ -153,6 +154,10 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	openIncidents := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sitewatch_sink_open_incidents",
 		Help: "Open incidents by kind (down, stale, warning), as of the last incident sweep."}, []string{"kind"})
 	opsSrv.Registry().MustRegister(openIncidents)
+	g.Go(func() error {
+		maintain.Run(gctx, pool, cfg.Maintain, logger.With(zap.String("component", "maintenance")))
+		return nil
+	})
 	g.Go(func() error {
 		sweepIncidents(gctx, pool, consumer, cfg.IncidentTopic, cfg.IncidentSweep, openIncidents, logger)
 		return nil

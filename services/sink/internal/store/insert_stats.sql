@@ -1,5 +1,6 @@
 -- One statement per batch. ON CONFLICT makes a re-delivered event (same
--- event_id) a no-op, which is what turns at-least-once into exactly-one-row;
+-- event_id, and so the same checked_at: an event is immutable; stats is
+-- partitioned by checked_at, which every unique key must include) a no-op, which is what turns at-least-once into exactly-one-row;
 -- the event ids returned are the rows stored for the first time, the only
 -- ones that may move a site's state.
 --
@@ -9,5 +10,5 @@
 -- and value are written side by side on one line there and cannot drift.
 INSERT INTO stats ({{columns}})
 SELECT * FROM unnest({{arrays}})
-ON CONFLICT (event_id) DO NOTHING
+ON CONFLICT (event_id, checked_at) DO NOTHING
 RETURNING event_id::text

@@ -1,4 +1,5 @@
-// Package store writes check results into the stats table.
+// Package store writes check results into the stats table and, in the
+// same transaction, into their rollups and the sites' states.
 package store
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
+	"github.com/sitewatch/sitewatch/services/sink/internal/rollup"
 )
 
 //go:embed insert_stats.sql
@@ -182,11 +184,21 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 			fresh[id] = true
 		}
 		var checks []incident.Check
+		rolled := make([]rollup.Check, 0, len(inserted))
 		for _, r := range recs {
 			if fresh[r.EventID] {
+				delete(fresh, r.EventID) // a batch may carry an event twice: count it once
 				checks = append(checks, incident.Check{SiteID: r.SiteID, Region: r.Region, CheckedAt: r.CheckedAt,
 					Failed: r.ErrorClass != "", ErrorClass: r.ErrorClass, Error: r.Error, TLSExpiry: r.TLSExpiry})
+				rolled = append(rolled, rollup.Check{SiteID: r.SiteID, Region: r.Region, CheckedAt: r.CheckedAt,
+					Failed: r.ErrorClass != "", DurationMS: r.DurationMS, Phases: r.SchemaVersion >= 2,
+					DNSMS: r.DNSMS, ConnectMS: r.ConnectMS, TLSMS: r.TLSMS, TTFBMS: r.TTFBMS, TransferMS: r.TransferMS})
 			}
+		}
+		// Only the rows stored for the first time count: re-delivery
+		// cannot add to a bucket twice.
+		if err := rollup.Apply(ctx, tx, rolled); err != nil {
+			return err
 		}
 		_, err = incident.Apply(ctx, tx, s.incidentTopic, checks)
 		return err

@@ -1,0 +1,187 @@
+// Package rollup keeps the checks' aggregates per site and region in
+// 1-minute, 1-hour and 1-day buckets (table rollups), in the transaction
+// that stores the raw rows, so pages and queries over weeks read a few
+// hundred rows instead of millions of checks.
+//
+// Every field is a sum (checks, failures, durations, phase times and a
+// fixed-bucket histogram of the response time), so buckets merge by
+// addition: across regions, across time, and across re-runs of the
+// incremental upsert. Only checks stored for the first time may be applied,
+// which is what keeps re-delivery from counting twice.
+package rollup
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+//go:embed upsert.sql
+var upsertSQL string
+
+// Widths are the bucket widths kept, narrowest first.
+var Widths = []time.Duration{time.Minute, time.Hour, 24 * time.Hour}
+
+// Bounds are the histogram's upper bounds in milliseconds: 2^(i/4) for
+// i = 0..63, from 1 ms to about 55 s, each 19 % above the previous one, so
+// a percentile read from the histogram is within 19 % of the exact one.
+// A histogram has len(Bounds)+1 counts: the last counts durations above
+// every bound. Bounds may only ever be appended to: stored histograms of
+// the old length still add up (the missing counts are zeros).
+var Bounds = func() []float64 {
+	b := make([]float64, 64)
+	for i := range b {
+		b[i] = math.Pow(2, float64(i)/4)
+	}
+	return b
+}()
+
+// BucketOf is the index of the histogram count that ms falls in.
+func BucketOf(ms float64) int {
+	return sort.SearchFloat64s(Bounds, ms) // the first bound >= ms; len(Bounds) above all
+}
+
+// Percentile estimates the q-quantile (0 < q <= 1) in milliseconds of the
+// durations counted in hist, interpolating linearly inside the bucket the
+// rank falls in; durations above every bound are reported as the last
+// bound. It returns NaN for an empty histogram.
+func Percentile(hist []int64, q float64) float64 {
+	var total int64
+	for _, c := range hist {
+		total += c
+	}
+	if total == 0 || q <= 0 || q > 1 {
+		return math.NaN()
+	}
+	rank := q * float64(total) // the rank-th smallest duration, counting from 1
+	var seen int64
+	for i, c := range hist {
+		if c == 0 || float64(seen+c) < rank {
+			seen += c
+			continue
+		}
+		if i >= len(Bounds) {
+			return Bounds[len(Bounds)-1]
+		}
+		lo := 0.0
+		if i > 0 {
+			lo = Bounds[i-1]
+		}
+		return lo + (Bounds[i]-lo)*(rank-float64(seen))/float64(c)
+	}
+	return Bounds[len(Bounds)-1]
+}
+
+// Check is what a rollup takes from one stored check.
+type Check struct {
+	SiteID                                      int64
+	Region                                      string // "" when the check carries none
+	CheckedAt                                   time.Time
+	Failed                                      bool
+	DurationMS                                  float64
+	Phases                                      bool // the check carries its phases (schema version 2 and later)
+	DNSMS, ConnectMS, TLSMS, TTFBMS, TransferMS float64
+}
+
+// Key names one bucket of one site in one region.
+type Key struct {
+	Width  int32 // seconds
+	SiteID int64
+	Region string
+	Start  time.Time
+}
+
+// Row is one bucket's sums, as table rollups holds them.
+type Row struct {
+	Key
+	Checks, Failures, PhaseChecks                    int32
+	DurationSum                                      float64
+	Histogram                                        []int32
+	DNSSum, ConnectSum, TLSSum, TTFBSum, TransferSum float64
+}
+
+// Aggregate sums checks into one row per bucket and width, ordered by key
+// so concurrent transactions lock rows in the same order (no deadlocks).
+func Aggregate(checks []Check) []Row {
+	rows := map[Key]*Row{}
+	for _, c := range checks {
+		for _, w := range Widths {
+			k := Key{Width: int32(w / time.Second), SiteID: c.SiteID, Region: c.Region, Start: c.CheckedAt.UTC().Truncate(w)}
+			r := rows[k]
+			if r == nil {
+				r = &Row{Key: k, Histogram: make([]int32, len(Bounds)+1)}
+				rows[k] = r
+			}
+			r.Checks++
+			if c.Failed {
+				r.Failures++
+			}
+			r.DurationSum += c.DurationMS
+			r.Histogram[BucketOf(c.DurationMS)]++
+			if c.Phases {
+				r.PhaseChecks++
+				r.DNSSum += c.DNSMS
+				r.ConnectSum += c.ConnectMS
+				r.TLSSum += c.TLSMS
+				r.TTFBSum += c.TTFBMS
+				r.TransferSum += c.TransferMS
+			}
+		}
+	}
+	out := make([]Row, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b Row) int {
+		switch {
+		case a.Width != b.Width:
+			return int(a.Width - b.Width)
+		case a.SiteID != b.SiteID:
+			if a.SiteID < b.SiteID {
+				return -1
+			}
+			return 1
+		case a.Region != b.Region:
+			if a.Region < b.Region {
+				return -1
+			}
+			return 1
+		}
+		return a.Start.Compare(b.Start)
+	})
+	return out
+}
+
+// Apply adds checks to their buckets in tx: one statement for the batch.
+// Call it only with checks stored for the first time.
+func Apply(ctx context.Context, tx pgx.Tx, checks []Check) error {
+	if len(checks) == 0 {
+		return nil
+	}
+	rows := Aggregate(checks)
+	n := len(rows)
+	width, checksN, failures, phaseChecks := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	site := make([]int64, n)
+	region := make([]string, n)
+	start := make([]time.Time, n)
+	dur, dns, conn, tls, ttfb, transfer := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n),
+		make([]float64, n), make([]float64, n)
+	hist := make([]int32, 0, n*(len(Bounds)+1))
+	for i, r := range rows {
+		width[i], site[i], region[i], start[i] = r.Width, r.SiteID, r.Region, r.Start
+		checksN[i], failures[i], phaseChecks[i] = r.Checks, r.Failures, r.PhaseChecks
+		dur[i], dns[i], conn[i], tls[i], ttfb[i], transfer[i] = r.DurationSum, r.DNSSum, r.ConnectSum, r.TLSSum, r.TTFBSum, r.TransferSum
+		hist = append(hist, r.Histogram...)
+	}
+	if _, err := tx.Exec(ctx, upsertSQL, width, site, region, start, checksN, failures, dur, phaseChecks,
+		dns, conn, tls, ttfb, transfer, hist, int32(len(Bounds)+1)); err != nil {
+		return fmt.Errorf("adding %d checks to %d rollup buckets: %w", len(checks), n, err)
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/services/sink/internal/rollup"
+)
+
+// bucketSums is one rollup bucket as compared in the tests.
+type bucketSums struct {
+	Width                                       int32
+	SiteID                                      int64
+	Region                                      string
+	Start                                       time.Time
+	Checks, Failures, PhaseChecks               int64
+	Duration, DNS, Connect, TLS, TTFB, Transfer float64
+	Histogram                                   []int64
+}
+
+const rollupsSQL = `SELECT bucket_width, site_id, region, bucket_start, checks, failures, phase_checks,
+	round(duration_sum::numeric, 6)::float8, round(dns_sum::numeric, 6)::float8, round(connect_sum::numeric, 6)::float8,
+	round(tls_sum::numeric, 6)::float8, round(ttfb_sum::numeric, 6)::float8, round(transfer_sum::numeric, 6)::float8, histogram::bigint[]
+	FROM rollups ORDER BY 1, 2, 3, 4`
+
+// recomputeSQL rebuilds every bucket from the raw rows, bucketing durations
+// in SQL with the same bounds (passed in) as package rollup; the last
+// column lists each check's histogram index (made a histogram by
+// readBuckets).
+const recomputeSQL = `WITH w(width) AS (VALUES (60), (3600), (86400)),
+b AS (
+	SELECT w.width, s.site_id, coalesce(s.region, '') AS region,
+		to_timestamp(floor(extract(epoch FROM s.checked_at) / w.width) * w.width) AS start, s.error_class,
+		s.schema_version, s.duration_ms, s.dns_ms, s.connect_ms, s.tls_ms, s.ttfb_ms, s.transfer_ms,
+		(SELECT count(*) FROM unnest($1::float8[]) AS bound WHERE bound < s.duration_ms) AS hb
+	FROM stats s CROSS JOIN w
+)
+SELECT width, site_id, region, start, count(*), count(*) FILTER (WHERE error_class IS NOT NULL),
+	count(*) FILTER (WHERE schema_version >= 2),
+	round(sum(duration_ms)::numeric, 6)::float8, round(coalesce(sum(dns_ms), 0)::numeric, 6)::float8,
+	round(coalesce(sum(connect_ms), 0)::numeric, 6)::float8, round(coalesce(sum(tls_ms), 0)::numeric, 6)::float8,
+	round(coalesce(sum(ttfb_ms), 0)::numeric, 6)::float8, round(coalesce(sum(transfer_ms), 0)::numeric, 6)::float8,
+	array_agg(hb)
+FROM b GROUP BY width, site_id, region, start ORDER BY 1, 2, 3, 4`
+
+// readBuckets reads buckets; with indexes, the histogram column lists each
+// check's index instead of counts.
+func readBuckets(t *testing.T, pool *pgxpool.Pool, indexes bool, query string, args ...any) []bucketSums {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), query, args...)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []bucketSums
+	for rows.Next() {
+		var b bucketSums
+		require.NoError(t, rows.Scan(&b.Width, &b.SiteID, &b.Region, &b.Start, &b.Checks, &b.Failures, &b.PhaseChecks,
+			&b.Duration, &b.DNS, &b.Connect, &b.TLS, &b.TTFB, &b.Transfer, &b.Histogram))
+		if indexes {
+			hist := make([]int64, len(rollup.Bounds)+1)
+			for _, i := range b.Histogram {
+				hist[i]++
+			}
+			b.Histogram = hist
+		}
+		b.Start = b.Start.UTC()
+		out = append(out, b)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func randomRecords(r *rand.Rand, n int, from time.Time) []Record {
+	regions := []string{"", "eu", "us"}
+	recs := make([]Record, n)
+	for i := range recs {
+		c := checkevent.Check{SchemaVersion: 1 + r.IntN(3), EventID: uuid.NewString(), SiteID: int64(1 + r.IntN(5)),
+			URL: "https://example.com/", CheckedAt: from.Add(time.Duration(r.Int64N(int64(49 * time.Hour)))).Truncate(time.Microsecond),
+			StatusCode: 200, DurationMS: float64(r.IntN(200000)) / 100}
+		if c.SchemaVersion >= 2 {
+			c.DNSMS, c.ConnectMS, c.TLSMS, c.TTFBMS, c.TransferMS = 1.25, float64(r.IntN(100))/4, 3, float64(r.IntN(1000))/8, 0.5
+		}
+		if c.SchemaVersion >= 3 {
+			c.Region = regions[r.IntN(len(regions))]
+		}
+		if r.IntN(5) == 0 {
+			c.ErrorClass, c.Error = "timeout", "deadline exceeded"
+		}
+		recs[i] = Record{Check: c, Topic: "checks", Partition: 0, Offset: int64(i)}
+	}
+	return recs
+}
+
+// Rollups built batch by batch, with re-deliveries, equal the rollups
+// recomputed from the raw rows; delivering everything again changes nothing.
+func TestRollupsEqualRecomputationFromRawRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	st := New(pool, checkevent.IncidentTopic)
+	r := rand.New(rand.NewPCG(9, uint64(time.Now().UnixNano())))
+	recs := randomRecords(r, 3000, time.Now().UTC().Add(-48*time.Hour))
+	// A check from a clock 10 years ahead: stored (default partition) and rolled up.
+	recs[0].CheckedAt = time.Now().UTC().AddDate(10, 0, 0).Truncate(time.Microsecond)
+
+	var stored int64
+	for i := 0; i < len(recs); i += 250 {
+		batch := recs[i:min(i+250, len(recs))]
+		if i > 0 { // re-delivered: the end of the previous batch, and a duplicate within the batch
+			batch = append(append([]Record{}, recs[i-20:i]...), batch...)
+			batch = append(batch, batch[len(batch)-1])
+		}
+		n, err := st.Insert(ctx, batch)
+		require.NoError(t, err)
+		stored += n
+	}
+	require.EqualValues(t, len(recs), stored, "each event stored once")
+
+	want := readBuckets(t, pool, true, recomputeSQL, rollup.Bounds)
+	got := readBuckets(t, pool, false, rollupsSQL)
+	require.NotEmpty(t, want)
+	require.Equal(t, want, got, "rollups = recomputation from stats")
+
+	n, err := st.Insert(ctx, recs)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Equal(t, got, readBuckets(t, pool, false, rollupsSQL), "re-delivery counts nothing twice")
+
+	var inDefault int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM stats_default WHERE event_id = $1", recs[0].EventID).Scan(&inDefault))
+	require.Equal(t, 1, inDefault, "a check outside every partition is stored in the default one")
+}
