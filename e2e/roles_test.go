@@ -85,6 +85,10 @@ func TestEachServiceRunsWithOnlyItsOwnRole(t *testing.T) {
 	monitor.stop(t, 30*time.Second)
 	relay.stop(t, 20*time.Second)
 	sink.stop(t, 20*time.Second)
+	require.NotContains(t, sink.out.String(), "permission denied", "the sink's maintenance (partitions, rollup expiry) as its role too")
+	require.NotContains(t, monitor.out.String(), "permission denied")
+	require.NotContains(t, relay.out.String(), "permission denied")
+	require.Positive(t, count(t, pool, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'stats'::regclass"), "partitions made by the sink's role")
 
 	// And nothing more.
 	denied := map[string][]string{
