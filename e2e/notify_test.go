@@ -153,7 +153,7 @@ func text(t *testing.T, pool *pgxpool.Pool, query string) string {
 // sinkArgs run a sink on the test's own topics and groups, retrying
 // deliveries every 200 ms to 2 s.
 func sinkArgs(topic, incidents string) []string {
-	return []string{"-ops-addr", "127.0.0.1:0", "-topic", topic, "-group-id", "e2e-" + topic, "-batch-wait", "50ms",
+	return []string{"-ops-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-topic", topic, "-group-id", "e2e-" + topic, "-batch-wait", "50ms",
 		"-incident-topic", incidents, "-notify-group-id", "e2e-notify-" + topic,
 		"-notify-retry-backoff", "200ms", "-notify-max-backoff", "2s", "-notify-max-attempts", "100"}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/services/sink/internal/maintain"
+	"github.com/sitewatch/sitewatch/services/sink/internal/status"
 )
 
 // Config is the sink's configuration: flags, or SINK_* environment
@@ -23,6 +24,7 @@ import (
 type Config struct {
 	config.Service
 	Kafka           kafkaclient.Config
+	Status          status.Config
 	Topic           string
 	IncidentTopic   string
 	GroupID         string
@@ -60,11 +62,16 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "messages written per database transaction")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "the longest the first message of a batch waits while more keep arriving (a batch is written as soon as nothing more is at hand)")
 	c.Maintain.RegisterFlags(fs)
+	fs.StringVar(&c.Status.Addr, "http-addr", "127.0.0.1:8080", "listen address of the status page (loopback unless -ui-token is set; empty: no status page)")
+	fs.StringVar(&c.Status.Token, "ui-token", "", "bearer token, or basic-auth password, the status page requires (env SINK_UI_TOKEN or SINK_UI_TOKEN_FILE; required beyond loopback)")
 }
 
 // Validate reports every setting that cannot work, each naming its flag.
 func (c Config) Validate() error {
 	errs := []error{c.Service.Validate(), c.Maintain.Validate()}
+	if c.Status.Addr != "" {
+		errs = append(errs, c.Status.Validate())
+	}
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
 	}

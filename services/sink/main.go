@@ -26,6 +26,7 @@ import (
 	"github.com/sitewatch/sitewatch/services/sink/internal/maintain"
 	"github.com/sitewatch/sitewatch/services/sink/internal/notifier"
 	"github.com/sitewatch/sitewatch/services/sink/internal/sink"
+	"github.com/sitewatch/sitewatch/services/sink/internal/status"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
 )
 
@@ -151,6 +152,13 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	logger.Info("sink starting", zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID), zap.String("instance", cfg.InstanceID),
 		zap.String("kafka", cfg.Kafka.Brokers))
 	g.Go(func() error { return s.Run(gctx) })
+	if cfg.Status.Addr != "" {
+		page, err := status.New(cfg.Status, pool, logger.With(zap.String("component", "status")))
+		if err != nil {
+			return fail(err)
+		}
+		g.Go(func() error { return page.Run(gctx) })
+	}
 	openIncidents := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sitewatch_sink_open_incidents",
 		Help: "Open incidents by kind (down, stale, warning), as of the last incident sweep."}, []string{"kind"})
 	opsSrv.Registry().MustRegister(openIncidents)

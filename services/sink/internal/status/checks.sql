@@ -1,0 +1,6 @@
+-- The latest $2 checks of site $1.
+SELECT checked_at, coalesce(region, ''), status_code, duration_ms, coalesce(error_class, ''), coalesce(error, '')
+FROM stats
+WHERE site_id = $1 AND checked_at > now() - interval '30 days'
+ORDER BY checked_at DESC
+LIMIT $2

@@ -1,0 +1,5 @@
+-- The response-time histograms of the 1-hour rollups of the sites $1 since
+-- $2, one row per bucket and region (summed in Go: arrays of any length add).
+SELECT site_id, histogram
+FROM rollups
+WHERE bucket_width = 3600 AND site_id = ANY ($1::bigint[]) AND bucket_start >= $2

@@ -1,0 +1,185 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/services/sink/internal/store"
+)
+
+// fixture makes sites in every state, their checks stored by the sink's
+// own store (so stats, rollups, states and incidents are the real thing):
+// 1 down (two failed checks, a hostile error text), 2 up (three passing
+// checks with phases), 3 paused, 4 never checked, and 55 more up-to-be
+// sites never checked, for paging.
+func fixture(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	_, err := pool.Exec(ctx, `INSERT INTO sites (url, enabled) VALUES
+		('https://down.example/', true), ('https://up.example/', true), ('https://paused.example/', false), ('https://new.example/', true);
+		INSERT INTO sites (url) SELECT 'https://more' || i || '.example/' FROM generate_series(1, 55) i`)
+	require.NoError(t, err)
+	now := time.Now().UTC()
+	expiry := now.Add(40 * 24 * time.Hour)
+	var recs []store.Record
+	for i := range 3 {
+		at := now.Add(time.Duration(i-3) * time.Minute)
+		recs = append(recs,
+			store.Record{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "eu-west", EventID: uuid.NewString(), SiteID: 2,
+				URL: "https://up.example/", CheckedAt: at, StatusCode: 200, DurationMS: 40 + float64(i), DNSMS: 5, ConnectMS: 10, TLSMS: 10,
+				TTFBMS: 10, TransferMS: 5, TLSExpiry: &expiry}, Topic: "checks", Offset: int64(i)})
+		if i < 2 {
+			recs = append(recs, store.Record{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "eu-west",
+				EventID: uuid.NewString(), SiteID: 1, URL: "https://down.example/", CheckedAt: at, StatusCode: 503, DurationMS: 80,
+				ErrorClass: "http", Error: "status 503 <script>alert(1)</script>"}, Topic: "checks", Offset: int64(10 + i)})
+		}
+	}
+	_, err = store.New(pool, checkevent.IncidentTopic).Insert(ctx, recs)
+	require.NoError(t, err)
+	return pool
+}
+
+func get(t *testing.T, h http.Handler, path string, header ...string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	body, _ := io.ReadAll(w.Result().Body)
+	return w.Code, string(body)
+}
+
+func TestListShowsStatesWorstFirstAndEscapes(t *testing.T) {
+	pool := fixture(t)
+	s, err := New(Config{Addr: "127.0.0.1:0"}, pool, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	h := s.Handler()
+
+	code, body := get(t, h, "/")
+	require.Equal(t, http.StatusOK, code, body)
+	var order []string
+	for _, m := range regexp.MustCompile(`data-site="(\d+)"`).FindAllStringSubmatch(body, -1) {
+		order = append(order, m[1])
+	}
+	require.Equal(t, []string{"1", "4"}, order[:2], "down first, then never checked")
+	require.Contains(t, body, `<span class="state down">down</span>`)
+	require.Contains(t, body, "status 503 &lt;script&gt;alert(1)&lt;/script&gt;", "an error text is escaped")
+	require.NotContains(t, body, "<script>alert")
+	require.Contains(t, body, `<meta http-equiv="refresh" content="30">`)
+	require.Contains(t, body, "page 1 of 2")
+
+	code, body = get(t, h, "/?page=2")
+	require.Equal(t, http.StatusOK, code)
+	order = order[:0]
+	for _, m := range regexp.MustCompile(`data-site="(\d+)"`).FindAllStringSubmatch(body, -1) {
+		order = append(order, m[1])
+	}
+	require.Len(t, order, 9, "59 sites, 50 a page")
+	require.Equal(t, []string{"2", "3"}, order[7:], "then the sites that are up, paused ones last")
+
+	code, body = get(t, h, "/api/sites?q=UP.EXAMPLE")
+	require.Equal(t, http.StatusOK, code)
+	var p Page
+	require.NoError(t, json.Unmarshal([]byte(body), &p))
+	require.Equal(t, 1, p.Total)
+	up := p.Sites[0]
+	require.Equal(t, "up", up.State)
+	require.InDelta(t, 100, *up.Uptime24h, 0.001)
+	require.InDelta(t, 100, *up.Uptime30d, 0.001)
+	require.InDelta(t, 42, *up.CurrentMS, 0.001)
+	require.InDelta(t, 42, *up.P95MS, 42*0.2, "p95 from the histogram, within a bucket")
+	require.Len(t, up.Spark, 24)
+	require.NotNil(t, up.TLSExpiry)
+
+	_, body = get(t, h, "/api/sites?q=down.example")
+	require.NoError(t, json.Unmarshal([]byte(body), &p))
+	require.Equal(t, "down", p.Sites[0].State)
+	require.InDelta(t, 0, *p.Sites[0].Uptime24h, 0.001)
+	require.Equal(t, "http", p.Sites[0].ErrorClass)
+}
+
+func TestSitePageDrawsItsChartAndKnowsNoStrangers(t *testing.T) {
+	pool := fixture(t)
+	s, err := New(Config{Addr: "127.0.0.1:0"}, pool, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	h := s.Handler()
+	code, body := get(t, h, "/sites/2?range=1h")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `<rect class="ttfb"`, "stacked by phase")
+	require.Contains(t, body, `<rect class="good"`, "today's uptime bar")
+	require.Contains(t, body, `aria-current="page">1h</a>`)
+	require.Contains(t, body, "eu-west")
+
+	code, body = get(t, h, "/api/sites/2?range=7d")
+	require.Equal(t, http.StatusOK, code)
+	var d Detail
+	require.NoError(t, json.Unmarshal([]byte(body), &d))
+	require.Equal(t, "7d", d.Range)
+	require.Equal(t, "1h0m0s", d.Width)
+	require.NotEmpty(t, d.Series)
+	require.Len(t, d.Checks, 3)
+	require.Equal(t, "up", d.Site.State)
+
+	for _, path := range []string{"/sites/999", "/sites/x", "/api/sites/0", "/nope"} {
+		code, _ = get(t, h, path)
+		require.Equal(t, http.StatusNotFound, code, path)
+	}
+	code, body = get(t, h, "/static/style.css")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, ".state.down")
+}
+
+func TestTokenAndErrorsShownToViewers(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Addr: "0.0.0.0:8080"}, "ui-token: required when http-addr"},
+		{Config{Addr: "127.0.0.1:8080", Token: "short"}, "ui-token: shorter than 16"},
+		{Config{Addr: "nope"}, "http-addr"},
+	} {
+		require.ErrorContains(t, c.cfg.Validate(), c.want)
+	}
+	require.NoError(t, Config{Addr: "[::1]:8080"}.Validate())
+
+	pool := fixture(t)
+	const token = "a-token-of-24-characters"
+	s, err := New(Config{Addr: "0.0.0.0:8080", Token: token}, pool, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	h := s.Handler()
+	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong-token-wrong-token"}, {"Authorization", "Basic d3Jvbmc6d3Jvbmc="}} {
+		code, _ := get(t, h, "/", hdr...)
+		require.Equal(t, http.StatusUnauthorized, code, hdr)
+	}
+	code, _ := get(t, h, "/", "Authorization", "Bearer "+token)
+	require.Equal(t, http.StatusOK, code)
+	req := httptest.NewRequest(http.MethodGet, "/api/sites", nil)
+	req.SetBasicAuth("anyone", token)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	require.Equal(t, http.StatusOK, w.Code)
+
+	// A database error reaches the log, not the viewer.
+	pool.Close()
+	code, body := get(t, h, "/", "Authorization", "Bearer "+token)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, body, "cannot read its data right now")
+	require.False(t, strings.Contains(body, "closed") || strings.Contains(body, "postgres"), body)
+}
