@@ -30,10 +30,12 @@ lint: $(STATICCHECK)
 	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
 
 ## test: unit and integration tests of every module against real PostgreSQL and Kafka
-## (promtool, for the alert-rule tests, is installed by scripts/promtool.sh and required)
+## (promtool, for the alert-rule tests, and chromium, for the status page's browser test, are
+## installed by scripts/promtool.sh and scripts/chromium.sh and required)
 test: up vet lint
 	@scripts/promtool.sh
-	@$(INFRA_ENV) export SITEWATCH_REQUIRE_PROMTOOL=1; for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
+	@scripts/chromium.sh
+	@$(INFRA_ENV) export SITEWATCH_REQUIRE_PROMTOOL=1 SITEWATCH_REQUIRE_CHROMIUM=1; for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
 
 ## test-unit: the tests that need no PostgreSQL or Kafka
 test-unit:

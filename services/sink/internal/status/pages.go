@@ -176,34 +176,34 @@ type Rect struct {
 	Title      string
 }
 
-// stacks draws the series as bars stacked by phase in a 600×200 box.
-func stacks(series []Bucket) []Rect {
+// stacks draws d's series as bars stacked by phase in a 600×200 box whose
+// width is d's range: a bucket sits where its time is.
+func stacks(d Detail) []Rect {
 	top := 0.0
-	for _, b := range series {
+	for _, b := range d.Series {
 		top = math.Max(top, math.Max(b.MeanMS, b.DNSMS+b.ConnectMS+b.TLSMS+b.TTFBMS+b.TransferMS))
 	}
-	if top == 0 || len(series) == 0 {
+	span := d.To.Sub(d.From)
+	if top == 0 || span <= 0 {
 		return nil
 	}
-	w := 600.0 / float64(len(series))
+	w := 600 * d.width.Seconds() / span.Seconds()
 	var out []Rect
-	for i, b := range series {
+	for _, b := range d.Series {
+		x := 600 * b.Start.Sub(d.From).Seconds() / span.Seconds()
 		y := 200.0
-		phases := []struct {
+		type phase struct {
 			class string
 			ms    float64
-		}{{"dns", b.DNSMS}, {"connect", b.ConnectMS}, {"tls", b.TLSMS}, {"ttfb", b.TTFBMS}, {"transfer", b.TransferMS}}
+		}
+		phases := []phase{{"dns", b.DNSMS}, {"connect", b.ConnectMS}, {"tls", b.TLSMS}, {"ttfb", b.TTFBMS}, {"transfer", b.TransferMS}}
 		if b.DNSMS+b.ConnectMS+b.TLSMS+b.TTFBMS+b.TransferMS == 0 {
-			phases = phases[:0]
-			phases = append(phases, struct {
-				class string
-				ms    float64
-			}{"total", b.MeanMS})
+			phases = []phase{{"total", b.MeanMS}}
 		}
 		for _, p := range phases {
 			h := 200 * p.ms / top
 			y -= h
-			out = append(out, Rect{X: float64(i) * w, Y: y, W: math.Max(w-1, 0.5), H: h, Class: p.class,
+			out = append(out, Rect{X: x, Y: y, W: math.Max(w*0.9, 0.5), H: h, Class: p.class,
 				Title: fmt.Sprintf("%s %s: %.1f ms", b.Start.UTC().Format("2006-01-02 15:04Z"), p.class, p.ms)})
 		}
 	}

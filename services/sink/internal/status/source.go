@@ -96,9 +96,12 @@ type Region struct {
 
 // Detail is a site's page.
 type Detail struct {
-	Site    Site     `json:"site"`
-	Range   string   `json:"range"`
-	Width   string   `json:"bucket"`
+	Site    Site      `json:"site"`
+	Range   string    `json:"range"`
+	Width   string    `json:"bucket"`
+	From    time.Time `json:"from"` // the chart's range: From to To
+	To      time.Time `json:"to"`
+	width   time.Duration
 	Series  []Bucket `json:"series"`
 	Days    []Bucket `json:"days"` // the last 30 days, for the uptime bar
 	Checks  []Check  `json:"latest_checks"`
@@ -315,8 +318,9 @@ func (s *Source) Site(ctx context.Context, id int64, rng string) (Detail, error)
 		if r.Name != rng {
 			continue
 		}
-		d.Width = r.Width.String()
-		series, err := s.buckets(ctx, []int64{id}, r.Width, now.Add(-r.Span).Truncate(r.Width))
+		d.Width, d.width = r.Width.String(), r.Width
+		d.From, d.To = now.Add(-r.Span).Truncate(r.Width), now.Truncate(r.Width).Add(r.Width)
+		series, err := s.buckets(ctx, []int64{id}, r.Width, d.From)
 		if err != nil {
 			return d, err
 		}
