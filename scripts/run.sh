@@ -49,6 +49,7 @@ sitewatch is running: monitor → outbox → relay → Kafka ($KAFKA_BROKERS) �
 
   sites:    $BIN/monitor sites list      (DATABASE_URL: eval "\$(scripts/infra.sh env)")
   results:  psql "$DATABASE_URL" -c 'SELECT * FROM stats ORDER BY id DESC LIMIT 10'
+  status:   http://127.0.0.1:8080/ (the status page, served by the sink)
   metrics:  http://127.0.0.1:9101/metrics (monitor)  :9102 (relay)  :9103 (sink)
   logs:     $RUN/{monitor,relay,sink}.log
 

@@ -3,19 +3,27 @@
 -- size, $3 how many to skip, $4 only this site (NULL: any). A site's state:
 -- its open incidents, else its state over its regions (up until a region
 -- says otherwise), unknown when no region has checked it yet.
-WITH s AS (
+WITH open AS (
+    SELECT site_id, bool_or(kind = 'down') AS down, bool_or(kind = 'stale') AS stale, bool_or(kind = 'warning') AS warning
+    FROM incidents
+    WHERE resolved_at IS NULL
+    GROUP BY site_id
+), checked AS (
+    SELECT DISTINCT site_id FROM site_region_state
+), s AS (
     SELECT s.id, s.url, s.interval_ms,
            CASE
                WHEN NOT s.enabled THEN 'paused'
-               WHEN EXISTS (SELECT 1 FROM incidents i WHERE i.site_id = s.id AND i.resolved_at IS NULL AND i.kind = 'down') THEN 'down'
-               WHEN EXISTS (SELECT 1 FROM incidents i WHERE i.site_id = s.id AND i.resolved_at IS NULL AND i.kind = 'stale') THEN 'stale'
-               WHEN st.state = 'degraded'
-                 OR EXISTS (SELECT 1 FROM incidents i WHERE i.site_id = s.id AND i.resolved_at IS NULL AND i.kind = 'warning') THEN 'degraded'
-               WHEN NOT EXISTS (SELECT 1 FROM site_region_state r WHERE r.site_id = s.id) THEN 'unknown'
+               WHEN o.down THEN 'down'
+               WHEN o.stale THEN 'stale'
+               WHEN st.state = 'degraded' OR o.warning THEN 'degraded'
+               WHEN c.site_id IS NULL THEN 'unknown'
                ELSE coalesce(st.state, 'up')
            END AS state
     FROM sites s
     LEFT JOIN site_state st ON st.site_id = s.id
+    LEFT JOIN open o ON o.site_id = s.id
+    LEFT JOIN checked c ON c.site_id = s.id
     WHERE ($1 = '' OR strpos(lower(s.url), lower($1)) > 0) AND ($4::bigint IS NULL OR s.id = $4)
 )
 SELECT id, url, interval_ms, state, count(*) OVER () AS total

@@ -1,0 +1,68 @@
+package status
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/services/sink/internal/rollup"
+)
+
+// BenchmarkStatusPage: 10,000 sites, each with a day of 1-hour rollups and
+// 30 days of 1-day rollups (540,000 rows), a latest check and a region
+// state, 1 % of them down with an open incident. Reports the time to
+// render the first page of / and of /api/sites, a filtered page, and a
+// site's page over 7 days.
+func BenchmarkStatusPage(b *testing.B) {
+	ctx := context.Background()
+	pool := dbtest.Pool(b, dbtest.New(b))
+	hist := make([]int32, len(rollup.Bounds)+1)
+	hist[rollup.BucketOf(40)] = 60
+	for _, q := range []string{
+		`INSERT INTO sites (url) SELECT 'https://site' || i || '.example/' FROM generate_series(1, 10000) i`,
+		`INSERT INTO site_region_state (site_id, region, state, last_checked_at) SELECT id, 'eu-west', 'up', now() FROM sites`,
+		`INSERT INTO site_state (site_id, state, since) SELECT id, 'up', now() FROM sites`,
+		`INSERT INTO incidents (site_id, url, kind, opened_at, error_class, error, regions)
+		 SELECT id, url, 'down', now(), 'http', 'status 503', '{eu-west}' FROM sites WHERE id % 100 = 0`,
+		`INSERT INTO stats (event_id, site_id, url, checked_at, status_code, duration_ms, topic_name, kafka_partition, kafka_offset, region)
+		 SELECT gen_random_uuid(), id, url, now() - interval '10 seconds', 200, 40, 'checks', 0, id, 'eu-west' FROM sites`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO rollups (bucket_width, site_id, region, bucket_start, checks, failures, duration_sum, histogram,
+		                     phase_checks, dns_sum, connect_sum, tls_sum, ttfb_sum, transfer_sum)
+		SELECT w, s.id, 'eu-west', b, 60, (s.id % 100 = 0)::int, 2400, $1, 60, 300, 600, 600, 600, 300
+		FROM sites s,
+		     LATERAL (SELECT 3600 AS w, g AS b FROM generate_series(date_trunc('hour', now()) - interval '23 hours', date_trunc('hour', now()), interval '1 hour') g
+		              UNION ALL
+		              SELECT 86400, g FROM generate_series(date_trunc('day', now()) - interval '29 days', date_trunc('day', now()), interval '1 day') g) t`,
+		hist); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Config{Addr: "127.0.0.1:0"}, pool, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	for _, path := range []string{"/", "/api/sites", "/api/sites?q=site77", "/sites/4242?range=7d"} {
+		b.Run(path, func(b *testing.B) {
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+				if w.Code != http.StatusOK {
+					b.Fatalf("%s: %d %s", path, w.Code, w.Body.String())
+				}
+			}
+		})
+	}
+}
