@@ -48,6 +48,9 @@ type soakSample struct {
 // keeps at most SOAK_BACKLOG (100,000) rows waiting, so the table holds the
 // backlog plus the retention window, not the whole run.
 //
+// SOAK_AUTOVACUUM_DEFAULTS=1 resets the table's storage parameters first,
+// for a comparison with PostgreSQL's defaults.
+//
 // Skipped unless SOAK_EVENTS is set: run it with `make soak`.
 func BenchmarkSoak(b *testing.B) {
 	total, err := strconv.ParseInt(os.Getenv("SOAK_EVENTS"), 10, 64)
@@ -66,6 +69,12 @@ func BenchmarkSoak(b *testing.B) {
 		dbURL := dbtest.New(b)
 		pool := dbtest.Pool(b, dbURL)
 		topic := kafkatest.NewTopic(b, 6)
+		if os.Getenv("SOAK_AUTOVACUUM_DEFAULTS") != "" { // the comparison: PostgreSQL's defaults
+			_, err := pool.Exec(ctx, `ALTER TABLE outbox RESET (fillfactor, autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold,
+				autovacuum_vacuum_insert_scale_factor, autovacuum_vacuum_insert_threshold, autovacuum_analyze_scale_factor,
+				autovacuum_analyze_threshold, autovacuum_vacuum_cost_delay, autovacuum_vacuum_cost_limit)`)
+			require.NoError(b, err)
+		}
 		cfg := benchConfig()
 		cfg.Retention, cfg.RetentionInterval, cfg.RetentionBatch = retention, time.Second, 1000
 		m := NewMetrics(prometheus.NewRegistry())
@@ -123,6 +132,9 @@ func BenchmarkSoak(b *testing.B) {
 		next := 1
 		tick := time.NewTicker(50 * time.Millisecond)
 		lastSample := time.Now()
+		var opts []string
+		require.NoError(b, pool.QueryRow(ctx, "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = 'outbox'::regclass").Scan(&opts))
+		fmt.Printf("soak: outbox storage parameters %v\n", opts)
 		fmt.Printf("soak: %d events, retention %s, backlog at most %d\n%8s %12s %10s %10s %10s %10s %6s\n", total, retention, backlog,
 			"t", "published", "rows/s", "size MB", "live", "dead", "avac")
 		for next <= 10 {
