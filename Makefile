@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 INFRA_ENV    := eval "$$(scripts/infra.sh env)";
 TEST_FLAGS   ?= -race -count=1 -timeout 15m
 
-.PHONY: all build vet lint test test-unit fuzz up down run migrate bench tidy fmt binaries clean
+.PHONY: all build vet lint test test-unit fuzz up down run migrate bench soak tidy fmt binaries clean
 
 all: build vet lint test
 
@@ -80,6 +80,12 @@ run: up binaries
 ## bench: benchmarks against real PostgreSQL and Kafka
 bench: up
 	@$(INFRA_ENV) for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem -timeout 30m ./...); done
+
+## soak: SOAK_EVENTS (10,000,000) events through the relay with retention on:
+## throughput at the start vs the end, the outbox's size and dead tuples over time
+SOAK_EVENTS ?= 10000000
+soak: up
+	@$(INFRA_ENV) cd services/relay && SOAK_EVENTS=$(SOAK_EVENTS) go test -run '^$$' -bench Soak -benchtime 1x -timeout 24h ./internal/relay
 
 tidy:
 	@for m in $(MODULES); do (cd $$m && go mod tidy); done

@@ -43,6 +43,9 @@ func TestMigration00014PartitionsExistingStats(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, count("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'stats'::regclass"), "stats is partitioned")
 	require.Equal(t, 3, count("SELECT count(*) FROM stats"))
+	require.Equal(t, 0, count(`SELECT count(*) FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+		WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'stats_partition%' AND a.grantee = 0`),
+		"PUBLIC may not create or drop partitions (the functions are SECURITY DEFINER)")
 	// A partition for each day that had rows, each holding that day's rows.
 	require.Equal(t, 1, count("SELECT count(*) FROM stats_20260301"))
 	require.Equal(t, 1, count("SELECT count(*) FROM stats_20260302"))
@@ -55,7 +58,7 @@ func TestMigration00014PartitionsExistingStats(t *testing.T) {
 
 	_, err = provider.DownTo(ctx, 13)
 	require.NoError(t, err)
-	require.Equal(t, 0, count("SELECT count(*) FROM pg_partitioned_table"))
+	require.Equal(t, 0, count("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'stats'::regclass"))
 	require.Equal(t, 4, count("SELECT count(*) FROM stats"))
 	require.Equal(t, 1, count("SELECT count(*) FROM stats WHERE region = 'eu' AND checked_at = '2026-03-01 23:59:59+00'"))
 	require.Equal(t, 5, count(`INSERT INTO stats (event_id, site_id, url, checked_at, duration_ms, topic_name, kafka_partition, kafka_offset)

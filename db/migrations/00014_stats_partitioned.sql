@@ -64,7 +64,7 @@ CREATE TABLE stats_default PARTITION OF stats DEFAULT;
 -- stats_partition_create makes the partition of one UTC day, moving into it
 -- the rows stats_default caught for that day, and reports whether it was
 -- new. SECURITY DEFINER: the sink's role may add and drop partitions
--- without owning stats (grant it EXECUTE).
+-- without owning stats (db/grants.sql grants it EXECUTE; PUBLIC may not).
 -- +goose StatementBegin
 CREATE FUNCTION stats_partition_create(day date) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
@@ -114,6 +114,9 @@ BEGIN
 END
 $$;
 -- +goose StatementEnd
+
+-- Functions are executable by PUBLIC by default; these drop data.
+REVOKE EXECUTE ON FUNCTION stats_partition_create(date), stats_partitions_drop(date) FROM PUBLIC;
 
 -- Existing rows: a partition for every day that has some, then the copy.
 SELECT stats_partition_create(d::date)
