@@ -13,7 +13,7 @@ import (
 // siteFlags are the flags of `sites add` and `sites update`. Only the flags
 // given on the command line are applied, so update changes just those.
 type siteFlags struct {
-	method, expect, interval, timeout, topic, regions          string
+	method, expect, interval, timeout, topic, regions, name    string
 	failureThreshold, successThreshold, quorum, tlsWarningDays int
 	headers, match, notMatch, channels                         listFlag
 	enabled, disabled                                          bool
@@ -29,6 +29,7 @@ func (f *siteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.interval, "interval", site.DefaultInterval.String(), "time between checks, e.g. 30s, 5m")
 	fs.StringVar(&f.timeout, "timeout", site.DefaultTimeout.String(), "time a check may take, body included (at most the interval)")
 	fs.StringVar(&f.topic, "topic", site.DefaultTopic, "Kafka topic for this site's results")
+	fs.StringVar(&f.name, "name", "", "display name shown instead of the URL (status page); --name= removes it")
 	fs.StringVar(&f.regions, "regions", "", "comma-separated regions that check the site, e.g. eu-west,us-east; --regions= for every region")
 	fs.IntVar(&f.failureThreshold, "failure-threshold", site.DefaultThreshold, "failed checks in a row before a region says the site is down")
 	fs.IntVar(&f.successThreshold, "success-threshold", site.DefaultThreshold, "passing checks in a row before a region says it is up again")
@@ -79,6 +80,9 @@ func (f *siteFlags) apply(s *site.Site, given map[string]bool) error {
 			errs = append(errs, err)
 			*d.to = v
 		}
+	}
+	if given["name"] {
+		s.Name = strings.TrimSpace(f.name)
 	}
 	if given["topic"] {
 		s.Topic = f.topic

@@ -84,7 +84,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 func TestAddListShowUpdateRemove(t *testing.T) {
 	t.Parallel()
 	run, st := newRunner(t)
-	code, out, stderr := run("", "add", "https://example.com/health", "--regex", "ok|healthy", "--interval", "30s",
+	code, out, stderr := run("", "add", "https://example.com/health", "--name", " Shop health ", "--regex", "ok|healthy", "--interval", "30s",
 		"--not-match", "error", "--header", "Authorization: Bearer x", "--expect", "200,204", "--method", "post")
 	require.Equal(t, ExitOK, code, stderr)
 	require.Contains(t, out, "added site")
@@ -100,6 +100,13 @@ func TestAddListShowUpdateRemove(t *testing.T) {
 	require.Equal(t, map[string]string{"Authorization": "Bearer x"}, first.Headers)
 	require.Equal(t, "200,204", first.Expect)
 	require.Equal(t, "POST", first.Method)
+	require.Equal(t, "Shop health", first.Name, "a display name, trimmed")
+	code, _, stderr = run("", "add", "https://example.com/x", "--name", "bell\a")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, "name")
+	code, _, stderr = run("", "add", "https://example.com/x", "--name", strings.Repeat("n", 101))
+	require.Equal(t, ExitUsage, code, "a name over 100 characters")
+	require.Contains(t, stderr, "want at most 100 printable characters")
 	require.Equal(t, 30*time.Second, first.Interval)
 	require.Equal(t, 10*time.Second, first.Timeout)
 	require.True(t, first.Enabled)

@@ -20,7 +20,7 @@ import (
 // `sites add` and the keys of a site file.
 var fields = map[string]bool{"url": true, "method": true, "header": true, "expect": true, "match": true,
 	"not-match": true, "interval": true, "timeout": true, "topic": true, "failure-threshold": true,
-	"success-threshold": true, "quorum": true, "tls-warning-days": true, "regions": true}
+	"success-threshold": true, "quorum": true, "tls-warning-days": true, "regions": true, "name": true}
 
 // credentialNames are some query parameters that carry secrets.
 var credentialNames = map[string]bool{"password": true, "token": true, "access_token": true, "api_key": true,

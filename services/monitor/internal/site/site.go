@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
@@ -42,12 +44,14 @@ const (
 	maxHeaders    = 64
 	maxHeaderSize = 8192
 	maxRegions    = 64
+	maxName       = 100
 )
 
 // Site is one monitored URL.
 type Site struct {
 	ID           int64
 	URL          string
+	Name         string // shown instead of the URL (status page); optional
 	Method       string
 	Headers      map[string]string
 	Expect       string   // expected status codes, e.g. "200-399" or "200,204,301-308"
@@ -136,6 +140,9 @@ func (s Site) Validate() error {
 
 	if err := checkURL(s.URL); err != "" {
 		bad("url", s.URL, err)
+	}
+	if utf8.RuneCountInString(s.Name) > maxName || strings.IndexFunc(s.Name, unicode.IsControl) >= 0 || !utf8.ValidString(s.Name) {
+		bad("name", s.Name, fmt.Sprintf("want at most %d printable characters", maxName))
 	}
 	if !slices.Contains(methods, s.Method) {
 		bad("method", s.Method, "want one of "+strings.Join(methods, ", "))

@@ -1,5 +1,5 @@
 -- A page of sites, worst first (down, stale, degraded, unknown, up, paused),
--- then by id; $1 text the URL must contain (empty: every site), $2 the page
+-- then by id; $1 text the URL or name must contain (empty: every site), $2 the page
 -- size, $3 how many to skip, $4 only this site (NULL: any). A site's state:
 -- its open incidents, else its state over its regions (up until a region
 -- says otherwise), unknown when no region has checked it yet.
@@ -11,7 +11,7 @@ WITH open AS (
 ), checked AS (
     SELECT DISTINCT site_id FROM site_region_state
 ), s AS (
-    SELECT s.id, s.url, s.interval_ms,
+    SELECT s.id, s.url, s.name, s.interval_ms,
            CASE
                WHEN NOT s.enabled THEN 'paused'
                WHEN o.down THEN 'down'
@@ -24,9 +24,9 @@ WITH open AS (
     LEFT JOIN site_state st ON st.site_id = s.id
     LEFT JOIN open o ON o.site_id = s.id
     LEFT JOIN checked c ON c.site_id = s.id
-    WHERE ($1 = '' OR strpos(lower(s.url), lower($1)) > 0) AND ($4::bigint IS NULL OR s.id = $4)
+    WHERE ($1 = '' OR strpos(lower(s.url), lower($1)) > 0 OR strpos(lower(s.name), lower($1)) > 0) AND ($4::bigint IS NULL OR s.id = $4)
 )
-SELECT id, url, interval_ms, state, count(*) OVER () AS total
+SELECT id, url, name, interval_ms, state, count(*) OVER () AS total
 FROM s
 ORDER BY CASE state WHEN 'down' THEN 0 WHEN 'stale' THEN 1 WHEN 'degraded' THEN 2 WHEN 'unknown' THEN 3 WHEN 'up' THEN 4 ELSE 5 END, id
 LIMIT $2 OFFSET $3

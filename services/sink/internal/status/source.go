@@ -39,6 +39,7 @@ type Source struct{ pool *pgxpool.Pool }
 type Site struct {
 	ID          int64     `json:"id"`
 	URL         string    `json:"url"`
+	Name        string    `json:"name"`  // display name; "" for none
 	State       string    `json:"state"` // down, stale, degraded, unknown, up or paused
 	IntervalS   float64   `json:"interval_s"`
 	Uptime24h   *float64  `json:"uptime_24h"` // percent; null without checks
@@ -135,7 +136,7 @@ func (s *Source) Sites(ctx context.Context, q string, page, size int) (Page, err
 	for rows.Next() {
 		var st Site
 		var intervalMS int64
-		if err := rows.Scan(&st.ID, &st.URL, &intervalMS, &st.State, &out.Total); err != nil {
+		if err := rows.Scan(&st.ID, &st.URL, &st.Name, &intervalMS, &st.State, &out.Total); err != nil {
 			rows.Close()
 			return out, fmt.Errorf("listing sites: %w", err)
 		}
@@ -297,7 +298,7 @@ func (s *Source) Site(ctx context.Context, id int64, rng string) (Detail, error)
 	d := Detail{Range: rng}
 	var intervalMS int64
 	var total int
-	err := s.pool.QueryRow(ctx, sitesSQL, "", 1, 0, id).Scan(&d.Site.ID, &d.Site.URL, &intervalMS, &d.Site.State, &total)
+	err := s.pool.QueryRow(ctx, sitesSQL, "", 1, 0, id).Scan(&d.Site.ID, &d.Site.URL, &d.Site.Name, &intervalMS, &d.Site.State, &total)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNoSite
 	}

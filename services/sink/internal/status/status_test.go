@@ -32,6 +32,7 @@ func fixture(t *testing.T) *pgxpool.Pool {
 	pool := dbtest.Pool(t, dbtest.New(t))
 	_, err := pool.Exec(ctx, `INSERT INTO sites (url, enabled) VALUES
 		('https://down.example/', true), ('https://up.example/', true), ('https://paused.example/', false), ('https://new.example/', true);
+		UPDATE sites SET name = 'Shop <front>' WHERE id = 2;
 		INSERT INTO sites (url) SELECT 'https://more' || i || '.example/' FROM generate_series(1, 55) i`)
 	require.NoError(t, err)
 	now := time.Now().UTC()
@@ -94,6 +95,8 @@ func TestListShowsStatesWorstFirstAndEscapes(t *testing.T) {
 	require.Len(t, order, 9, "59 sites, 50 a page")
 	require.Equal(t, []string{"2", "3"}, order[7:], "then the sites that are up, paused ones last")
 
+	require.Contains(t, body, "Shop &lt;front&gt;</a><br><small>https://up.example/</small>", "the display name, escaped, over the URL")
+
 	code, body = get(t, h, "/api/sites?q=UP.EXAMPLE")
 	require.Equal(t, http.StatusOK, code)
 	var p Page
@@ -101,6 +104,11 @@ func TestListShowsStatesWorstFirstAndEscapes(t *testing.T) {
 	require.Equal(t, 1, p.Total)
 	up := p.Sites[0]
 	require.Equal(t, "up", up.State)
+	require.Equal(t, "Shop <front>", up.Name)
+	_, body = get(t, h, "/api/sites?q=shop")
+	var byName Page
+	require.NoError(t, json.Unmarshal([]byte(body), &byName))
+	require.Equal(t, 1, byName.Total, "the filter finds a site by its name too")
 	require.InDelta(t, 100, *up.Uptime24h, 0.001)
 	require.InDelta(t, 100, *up.Uptime30d, 0.001)
 	require.InDelta(t, 42, *up.CurrentMS, 0.001)
