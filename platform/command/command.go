@@ -103,6 +103,21 @@ func ConfigError(stderr io.Writer, name string, err error) (code int, done bool)
 	}
 }
 
+// Group is the Func of a command group whose subcommands, named subs,
+// all run through one function that is told which one it is: `relay
+// parked list|requeue`, `sink dlq list|replay`.
+func Group(name, usage string, subs []string, run func(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int) Func {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		cmds := make(map[string]Func, len(subs))
+		for _, sub := range subs {
+			cmds[sub] = func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+				return run(ctx, sub, args, stdout, stderr)
+			}
+		}
+		return Dispatch(ctx, name, "", usage, cmds, args, stdout, stderr)
+	}
+}
+
 // NoArgs is the error for positional arguments a command does not take.
 func NoArgs(rest []string) error {
 	if len(rest) > 0 {

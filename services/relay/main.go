@@ -166,15 +166,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 // start-up, until shutdown.
 var startupRetry = retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2, AttemptTimeout: 15 * time.Second}
 
-func parkedCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	sub := func(name string) command.Func {
-		return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-			return parkedSubcommand(ctx, name, args, stdout, stderr)
-		}
-	}
-	return command.Dispatch(ctx, "relay parked", "", usage, map[string]command.Func{"list": sub("list"), "requeue": sub("requeue")},
-		args, stdout, stderr)
-}
+var parkedCommand = command.Group("relay parked", usage, []string{"list", "requeue"}, parkedSubcommand)
 
 // parkedSubcommand runs `relay parked list|requeue args...`.
 func parkedSubcommand(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {

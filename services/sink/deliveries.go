@@ -28,15 +28,7 @@ update), then retry. The database is -database-url or DATABASE_URL (or DATABASE_
 // deliveriesTimeout bounds a deliveries command, connection included.
 const deliveriesTimeout = 30 * time.Second
 
-func deliveriesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	sub := func(name string) command.Func {
-		return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-			return deliveriesSubcommand(ctx, name, args, stdout, stderr)
-		}
-	}
-	return command.Dispatch(ctx, "sink deliveries", "", deliveriesUsage, map[string]command.Func{"list": sub("list"), "retry": sub("retry")},
-		args, stdout, stderr)
-}
+var deliveriesCommand = command.Group("sink deliveries", deliveriesUsage, []string{"list", "retry"}, deliveriesSubcommand)
 
 func deliveriesSubcommand(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
 	fail := func(code int, err error) int {

@@ -36,15 +36,7 @@ stores each event once however often it comes. The dead-letter topic itself is k
 // dlqTimeout bounds a dlq command.
 const dlqTimeout = 2 * time.Minute
 
-func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	sub := func(name string) command.Func {
-		return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-			return dlqSubcommand(ctx, name, args, stdout, stderr)
-		}
-	}
-	return command.Dispatch(ctx, "sink dlq", "", dlqUsage, map[string]command.Func{"list": sub("list"), "replay": sub("replay")},
-		args, stdout, stderr)
-}
+var dlqCommand = command.Group("sink dlq", dlqUsage, []string{"list", "replay"}, dlqSubcommand)
 
 func dlqSubcommand(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
 	fail := func(code int, err error) int {
