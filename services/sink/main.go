@@ -135,7 +135,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 
 	s, err := sink.New(sink.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second,
-		WriteTimeout: 30 * time.Second}, watched{consumer, kafkaHealth, fatal.set}, store.New(pool, cfg.IncidentTopic),
+		WriteTimeout: 30 * time.Second}, watched{consumer, kafkaHealth, fatal.set}, store.New(pool, cfg.IncidentTopic, opsSrv.Registry()),
 		sink.Producer{P: deadLetters}, logger, opsSrv.Registry())
 	if err != nil {
 		_ = consumer.Close()

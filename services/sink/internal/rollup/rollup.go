@@ -17,13 +17,27 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
 //go:embed upsert.sql
-var upsertSQL string
+var upsertTemplate string
+
+var upsertSQL = strings.ReplaceAll(upsertTemplate, "{{histogram_sum}}", histogramSum("r.histogram", "excluded.histogram", len(Bounds)+1))
+
+// histogramSum is the SQL expression of the element-wise sum of histograms
+// a and b for the first n counts, followed by what a holds beyond them (a
+// histogram written by a sink that knows more bounds keeps its tail).
+func histogramSum(a, b string, n int) string {
+	terms := make([]string, n)
+	for i := range terms {
+		terms[i] = fmt.Sprintf("coalesce(%[1]s[%[3]d], 0) + coalesce(%[2]s[%[3]d], 0)", a, b, i+1)
+	}
+	return fmt.Sprintf("ARRAY[%s] || %s[%d:]", strings.Join(terms, ", "), a, n+1)
+}
 
 // Widths are the bucket widths kept, narrowest first.
 var Widths = []time.Duration{time.Minute, time.Hour, 24 * time.Hour}

@@ -68,7 +68,7 @@ func runSink(t *testing.T, pool *pgxpool.Pool, topic, group string, stop func() 
 	require.NoError(t, err)
 	t.Cleanup(producer.Close)
 	s, err := New(Config{BatchSize: 100, BatchWait: 50 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: 10 * time.Second},
-		c, store.New(pool, checkevent.IncidentTopic), Producer{producer}, zaptest.NewLogger(t), prometheus.NewRegistry())
+		c, store.New(pool, checkevent.IncidentTopic, prometheus.NewRegistry()), Producer{producer}, zaptest.NewLogger(t), prometheus.NewRegistry())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -50,7 +52,7 @@ func fixture(t *testing.T) *pgxpool.Pool {
 				ErrorClass: "http", Error: "status 503 <script>alert(1)</script>"}, Topic: "checks", Offset: int64(10 + i)})
 		}
 	}
-	_, err = store.New(pool, checkevent.IncidentTopic).Insert(ctx, recs)
+	_, err = store.New(pool, checkevent.IncidentTopic, prometheus.NewRegistry()).Insert(ctx, recs)
 	require.NoError(t, err)
 	return pool
 }

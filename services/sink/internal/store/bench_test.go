@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/google/uuid"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
@@ -16,7 +19,8 @@ import (
 func BenchmarkInsert(b *testing.B) {
 	ctx := context.Background()
 	pool := dbtest.Pool(b, dbtest.New(b))
-	st := New(pool, checkevent.IncidentTopic)
+	reg := prometheus.NewRegistry()
+	st := New(pool, checkevent.IncidentTopic, reg)
 	// The sites exist: every batch also moves their states (package incident).
 	if _, err := pool.Exec(ctx, `INSERT INTO sites (url) SELECT 'https://example.com/' FROM generate_series(1, 500)`); err != nil {
 		b.Fatal(err)
@@ -44,4 +48,15 @@ func BenchmarkInsert(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportSteps(b, st, 500)
+}
+
+// reportSteps reports the time per row each write step took, from the
+// store's own metric.
+func reportSteps(b *testing.B, st *Store, rowsPerOp int) {
+	rows := float64(b.N * rowsPerOp)
+	for _, step := range Steps {
+		b.ReportMetric(testutil.ToFloat64(st.steps.WithLabelValues(step))*1e6/rows, step+"-µs/row")
+	}
+	b.ReportMetric(rows/b.Elapsed().Seconds(), "rows/s")
 }

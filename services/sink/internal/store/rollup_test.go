@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -104,7 +106,7 @@ func TestRollupsEqualRecomputationFromRawRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.Pool(t, dbtest.New(t))
-	st := New(pool, checkevent.IncidentTopic)
+	st := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry())
 	r := rand.New(rand.NewPCG(9, uint64(time.Now().UnixNano())))
 	recs := randomRecords(r, 3000, time.Now().UTC().Add(-48*time.Hour))
 	// A check from a clock 10 years ahead: stored (default partition) and rolled up.
@@ -136,4 +138,39 @@ func TestRollupsEqualRecomputationFromRawRows(t *testing.T) {
 	var inDefault int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM stats_default WHERE event_id = $1", recs[0].EventID).Scan(&inDefault))
 	require.Equal(t, 1, inDefault, "a check outside every partition is stored in the default one")
+}
+
+// A bucket written with fewer histogram bounds (an older sink) or more (a
+// newer one) still adds up element by element, and a newer sink's extra
+// counts are kept.
+func TestRollupsAddHistogramsOfOtherLengths(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	st := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry())
+	at := time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)
+	n := len(rollup.Bounds) + 1
+	longer := make([]int32, n+2)
+	longer[0], longer[n], longer[n+1] = 1, 7, 9
+	_, err := pool.Exec(ctx, `INSERT INTO rollups (bucket_width, site_id, region, bucket_start, checks, failures, duration_sum,
+		histogram, phase_checks, dns_sum, connect_sum, tls_sum, ttfb_sum, transfer_sum)
+		VALUES (60, 1, '', $1, 2, 0, 2, '{1,1}', 0, 0, 0, 0, 0, 0), (3600, 1, '', $2, 10, 0, 10, $3, 0, 0, 0, 0, 0, 0)`,
+		at.Truncate(time.Minute), at.Truncate(time.Hour), longer)
+	require.NoError(t, err)
+
+	c := checkevent.Check{SchemaVersion: 3, EventID: uuid.NewString(), SiteID: 1, URL: "https://example.com/",
+		CheckedAt: at, StatusCode: 200, DurationMS: 1}
+	_, err = st.Insert(ctx, []Record{{Check: c, Topic: "checks"}})
+	require.NoError(t, err)
+
+	hist := func(width int) []int32 {
+		var h []int32
+		require.NoError(t, pool.QueryRow(ctx, "SELECT histogram FROM rollups WHERE bucket_width = $1", width).Scan(&h))
+		return h
+	}
+	shorter := make([]int32, n)
+	shorter[0], shorter[1] = 2, 1 // {1,1} padded, plus the new check at 1 ms (index 0)
+	require.Equal(t, shorter, hist(60))
+	longer[0] = 2
+	require.Equal(t, longer, hist(3600), "the counts past this sink's bounds are kept")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
@@ -143,11 +144,37 @@ func insertSQL(template string, cols []column) string {
 type Store struct {
 	pool          *pgxpool.Pool
 	incidentTopic string // where incident events go, through the outbox
+	steps         *prometheus.CounterVec
 }
 
+// Steps are the parts of writing a batch that Store times, in order: the
+// raw rows, their rollups, the sites' states and incidents, and the commit.
+var Steps = []string{"stats", "rollups", "state", "commit"}
+
 // New returns a Store using pool that announces incidents on incidentTopic.
-func New(pool *pgxpool.Pool, incidentTopic string) *Store {
-	return &Store{pool: pool, incidentTopic: incidentTopic}
+// The time each step of a write takes is counted in
+// sitewatch_sink_write_seconds_total{step}, registered with reg.
+func New(pool *pgxpool.Pool, incidentTopic string, reg prometheus.Registerer) *Store {
+	steps := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_sink_write_seconds_total",
+		Help: "Time spent writing batches, by step: stats (raw rows), rollups, state (sites' states and incidents), commit."},
+		[]string{"step"})
+	for _, step := range Steps {
+		steps.WithLabelValues(step) // present at 0 before the first batch
+	}
+	reg.MustRegister(steps)
+	return &Store{pool: pool, incidentTopic: incidentTopic, steps: steps}
+}
+
+// timer adds the time since its last call to a step.
+type timer struct {
+	steps *prometheus.CounterVec
+	last  time.Time
+}
+
+func (t *timer) done(step string) {
+	now := time.Now()
+	t.steps.WithLabelValues(step).Add(now.Sub(t.last).Seconds())
+	t.last = now
 }
 
 // Insert writes recs in one transaction and returns how many rows were
@@ -169,7 +196,13 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 	for i, c := range statsColumns {
 		args[i] = c.values(rows)
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	t := timer{steps: s.steps, last: time.Now()}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("starting the transaction of %d stats rows: %w", len(recs), err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op once committed
+	err = func() error {
 		res, err := tx.Query(ctx, insertStatsSQL, args...)
 		if err != nil {
 			return fmt.Errorf("inserting %d stats rows: %w", len(recs), err)
@@ -195,17 +228,24 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 					DNSMS: r.DNSMS, ConnectMS: r.ConnectMS, TLSMS: r.TLSMS, TTFBMS: r.TTFBMS, TransferMS: r.TransferMS})
 			}
 		}
+		t.done("stats")
 		// Only the rows stored for the first time count: re-delivery
 		// cannot add to a bucket twice.
 		if err := rollup.Apply(ctx, tx, rolled); err != nil {
 			return err
 		}
+		t.done("rollups")
 		_, err = incident.Apply(ctx, tx, s.incidentTopic, checks)
+		t.done("state")
 		return err
-	})
+	}()
 	if err != nil {
 		return 0, err
 	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("committing %d stats rows: %w", len(recs), err)
+	}
+	t.done("commit")
 	return n, nil
 }
 

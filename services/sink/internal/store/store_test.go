@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -19,7 +21,7 @@ func TestInsertStoresBothSchemaVersions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.Pool(t, dbtest.New(t))
-	st := New(pool, checkevent.IncidentTopic)
+	st := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry())
 
 	// A version 1 payload as the old monitor wrote it, decoded as the sink does.
 	v1ID := uuid.NewString()
@@ -130,7 +132,7 @@ func TestEveryFieldLandsInItsColumn(t *testing.T) {
 		Regexes: []checkevent.RegexResult{{Pattern: "p", Match: true, Matched: true}},
 		DNSMS:   1.25, ConnectMS: 2.25, TLSMS: 3.25, TTFBMS: 4.25, TransferMS: 5.25, BodyBytes: 66, Truncated: true,
 		Redirects: 7, FinalURL: "https://final", TLSExpiry: &leaf, TLSChainExpiry: &chain, RemoteIP: "10.9.8.7"}
-	_, err := New(pool, checkevent.IncidentTopic).Insert(ctx, []Record{{Check: c, Topic: "topic", Partition: 8, Offset: 99}})
+	_, err := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry()).Insert(ctx, []Record{{Check: c, Topic: "topic", Partition: 8, Offset: 99}})
 	require.NoError(t, err)
 
 	got := map[string]any{}
@@ -175,7 +177,7 @@ func TestRedeliveredChecksNeverDoubleApply(t *testing.T) {
 		return Record{Check: checkevent.Check{SchemaVersion: 3, Region: "local", EventID: uuid.NewString(), SiteID: site,
 			URL: "https://a/", CheckedAt: at, ErrorClass: "connect", Error: "refused"}, Topic: "t"}
 	}
-	st := New(pool, checkevent.IncidentTopic)
+	st := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry())
 	first := failed(time.Now())
 	_, err := st.Insert(ctx, []Record{first})
 	require.NoError(t, err)
