@@ -35,8 +35,14 @@ func repoRoot(t *testing.T) string {
 // config` does (compose-go: schema, interpolation, profiles, depends_on).
 func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
+	return loadComposeEnv(t, nil, profiles...)
+}
+
+// loadComposeEnv is loadCompose with the variables env (NAME=value) set.
+func loadComposeEnv(t *testing.T, env []string, profiles ...string) *types.Project {
+	t.Helper()
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot(t), "deploy", "docker-compose.yml")},
-		cli.WithName("sitewatch"), cli.WithProfiles(profiles), cli.WithEnv([]string{}))
+		cli.WithName("sitewatch"), cli.WithProfiles(profiles), cli.WithEnv(env))
 	require.NoError(t, err)
 	p, err := opts.LoadProject(context.Background())
 	require.NoError(t, err, "compose file with profiles %v", profiles)

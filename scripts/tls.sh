@@ -2,8 +2,9 @@
 # Throw-away certificates with openssl, for the `secure` compose profile and for trying TLS locally:
 #   tls.sh DIR [HOST...]   CA (ca.pem), broker certificate for HOST... (default: kafka-secure localhost)
 #                          as broker.crt/broker.key, a client certificate client.crt/client.key,
-#                          a random SASL password (kafka_sasl_password) and DIR/secure.env for
-#                          `docker compose --env-file`, with the CA as one line of literal \n.
+#                          a random SASL password (kafka_sasl_password, unless scripts/secrets.sh made it)
+#                          and DIR/secure.env for `docker compose --env-file`, with the CA as one line
+#                          of literal \n and no secret: the password is the compose secret kafka_sasl_password.
 # Keys are unencrypted PKCS#8, mode 0600. Existing files are kept: delete DIR to start over.
 # (The Go tests make theirs with platform/tlstest, the same openssl calls.)
 set -euo pipefail
@@ -52,7 +53,7 @@ SITEWATCH_KAFKA_BROKERS=kafka-secure:9094
 KAFKA_SECURITY_PROTOCOL=sasl_ssl
 KAFKA_SASL_MECHANISM=SCRAM-SHA-512
 KAFKA_SASL_USERNAME=sitewatch
-KAFKA_SASL_PASSWORD=$(cat "$DIR/kafka_sasl_password")
+KAFKA_SASL_PASSWORD_FILE=/run/secrets/kafka_sasl_password
 KAFKA_CA_PEM=$ca_line
 SITEWATCH_SECRETS_DIR=$(cd "$DIR" && pwd)
 ENV
