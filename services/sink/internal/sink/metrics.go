@@ -1,10 +1,26 @@
 package sink
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// LoopParts are the parts of the loop sitewatch_sink_loop_seconds_total
+// counts; together they are all of its time.
+var LoopParts = []string{"idle", "kafka", "decode", "database", "dead_letters"}
+
+// since adds the time since *from to part and moves *from to now.
+func (m *metrics) since(part string, from *time.Time) {
+	now := time.Now()
+	m.seconds.WithLabelValues(part).Add(now.Sub(*from).Seconds())
+	*from = now
+}
 
 type metrics struct {
 	consumed, stored, duplicates, malformed, writeErrors, newer prometheus.Counter
 	deadLetters                                                 *prometheus.CounterVec
+	seconds                                                     *prometheus.CounterVec // by part of the loop
 	batchSeconds                                                prometheus.Histogram
 }
 
@@ -27,6 +43,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_sink_dead_letters_total",
 		Help: "Messages sent to the dead-letter topic <topic>.dlq, by reason: malformed (not a check event), refused (by the database)."},
 		[]string{"reason"})
-	reg.MustRegister(m.batchSeconds, m.deadLetters)
+	m.seconds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_sink_loop_seconds_total",
+		Help: "Time the sink's loop spent, by part: idle (waiting for a first message), kafka (taking messages at hand, storing offsets), " +
+			"decode, database (writing batches, retries included; steps in sitewatch_sink_write_seconds_total), dead_letters."},
+		[]string{"part"})
+	for _, part := range LoopParts {
+		m.seconds.WithLabelValues(part)
+	}
+	reg.MustRegister(m.batchSeconds, m.deadLetters, m.seconds)
 	return m
 }

@@ -192,3 +192,30 @@ func TestUnacknowledgedDeadLettersStoreNoOffsets(t *testing.T) {
 	require.Empty(t, c.stored)
 	require.GreaterOrEqual(t, dead.attempts, 2, "retried within the grace")
 }
+
+// A batch with refused rows is halved until they are alone: every other
+// row is stored, and it takes a few dozen writes, not one per row.
+func TestRefusedRowsAreFoundByHalving(t *testing.T) {
+	c := &fakeConsumer{}
+	w := &flakyWriter{}
+	s := newSink(t, Config{BatchSize: 1000, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
+	batch := make([]*kafka.Message, 1000)
+	for i := range batch {
+		site := int64(i + 3)
+		if i == 17 || i == 640 {
+			site = 2 // refused
+		}
+		batch[i] = message(t, int64(i), event(t, site, 200))
+	}
+	require.NoError(t, s.handle(context.Background(), batch))
+	stored := 0
+	for _, b := range w.batches {
+		stored += len(b)
+	}
+	require.Equal(t, 998, stored)
+	dead := s.dead.(*buried).letters
+	require.Len(t, dead, 2)
+	require.EqualValues(t, 17, dead[0].Msg.TopicPartition.Offset)
+	require.EqualValues(t, 640, dead[1].Msg.TopicPartition.Offset)
+	require.Less(t, w.attempts, 50, "halving, not one write per row")
+}

@@ -1,0 +1,205 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/services/sink/internal/store"
+)
+
+// benchSites is how many sites the preloaded checks are spread over.
+const benchSites = 10_000
+
+// BenchmarkSinkPreloaded measures the sink catching up on a backlog: the
+// real loop, consumer and store drain SITEWATCH_SINK_BENCH_MESSAGES
+// (default 500,000) check events preloaded on a 3-partition topic, 10,000
+// sites checked every minute (1 % failing), into partitioned stats, the
+// rollups and the sites' states. It reports rows/s, the share of the
+// loop's time per part (sitewatch_sink_loop_seconds_total: Kafka, decoding,
+// the database) and the database's time per row per step
+// (sitewatch_sink_write_seconds_total: raw rows, rollups, state, commit).
+// Each iteration starts from an empty database and a new consumer group;
+// batches of 500 (the old default) and 10,000 (the default) are compared.
+func BenchmarkSinkPreloaded(b *testing.B) {
+	n := 500_000
+	if v := os.Getenv("SITEWATCH_SINK_BENCH_MESSAGES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("SITEWATCH_SINK_BENCH_MESSAGES=%q: want a positive number", v)
+		}
+	}
+	topic := kafkatest.NewTopic(b, 3)
+	preload(b, topic, n)
+	for _, size := range []int{500, 10000} {
+		b.Run("batch="+strconv.Itoa(size), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				drain(b, topic, n, size)
+			}
+		})
+	}
+}
+
+// preload produces n check events of benchSites sites, in time order,
+// keyed by site as the relay does.
+func preload(b *testing.B, topic string, n int) {
+	b.Helper()
+	p, err := kafka.NewProducer(kafkatest.Config(b).ConfigMap(kafka.ConfigMap{"acks": "all", "linger.ms": 20,
+		"batch.size": 1 << 20, "queue.buffering.max.messages": 1_000_000, "compression.type": "lz4"}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now().UTC().Add(-time.Duration(n/benchSites+1) * time.Minute).Truncate(time.Minute)
+	done := make(chan error, 1)
+	go func() {
+		var first error
+		for i := 0; i < n; i++ {
+			m := (<-p.Events()).(*kafka.Message)
+			if m.TopicPartition.Error != nil && first == nil {
+				first = m.TopicPartition.Error
+			}
+		}
+		done <- first
+	}()
+	expiry := start.AddDate(0, 3, 0)
+	for i := 0; i < n; i++ {
+		site := int64(i%benchSites + 1)
+		c := checkevent.Check{SchemaVersion: checkevent.SchemaVersion, EventID: uuid.NewString(), SiteID: site,
+			URL: "https://site-" + strconv.FormatInt(site, 10) + ".example/", Region: "local",
+			CheckedAt: start.Add(time.Duration(i/benchSites)*time.Minute + time.Duration(site)*time.Millisecond),
+			StatusCode: 200, DurationMS: 20 + float64(i%170), DNSMS: 1, ConnectMS: 3, TLSMS: 6, TTFBMS: 9, TransferMS: 1,
+			BodyBytes: 5120, TLSExpiry: &expiry, RemoteIP: "192.0.2.1"}
+		if i%100 == 0 {
+			c.StatusCode, c.ErrorClass, c.Error = 503, "status", "status 503"
+		}
+		v, err := json.Marshal(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+			Key: []byte(strconv.FormatInt(site, 10)), Value: v}
+		for {
+			err := p.Produce(msg, nil)
+			if err == nil {
+				break
+			}
+			if err.(kafka.Error).Code() != kafka.ErrQueueFull {
+				b.Fatal(err)
+			}
+			p.Flush(100)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// drain runs a sink with batches of size on an empty database until it
+// stored all n events of topic, and reports what it measured.
+func drain(b *testing.B, topic string, n, size int) {
+	b.StopTimer()
+	ctx := context.Background()
+	pool := dbtest.Pool(b, dbtest.New(b))
+	if _, err := pool.Exec(ctx, `INSERT INTO sites (url) SELECT 'https://site-' || i || '.example/' FROM generate_series(1, $1) AS i`,
+		benchSites); err != nil {
+		b.Fatal(err)
+	}
+	c, err := kafka.NewConsumer(kafkatest.Config(b).ConfigMap(kafka.ConfigMap{"group.id": "bench-" + uuid.NewString(),
+		"auto.offset.reset": "earliest", "enable.auto.commit": true, "enable.auto.offset.store": false}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if err := c.Subscribe(topic, nil); err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := New(Config{BatchSize: size, BatchWait: 200 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Minute},
+		c, store.New(pool, checkevent.IncidentTopic, reg), nil, zap.NewNop(), reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	// The clock starts with the first stored row: joining the group and
+	// the first fetch are not the sink's throughput.
+	for testutil.ToFloat64(s.metrics.stored) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	b.StartTimer()
+	started, before := time.Now(), s.partSeconds()
+	for testutil.ToFloat64(s.metrics.stored) < float64(n) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	elapsed := time.Since(started)
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	after := s.partSeconds()
+	var total float64
+	for _, part := range LoopParts {
+		total += after[part] - before[part]
+	}
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "rows/s")
+	for _, part := range LoopParts {
+		b.ReportMetric(100*(after[part]-before[part])/total, part+"-%")
+	}
+	steps := byLabel(b, reg, "sitewatch_sink_write_seconds_total", "step")
+	for _, step := range store.Steps {
+		b.ReportMetric(steps[step]*1e6/float64(n), step+"-µs/row")
+	}
+	if got := testutil.ToFloat64(s.metrics.stored); got != float64(n) {
+		b.Fatalf("stored %v rows of %d", got, n)
+	}
+}
+
+// byLabel is the counter name of reg by the value of its label.
+func byLabel(b *testing.B, reg *prometheus.Registry, name, label string) map[string]float64 {
+	b.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label {
+					out[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		b.Fatalf("no %s{%s} registered", name, label)
+	}
+	return out
+}
+
+// partSeconds is sitewatch_sink_loop_seconds_total by part.
+func (s *Sink) partSeconds() map[string]float64 {
+	out := map[string]float64{}
+	for _, part := range LoopParts {
+		out[part] = testutil.ToFloat64(s.metrics.seconds.WithLabelValues(part))
+	}
+	return out
+}
