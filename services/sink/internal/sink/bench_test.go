@@ -79,7 +79,7 @@ func preload(b *testing.B, topic string, n int) {
 		site := int64(i%benchSites + 1)
 		c := checkevent.Check{SchemaVersion: checkevent.SchemaVersion, EventID: uuid.NewString(), SiteID: site,
 			URL: "https://site-" + strconv.FormatInt(site, 10) + ".example/", Region: "local",
-			CheckedAt: start.Add(time.Duration(i/benchSites)*time.Minute + time.Duration(site)*time.Millisecond),
+			CheckedAt:  start.Add(time.Duration(i/benchSites)*time.Minute + time.Duration(site)*time.Millisecond),
 			StatusCode: 200, DurationMS: 20 + float64(i%170), DNSMS: 1, ConnectMS: 3, TLSMS: 6, TTFBMS: 9, TransferMS: 1,
 			BodyBytes: 5120, TLSExpiry: &expiry, RemoteIP: "192.0.2.1"}
 		if i%100 == 0 {
