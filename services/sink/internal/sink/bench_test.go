@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -44,7 +45,7 @@ func BenchmarkSinkPreloaded(b *testing.B) {
 	topic := kafkatest.NewTopic(b, 3)
 	preload(b, topic, n)
 	for _, size := range []int{500, 10000} {
-		b.Run("batch="+strconv.Itoa(size), func(b *testing.B) {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				drain(b, topic, n, size)
 			}
