@@ -186,15 +186,21 @@ func Apply(ctx context.Context, tx pgx.Tx, checks []Check) error {
 	start := make([]time.Time, n)
 	dur, dns, conn, tls, ttfb, transfer := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n),
 		make([]float64, n), make([]float64, n)
-	hist := make([]int32, 0, n*(len(Bounds)+1))
+	one, off := make([]int32, n), make([]int32, n) // a single check's count index, or -1 and where its histogram starts
+	var hist []int32
 	for i, r := range rows {
 		width[i], site[i], region[i], start[i] = r.Width, r.SiteID, r.Region, r.Start
 		checksN[i], failures[i], phaseChecks[i] = r.Checks, r.Failures, r.PhaseChecks
 		dur[i], dns[i], conn[i], tls[i], ttfb[i], transfer[i] = r.DurationSum, r.DNSSum, r.ConnectSum, r.TLSSum, r.TTFBSum, r.TransferSum
+		if r.Checks == 1 {
+			one[i] = int32(slices.Index(r.Histogram, 1))
+			continue
+		}
+		one[i], off[i] = -1, int32(len(hist))
 		hist = append(hist, r.Histogram...)
 	}
 	if _, err := tx.Exec(ctx, upsertSQL, width, site, region, start, checksN, failures, dur, phaseChecks,
-		dns, conn, tls, ttfb, transfer, hist, int32(len(Bounds)+1)); err != nil {
+		dns, conn, tls, ttfb, transfer, hist, one, off, int32(len(Bounds)+1)); err != nil {
 		return fmt.Errorf("adding %d checks to %d rollup buckets: %w", len(checks), n, err)
 	}
 	return nil
