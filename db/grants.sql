@@ -8,7 +8,7 @@
 --            (monitor incidents, channels show)
 --   relay:   reads, flips and deletes outbox rows
 --   sink:    writes stats and what it derives (rollups, state, incidents,
---            deliveries), inserts incident events into the outbox, reads
+--            deliveries) and its replicas' progress (sink_replicas), inserts incident events into the outbox, reads
 --            sites and their settings, and adds and drops stats' daily
 --            partitions through the owner's SECURITY DEFINER functions
 DO $grants$
@@ -47,7 +47,8 @@ BEGIN
             ('sitewatch_sink',    'monitor_regions',   'SELECT'),
             ('sitewatch_sink',    'channels',          'SELECT'),
             ('sitewatch_sink',    'site_channels',     'SELECT'),
-            ('sitewatch_sink',    'silences',          'SELECT')
+            ('sitewatch_sink',    'silences',          'SELECT'),
+            ('sitewatch_sink',    'sink_replicas',     'SELECT, INSERT, UPDATE, DELETE')
         ) AS v(role, tbl, privs)
         WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = v.role)
     LOOP

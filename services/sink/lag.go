@@ -15,7 +15,14 @@ import (
 // two questions, so it may judge a site without checks stale. A sink
 // catching up after a restart, or with no partitions, may not.
 type readUpTo struct {
-	ends map[kafka.TopicPartition]kafka.Offset // the partitions' ends at the last question, keyed without offset
+	ends map[partition]kafka.Offset // the partitions' ends at the last question
+}
+
+// partition names a partition by value (a kafka.TopicPartition holds its
+// topic by pointer, which differs between two calls).
+type partition struct {
+	topic string
+	id    int32
 }
 
 // check answers for c and remembers the partitions' ends for next time;
@@ -54,7 +61,7 @@ func (r *readUpTo) check(ctx context.Context, c *kafka.Consumer) (ok bool, behin
 			committed[p.Partition] = p.Offset
 		}
 	}
-	ends := map[kafka.TopicPartition]kafka.Offset{}
+	ends := map[partition]kafka.Offset{}
 	ok = prev != nil
 	for _, p := range positions {
 		low, high, err := c.GetWatermarkOffsets(*p.Topic, p.Partition)
@@ -68,7 +75,7 @@ func (r *readUpTo) check(ctx context.Context, c *kafka.Consumer) (ok bool, behin
 		if at < 0 { // no committed offset either: from the start (auto.offset.reset=earliest)
 			at = kafka.Offset(low)
 		}
-		key := kafka.TopicPartition{Topic: p.Topic, Partition: p.Partition}
+		key := partition{*p.Topic, p.Partition}
 		end, seen := prev[key]
 		ok = ok && seen && at >= end
 		ends[key] = kafka.Offset(high)

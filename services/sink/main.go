@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -88,7 +89,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	// Waits for the database and its migrated tables before reading anything:
 	// one line per attempt, with the reason, and /readyz says it too.
 	err = retry.Do(gctx, startupRetry, func(actx context.Context) error {
-		if _, err := pool.Exec(actx, "SELECT 1 FROM stats, incidents, deliveries LIMIT 0"); err != nil {
+		if _, err := pool.Exec(actx, "SELECT 1 FROM stats, incidents, deliveries, sink_replicas LIMIT 0"); err != nil {
 			return fmt.Errorf("reaching the database and its tables (run monitor migrate if they are missing): %w", err)
 		}
 		return nil
@@ -167,7 +168,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		return nil
 	})
 	g.Go(func() error {
-		sweepIncidents(gctx, pool, consumer, cfg.IncidentTopic, cfg.IncidentSweep, openIncidents, logger)
+		sweepIncidents(gctx, pool, consumer, replicaID(cfg.InstanceID), cfg.IncidentTopic, cfg.IncidentSweep, openIncidents, logger)
 		return nil
 	})
 	var notifyConsumer *kafka.Consumer
@@ -201,22 +202,48 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 // interval, and opens stale incidents while the consumer has read its
 // partitions up to where they ended at the previous sweep (a sink catching
 // up after a restart would find every site silent), until ctx ends.
-func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Consumer, topic string, every time.Duration,
+func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Consumer, instance, topic string, every time.Duration,
 	open *prometheus.GaugeVec, logger *zap.Logger) {
+	logger = logger.With(zap.String("replica", instance))
+	defer func() {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := incident.Leave(lctx, pool, instance); err != nil {
+			logger.Warn("could not remove this replica's progress; the others ignore it after a while", zap.Error(err))
+		}
+	}()
 	var read readUpTo
-	judging := false
+	judging := ""
+	// Reports older than three sweeps are a replica that stopped.
+	fresh := 3 * every
 	for retry.Sleep(ctx, every) {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		caughtUp, behind, err := read.check(sctx, consumer)
-		if caughtUp != judging {
-			judging = caughtUp
-			if caughtUp {
-				logger.Info("read the checks topic up to its end at the last sweep: judging sites without checks stale")
-			} else {
+		logger.Debug("incident sweep", zap.Bool("caught_up", caughtUp), zap.Int64("behind", behind), zap.NamedError("lag_error", err))
+		all, lagging, jerr := incident.Judge(sctx, pool, instance, caughtUp, behind, fresh)
+		if jerr != nil && ctx.Err() == nil {
+			logger.Warn("sharing this replica's progress failed: no site is judged stale", zap.Error(jerr))
+		}
+		now := "judging"
+		switch {
+		case !caughtUp:
+			now = "behind"
+		case jerr != nil || !all:
+			now = "others behind"
+		}
+		if now != judging {
+			judging = now
+			switch now {
+			case "judging":
+				logger.Info("every sink replica has read its partitions up to their ends: judging sites without checks stale")
+			case "behind":
 				logger.Info("behind the checks topic: no site is judged stale until the sink has caught up", zap.Int64("lag", behind), zap.Error(err))
+			default:
+				logger.Info("another sink replica is behind its partitions: no site is judged stale until it has caught up",
+					zap.Strings("lagging", lagging))
 			}
 		}
-		changes, err := incident.Sweep(sctx, pool, topic, time.Now(), caughtUp)
+		changes, err := incident.Sweep(sctx, pool, topic, time.Now(), all)
 		if err == nil {
 			var counts map[string]int64
 			if counts, err = incident.OpenCounts(sctx, pool); err == nil {
@@ -237,6 +264,15 @@ func sweepIncidents(ctx context.Context, pool *pgxpool.Pool, consumer *kafka.Con
 				zap.String("kind", c.Kind), zap.Bool("opened", c.Opened))
 		}
 	}
+}
+
+// replicaID is how this replica reports its progress to the others: its
+// instance id, or without one a random id of this process.
+func replicaID(instance string) string {
+	if instance != "" {
+		return instance
+	}
+	return "sink-" + uuid.NewString()
 }
 
 // startNotifier consumes sitewatch.incidents in a group of its own and

@@ -27,6 +27,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
@@ -55,6 +56,10 @@ var (
 	orphanedIncidentsSQL string
 	//go:embed sweep_lock.sql
 	sweepLockSQL string
+	//go:embed judge.sql
+	judgeSQL string
+	//go:embed leave.sql
+	leaveSQL string
 )
 
 // staleIntervals is how many intervals without a check make a site stale,
@@ -405,6 +410,31 @@ func announce(ctx context.Context, tx pgx.Tx, topic string, ev checkevent.Incide
 	return outbox.Write(ctx, tx, outbox.Message{EventID: ev.EventID, Topic: topic,
 		Key: []byte(strconv.FormatInt(ev.SiteID, 10)), Payload: payload,
 		Headers: map[string]string{"ce_type": typ, "ce_source": checkevent.IncidentSource, "content-type": checkevent.ContentType}})
+}
+
+// Judge records whether sink replica instance has read its partitions up
+// to their recent ends (caughtUp; behind messages left) and reports
+// whether stale may be judged: only when it and every other replica that
+// reported within fresh are caught up, for a site's checks may wait on
+// any replica's partitions. lagging names the replicas that are not.
+func Judge(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, instance string, caughtUp bool, behind int64, fresh time.Duration) (ok bool, lagging []string, err error) {
+	if err := db.QueryRow(ctx, judgeSQL, instance, caughtUp, max(behind, 0), fresh.Seconds()).Scan(&ok, &lagging); err != nil {
+		return false, nil, fmt.Errorf("recording sink replica %s's progress: %w", instance, err)
+	}
+	return ok, lagging, nil
+}
+
+// Leave removes sink replica instance's report, at shutdown: its
+// partitions go to the others.
+func Leave(ctx context.Context, db interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}, instance string) error {
+	if _, err := db.Exec(ctx, leaveSQL, instance); err != nil {
+		return fmt.Errorf("removing sink replica %s's progress: %w", instance, err)
+	}
+	return nil
 }
 
 // Sweep resolves the open incidents of removed or disabled sites and, with

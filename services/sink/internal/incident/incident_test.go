@@ -198,3 +198,58 @@ func TestSweepOpensStaleAndResolvesRemovedAndDisabled(t *testing.T) {
 	resolutions := map[string]bool{ev[len(ev)-1].Resolution: true, ev[len(ev)-2].Resolution: true}
 	require.Equal(t, map[string]bool{"disabled": true, "removed": true}, resolutions)
 }
+
+// Stale is judged only when every sink replica reporting lately has read
+// its partitions up to their ends; a replica that stopped reporting stops
+// counting, and one that leaves counts no more at once.
+func TestJudgeWaitsForEveryReplica(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	judge := func(instance string, caughtUp bool) (bool, []string) {
+		t.Helper()
+		ok, lagging, err := Judge(ctx, pool, instance, caughtUp, 7, 600*time.Millisecond) // a fraction of a second is kept
+		require.NoError(t, err)
+		return ok, lagging
+	}
+	ok, lagging := judge("a", true)
+	require.True(t, ok, "alone and caught up")
+	require.Empty(t, lagging)
+	ok, _ = judge("a", false)
+	require.False(t, ok, "alone and behind")
+
+	ok, _ = judge("b", false)
+	require.False(t, ok)
+	ok, lagging = judge("a", true)
+	require.False(t, ok, "b is behind: its partitions may hold the checks a judges by")
+	require.Equal(t, []string{"b"}, lagging)
+	ok, _ = judge("b", true)
+	require.True(t, ok)
+	ok, _ = judge("a", true)
+	require.True(t, ok, "both caught up")
+
+	// b falls behind and then stops reporting (killed): after the
+	// freshness window it no longer counts, and much later its row goes.
+	judge("b", false)
+	_, err := pool.Exec(ctx, "UPDATE sink_replicas SET reported_at = now() - interval '1 second' WHERE instance_id = 'b'")
+	require.NoError(t, err)
+	ok, _ = judge("a", true)
+	require.True(t, ok, "a report older than the window does not count")
+	_, err = pool.Exec(ctx, "UPDATE sink_replicas SET reported_at = now() - interval '1 hour' WHERE instance_id = 'b'")
+	require.NoError(t, err)
+	judge("a", true)
+	var rows int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM sink_replicas").Scan(&rows))
+	require.Equal(t, 1, rows, "long-gone replicas are deleted")
+
+	// c, behind, leaves at shutdown.
+	judge("c", false)
+	ok, _ = judge("a", true)
+	require.False(t, ok)
+	require.NoError(t, Leave(ctx, pool, "c"))
+	ok, _ = judge("a", true)
+	require.True(t, ok)
+	var behind int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT behind FROM sink_replicas WHERE instance_id = 'a'").Scan(&behind))
+	require.EqualValues(t, 7, behind)
+}
