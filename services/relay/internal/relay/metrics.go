@@ -13,6 +13,7 @@ type Metrics struct {
 	published, failed, transient, deleted *prometheus.CounterVec
 	parked                                *prometheus.CounterVec
 	batchSeconds                          *prometheus.HistogramVec
+	steps                                 *prometheus.CounterVec // seconds by source and step
 
 	mu      sync.Mutex
 	sources []source
@@ -41,7 +42,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sitewatch_relay_batch_duration_seconds",
 			Help: "Time from claiming a batch to committing it.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, src),
 	}
-	reg.MustRegister(m.published, m.failed, m.transient, m.deleted, m.parked, m.batchSeconds, m)
+	m.steps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_step_seconds_total",
+		Help: "Time spent by step, summed over the workers: claim (selecting and locking a batch), produce (until Kafka acknowledged it), " +
+			"flip (marking rows published, failed or parked), commit; retention (deleting published rows)."}, []string{"source", "step"})
+	reg.MustRegister(m.published, m.failed, m.transient, m.deleted, m.parked, m.batchSeconds, m.steps, m)
 	return m
 }
 
@@ -49,6 +53,16 @@ func (m *Metrics) add(r source) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sources = append(m.sources, r)
+}
+
+// Steps are the parts of the relay's work sitewatch_relay_step_seconds_total counts.
+var Steps = []string{"claim", "produce", "flip", "commit", "retention"}
+
+// since adds the time since *from to step of source and moves *from to now.
+func (m *Metrics) since(source, step string, from *time.Time) {
+	now := time.Now()
+	m.steps.WithLabelValues(source, step).Add(now.Sub(*from).Seconds())
+	*from = now
 }
 
 func (m *Metrics) observeDeleted(source string, n int64) {

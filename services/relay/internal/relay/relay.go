@@ -354,7 +354,9 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 
+	mark := start
 	rows, err := r.store.Claim(ctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes)
+	r.metrics.since(r.src.Name, "claim", &mark)
 	if err != nil {
 		return res, err
 	}
@@ -377,6 +379,7 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 		}
 	}
 	out := r.produce(sendable)
+	r.metrics.since(r.src.Name, "produce", &mark)
 
 	if err := r.store.MarkPublished(ctx, tx, out.acked); err != nil {
 		return res, err
@@ -396,9 +399,11 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 			return res, err
 		}
 	}
+	r.metrics.since(r.src.Name, "flip", &mark)
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("committing outbox batch: %w", err)
 	}
+	r.metrics.since(r.src.Name, "commit", &mark)
 	if out.fatal != nil { // what was acknowledged is flipped; now stop
 		return res, fmt.Errorf("%w: %w", ErrFatal, out.fatal)
 	}
@@ -553,7 +558,9 @@ func (r *Relay) retain(ctx context.Context) {
 	for {
 		for ctx.Err() == nil {
 			dctx, cancel := context.WithTimeout(ctx, retentionTimeout)
+			mark := time.Now()
 			n, err := r.store.DeletePublished(dctx, r.pool, r.cfg.Retention, r.cfg.RetentionBatch)
+			r.metrics.since(r.src.Name, "retention", &mark)
 			cancel()
 			if err != nil {
 				if ctx.Err() == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,9 +43,12 @@ type soakSample struct {
 // BenchmarkSoak pushes SOAK_EVENTS events (make soak: 10,000,000), written
 // with package outbox by a writer running alongside, through the relay to
 // Kafka with retention on (SOAK_RETENTION, 30s), and reports the relay's
-// throughput over the first and the last tenth of the events and the outbox
-// table's size and dead tuples over time: with the table's autovacuum
-// settings (migration 00016, outbox.DDL) the size stays bounded. The writer
+// throughput over the first tenth of the events, the first tenth begun
+// after the retention period (before it nothing is deleted, so the start
+// is faster than the steady state) and the last tenth, the time per row of
+// each step (sitewatch_relay_step_seconds_total), and the outbox table's
+// size and dead tuples over time: with the table's autovacuum settings
+// (migration 00016, outbox.DDL) the size stays bounded. The writer
 // keeps at most SOAK_BACKLOG (100,000) rows waiting, so the table holds the
 // backlog plus the retention window, not the whole run.
 //
@@ -129,6 +133,15 @@ func BenchmarkSoak(b *testing.B) {
 		samples := []soakSample{{}}
 		// The decile marks: when the published count passed each tenth.
 		marks := make([]time.Duration, 11)
+		steps := make([]map[string]float64, 11) // seconds by step at each mark
+		stepSeconds := func() map[string]float64 {
+			out := map[string]float64{}
+			for _, step := range Steps {
+				out[step] = testutil.ToFloat64(m.steps.WithLabelValues("soak", step))
+			}
+			return out
+		}
+		steps[0] = stepSeconds()
 		next := 1
 		tick := time.NewTicker(50 * time.Millisecond)
 		lastSample := time.Now()
@@ -142,6 +155,7 @@ func BenchmarkSoak(b *testing.B) {
 			p := published()
 			for next <= 10 && p >= total*int64(next)/10 {
 				marks[next] = time.Since(start)
+				steps[next] = stepSeconds()
 				next++
 			}
 			if time.Since(lastSample) >= every || next > 10 {
@@ -161,6 +175,16 @@ func BenchmarkSoak(b *testing.B) {
 		tenth := float64(total) / 10
 		first := tenth / marks[1].Seconds()
 		last := tenth / (marks[10] - marks[9]).Seconds()
+		// Retention deletes nothing for its first period: the steady state
+		// starts with the first tenth begun after it.
+		steady := 10
+		for i := 1; i <= 10; i++ {
+			if marks[i-1] >= retention {
+				steady = i
+				break
+			}
+		}
+		steadyRate := tenth / (marks[steady] - marks[steady-1]).Seconds()
 		var maxBytes, maxDead int64
 		for _, s := range samples {
 			maxBytes, maxDead = max(maxBytes, s.totalBytes), max(maxDead, s.dead)
@@ -169,8 +193,27 @@ func BenchmarkSoak(b *testing.B) {
 		b.ReportMetric(first, "first-tenth-rows/s")
 		b.ReportMetric(last, "last-tenth-rows/s")
 		b.ReportMetric(last/first, "end/start")
+		b.ReportMetric(steadyRate, "steady-start-rows/s")
+		b.ReportMetric(last/steadyRate, "end/steady-start")
 		b.ReportMetric(float64(maxBytes)/(1<<20), "max-MB")
 		b.ReportMetric(float64(maxDead), "max-dead-tuples")
+		// Where the time went: µs per published row by step, over the
+		// first and the last tenth.
+		perRow := func(from, to int) string {
+			var parts []string
+			for _, step := range Steps {
+				parts = append(parts, fmt.Sprintf("%s %.1f", step, (steps[to][step]-steps[from][step])*1e6/tenth))
+			}
+			return strings.Join(parts, ", ")
+		}
+		fmt.Printf("soak: µs per row by step (summed over workers), first tenth: %s\n", perRow(0, 1))
+		fmt.Printf("soak: µs per row by step (summed over workers), tenth %d (the first after retention began): %s\n", steady, perRow(steady-1, steady))
+		fmt.Printf("soak: µs per row by step (summed over workers), last tenth:  %s\n", perRow(9, 10))
+		for _, step := range []string{"claim", "flip", "commit"} {
+			b.ReportMetric((steps[10][step]-steps[9][step])/(steps[steady][step]-steps[steady-1][step]), step+"-end/steady-start")
+		}
+		fmt.Printf("soak: relay %.0f rows/s over tenth %d, the first after retention began; the last tenth is %.2f of it\n",
+			steadyRate, steady, last/steadyRate)
 		fmt.Printf("soak: %d events in %s; relay %.0f rows/s over the first tenth, %.0f over the last (%.2f); outbox at most %.1f MB (%.1f MB at the end), at most %d dead tuples, %d autovacuums\n",
 			total, marks[10].Round(time.Second), first, last, last/first, float64(maxBytes)/(1<<20), float64(final.totalBytes)/(1<<20), maxDead, final.autovacuums)
 	}
