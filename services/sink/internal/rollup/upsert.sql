@@ -7,7 +7,8 @@
 -- hold one check, and encoding 65 counts each was a third of the sink's
 -- CPU. Histograms add element by element, the shorter one padded with
 -- zeros: {{histogram_sum}} is that sum written out element by element
--- (rollup.go), about twice as fast as unnesting both and aggregating.
+-- (rollup.go), cheaper than unnesting both and aggregating them again
+-- (store.BenchmarkInsert: rollups from about 100 to 80 µs a check).
 INSERT INTO rollups AS r (bucket_width, site_id, region, bucket_start, checks, failures, duration_sum, phase_checks,
     dns_sum, connect_sum, tls_sum, ttfb_sum, transfer_sum, histogram)
 SELECT u.w, u.s, u.g, u.b, u.c, u.f, u.d, u.pc, u.dns, u.con, u.tls, u.ttfb, u.tr,

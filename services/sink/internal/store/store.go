@@ -201,7 +201,11 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 	if err != nil {
 		return 0, fmt.Errorf("starting the transaction of %d stats rows: %w", len(recs), err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op once committed
+	defer func() { // a no-op once committed
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rctx)
+	}()
 	err = func() error {
 		res, err := tx.Query(ctx, insertStatsSQL, args...)
 		if err != nil {
