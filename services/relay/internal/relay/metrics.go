@@ -58,11 +58,9 @@ func (m *Metrics) add(r source) {
 // Steps are the parts of the relay's work sitewatch_relay_step_seconds_total counts.
 var Steps = []string{"claim", "produce", "flip", "commit", "retention"}
 
-// since adds the time since *from to step of source and moves *from to now.
-func (m *Metrics) since(source, step string, from *time.Time) {
-	now := time.Now()
-	m.steps.WithLabelValues(source, step).Add(now.Sub(*from).Seconds())
-	*from = now
+// step is the counter of seconds of one of Steps for source.
+func (m *Metrics) step(source, name string) prometheus.Counter {
+	return m.steps.WithLabelValues(source, name)
 }
 
 func (m *Metrics) observeDeleted(source string, n int64) {

@@ -25,6 +25,7 @@ import (
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/lease"
+	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/relay/internal/store"
 )
@@ -348,15 +349,15 @@ func (r *Relay) publishBatch(ctx context.Context, worker int) (Result, error) {
 func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 	var res Result
 	start := time.Now()
+	sw := ops.StartStopwatch() // the claim's lap includes beginning the transaction
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
 		return res, fmt.Errorf("beginning outbox transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 
-	mark := start
 	rows, err := r.store.Claim(ctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes)
-	r.metrics.since(r.src.Name, "claim", &mark)
+	sw.Lap(r.metrics.step(r.src.Name, "claim"))
 	if err != nil {
 		return res, err
 	}
@@ -379,7 +380,7 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 		}
 	}
 	out := r.produce(sendable)
-	r.metrics.since(r.src.Name, "produce", &mark)
+	sw.Lap(r.metrics.step(r.src.Name, "produce"))
 
 	if err := r.store.MarkPublished(ctx, tx, out.acked); err != nil {
 		return res, err
@@ -399,11 +400,11 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 			return res, err
 		}
 	}
-	r.metrics.since(r.src.Name, "flip", &mark)
+	sw.Lap(r.metrics.step(r.src.Name, "flip"))
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("committing outbox batch: %w", err)
 	}
-	r.metrics.since(r.src.Name, "commit", &mark)
+	sw.Lap(r.metrics.step(r.src.Name, "commit"))
 	if out.fatal != nil { // what was acknowledged is flipped; now stop
 		return res, fmt.Errorf("%w: %w", ErrFatal, out.fatal)
 	}
@@ -558,9 +559,9 @@ func (r *Relay) retain(ctx context.Context) {
 	for {
 		for ctx.Err() == nil {
 			dctx, cancel := context.WithTimeout(ctx, retentionTimeout)
-			mark := time.Now()
+			sw := ops.StartStopwatch()
 			n, err := r.store.DeletePublished(dctx, r.pool, r.cfg.Retention, r.cfg.RetentionBatch)
-			r.metrics.since(r.src.Name, "retention", &mark)
+			sw.Lap(r.metrics.step(r.src.Name, "retention"))
 			cancel()
 			if err != nil {
 				if ctx.Err() == nil {

@@ -1,21 +1,13 @@
 package sink
 
-import (
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // LoopParts are the parts of the loop sitewatch_sink_loop_seconds_total
 // counts; together they are all of its time.
 var LoopParts = []string{"idle", "kafka", "decode", "database", "dead_letters"}
 
-// since adds the time since *from to part and moves *from to now.
-func (m *metrics) since(part string, from *time.Time) {
-	now := time.Now()
-	m.seconds.WithLabelValues(part).Add(now.Sub(*from).Seconds())
-	*from = now
-}
+// part is the counter of seconds of one of LoopParts.
+func (m *metrics) part(name string) prometheus.Counter { return m.seconds.WithLabelValues(name) }
 
 type metrics struct {
 	consumed, stored, duplicates, malformed, writeErrors, newer prometheus.Counter

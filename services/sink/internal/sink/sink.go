@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
 )
@@ -117,8 +118,8 @@ func (s *Sink) Run(ctx context.Context) error {
 func (s *Sink) collect(ctx context.Context) []*kafka.Message {
 	var batch []*kafka.Message
 	var deadline time.Time
-	mark := time.Now()
-	defer func() { s.metrics.since("kafka", &mark) }()
+	sw := ops.StartStopwatch()
+	defer func() { sw.Lap(s.metrics.part("kafka")) }()
 	for len(batch) < s.cfg.BatchSize && ctx.Err() == nil {
 		wait := 100 // ms: idle, waiting for a first message
 		if len(batch) > 0 {
@@ -130,7 +131,7 @@ func (s *Sink) collect(ctx context.Context) []*kafka.Message {
 		ev := s.consumer.Poll(wait)
 		if len(batch) == 0 {
 			if _, ok := ev.(*kafka.Message); !ok {
-				s.metrics.since("idle", &mark)
+				sw.Lap(s.metrics.part("idle"))
 			}
 		}
 		switch ev := ev.(type) {
@@ -159,7 +160,7 @@ func (s *Sink) collect(ctx context.Context) []*kafka.Message {
 // handle decodes, writes and then stores the offsets of one batch.
 func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
 	start := time.Now()
-	mark := start
+	sw := ops.StartStopwatch()
 	recs := make([]store.Record, 0, len(batch))
 	var dead []DeadLetter
 	for _, m := range batch {
@@ -175,9 +176,9 @@ func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
 		recs = append(recs, store.Record{Check: c, Topic: *m.TopicPartition.Topic,
 			Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)})
 	}
-	s.metrics.since("decode", &mark)
+	sw.Lap(s.metrics.part("decode"))
 	inserted, refused, err := s.write(ctx, recs)
-	s.metrics.since("database", &mark)
+	sw.Lap(s.metrics.part("database"))
 	if err != nil {
 		return err
 	}
@@ -189,11 +190,11 @@ func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
 		}
 	}
 	err = s.bury(ctx, dead)
-	s.metrics.since("dead_letters", &mark)
+	sw.Lap(s.metrics.part("dead_letters"))
 	if err != nil {
 		return err
 	}
-	defer s.metrics.since("kafka", &mark)
+	defer sw.Lap(s.metrics.part("kafka"))
 	if _, err := s.consumer.StoreOffsets(nextOffsets(batch)); err != nil {
 		// After a rebalance took a partition away its offsets cannot be
 		// stored; the new owner re-reads those messages and the unique

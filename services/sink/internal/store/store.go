@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
 	"github.com/sitewatch/sitewatch/services/sink/internal/rollup"
 )
@@ -165,18 +166,6 @@ func New(pool *pgxpool.Pool, incidentTopic string, reg prometheus.Registerer) *S
 	return &Store{pool: pool, incidentTopic: incidentTopic, steps: steps}
 }
 
-// timer adds the time since its last call to a step.
-type timer struct {
-	steps *prometheus.CounterVec
-	last  time.Time
-}
-
-func (t *timer) done(step string) {
-	now := time.Now()
-	t.steps.WithLabelValues(step).Add(now.Sub(t.last).Seconds())
-	t.last = now
-}
-
 // Insert writes recs in one transaction and returns how many rows were
 // new; records whose event id is already stored are skipped. The checks
 // stored for the first time move their sites' states, and the incidents
@@ -196,7 +185,7 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 	for i, c := range statsColumns {
 		args[i] = c.values(rows)
 	}
-	t := timer{steps: s.steps, last: time.Now()}
+	sw := ops.StartStopwatch()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("starting the transaction of %d stats rows: %w", len(recs), err)
@@ -232,15 +221,15 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 					DNSMS: r.DNSMS, ConnectMS: r.ConnectMS, TLSMS: r.TLSMS, TTFBMS: r.TTFBMS, TransferMS: r.TransferMS})
 			}
 		}
-		t.done("stats")
+		sw.Lap(s.steps.WithLabelValues("stats"))
 		// Only the rows stored for the first time count: re-delivery
 		// cannot add to a bucket twice.
 		if err := rollup.Apply(ctx, tx, rolled); err != nil {
 			return err
 		}
-		t.done("rollups")
+		sw.Lap(s.steps.WithLabelValues("rollups"))
 		_, err = incident.Apply(ctx, tx, s.incidentTopic, checks)
-		t.done("state")
+		sw.Lap(s.steps.WithLabelValues("state"))
 		return err
 	}()
 	if err != nil {
@@ -249,7 +238,7 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("committing %d stats rows: %w", len(recs), err)
 	}
-	t.done("commit")
+	sw.Lap(s.steps.WithLabelValues("commit"))
 	return n, nil
 }
 
