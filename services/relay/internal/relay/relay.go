@@ -150,6 +150,7 @@ type Relay struct {
 	src      Source
 	pool     *pgxpool.Pool
 	store    *store.Store
+	floor    *store.Floor // where claims start; kept by Run
 	coord    *lease.Coordinator
 	producer Producer
 	logger   *zap.Logger
@@ -196,7 +197,7 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 		pool.Close()
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
-	r := &Relay{cfg: cfg, src: src, pool: pool, store: st, coord: coord, producer: producer,
+	r := &Relay{cfg: cfg, src: src, pool: pool, store: st, floor: st.NewFloor(), coord: coord, producer: producer,
 		logger: logger, metrics: m, lastLoop: time.Now()}
 	m.add(r)
 	return r, nil
@@ -266,6 +267,11 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.retain(ctx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.keepFloor(ctx)
+	}()
 	wg.Wait()
 	stopCoord()
 	<-coordDone
@@ -356,7 +362,7 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 
-	rows, err := r.store.Claim(ctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes)
+	rows, err := r.store.Claim(ctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes, r.floor.ID())
 	sw.Lap(r.metrics.step(r.src.Name, "claim"))
 	if err != nil {
 		return res, err
@@ -547,6 +553,27 @@ func (r *Relay) message(row *store.Row, index int) *kafka.Message {
 		Value:          row.Payload,
 		Headers:        headers,
 		Opaque:         index,
+	}
+}
+
+// floorEvery is how often the claims' floor is refreshed: how far behind
+// the oldest waiting row it trails, and how long a row that turns up below
+// it (see store.Floor) waits at most.
+const floorEvery = time.Second
+
+// floorTimeout bounds one refresh: a scan of the index of waiting rows.
+const floorTimeout = 10 * time.Second
+
+// keepFloor refreshes the claims' floor until ctx ends. A failed refresh
+// leaves the floor where it was, which is never above a waiting row.
+func (r *Relay) keepFloor(ctx context.Context) {
+	for retry.Sleep(ctx, floorEvery) {
+		fctx, cancel := context.WithTimeout(ctx, floorTimeout)
+		_, err := r.floor.Refresh(fctx, r.pool)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			r.logger.Warn("refreshing where claims start failed; claims go on from the last floor", zap.Error(err))
+		}
 	}
 }
 

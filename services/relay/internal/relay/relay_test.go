@@ -336,6 +336,52 @@ func TestOutOfOrderCommitsMissNoRow(t *testing.T) {
 	}
 }
 
+func TestClaimsStartAtAFloorThatWaitsForTransactionsInFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	r := newRelay(t, dbURL, &fakeProducer{}, testConfig())
+	refresh := func() int64 {
+		t.Helper()
+		id, err := r.floor.Refresh(ctx, pool)
+		require.NoError(t, err)
+		require.Equal(t, id, r.floor.ID())
+		return id
+	}
+
+	writeRows(t, pool, outbox.Message{Topic: "t"}, outbox.Message{Topic: "t"}, outbox.Message{Topic: "t"}) // ids 1..3
+	require.Equal(t, 3, drain(t, r))
+	require.Zero(t, refresh(), "a first refresh only proposes a floor")
+	require.EqualValues(t, 4, refresh(), "with no transaction running, the floor rises past the published rows")
+
+	_, err := pool.Exec(ctx, "UPDATE outbox SET published = false, published_at = NULL WHERE id = 2")
+	require.NoError(t, err)
+	require.Zero(t, drain(t, r), "claims start at the floor")
+	require.EqualValues(t, 2, refresh(), "a waiting row below the floor lowers it at once")
+	require.Equal(t, 1, drain(t, r))
+	refresh()
+	require.EqualValues(t, 4, refresh())
+
+	// A transaction takes id 4 and commits after id 5 is published.
+	early, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = early.Rollback(ctx) }()
+	require.NoError(t, outbox.Write(ctx, early, outbox.Message{Topic: "t", Payload: []byte("early")}))
+	writeRows(t, pool, outbox.Message{Topic: "t", Payload: []byte("late")})
+	require.Equal(t, 1, drain(t, r))
+	for range 3 {
+		require.EqualValues(t, 4, refresh(), "the floor stays below the ids of a transaction still running")
+	}
+	require.NoError(t, early.Commit(ctx))
+	require.Equal(t, 1, drain(t, r), "the row committed late is claimed at once")
+	refresh()
+	require.EqualValues(t, 6, refresh(), "once it ended, the floor rises")
+	for _, s := range rowStates(t, pool) {
+		require.True(t, s.Published)
+	}
+}
+
 func TestRunWakesOnNotifyRetainsAndStopsAfterTheBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -368,6 +414,8 @@ func TestRunWakesOnNotifyRetainsAndStopsAfterTheBatch(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE published AND id > 2").Scan(&n))
 		return n == 2
 	}, 5*time.Second, 20*time.Millisecond, "rows written while Run runs are published without waiting for the poll")
+	require.Eventually(t, func() bool { return r.floor.ID() == 5 }, 10*time.Second, 20*time.Millisecond,
+		"Run keeps the claims' floor: past the published rows")
 	require.Eventually(t, func() bool {
 		var ids []int64
 		rows, err := pool.Query(ctx, "SELECT id FROM outbox ORDER BY id")

@@ -24,6 +24,8 @@ var (
 	claimSQL string
 	//go:embed delete_published.sql
 	deletePublishedSQL string
+	//go:embed floor.sql
+	floorSQL string
 	//go:embed mark_failed.sql
 	markFailedSQL string
 	//go:embed mark_published.sql
@@ -88,6 +90,7 @@ type queries struct {
 	checkColumns    string
 	claim           string
 	deletePublished string
+	floor           string
 	markFailed      string
 	markPublished   string
 	park            string
@@ -115,6 +118,7 @@ func New(table string) (*Store, error) {
 		checkColumns:    fill(checkColumnsSQL),
 		claim:           fill(claimSQL),
 		deletePublished: fill(deletePublishedSQL),
+		floor:           fill(floorSQL),
 		markFailed:      fill(markFailedSQL),
 		markPublished:   fill(markPublishedSQL),
 		park:            fill(parkSQL),
@@ -154,11 +158,11 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 	return ti, nil
 }
 
-// Claim locks up to limit publishable rows of lanes, oldest first, until
-// tx ends.
+// Claim locks up to limit publishable rows of lanes with ids from floor on
+// (see Floor), oldest first, until tx ends.
 // Payloads larger than maxBytes (with the key) are not loaded.
-func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxBytes int64) ([]Row, error) {
-	rows, err := tx.Query(ctx, s.q.claim, limit, lanes, maxBytes)
+func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxBytes, floor int64) ([]Row, error) {
+	rows, err := tx.Query(ctx, s.q.claim, limit, lanes, maxBytes, floor)
 	if err != nil {
 		return nil, fmt.Errorf("claiming outbox batch: %w", err)
 	}
