@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ const benchSites = 10_000
 // the database) and the database's time per row per step
 // (sitewatch_sink_write_seconds_total: raw rows, rollups, state, commit).
 // Each iteration starts from an empty database and a new consumer group;
-// batches of 500 (the old default) and 10,000 (the default) are compared.
+// batches of 500 (the old default) and 10,000 (the default) are compared,
+// or the sizes listed in SITEWATCH_SINK_BENCH_BATCHES ("10000,30000").
 func BenchmarkSinkPreloaded(b *testing.B) {
 	n := 500_000
 	if v := os.Getenv("SITEWATCH_SINK_BENCH_MESSAGES"); v != "" {
@@ -44,7 +46,18 @@ func BenchmarkSinkPreloaded(b *testing.B) {
 	}
 	topic := kafkatest.NewTopic(b, 3)
 	preload(b, topic, n)
-	for _, size := range []int{500, 10000} {
+	sizes := []int{500, 10000}
+	if v := os.Getenv("SITEWATCH_SINK_BENCH_BATCHES"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			size, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || size < 1 {
+				b.Fatalf("SITEWATCH_SINK_BENCH_BATCHES=%q: want positive batch sizes separated by commas", v)
+			}
+			sizes = append(sizes, size)
+		}
+	}
+	for _, size := range sizes {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				drain(b, topic, n, size)

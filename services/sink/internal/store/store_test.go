@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -118,10 +119,21 @@ func TestStatsColumnsCoverTheTable(t *testing.T) {
 	require.Contains(t, insertStatsSQL, fmt.Sprintf("$%d::text[])", len(statsColumns)))
 }
 
-// Each value lands in its own column: every field of a version 2 record
-// has a value no other field has, and each is read back by column name.
+// Each value lands in its own column, both when the batch is copied in and
+// when it is inserted past an event already stored: every field of a
+// record has a value no other field has, and each is read back by column
+// name.
 func TestEveryFieldLandsInItsColumn(t *testing.T) {
 	t.Parallel()
+	for _, redelivered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("redelivered=%v", redelivered), func(t *testing.T) {
+			t.Parallel()
+			everyFieldLandsInItsColumn(t, redelivered)
+		})
+	}
+}
+
+func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 	ctx := context.Background()
 	pool := dbtest.Pool(t, dbtest.New(t))
 	yes := true
@@ -132,14 +144,29 @@ func TestEveryFieldLandsInItsColumn(t *testing.T) {
 		Regexes: []checkevent.RegexResult{{Pattern: "p", Match: true, Matched: true}},
 		DNSMS:   1.25, ConnectMS: 2.25, TLSMS: 3.25, TTFBMS: 4.25, TransferMS: 5.25, BodyBytes: 66, Truncated: true,
 		Redirects: 7, FinalURL: "https://final", TLSExpiry: &leaf, TLSChainExpiry: &chain, RemoteIP: "10.9.8.7"}
-	_, err := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry()).Insert(ctx, []Record{{Check: c, Topic: "topic", Partition: 8, Offset: 99}})
+	st := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry())
+	batch := []Record{{Check: c, Topic: "topic", Partition: 8, Offset: 99}}
+	if redelivered { // stored before, on its own
+		stored := Record{Check: checkevent.Check{SchemaVersion: 3, EventID: uuid.NewString(), SiteID: 12, URL: "https://other",
+			CheckedAt: checked}, Topic: "topic", Partition: 8, Offset: 98}
+		_, err := st.Insert(ctx, []Record{stored})
+		require.NoError(t, err)
+		batch = append([]Record{stored}, batch...)
+	}
+	n, err := st.Insert(ctx, batch)
 	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	if redelivered {
+		require.EqualValues(t, 1, testutil.ToFloat64(st.redelivered), "the copy failed on the stored event; the batch was inserted")
+	} else {
+		require.Zero(t, testutil.ToFloat64(st.redelivered), "a batch of new events is copied in")
+	}
 
 	got := map[string]any{}
 	rows, err := pool.Query(ctx, `SELECT event_id::text, site_id, url, checked_at, status_code, duration_ms, regex,
 		regex_matched, error_class, error, topic_name, kafka_partition, kafka_offset, schema_version, regexes::text,
 		dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, body_bytes, truncated, redirects, final_url, tls_expiry,
-		tls_chain_expiry, remote_ip, region FROM stats`)
+		tls_chain_expiry, remote_ip, region FROM stats WHERE event_id = $1`, c.EventID)
 	require.NoError(t, err)
 	require.True(t, rows.Next())
 	values, err := rows.Values()
@@ -163,6 +190,9 @@ func TestEveryFieldLandsInItsColumn(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, got)
+	var total int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM stats").Scan(&total))
+	require.Equal(t, len(batch), total, "one row per event")
 }
 
 // A check Kafka delivers twice is stored once and counted once: only rows
@@ -184,6 +214,7 @@ func TestRedeliveredChecksNeverDoubleApply(t *testing.T) {
 	n, err := st.Insert(ctx, []Record{first}) // the same message again
 	require.NoError(t, err)
 	require.Zero(t, n)
+	require.EqualValues(t, 1, testutil.ToFloat64(st.redelivered))
 	var incidents int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM incidents").Scan(&incidents))
 	require.Zero(t, incidents, "a re-delivered failure is not a second failure")
