@@ -3,7 +3,10 @@ package sink
 import "github.com/prometheus/client_golang/prometheus"
 
 // LoopParts are the parts of the loop sitewatch_sink_loop_seconds_total
-// counts; together they are all of its time.
+// counts. The loop runs in two goroutines at once: one collects and
+// decodes (idle, kafka taking messages, decode), the other writes (database,
+// dead_letters, kafka storing offsets); each one's parts are all of its
+// time except waiting for the other.
 var LoopParts = []string{"idle", "kafka", "decode", "database", "dead_letters"}
 
 // part is the counter of seconds of one of LoopParts.
@@ -37,7 +40,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		[]string{"reason"})
 	m.seconds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_sink_loop_seconds_total",
 		Help: "Time the sink's loop spent, by part: idle (waiting for a first message), kafka (taking messages at hand, storing offsets), " +
-			"decode, database (writing batches, retries included; steps in sitewatch_sink_write_seconds_total), dead_letters."},
+			"decode, database (writing batches, retries included; steps in sitewatch_sink_write_seconds_total), dead_letters. " +
+			"The next batch is collected and decoded while one is written, so parts overlap."},
 		[]string{"part"})
 	for _, part := range LoopParts {
 		m.seconds.WithLabelValues(part)

@@ -93,14 +93,40 @@ func New(cfg Config, consumer Consumer, writer Writer, dead DeadLetters, logger 
 func (s *Sink) LastLoop() time.Time { return time.Unix(0, s.lastLoop.Load()) }
 
 // Run consumes until ctx ends; the batch in flight is written first.
+//
+// While a batch is written, the next one is collected and decoded: the
+// database, the sink's own CPU and Kafka then work at once instead of in
+// turn. The next batch is handed over only once the one before it is
+// written and its offsets stored, so offsets are still stored in order; a
+// batch collected but not yet handed over when ctx ends is dropped unwritten,
+// its offsets not stored: it comes again after the restart.
 func (s *Sink) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		batch := s.collect(ctx)
-		s.lastLoop.Store(time.Now().UnixNano())
-		if len(batch) == 0 {
-			continue
+	cctx, stop := context.WithCancel(ctx)
+	ready := make(chan decoded) // unbuffered: one batch is written while at most one more waits
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		defer close(ready)
+		for cctx.Err() == nil {
+			batch := s.collect(cctx)
+			s.lastLoop.Store(time.Now().UnixNano())
+			if len(batch) == 0 {
+				continue
+			}
+			d := s.decode(batch)
+			select {
+			case ready <- d:
+			case <-cctx.Done():
+				return
+			}
 		}
-		if err := s.handle(ctx, batch); err != nil {
+	}()
+	defer func() {
+		stop()
+		<-collected
+	}()
+	for d := range ready {
+		if err := s.write(ctx, d); err != nil {
 			return err
 		}
 		s.lastLoop.Store(time.Now().UnixNano())
@@ -157,27 +183,47 @@ func (s *Sink) collect(ctx context.Context) []*kafka.Message {
 	return batch
 }
 
+// decoded is a batch as Kafka had it, the records decoded from it, and the
+// messages that are not check events.
+type decoded struct {
+	batch []*kafka.Message
+	recs  []store.Record
+	dead  []DeadLetter
+}
+
 // handle decodes, writes and then stores the offsets of one batch.
 func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
-	start := time.Now()
+	return s.write(ctx, s.decode(batch))
+}
+
+// decode decodes a batch's messages.
+func (s *Sink) decode(batch []*kafka.Message) decoded {
 	sw := ops.StartStopwatch()
-	recs := make([]store.Record, 0, len(batch))
-	var dead []DeadLetter
+	defer sw.Lap(s.metrics.part("decode"))
+	d := decoded{batch: batch, recs: make([]store.Record, 0, len(batch))}
 	for _, m := range batch {
 		c, err := checkevent.Decode(m.Value)
 		if err != nil {
 			// Never storable: to the dead-letter topic, not retried forever.
-			dead = append(dead, DeadLetter{Msg: m, Class: "malformed", Reason: err.Error()})
+			d.dead = append(d.dead, DeadLetter{Msg: m, Class: "malformed", Reason: err.Error()})
 			continue
 		}
 		if c.SchemaVersion > checkevent.SchemaVersion {
 			s.metrics.newer.Inc() // stored with the fields we know; upgrade the sink to keep the rest
 		}
-		recs = append(recs, store.Record{Check: c, Topic: *m.TopicPartition.Topic,
+		d.recs = append(d.recs, store.Record{Check: c, Topic: *m.TopicPartition.Topic,
 			Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset)})
 	}
-	sw.Lap(s.metrics.part("decode"))
-	inserted, refused, err := s.write(ctx, recs)
+	return d
+}
+
+// write stores a decoded batch, sends its dead letters, and then stores
+// its offsets.
+func (s *Sink) write(ctx context.Context, d decoded) error {
+	start := time.Now()
+	sw := ops.StartStopwatch()
+	batch, recs, dead := d.batch, d.recs, d.dead
+	inserted, refused, err := s.insert(ctx, recs)
 	sw.Lap(s.metrics.part("database"))
 	if err != nil {
 		return err
@@ -238,12 +284,12 @@ type refusal struct {
 	err error
 }
 
-// write stores recs, retrying while the database is unreachable. When the
-// database refuses a batch for good, write halves it and writes each half
+// insert stores recs, retrying while the database is unreachable. When the
+// database refuses a batch for good, insert halves it and writes each half
 // the same way, so only the rows refused on their own are refused (a bad
 // row in a batch of n costs about 2·log2(n) more writes, not n); it
 // returns them. After ctx ends it keeps trying for ShutdownGrace.
-func (s *Sink) write(ctx context.Context, recs []store.Record) (int64, []refusal, error) {
+func (s *Sink) insert(ctx context.Context, recs []store.Record) (int64, []refusal, error) {
 	if len(recs) == 0 {
 		return 0, nil, nil
 	}
@@ -268,11 +314,11 @@ func (s *Sink) write(ctx context.Context, recs []store.Record) (int64, []refusal
 		return 0, []refusal{{recs[0], err}}, nil
 	}
 	half := len(recs) / 2
-	n1, refused1, err := s.write(ctx, recs[:half])
+	n1, refused1, err := s.insert(ctx, recs[:half])
 	if err != nil {
 		return 0, nil, err
 	}
-	n2, refused2, err := s.write(ctx, recs[half:])
+	n2, refused2, err := s.insert(ctx, recs[half:])
 	if err != nil {
 		return 0, nil, err
 	}

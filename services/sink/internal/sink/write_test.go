@@ -3,12 +3,15 @@ package sink
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
@@ -218,4 +221,79 @@ func TestRefusedRowsAreFoundByHalving(t *testing.T) {
 	require.EqualValues(t, 17, dead[0].Msg.TopicPartition.Offset)
 	require.EqualValues(t, 640, dead[1].Msg.TopicPartition.Offset)
 	require.Less(t, w.attempts, 50, "halving, not one write per row")
+}
+
+// channelConsumer hands out the messages sent to it, one per poll, and
+// records the offsets stored; safe for the loop's two goroutines.
+type channelConsumer struct {
+	msgs   chan *kafka.Message
+	polled atomic.Int32
+	mu     sync.Mutex
+	stored []kafka.TopicPartition
+}
+
+func (c *channelConsumer) Poll(timeoutMs int) kafka.Event {
+	select {
+	case m := <-c.msgs:
+		c.polled.Add(1)
+		return m
+	case <-time.After(time.Duration(timeoutMs) * time.Millisecond):
+		return nil
+	}
+}
+
+func (c *channelConsumer) StoreOffsets(o []kafka.TopicPartition) ([]kafka.TopicPartition, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stored = append(c.stored, o...)
+	return o, nil
+}
+
+// gatedWriter holds each write until it is let through.
+type gatedWriter struct {
+	entered chan []store.Record
+	gate    chan struct{}
+}
+
+func (g *gatedWriter) Insert(_ context.Context, recs []store.Record) (int64, error) {
+	g.entered <- recs
+	<-g.gate
+	return int64(len(recs)), nil
+}
+
+// The next batch is collected and decoded while one is written, and the
+// offsets are still stored in order.
+func TestNextBatchIsCollectedWhileOneIsWritten(t *testing.T) {
+	c := &channelConsumer{msgs: make(chan *kafka.Message, 2)}
+	w := &gatedWriter{entered: make(chan []store.Record), gate: make(chan struct{})}
+	s := newSink(t, Config{BatchSize: 1, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	c.msgs <- message(t, 1, event(t, 1, 200))
+	first := <-w.entered
+	require.EqualValues(t, 1, first[0].Offset)
+	c.msgs <- message(t, 2, event(t, 2, 200))
+	require.Eventually(t, func() bool { return c.polled.Load() == 2 }, 10*time.Second, time.Millisecond,
+		"the second batch is taken while the first is still being written")
+	require.Eventually(t, func() bool { return testutil.ToFloat64(s.metrics.part("decode")) > 0 && len(c.msgs) == 0 },
+		10*time.Second, time.Millisecond)
+	c.mu.Lock()
+	require.Empty(t, c.stored, "no offset is stored before its batch is written")
+	c.mu.Unlock()
+
+	w.gate <- struct{}{}
+	second := <-w.entered
+	require.EqualValues(t, 2, second[0].Offset)
+	w.gate <- struct{}{}
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.stored) == 2
+	}, 10*time.Second, time.Millisecond)
+	require.EqualValues(t, 2, c.stored[0].Offset, "the first batch's next offset first")
+	require.EqualValues(t, 3, c.stored[1].Offset)
+	cancel()
+	require.NoError(t, <-done)
 }
