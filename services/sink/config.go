@@ -1,14 +1,14 @@
 package main
 
 import (
-	"os"
-	"regexp"
-
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"os"
+	"regexp"
 	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
@@ -16,6 +16,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/services/sink/internal/maintain"
+	"github.com/sitewatch/sitewatch/services/sink/internal/sink"
 	"github.com/sitewatch/sitewatch/services/sink/internal/status"
 )
 
@@ -40,6 +41,7 @@ type Config struct {
 	NotifyMaxWait   time.Duration
 	BatchSize       int
 	BatchWait       time.Duration
+	Writers         int
 	Maintain        maintain.Config // retention and partitions (issue 9)
 }
 
@@ -61,6 +63,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IncidentSweep, "incident-sweep-interval", 5*time.Second, "how often sites no region checks any more open stale incidents, and removed or disabled sites' incidents are resolved")
 	fs.IntVar(&c.BatchSize, "batch-size", 10000, "the most messages written per database transaction (a batch holds what is at hand, so it fills up only when the sink is behind)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "the longest the first message of a batch waits while more keep arriving (a batch is written as soon as nothing more is at hand)")
+	fs.IntVar(&c.Writers, "writers", sink.DefaultWriters, "transactions writing at once, each for its share of the partitions this replica holds (partition modulo writers); more than those partitions adds nothing")
 	c.Maintain.RegisterFlags(fs)
 	fs.StringVar(&c.Status.Addr, "http-addr", "127.0.0.1:8080", "listen address of the status page (loopback unless -ui-token is set; empty: no status page)")
 	fs.StringVar(&c.Status.Token, "ui-token", "", "bearer token, or basic-auth password, the status page requires (env SINK_UI_TOKEN or SINK_UI_TOKEN_FILE; required beyond loopback)")
@@ -113,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchWait < time.Millisecond || c.BatchWait > time.Minute {
 		errs = append(errs, fmt.Errorf("batch-wait: %s: want 1ms..1m", c.BatchWait))
+	}
+	if c.Writers < 1 || c.Writers > 64 {
+		errs = append(errs, fmt.Errorf("writers: %d: want 1..64", c.Writers))
 	}
 	return errors.Join(errs...)
 }

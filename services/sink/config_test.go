@@ -21,9 +21,10 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	require.ErrorContains(t, err, "raw-retention: 1h0m0s: want 24h")
 	require.ErrorContains(t, err, "rollup-1h-retention: 0s")
 
-	_, err = loadConfig([]string{"-topic=bad topic", "-batch-size=0", "-group-id=", "-ops-addr=nope", "-notify-retry-backoff=0s"})
+	_, err = loadConfig([]string{"-topic=bad topic", "-batch-size=0", "-writers=0", "-group-id=", "-ops-addr=nope", "-notify-retry-backoff=0s"})
 	require.ErrorContains(t, err, `topic: invalid outbox message: topic "bad topic"`)
 	require.ErrorContains(t, err, "batch-size: 0")
+	require.ErrorContains(t, err, "writers: 0: want 1..64")
 	require.ErrorContains(t, err, "group-id: required")
 	require.ErrorContains(t, err, "ops-addr:")
 	require.ErrorContains(t, err, "notify-retry-backoff: 0s: want 10ms..1h")

@@ -54,9 +54,9 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
-	// The sink's write, the notifier's recording and delivering, the sweep
-	// and /readyz at once, and a spare.
-	pool, err := config.OpenPool(ctx, cfg.DatabaseURL, "sitewatch-sink", 6)
+	// The sink's writers, the notifier's recording and delivering, the
+	// sweep and /readyz at once, and a spare.
+	pool, err := config.OpenPool(ctx, cfg.DatabaseURL, "sitewatch-sink", cfg.Writers+5)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		return fail(fmt.Errorf("subscribing to %s: %w", cfg.Topic, err))
 	}
 
-	s, err := sink.New(sink.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second,
+	s, err := sink.New(sink.Config{BatchSize: cfg.BatchSize, Writers: cfg.Writers, BatchWait: cfg.BatchWait, ShutdownGrace: 30 * time.Second,
 		WriteTimeout: 30 * time.Second}, watched{consumer, kafkaHealth, fatal.set}, store.New(pool, cfg.IncidentTopic, opsSrv.Registry()),
 		sink.Producer{P: deadLetters}, logger, opsSrv.Registry())
 	if err != nil {

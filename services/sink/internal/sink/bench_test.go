@@ -36,7 +36,8 @@ const benchSites = 10_000
 // (sitewatch_sink_write_seconds_total: raw rows, rollups, state, commit).
 // Each iteration starts from an empty database and a new consumer group;
 // batches of 500 (the old default) and 10,000 (the default) are compared,
-// or the sizes listed in SITEWATCH_SINK_BENCH_BATCHES ("10000,30000").
+// or the sizes listed in SITEWATCH_SINK_BENCH_BATCHES ("10000,30000"), by
+// DefaultWriters writers (SITEWATCH_SINK_BENCH_WRITERS).
 func BenchmarkSinkPreloaded(b *testing.B) {
 	n := 500_000
 	if v := os.Getenv("SITEWATCH_SINK_BENCH_MESSAGES"); v != "" {
@@ -142,7 +143,14 @@ func drain(b *testing.B, topic string, n, size int) {
 		b.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := New(Config{BatchSize: size, BatchWait: 200 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Minute},
+	writers := DefaultWriters
+	if v := os.Getenv("SITEWATCH_SINK_BENCH_WRITERS"); v != "" {
+		var err error
+		if writers, err = strconv.Atoi(v); err != nil || writers < 1 {
+			b.Fatalf("SITEWATCH_SINK_BENCH_WRITERS=%q: want a positive number", v)
+		}
+	}
+	s, err := New(Config{BatchSize: size, Writers: writers, BatchWait: 200 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Minute},
 		c, store.New(pool, checkevent.IncidentTopic, reg), nil, zap.NewNop(), reg)
 	if err != nil {
 		b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,9 +23,14 @@ import (
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
 )
 
+// DefaultWriters is how many transactions write at once unless configured:
+// one per partition of the topic as the sink creates it by default.
+const DefaultWriters = 3
+
 // Config tunes batching.
 type Config struct {
 	BatchSize int
+	Writers   int           // batches are written by this many transactions at once, each for its share of the partitions
 	BatchWait time.Duration // the longest the first message of a batch waits while more keep arriving
 	// ShutdownGrace bounds how long a batch may keep retrying a database
 	// write after shutdown was asked for; its offsets are then not stored.
@@ -37,6 +43,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("batch size %d: want at least 1", c.BatchSize))
+	}
+	if c.Writers < 1 {
+		errs = append(errs, fmt.Errorf("writers %d: want at least 1", c.Writers))
 	}
 	if c.BatchWait <= 0 {
 		errs = append(errs, fmt.Errorf("batch wait %s: want more than 0", c.BatchWait))
@@ -92,46 +101,74 @@ func New(cfg Config, consumer Consumer, writer Writer, dead DeadLetters, logger 
 // LastLoop is when the loop last finished a turn, for the liveness check.
 func (s *Sink) LastLoop() time.Time { return time.Unix(0, s.lastLoop.Load()) }
 
-// Run consumes until ctx ends; the batch in flight is written first.
+// Run consumes until ctx ends; the batches in flight are written first.
 //
-// While a batch is written, the next one is collected and decoded: the
+// While batches are written, the next one is collected and decoded: the
 // database, the sink's own CPU and Kafka then work at once instead of in
-// turn. The next batch is handed over only once the one before it is
-// written and its offsets stored, so offsets are still stored in order; a
-// batch collected but not yet handed over when ctx ends is dropped unwritten,
-// its offsets not stored: it comes again after the restart.
+// turn. A batch is split among Writers writers by partition (partition
+// modulo Writers), each writing its share in a transaction of its own; a
+// partition always goes to the same writer, and a writer takes its next
+// share only once the one before is written and its offsets stored, so each
+// partition's offsets are stored in order. The sites' checks are keyed to
+// partitions, so writers never wait for each other's rows. A share
+// collected but not yet taken when ctx ends is dropped unwritten, its
+// offsets not stored: it comes again after the restart.
 func (s *Sink) Run(ctx context.Context) error {
 	cctx, stop := context.WithCancel(ctx)
-	ready := make(chan decoded) // unbuffered: one batch is written while at most one more waits
-	collected := make(chan struct{})
-	go func() {
-		defer close(collected)
-		defer close(ready)
-		for cctx.Err() == nil {
-			batch := s.collect(cctx)
-			s.lastLoop.Store(time.Now().UnixNano())
-			if len(batch) == 0 {
+	defer stop()
+	queues := make([]chan decoded, s.cfg.Writers)
+	failed := make(chan error, len(queues))
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan decoded) // unbuffered: a writer's next share waits until it is done with one
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range queues[i] {
+				if err := s.write(ctx, d); err != nil {
+					failed <- err
+					stop()
+					for range queues[i] { // the collector stops; let it hand over what it holds
+					}
+					return
+				}
+				s.lastLoop.Store(time.Now().UnixNano())
+			}
+		}()
+	}
+	s.collectAll(cctx, queues)
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	select {
+	case err := <-failed:
+		return err
+	default:
+		return nil
+	}
+}
+
+// collectAll collects and decodes batches and hands each writer its share
+// until ctx ends.
+func (s *Sink) collectAll(ctx context.Context, queues []chan decoded) {
+	for ctx.Err() == nil {
+		batch := s.collect(ctx)
+		s.lastLoop.Store(time.Now().UnixNano())
+		if len(batch) == 0 {
+			continue
+		}
+		for i, share := range s.decode(batch).split(len(queues)) {
+			if len(share.batch) == 0 {
 				continue
 			}
-			d := s.decode(batch)
 			select {
-			case ready <- d:
-			case <-cctx.Done():
+			case queues[i] <- share:
+			case <-ctx.Done():
 				return
 			}
 		}
-	}()
-	defer func() {
-		stop()
-		<-collected
-	}()
-	for d := range ready {
-		if err := s.write(ctx, d); err != nil {
-			return err
-		}
-		s.lastLoop.Store(time.Now().UnixNano())
 	}
-	return nil
 }
 
 // collect polls until it has a batch: once the first message is in, it
@@ -189,6 +226,27 @@ type decoded struct {
 	batch []*kafka.Message
 	recs  []store.Record
 	dead  []DeadLetter
+}
+
+// split divides d into n shares by partition (partition modulo n).
+func (d decoded) split(n int) []decoded {
+	if n == 1 {
+		return []decoded{d}
+	}
+	shares := make([]decoded, n)
+	for _, m := range d.batch {
+		i := int(m.TopicPartition.Partition) % n
+		shares[i].batch = append(shares[i].batch, m)
+	}
+	for _, r := range d.recs {
+		i := int(r.Partition) % n
+		shares[i].recs = append(shares[i].recs, r)
+	}
+	for _, dl := range d.dead {
+		i := int(dl.Msg.TopicPartition.Partition) % n
+		shares[i].dead = append(shares[i].dead, dl)
+	}
+	return shares
 }
 
 // handle decodes, writes and then stores the offsets of one batch.

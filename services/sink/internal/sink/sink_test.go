@@ -67,7 +67,7 @@ func runSink(t *testing.T, pool *pgxpool.Pool, topic, group string, stop func() 
 	producer, err := kafka.NewProducer(kafkatest.Config(t).ConfigMap(kafka.ConfigMap{"acks": "all", "enable.idempotence": true}))
 	require.NoError(t, err)
 	t.Cleanup(producer.Close)
-	s, err := New(Config{BatchSize: 100, BatchWait: 50 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: 10 * time.Second},
+	s, err := New(Config{BatchSize: 100, Writers: 1, BatchWait: 50 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: 10 * time.Second},
 		c, store.New(pool, checkevent.IncidentTopic, prometheus.NewRegistry()), Producer{producer}, zaptest.NewLogger(t), prometheus.NewRegistry())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

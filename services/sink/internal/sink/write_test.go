@@ -61,7 +61,7 @@ func message(t *testing.T, offset int64, payload []byte) *kafka.Message {
 func TestDatabaseDownIsRetriedAndRefusedRowsAreDeadLetters(t *testing.T) {
 	c := &fakeConsumer{}
 	w := &flakyWriter{down: 3}
-	s := newSink(t, Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
+	s := newSink(t, Config{BatchSize: 10, Writers: 1, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
 	batch := []*kafka.Message{message(t, 10, event(t, 1, 200)), message(t, 11, event(t, 2, 200)), message(t, 12, event(t, 3, 200))}
 	require.NoError(t, s.handle(context.Background(), batch))
 
@@ -100,7 +100,7 @@ func newSink(t *testing.T, cfg Config, c Consumer, w Writer) *Sink {
 func TestShutdownDuringOutageStoresNoOffsetsAndDoesNotSpin(t *testing.T) {
 	c := &fakeConsumer{}
 	w := &flakyWriter{down: 1 << 30}
-	s := newSink(t, Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: 500 * time.Millisecond, WriteTimeout: time.Second}, c, w)
+	s := newSink(t, Config{BatchSize: 10, Writers: 1, BatchWait: time.Millisecond, ShutdownGrace: 500 * time.Millisecond, WriteTimeout: time.Second}, c, w)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := s.handle(ctx, []*kafka.Message{message(t, 5, event(t, 1, 200))})
@@ -114,12 +114,13 @@ func TestShutdownDuringOutageStoresNoOffsetsAndDoesNotSpin(t *testing.T) {
 }
 
 func TestNewRefusesABadConfig(t *testing.T) {
-	good := Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}
+	good := Config{BatchSize: 10, Writers: 1, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}
 	for name, mut := range map[string]func(*Config){
 		"batch size":    func(c *Config) { c.BatchSize = 0 },
 		"batch wait":    func(c *Config) { c.BatchWait = 0 },
 		"grace":         func(c *Config) { c.ShutdownGrace = -time.Second },
 		"write timeout": func(c *Config) { c.WriteTimeout = 0 },
+		"writers":       func(c *Config) { c.Writers = 0 },
 	} {
 		cfg := good
 		mut(&cfg)
@@ -154,7 +155,7 @@ func TestABatchIsWhatIsAtHandNotWhatATimerCollects(t *testing.T) {
 	for i := range 3 {
 		c.queue = append(c.queue, message(t, int64(i), nil))
 	}
-	s := newSink(t, Config{BatchSize: 100, BatchWait: time.Hour, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, &flakyWriter{})
+	s := newSink(t, Config{BatchSize: 100, Writers: 1, BatchWait: time.Hour, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, &flakyWriter{})
 	done := make(chan []*kafka.Message)
 	go func() { done <- s.collect(context.Background()) }()
 	select {
@@ -185,7 +186,7 @@ func (f *failingDead) Send(context.Context, []DeadLetter) error {
 func TestUnacknowledgedDeadLettersStoreNoOffsets(t *testing.T) {
 	c := &fakeConsumer{}
 	dead := &failingDead{}
-	s, err := New(Config{BatchSize: 10, BatchWait: time.Millisecond, ShutdownGrace: 300 * time.Millisecond, WriteTimeout: time.Second},
+	s, err := New(Config{BatchSize: 10, Writers: 1, BatchWait: time.Millisecond, ShutdownGrace: 300 * time.Millisecond, WriteTimeout: time.Second},
 		c, &flakyWriter{}, dead, zaptest.NewLogger(t), prometheus.NewRegistry())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -201,7 +202,7 @@ func TestUnacknowledgedDeadLettersStoreNoOffsets(t *testing.T) {
 func TestRefusedRowsAreFoundByHalving(t *testing.T) {
 	c := &fakeConsumer{}
 	w := &flakyWriter{}
-	s := newSink(t, Config{BatchSize: 1000, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
+	s := newSink(t, Config{BatchSize: 1000, Writers: 1, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
 	batch := make([]*kafka.Message, 1000)
 	for i := range batch {
 		site := int64(i + 3)
@@ -233,6 +234,12 @@ type channelConsumer struct {
 }
 
 func (c *channelConsumer) Poll(timeoutMs int) kafka.Event {
+	select { // what is at hand first
+	case m := <-c.msgs:
+		c.polled.Add(1)
+		return m
+	default:
+	}
 	select {
 	case m := <-c.msgs:
 		c.polled.Add(1)
@@ -266,7 +273,7 @@ func (g *gatedWriter) Insert(_ context.Context, recs []store.Record) (int64, err
 func TestNextBatchIsCollectedWhileOneIsWritten(t *testing.T) {
 	c := &channelConsumer{msgs: make(chan *kafka.Message, 2)}
 	w := &gatedWriter{entered: make(chan []store.Record), gate: make(chan struct{})}
-	s := newSink(t, Config{BatchSize: 1, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
+	s := newSink(t, Config{BatchSize: 1, Writers: 1, BatchWait: time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -294,6 +301,52 @@ func TestNextBatchIsCollectedWhileOneIsWritten(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	require.EqualValues(t, 2, c.stored[0].Offset, "the first batch's next offset first")
 	require.EqualValues(t, 3, c.stored[1].Offset)
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// A batch is split among the writers by partition, and the shares are
+// written at once, each in its own transaction.
+func TestWritersWriteTheirPartitionsAtOnce(t *testing.T) {
+	c := &channelConsumer{msgs: make(chan *kafka.Message, 6)}
+	w := &gatedWriter{entered: make(chan []store.Record), gate: make(chan struct{})}
+	s := newSink(t, Config{BatchSize: 100, Writers: 2, BatchWait: time.Hour, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
+	for i, partition := range []int32{0, 1, 2, 0, 1, 2} {
+		m := message(t, int64(10+i), event(t, int64(i+1), 200))
+		m.TopicPartition.Partition = partition
+		c.msgs <- m
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	shares := map[int32][]int64{} // first partition of a share: its offsets
+	// Both enter before either is let through.
+	for range 2 {
+		var recs []store.Record
+		select {
+		case recs = <-w.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second share waited for the first to be written")
+		}
+		for _, r := range recs {
+			shares[recs[0].Partition] = append(shares[recs[0].Partition], r.Offset)
+			require.Equal(t, recs[0].Partition%2, r.Partition%2, "a share holds the partitions of one writer")
+		}
+	}
+	require.Equal(t, map[int32][]int64{0: {10, 12, 13, 15}, 1: {11, 14}}, shares)
+	w.gate <- struct{}{}
+	w.gate <- struct{}{}
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.stored) == 3
+	}, 10*time.Second, time.Millisecond)
+	next := map[int32]kafka.Offset{}
+	for _, tp := range c.stored {
+		next[tp.Partition] = tp.Offset
+	}
+	require.Equal(t, map[int32]kafka.Offset{0: 14, 1: 15, 2: 16}, next, "each partition's offsets, once its share is written")
 	cancel()
 	require.NoError(t, <-done)
 }
