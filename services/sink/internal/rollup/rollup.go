@@ -114,30 +114,42 @@ type Key struct {
 // Row is one bucket's sums, as table rollups holds them.
 type Row struct {
 	Key
-	Checks, Failures, PhaseChecks                    int32
-	DurationSum                                      float64
+	Checks, Failures, PhaseChecks int32
+	DurationSum                   float64
+	// Histogram counts the checks by response-time bucket; for a bucket of
+	// one check (most of a batch's) it is nil and One is the index of the
+	// check's count, which saves allocating and sending 65 counts.
 	Histogram                                        []int32
+	One                                              int32
 	DNSSum, ConnectSum, TLSSum, TTFBSum, TransferSum float64
 }
 
 // Aggregate sums checks into one row per bucket and width, ordered by key
 // so concurrent transactions lock rows in the same order (no deadlocks).
 func Aggregate(checks []Check) []Row {
-	rows := map[Key]*Row{}
+	out := make([]Row, 0, len(checks)*len(Widths)) // never grown: the map's pointers stay valid
+	rows := make(map[Key]*Row, len(checks)*len(Widths))
 	for _, c := range checks {
+		bucket := int32(BucketOf(c.DurationMS))
 		for _, w := range Widths {
 			k := Key{Width: int32(w / time.Second), SiteID: c.SiteID, Region: c.Region, Start: c.CheckedAt.UTC().Truncate(w)}
 			r := rows[k]
 			if r == nil {
-				r = &Row{Key: k, Histogram: make([]int32, len(Bounds)+1)}
+				out = append(out, Row{Key: k, One: bucket})
+				r = &out[len(out)-1]
 				rows[k] = r
+			} else {
+				if r.Histogram == nil {
+					r.Histogram = make([]int32, len(Bounds)+1)
+					r.Histogram[r.One]++
+				}
+				r.Histogram[bucket]++
 			}
 			r.Checks++
 			if c.Failed {
 				r.Failures++
 			}
 			r.DurationSum += c.DurationMS
-			r.Histogram[BucketOf(c.DurationMS)]++
 			if c.Phases {
 				r.PhaseChecks++
 				r.DNSSum += c.DNSMS
@@ -147,10 +159,6 @@ func Aggregate(checks []Check) []Row {
 				r.TransferSum += c.TransferMS
 			}
 		}
-	}
-	out := make([]Row, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(a, b Row) int {
 		switch {
@@ -192,8 +200,8 @@ func Apply(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		width[i], site[i], region[i], start[i] = r.Width, r.SiteID, r.Region, r.Start
 		checksN[i], failures[i], phaseChecks[i] = r.Checks, r.Failures, r.PhaseChecks
 		dur[i], dns[i], conn[i], tls[i], ttfb[i], transfer[i] = r.DurationSum, r.DNSSum, r.ConnectSum, r.TLSSum, r.TTFBSum, r.TransferSum
-		if r.Checks == 1 {
-			one[i] = int32(slices.Index(r.Histogram, 1))
+		if r.Histogram == nil {
+			one[i] = r.One
 			continue
 		}
 		one[i], off[i] = -1, int32(len(hist))

@@ -70,4 +70,9 @@ func TestAggregateMergesBucketsInKeyOrder(t *testing.T) {
 	require.Equal(t, 50.0, day.DurationSum)
 	require.Equal(t, 5.0, day.TTFBSum)
 	require.EqualValues(t, 1, day.Histogram[BucketOf(20)])
+	require.EqualValues(t, 1, day.Histogram[BucketOf(30)])
+	site2 := rows[len(rows)-1]
+	require.EqualValues(t, 1, site2.Checks)
+	require.Nil(t, site2.Histogram, "a bucket of one check carries only the index of its count")
+	require.EqualValues(t, BucketOf(site2.DurationSum), site2.One)
 }

@@ -233,7 +233,14 @@ func (d decoded) split(n int) []decoded {
 	if n == 1 {
 		return []decoded{d}
 	}
+	sizes := make([]int, n) // records are large: each share's slice is allocated once
+	for _, r := range d.recs {
+		sizes[int(r.Partition)%n]++
+	}
 	shares := make([]decoded, n)
+	for i := range shares {
+		shares[i].recs = make([]store.Record, 0, sizes[i])
+	}
 	for _, m := range d.batch {
 		i := int(m.TopicPartition.Partition) % n
 		shares[i].batch = append(shares[i].batch, m)
