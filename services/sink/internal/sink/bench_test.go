@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	runtimemetrics "runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,9 +36,11 @@ const benchSites = 10_000
 // up to more than 100 %) and the database's time per row per step
 // (sitewatch_sink_write_seconds_total: raw rows, rollups, state, commit).
 // Each iteration starts from an empty database and a new consumer group;
-// batches of 500 (the old default) and 10,000 (the default) are compared,
-// or the sizes listed in SITEWATCH_SINK_BENCH_BATCHES ("10000,30000"), by
-// DefaultWriters writers (SITEWATCH_SINK_BENCH_WRITERS).
+// batches of 500 (the old default), 10,000 (the default) and 60,000 are
+// compared, or the sizes listed in SITEWATCH_SINK_BENCH_BATCHES
+// ("10000,30000"), by
+// DefaultWriters writers (SITEWATCH_SINK_BENCH_WRITERS). It also reports
+// the Go heap's peak while draining: what the batches in flight cost.
 func BenchmarkSinkPreloaded(b *testing.B) {
 	n := 500_000
 	if v := os.Getenv("SITEWATCH_SINK_BENCH_MESSAGES"); v != "" {
@@ -48,7 +51,7 @@ func BenchmarkSinkPreloaded(b *testing.B) {
 	}
 	topic := kafkatest.NewTopic(b, 3)
 	preload(b, topic, n)
-	sizes := []int{500, 10000}
+	sizes := []int{500, 10000, 60000}
 	if v := os.Getenv("SITEWATCH_SINK_BENCH_BATCHES"); v != "" {
 		sizes = nil
 		for _, f := range strings.Split(v, ",") {
@@ -165,10 +168,15 @@ func drain(b *testing.B, topic string, n, size int) {
 	}
 	b.StartTimer()
 	started, before := time.Now(), s.partSeconds()
+	heap := []runtimemetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var peakHeap uint64 // what the batches in flight cost: the heap's peak while draining
 	for testutil.ToFloat64(s.metrics.stored) < float64(n) {
+		runtimemetrics.Read(heap)
+		peakHeap = max(peakHeap, heap[0].Value.Uint64())
 		time.Sleep(10 * time.Millisecond)
 	}
 	elapsed := time.Since(started)
+	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MB")
 	b.StopTimer()
 	cancel()
 	if err := <-done; err != nil {
