@@ -38,9 +38,9 @@ const benchSites = 10_000
 // Each iteration starts from an empty database and a new consumer group;
 // batches of 500 (the old default), 10,000 (the default) and 60,000 are
 // compared, or the sizes listed in SITEWATCH_SINK_BENCH_BATCHES
-// ("10000,30000"), by
-// DefaultWriters writers (SITEWATCH_SINK_BENCH_WRITERS). It also reports
-// the Go heap's peak while draining: what the batches in flight cost.
+// ("10000,30000"), each written by DefaultWriters writers
+// (SITEWATCH_SINK_BENCH_WRITERS). It also reports the Go heap's peak while
+// draining: what the batches in flight cost.
 func BenchmarkSinkPreloaded(b *testing.B) {
 	n := 500_000
 	if v := os.Getenv("SITEWATCH_SINK_BENCH_MESSAGES"); v != "" {
