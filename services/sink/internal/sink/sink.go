@@ -2,7 +2,8 @@
 //
 // Offsets are stored only after the batch holding their messages is
 // committed to PostgreSQL, and stats.event_id is unique, so a crash at any
-// point re-delivers at most one batch and never makes a second row.
+// point re-delivers at most the batches in flight (one per writer, and the
+// next one collected) and never makes a second row.
 package sink
 
 import (
@@ -254,11 +255,6 @@ func (d decoded) split(n int) []decoded {
 		shares[i].dead = append(shares[i].dead, dl)
 	}
 	return shares
-}
-
-// handle decodes, writes and then stores the offsets of one batch.
-func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
-	return s.write(ctx, s.decode(batch))
 }
 
 // decode decodes a batch's messages.

@@ -52,6 +52,11 @@ func (f *flakyWriter) Insert(ctx context.Context, recs []store.Record) (int64, e
 	return int64(len(recs)), nil
 }
 
+// handle decodes one batch and writes it, as Run's collector and writers do.
+func (s *Sink) handle(ctx context.Context, batch []*kafka.Message) error {
+	return s.write(ctx, s.decode(batch))
+}
+
 func message(t *testing.T, offset int64, payload []byte) *kafka.Message {
 	t.Helper()
 	topic := "checks"

@@ -1,4 +1,6 @@
--- One statement per batch. ON CONFLICT makes a re-delivered event (same
+-- A batch that holds an event already stored (COPY, the usual way in,
+-- failed on its key) is written with this statement instead: one per
+-- batch. ON CONFLICT makes a re-delivered event (same
 -- event_id, and so the same checked_at: an event is immutable; stats is
 -- partitioned by checked_at, which every unique key must include) a no-op, which is what turns at-least-once into exactly-one-row;
 -- the event ids returned are the rows stored for the first time, the only
