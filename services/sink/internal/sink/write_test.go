@@ -261,6 +261,20 @@ func (c *channelConsumer) StoreOffsets(o []kafka.TopicPartition) ([]kafka.TopicP
 	return o, nil
 }
 
+// storedOffsets returns the offsets stored so far.
+func (c *channelConsumer) storedOffsets() []kafka.TopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]kafka.TopicPartition(nil), c.stored...)
+}
+
+// waitStored waits until n offsets are stored and returns them.
+func (c *channelConsumer) waitStored(t *testing.T, n int) []kafka.TopicPartition {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(c.storedOffsets()) == n }, 10*time.Second, time.Millisecond)
+	return c.storedOffsets()
+}
+
 // gatedWriter holds each write until it is let through.
 type gatedWriter struct {
 	entered chan []store.Record
@@ -291,21 +305,15 @@ func TestNextBatchIsCollectedWhileOneIsWritten(t *testing.T) {
 		"the second batch is taken while the first is still being written")
 	require.Eventually(t, func() bool { return testutil.ToFloat64(s.metrics.part("decode")) > 0 && len(c.msgs) == 0 },
 		10*time.Second, time.Millisecond)
-	c.mu.Lock()
-	require.Empty(t, c.stored, "no offset is stored before its batch is written")
-	c.mu.Unlock()
+	require.Empty(t, c.storedOffsets(), "no offset is stored before its batch is written")
 
 	w.gate <- struct{}{}
 	second := <-w.entered
 	require.EqualValues(t, 2, second[0].Offset)
 	w.gate <- struct{}{}
-	require.Eventually(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.stored) == 2
-	}, 10*time.Second, time.Millisecond)
-	require.EqualValues(t, 2, c.stored[0].Offset, "the first batch's next offset first")
-	require.EqualValues(t, 3, c.stored[1].Offset)
+	stored := c.waitStored(t, 2)
+	require.EqualValues(t, 2, stored[0].Offset, "the first batch's next offset first")
+	require.EqualValues(t, 3, stored[1].Offset)
 	cancel()
 	require.NoError(t, <-done)
 }
@@ -342,13 +350,8 @@ func TestWritersWriteTheirPartitionsAtOnce(t *testing.T) {
 	require.Equal(t, map[int32][]int64{0: {10, 12, 13, 15}, 1: {11, 14}}, shares)
 	w.gate <- struct{}{}
 	w.gate <- struct{}{}
-	require.Eventually(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.stored) == 3
-	}, 10*time.Second, time.Millisecond)
 	next := map[int32]kafka.Offset{}
-	for _, tp := range c.stored {
+	for _, tp := range c.waitStored(t, 3) {
 		next[tp.Partition] = tp.Offset
 	}
 	require.Equal(t, map[int32]kafka.Offset{0: 14, 1: 15, 2: 16}, next, "each partition's offsets, once its share is written")
