@@ -42,33 +42,45 @@ const benchSites = 10_000
 // (SITEWATCH_SINK_BENCH_WRITERS). It also reports the Go heap's peak while
 // draining: what the batches in flight cost.
 func BenchmarkSinkPreloaded(b *testing.B) {
-	n := 500_000
-	if v := os.Getenv("SITEWATCH_SINK_BENCH_MESSAGES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			b.Fatalf("SITEWATCH_SINK_BENCH_MESSAGES=%q: want a positive number", v)
-		}
-	}
+	n := envInt(b, "SITEWATCH_SINK_BENCH_MESSAGES", 500_000)
+	sizes := envInts(b, "SITEWATCH_SINK_BENCH_BATCHES", 500, 10000, 60000)
+	writers := envInt(b, "SITEWATCH_SINK_BENCH_WRITERS", DefaultWriters)
 	topic := kafkatest.NewTopic(b, 3)
 	preload(b, topic, n)
-	sizes := []int{500, 10000, 60000}
-	if v := os.Getenv("SITEWATCH_SINK_BENCH_BATCHES"); v != "" {
-		sizes = nil
-		for _, f := range strings.Split(v, ",") {
-			size, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || size < 1 {
-				b.Fatalf("SITEWATCH_SINK_BENCH_BATCHES=%q: want positive batch sizes separated by commas", v)
-			}
-			sizes = append(sizes, size)
-		}
-	}
 	for _, size := range sizes {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				drain(b, topic, n, size)
+				drain(b, topic, n, size, writers)
 			}
 		})
 	}
+}
+
+// envInts reads the environment variable name as positive numbers
+// separated by commas, or returns def when it is not set.
+func envInts(b *testing.B, name string, def ...int) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("%s=%q: want positive numbers separated by commas", name, v)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// envInt is envInts for a variable holding one number.
+func envInt(b *testing.B, name string, def int) int {
+	v := envInts(b, name, def)
+	if len(v) != 1 {
+		b.Fatalf("%s=%q: want one positive number", name, os.Getenv(name))
+	}
+	return v[0]
 }
 
 // preload produces n check events of benchSites sites, in time order,
@@ -128,7 +140,7 @@ func preload(b *testing.B, topic string, n int) {
 
 // drain runs a sink with batches of size on an empty database until it
 // stored all n events of topic, and reports what it measured.
-func drain(b *testing.B, topic string, n, size int) {
+func drain(b *testing.B, topic string, n, size, writers int) {
 	b.StopTimer()
 	ctx := context.Background()
 	pool := dbtest.Pool(b, dbtest.New(b))
@@ -146,13 +158,6 @@ func drain(b *testing.B, topic string, n, size int) {
 		b.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	writers := DefaultWriters
-	if v := os.Getenv("SITEWATCH_SINK_BENCH_WRITERS"); v != "" {
-		var err error
-		if writers, err = strconv.Atoi(v); err != nil || writers < 1 {
-			b.Fatalf("SITEWATCH_SINK_BENCH_WRITERS=%q: want a positive number", v)
-		}
-	}
 	s, err := New(Config{BatchSize: size, Writers: writers, BatchWait: 200 * time.Millisecond, ShutdownGrace: time.Second, WriteTimeout: time.Minute},
 		c, store.New(pool, checkevent.IncidentTopic, reg), nil, zap.NewNop(), reg)
 	if err != nil {
