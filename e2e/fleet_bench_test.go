@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 )
 
 // farmEnv makes the test binary serve as the benchmark's farm: a few HTTP
@@ -67,7 +68,7 @@ func BenchmarkFleet(b *testing.B) {
 
 	var farm []string
 	for range 4 {
-		farm = append(farm, freeAddrB(b))
+		farm = append(farm, porttest.Addr(b))
 	}
 	farmProc := exec.Command(os.Args[0], "-test.run=^$")
 	farmProc.Env = append(os.Environ(), farmEnv+"="+strings.Join(farm, ","))
@@ -98,7 +99,7 @@ func BenchmarkFleet(b *testing.B) {
 		ops string
 	}
 	start := func() proc {
-		p := proc{ops: freeAddrB(b)}
+		p := proc{ops: porttest.Addr(b)}
 		p.cmd = exec.Command(bin, "run", "-ops-addr", p.ops, "-concurrency", "400")
 		p.cmd.Env = env
 		if err := p.cmd.Start(); err != nil {
@@ -142,15 +143,6 @@ func BenchmarkFleet(b *testing.B) {
 	b.ReportMetric(handover.Seconds(), "handover-s")
 	b.ReportMetric(rss[0], "replica1-peak-RSS-MB")
 	b.ReportMetric(rss[1], "replica2-peak-RSS-MB")
-}
-
-func freeAddrB(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
 }
 
 func waitUntil(b *testing.B, timeout time.Duration, what string, cond func() bool) {

@@ -31,6 +31,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 	"github.com/sitewatch/sitewatch/platform/notify"
 	"github.com/sitewatch/sitewatch/platform/notify/notifytest"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 )
 
 // okServer answers every request with 200 and counts them.
@@ -67,7 +68,7 @@ type replica struct {
 
 func startReplica(t *testing.T, env []string, region string, extra ...string) *replica {
 	t.Helper()
-	ops := freeAddr(t)
+	ops := porttest.Addr(t)
 	args := append([]string{"run", "-ops-addr", ops, "-region", region, "-log-format", "console"}, extra...)
 	return &replica{process: start(t, "monitor", env, args...), ops: ops}
 }
@@ -171,8 +172,8 @@ func TestReplicasShareTheSitesAndSurviveKill9(t *testing.T) {
 	srv, _ := okServer(t)
 	const sites = 300
 	importSites(t, env, srv.URL, sites, "1s", "    topic: "+topic+"\n")
-	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic)
-	sink := start(t, "sink", env, "-ops-addr", freeAddr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
+	relay := start(t, "relay", env, "-ops-addr", porttest.Addr(t), "-poll-interval", "50ms", "-topics", topic)
+	sink := start(t, "sink", env, "-ops-addr", porttest.Addr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
 
 	rs := []*replica{startReplica(t, env, "local"), startReplica(t, env, "local"), startReplica(t, env, "local")}
 	waitReady(t, rs...)
@@ -251,8 +252,8 @@ func TestEveryRegionChecksEverySiteOnce(t *testing.T) {
 
 	rs := []*replica{startReplica(t, env, "eu-west"), startReplica(t, env, "eu-west"),
 		startReplica(t, env, "us-east"), startReplica(t, env, "us-east")}
-	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic)
-	sink := start(t, "sink", env, "-ops-addr", freeAddr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
+	relay := start(t, "relay", env, "-ops-addr", porttest.Addr(t), "-poll-interval", "50ms", "-topics", topic)
+	sink := start(t, "sink", env, "-ops-addr", porttest.Addr(t), "-topic", topic, "-group-id", "e2e-"+topic, "-batch-wait", "50ms")
 	waitReady(t, rs...)
 	require.Eventually(t, func() bool {
 		return rs[0].sites()+rs[1].sites() == 21 && rs[2].sites()+rs[3].sites() == 20
@@ -384,7 +385,7 @@ func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 	for _, region := range []string{"eu-west", "us-east", "ap-south"} {
 		rs = append(rs, startReplica(t, env, region, "-user-agent", "sitewatch "+region))
 	}
-	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic+","+incidents)
+	relay := start(t, "relay", env, "-ops-addr", porttest.Addr(t), "-poll-interval", "50ms", "-topics", topic+","+incidents)
 	sink := start(t, "sink", env, sinkArgs(topic, incidents)...)
 	state := func(region string) string {
 		var s string

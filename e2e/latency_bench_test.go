@@ -16,6 +16,7 @@ import (
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 )
 
 // BenchmarkEndToEndLatency: check events committed to the outbox at a
@@ -43,8 +44,8 @@ func BenchmarkEndToEndLatency(b *testing.B) {
 	}
 	env := append(os.Environ(), "DATABASE_URL="+dbURL, "KAFKA_BROKERS="+kafkatest.Config(b).Brokers, "LOG_FORMAT=console", "LOG_LEVEL=warn")
 	for _, p := range [][]string{
-		{"relay", "-ops-addr", freeAddrB(b), "-topics", topic + "," + incidents},
-		{"sink", "-ops-addr", freeAddrB(b), "-topic", topic, "-group-id", "bench-" + topic, "-incident-topic", incidents,
+		{"relay", "-ops-addr", porttest.Addr(b), "-topics", topic + "," + incidents},
+		{"sink", "-ops-addr", porttest.Addr(b), "-topic", topic, "-group-id", "bench-" + topic, "-incident-topic", incidents,
 			"-notify=false", "-instance-id", "bench-" + topic},
 	} {
 		cmd := exec.Command(benchBinary(b, p[0]), p[1:]...)

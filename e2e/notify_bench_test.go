@@ -21,6 +21,7 @@ import (
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 	"github.com/sitewatch/sitewatch/platform/notify"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 )
 
 // benchBinary builds a service without the race detector: a benchmark
@@ -99,9 +100,9 @@ func BenchmarkNotifyLatency(b *testing.B) {
 		}
 		b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	}
-	startProc("monitor", "run", "-ops-addr", freeAddrB(b), "-concurrency", "400")
-	startProc("relay", "-ops-addr", freeAddrB(b), "-topics", topic+","+incidents)
-	startProc("sink", "-ops-addr", freeAddrB(b), "-topic", topic, "-group-id", "bench-"+topic, "-incident-topic", incidents,
+	startProc("monitor", "run", "-ops-addr", porttest.Addr(b), "-concurrency", "400")
+	startProc("relay", "-ops-addr", porttest.Addr(b), "-topics", topic+","+incidents)
+	startProc("sink", "-ops-addr", porttest.Addr(b), "-topic", topic, "-group-id", "bench-"+topic, "-incident-topic", incidents,
 		"-notify-group-id", "bench-notify-"+topic)
 	stored := func() int { return countB(b, pool, "SELECT count(*) FROM stats") }
 	waitUntil(b, 3*time.Minute, "every site checked twice", func() bool { return stored() >= 2*sites })

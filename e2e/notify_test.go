@@ -26,6 +26,7 @@ import (
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 	"github.com/sitewatch/sitewatch/platform/notify"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 )
 
 // switchableServer answers 200 "ok", or 503 while failing is set.
@@ -59,7 +60,7 @@ type notice struct {
 }
 
 func newHookReceiver(t *testing.T) *hookReceiver {
-	r := &hookReceiver{t: t, addr: freeAddr(t)}
+	r := &hookReceiver{t: t, addr: porttest.Addr(t)}
 	t.Cleanup(r.down)
 	return r
 }
@@ -172,7 +173,7 @@ func TestNotifierKilledDuringAReceiverOutageLosesNothing(t *testing.T) {
 	failing.Store(true)
 
 	monitor := startReplica(t, env, "eu-west")
-	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic+","+incidents)
+	relay := start(t, "relay", env, "-ops-addr", porttest.Addr(t), "-poll-interval", "50ms", "-topics", topic+","+incidents)
 	sink := start(t, "sink", env, sinkArgs(topic, incidents)...)
 	outage := time.Now()
 
@@ -265,7 +266,7 @@ func TestAFlappingSiteNotifiesOncePerStateChange(t *testing.T) {
 		require.Equal(t, 0, code, out)
 	}
 	monitor := startReplica(t, env, "eu-west")
-	relay := start(t, "relay", env, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic+","+incidents)
+	relay := start(t, "relay", env, "-ops-addr", porttest.Addr(t), "-poll-interval", "50ms", "-topics", topic+","+incidents)
 	sink := start(t, "sink", env, sinkArgs(topic, incidents)...)
 
 	// Three times down and up again, then steady.

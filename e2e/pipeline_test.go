@@ -17,6 +17,7 @@ import (
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 )
 
 func count(t *testing.T, pool *pgxpool.Pool, query string, args ...any) int {
@@ -69,7 +70,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Equal(t, 5, strings.Count(out, "\n"), out)
 
-	opsAddrs := map[string]string{"monitor": freeAddr(t), "relay": freeAddr(t), "sink": freeAddr(t)}
+	opsAddrs := map[string]string{"monitor": porttest.Addr(t), "relay": porttest.Addr(t), "sink": porttest.Addr(t)}
 	monitor := start(t, "monitor", env, "run", "-ops-addr", opsAddrs["monitor"], "-reload-interval", "500ms")
 	// The checks' topic, and the incidents the broken sites open.
 	relay := start(t, "relay", env, "-ops-addr", opsAddrs["relay"], "-poll-interval", "50ms", "-topics", topic+","+checkevent.IncidentTopic)

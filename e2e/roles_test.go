@@ -17,6 +17,7 @@ import (
 	"github.com/sitewatch/sitewatch/db"
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 )
 
 // asRole is databaseURL with the role's login (scripts/pg.sh gives each
@@ -63,7 +64,7 @@ func TestEachServiceRunsWithOnlyItsOwnRole(t *testing.T) {
 	}
 
 	monitor := startReplica(t, monitorEnv, "eu-west")
-	relay := start(t, "relay", relayEnv, "-ops-addr", freeAddr(t), "-poll-interval", "50ms", "-topics", topic+","+incidents)
+	relay := start(t, "relay", relayEnv, "-ops-addr", porttest.Addr(t), "-poll-interval", "50ms", "-topics", topic+","+incidents)
 	sink := start(t, "sink", sinkEnv, sinkArgs(topic, incidents)...)
 	require.Eventually(t, func() bool { return count(t, pool, "SELECT count(*) FROM stats") >= 2 }, 60*time.Second, 100*time.Millisecond,
 		"checks written by the monitor, published by the relay, stored by the sink, each as its own role")

@@ -11,18 +11,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 	"github.com/sitewatch/sitewatch/platform/tlstest"
 )
 
@@ -38,20 +40,10 @@ type secureKafka struct {
 // Users of the private broker, for SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
 var kafkaUsers = map[string]string{"alice": "alice-s3cret", "bob": "bob-s3cret"}
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	_, port, err := net.SplitHostPort(freeAddr(t))
-	require.NoError(t, err)
-	return port
-}
-
-// startSecureKafka runs scripts/kafka.sh up for a broker of the test's own
-// and stops it when the test ends.
+// startSecureKafka starts a broker of the test's own with TLS and SASL
+// listeners, stopped when the test ends.
 func startSecureKafka(t *testing.T, ca *tlstest.CA) secureKafka {
 	t.Helper()
-	if _, err := exec.LookPath("java"); err != nil {
-		t.Fatal("java is needed for the private broker (make test installs it: scripts/kafka.sh up)")
-	}
 	dir := t.TempDir()
 	srv := ca.Server(t, "broker", "localhost")
 	for name, from := range map[string]string{"ca.pem": ca.CertFile, "broker.crt": srv.CertFile, "broker.key": srv.KeyFile} {
@@ -59,32 +51,9 @@ func startSecureKafka(t *testing.T, ca *tlstest.CA) secureKafka {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
 	}
-	k := secureKafka{}
-	plain, ctl, saslSSL, ssl := freePort(t), freePort(t), freePort(t), freePort(t)
-	k.SASLSSL, k.SSL, k.Port, k.SSLPort = "localhost:"+saslSSL, "localhost:"+ssl, saslSSL, ssl
-	users := ""
-	for u, p := range kafkaUsers {
-		users += u + ":" + p + ","
-	}
-	env := append(os.Environ(), "KAFKA_BROKERS=", "SITEWATCH_KAFKA_STATE="+filepath.Join(dir, "state"),
-		"SITEWATCH_KAFKA_PORT="+plain, "SITEWATCH_KAFKA_CONTROLLER_PORT="+ctl,
-		"SITEWATCH_KAFKA_SASL_SSL_PORT="+saslSSL, "SITEWATCH_KAFKA_SSL_PORT="+ssl,
-		"SITEWATCH_KAFKA_TLS_DIR="+dir, "SITEWATCH_KAFKA_SASL_USERS="+users[:len(users)-1])
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "scripts", "kafka.sh")
-	kafkaSh := func(action string) *exec.Cmd {
-		cmd := exec.Command("bash", script, action)
-		cmd.Env = env
-		return cmd
-	}
-	t.Cleanup(func() {
-		if out, err := kafkaSh("down").CombinedOutput(); err != nil {
-			t.Errorf("stopping the private broker: %v: %s", err, out)
-		}
-	})
-	out, err := kafkaSh("up").CombinedOutput()
-	require.NoError(t, err, "starting the private broker: %s", out)
-	return k
+	b := kafkatest.StartPrivate(t, kafkatest.PrivateOptions{TLSDir: dir, SASLUsers: kafkaUsers})
+	saslSSL, ssl := strconv.Itoa(b.SASLSSLPort), strconv.Itoa(b.SSLPort)
+	return secureKafka{SASLSSL: "localhost:" + saslSSL, SSL: "localhost:" + ssl, Port: saslSSL, SSLPort: ssl}
 }
 
 // startTLSPostgres runs a PostgreSQL of the test's own on 127.0.0.1 that
@@ -102,7 +71,7 @@ func startTLSPostgres(t *testing.T, ca *tlstest.CA) string {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "..", "scripts", "pgtls.sh")
-	port := freePort(t)
+	port := strconv.Itoa(porttest.Port(t))
 	out, err := exec.Command(script, "up", dir, port).CombinedOutput()
 	require.NoError(t, err, "scripts/pgtls.sh up: %s", out)
 	t.Cleanup(func() {

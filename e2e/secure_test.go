@@ -27,6 +27,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 	"github.com/sitewatch/sitewatch/platform/tlstest"
 )
 
@@ -71,7 +72,7 @@ func TestSecureConnections(t *testing.T) {
 		code, out := run(t, env, "monitor", "sites", "add", site.URL, "--regex", "good", "--interval", "1s", "--topic", topic)
 		require.Equal(t, 0, code, out)
 
-		ops := map[string]string{"monitor": freeAddr(t), "relay": freeAddr(t), "sink": freeAddr(t)}
+		ops := map[string]string{"monitor": porttest.Addr(t), "relay": porttest.Addr(t), "sink": porttest.Addr(t)}
 		monitor := start(t, "monitor", env, "run", "-ops-addr", ops["monitor"], "-reload-interval", "500ms")
 		sink := start(t, "sink", env, "-ops-addr", ops["sink"], "-topic", topic, "-group-id", "e2e-secure", "-batch-wait", "50ms")
 		relay := start(t, "relay", env, "-ops-addr", ops["relay"], "-poll-interval", "50ms", "-topics", topic+","+checkevent.IncidentTopic)
@@ -114,7 +115,7 @@ func TestSecureConnections(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
-				ops := freeAddr(t)
+				ops := porttest.Addr(t)
 				args := []string{"-ops-addr", ops}
 				if tc.service == "relay" {
 					args = append(args, "-topics", "secure.refused")
@@ -200,7 +201,7 @@ func TestSecureConnections(t *testing.T) {
 		require.ErrorContains(t, err, "connection requires a valid client certificate", "no certificate, no login")
 
 		// A service given the wrong host name says why on /readyz.
-		ops := freeAddr(t)
+		ops := porttest.Addr(t)
 		wrongHost := fmt.Sprintf("postgres://postgres@127.0.0.1:%s/postgres?sslmode=verify-full&sslrootcert=%s", pgPort, ca.CertFile)
 		p := start(t, "monitor", []string{"DATABASE_URL=" + wrongHost, "LOG_FORMAT=console"}, "run", "-ops-addr", ops)
 		require.Eventually(t, func() bool {

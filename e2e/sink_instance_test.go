@@ -13,6 +13,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/platform/porttest"
 )
 
 // Two sink replicas given the same -instance-id: the broker fences one of
@@ -50,11 +51,11 @@ func TestSinkWaitsForItsDatabase(t *testing.T) {
 	require.NoError(t, err)
 	real := u.Host
 	// The database is reached through a port nothing listens on yet.
-	addr := freeAddr(t)
+	addr := porttest.Addr(t)
 	u.Host = addr
 	topic, incidents := kafkatest.NewTopic(t, 3), kafkatest.NewTopic(t, 3)
 	env := []string{"DATABASE_URL=" + u.String(), "KAFKA_BROKERS=" + kafkatest.Config(t).Brokers, "LOG_FORMAT=console"}
-	ops := freeAddr(t)
+	ops := porttest.Addr(t)
 	args := append(sinkArgs(topic, incidents), "-ops-addr", ops)
 	sink := start(t, "sink", env, args...)
 	require.Eventually(t, func() bool {

@@ -151,10 +151,19 @@ probe() {
       --bootstrap-server "127.0.0.1:$PORT" --list >>"$SETUP_LOG" 2>&1
 }
 
+# first_error FROM: the first ERROR or FATAL of server.log past its line FROM, and the
+# line after it (the exception), as ": text", or nothing.
+first_error() {
+  local e
+  e=$(tail -n +"$(($1 + 1))" "$LOGS/server.log" 2>/dev/null | grep -m1 -A1 -E '^\[[^]]*\] (ERROR|FATAL) ' | tr -s '\n' ' ') || true
+  [[ -z $e ]] || printf ': %s' "${e% }"
+}
+
+# wait_ready PID FROM: FROM is how many lines server.log had before this start.
 wait_ready() {
-  local pid=$1 deadline=$((SECONDS + 90))
+  local pid=$1 from=${2:-0} deadline=$((SECONDS + 90))
   until probe; do
-    is_ours "$pid" || die "Kafka (pid $pid) exited during startup" "$LOGS/kafka.out" "$LOGS/server.log"
+    is_ours "$pid" || die "Kafka (pid $pid) exited during startup$(first_error "$from")" "$LOGS/kafka.out" "$LOGS/server.log"
     ((SECONDS < deadline)) || die "Kafka not ready on 127.0.0.1:$PORT after 90s" "$LOGS/server.log" "$SETUP_LOG"
     sleep 0.5
   done
@@ -185,9 +194,11 @@ up() {
   render_config
   format_storage
   for p in "$PORT" "$CPORT" ${TLS_DIR:+"$SASL_SSL_PORT" "$SSL_PORT"}; do
-    ! tcp_open 127.0.0.1 "$p" || die "port $p is in use by another process (not our broker); stop it or set SITEWATCH_KAFKA_PORT / SITEWATCH_KAFKA_CONTROLLER_PORT"
+    ! port_busy "$p" || die "port $p is in use by another process or connection (not our broker; see: ss -tanp 'sport = :$p'); stop it or set SITEWATCH_KAFKA_PORT / SITEWATCH_KAFKA_CONTROLLER_PORT"
   done
   echo "===== starting $(date -Is)" >>"$LOGS/kafka.out"
+  local from
+  from=$({ wc -l <"$LOGS/server.log"; } 2>/dev/null || echo 0)
   # setsid: own session, so the broker survives the calling shell/make and their Ctrl-C.
   # 9>&-: don't let the broker inherit our lock fd.
   # shellcheck disable=SC2016 # $$/$0/$@ belong to the inner bash
@@ -196,7 +207,7 @@ up() {
     -Dkafka.logs.dir="$LOGS" -Dlog4j2.configurationFile="$SCRIPTS/kafka/log4j2.properties" \
     -cp "$LIBS/*" kafka.Kafka "$PROPS" </dev/null >>"$LOGS/kafka.out" 2>&1 9>&- &
   wait_for 10 broker_pid >/dev/null || die "Kafka JVM did not launch" "$LOGS/kafka.out"
-  wait_ready "$(broker_pid)"
+  wait_ready "$(broker_pid)" "$from"
 }
 
 # Graceful stop (controlled shutdown on SIGTERM), SIGKILL after 30s.

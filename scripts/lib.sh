@@ -63,6 +63,15 @@ tcp_open() {
   timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
 }
 
+# port_busy PORT: a listener holds local TCP port PORT on 127.0.0.1, or a connection
+# has it as its local end (a port in the ephemeral range, net.ipv4.ip_local_port_range,
+# can be handed to any client); either way a server cannot bind it.
+port_busy() {
+  tcp_open 127.0.0.1 "$1" && return 0
+  command -v ss >/dev/null || return 1
+  [[ -n $(ss -Htan state established state syn-sent "( sport = :$1 )" 2>/dev/null) ]]
+}
+
 # wait_for SECONDS CMD...: poll CMD every 0.5s until it succeeds or time runs out.
 wait_for() {
   local deadline=$((SECONDS + $1))

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -361,51 +360,12 @@ func TestThreeReplicasOneKilled(t *testing.T) {
 	t.Logf("%d rows, %d duplicates", written, dups)
 }
 
-// privateBroker starts a second Kafka broker, owned by this test, so it can
-// be stopped without disturbing the tests that share the main one.
-func privateBroker(t *testing.T) (kafkaclient.Config, func(action string)) {
-	t.Helper()
-	kafkatest.Config(t) // skips under -short
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kafka.sh")
-	state := t.TempDir()
-	var env []string
-	for _, kv := range os.Environ() {
-		// KAFKA_BROKERS set, the script would use that broker instead; a
-		// user's own SITEWATCH_KAFKA_* must not move the private broker.
-		if !strings.HasPrefix(kv, "KAFKA_BROKERS=") && !strings.HasPrefix(kv, "SITEWATCH_KAFKA_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "SITEWATCH_KAFKA_STATE="+state, "SITEWATCH_KAFKA_PORT=59192", "SITEWATCH_KAFKA_CONTROLLER_PORT=59193")
-	var mu sync.Mutex
-	ctl := func(action string) {
-		mu.Lock()
-		defer mu.Unlock()
-		var out []byte
-		var err error
-		// The broker is the test's tool, not its subject: on a loaded
-		// machine its start can outlast the script's wait once, so try twice.
-		for attempt := 1; attempt <= 2; attempt++ {
-			cmd := exec.Command(script, action)
-			cmd.Env = env
-			if out, err = cmd.CombinedOutput(); err == nil {
-				break
-			}
-			t.Logf("kafka.sh %s, attempt %d: %v", action, attempt, err)
-		}
-		require.NoError(t, err, "kafka.sh %s: %s", action, out)
-	}
-	ctl("up")
-	t.Cleanup(func() { ctl("down") })
-	return kafkaclient.Config{Brokers: "127.0.0.1:59192", SecurityProtocol: "plaintext"}, ctl
-}
-
 func TestBrokerDownTwentySecondsUnderLoad(t *testing.T) {
 	dbURL := dbtest.New(t)
 	pool := dbtest.Pool(t, dbURL)
 	audit(t, pool)
-	cfg, broker := privateBroker(t)
+	broker := kafkatest.StartPrivate(t, kafkatest.PrivateOptions{})
+	cfg := broker.Config()
 	topic := "test.broker-down"
 	require.NoError(t, kafkaclient.EnsureTopic(context.Background(), cfg, topic, 3))
 
@@ -413,12 +373,12 @@ func TestBrokerDownTwentySecondsUnderLoad(t *testing.T) {
 	p := startRelay(t, dbURL, cfg.Brokers, topic)
 	waitProgress(t, pool, 1000, "the relay publishes before the broker stops")
 
-	broker("down")
+	broker.Stop()
 	var pendingDuringOutage int64
 	time.Sleep(20 * time.Second) // the outage itself: the scenario, not a wait for an event
 	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE NOT published").Scan(&pendingDuringOutage))
 	rssDuringOutage := p.peakRSS(t)
-	broker("up")
+	broker.Start()
 
 	waitProgress(t, pool, 1000, "the relay publishes again once the broker is back")
 	written := w.finish()
