@@ -33,10 +33,9 @@ type PrivateBroker struct {
 	SASLSSLPort int // with TLSDir: SASL_SSL, advertised as localhost
 	SSLPort     int // with TLSDir: SSL requiring a client certificate, advertised as localhost
 
-	t     testing.TB
-	mu    sync.Mutex
-	state string
-	env   []string
+	t   testing.TB
+	mu  sync.Mutex
+	env []string // scripts/kafka.sh's environment: state directory and ports
 }
 
 // StartPrivate starts a private broker and stops it when the test ends.
@@ -99,10 +98,9 @@ func (b *PrivateBroker) Start() {
 
 func (b *PrivateBroker) configure(o PrivateOptions) {
 	b.t.Helper()
-	b.state = b.t.TempDir()
 	b.Port = porttest.Port(b.t)
 	env := []string{
-		"SITEWATCH_KAFKA_STATE=" + b.state,
+		"SITEWATCH_KAFKA_STATE=" + b.t.TempDir(),
 		"SITEWATCH_KAFKA_PORT=" + strconv.Itoa(b.Port),
 		"SITEWATCH_KAFKA_CONTROLLER_PORT=" + strconv.Itoa(porttest.Port(b.t)),
 	}
