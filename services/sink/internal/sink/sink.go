@@ -111,9 +111,15 @@ func (s *Sink) LastLoop() time.Time { return time.Unix(0, s.lastLoop.Load()) }
 // partition always goes to the same writer, and a writer takes its next
 // share only once the one before is written and its offsets stored, so each
 // partition's offsets are stored in order. The sites' checks are keyed to
-// partitions, so writers never wait for each other's rows. A share
-// collected but not yet taken when ctx ends is dropped unwritten, its
-// offsets not stored: it comes again after the restart.
+// partitions, so writers never wait for each other's rows.
+//
+// Each writer has one share waiting for it: a writer done early starts its
+// next share at once instead of waiting for the collector to hand the
+// others theirs and collect again (BenchmarkSinkPreloaded at 10,000: the
+// writers were in the database 204 % of the time of 300 %, and 280 % with
+// the share waiting; 27,035–31,632 → 34,791–35,783 rows/s). It costs one
+// batch more in memory. A share not yet started when ctx ends is dropped
+// unwritten, its offsets not stored: it comes again after the restart.
 func (s *Sink) Run(ctx context.Context) error {
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -121,11 +127,14 @@ func (s *Sink) Run(ctx context.Context) error {
 	failed := make(chan error, len(queues))
 	var wg sync.WaitGroup
 	for i := range queues {
-		queues[i] = make(chan decoded) // unbuffered: a writer's next share waits until it is done with one
+		queues[i] = make(chan decoded, 1) // the writer's next share, waiting
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for d := range queues[i] {
+				if ctx.Err() != nil {
+					continue // shutting down: not started, so not written
+				}
 				if err := s.write(ctx, d); err != nil {
 					failed <- err
 					stop()

@@ -358,3 +358,60 @@ func TestWritersWriteTheirPartitionsAtOnce(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// slowPartitionWriter holds the writes of partition 0 until they are let
+// through and writes the others at once, recording every write's offsets.
+type slowPartitionWriter struct {
+	gate    chan struct{}
+	mu      sync.Mutex
+	written map[int32][]int64
+}
+
+func (w *slowPartitionWriter) Insert(_ context.Context, recs []store.Record) (int64, error) {
+	if recs[0].Partition == 0 {
+		<-w.gate
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range recs {
+		w.written[r.Partition] = append(w.written[r.Partition], r.Offset)
+	}
+	return int64(len(recs)), nil
+}
+
+func (w *slowPartitionWriter) offsets(partition int32) []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int64(nil), w.written[partition]...)
+}
+
+// A writer done with its share starts its next one while another writer is
+// still busy: each writer has a share waiting for it, so the collector does
+// not stop at the slow writer's door. At shutdown, the share that waited
+// and was never started is not written, nor are its offsets stored.
+func TestAFastWriterDoesNotWaitForASlowOne(t *testing.T) {
+	c := &channelConsumer{msgs: make(chan *kafka.Message, 6)}
+	w := &slowPartitionWriter{gate: make(chan struct{}), written: map[int32][]int64{}}
+	s := newSink(t, Config{BatchSize: 2, Writers: 2, BatchWait: time.Hour, ShutdownGrace: time.Second, WriteTimeout: time.Second}, c, w)
+	for i := range 6 { // three batches, each one message of partition 0 and one of partition 1
+		m := message(t, int64(i+1), event(t, int64(i+1), 200))
+		m.TopicPartition.Partition = int32(i % 2)
+		c.msgs <- m
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	require.Eventually(t, func() bool { return len(w.offsets(1)) == 2 }, 10*time.Second, time.Millisecond,
+		"partition 1's writer wrote the second batch's share while partition 0's writer was still on the first")
+	require.Equal(t, []int64{2, 4}, w.offsets(1))
+	cancel()
+	close(w.gate) // the first share of partition 0 ends; the second was waiting, never started
+	require.NoError(t, <-done)
+	require.Equal(t, []int64{1}, w.offsets(0), "the waiting share is dropped at shutdown")
+	next := map[int32]kafka.Offset{}
+	for _, tp := range c.storedOffsets() {
+		next[tp.Partition] = max(next[tp.Partition], tp.Offset)
+	}
+	require.Equal(t, map[int32]kafka.Offset{0: 2, 1: 5}, next, "offsets only for what was written")
+}
