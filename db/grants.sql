@@ -38,6 +38,7 @@ BEGIN
 
             ('sitewatch_sink',    'stats',             'SELECT, INSERT'),
             ('sitewatch_sink',    'rollups',           'SELECT, INSERT, UPDATE, DELETE'),
+            ('sitewatch_sink',    'rollup_fold',       'SELECT, UPDATE'),
             ('sitewatch_sink',    'site_region_state', 'SELECT, INSERT, UPDATE, DELETE'),
             ('sitewatch_sink',    'site_state',        'SELECT, INSERT, UPDATE, DELETE'),
             ('sitewatch_sink',    'incidents',         'SELECT, INSERT, UPDATE'),

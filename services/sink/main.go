@@ -26,6 +26,7 @@ import (
 	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
 	"github.com/sitewatch/sitewatch/services/sink/internal/maintain"
 	"github.com/sitewatch/sitewatch/services/sink/internal/notifier"
+	"github.com/sitewatch/sitewatch/services/sink/internal/rollup"
 	"github.com/sitewatch/sitewatch/services/sink/internal/sink"
 	"github.com/sitewatch/sitewatch/services/sink/internal/status"
 	"github.com/sitewatch/sitewatch/services/sink/internal/store"
@@ -89,7 +90,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	// Waits for the database and its migrated tables before reading anything:
 	// one line per attempt, with the reason, and /readyz says it too.
 	err = retry.Do(gctx, startupRetry, func(actx context.Context) error {
-		if _, err := pool.Exec(actx, "SELECT 1 FROM stats, incidents, deliveries, sink_replicas LIMIT 0"); err != nil {
+		if _, err := pool.Exec(actx, "SELECT 1 FROM stats, incidents, deliveries, sink_replicas, rollup_fold LIMIT 0"); err != nil {
 			return fmt.Errorf("reaching the database and its tables (run monitor migrate if they are missing): %w", err)
 		}
 		return nil
@@ -165,6 +166,10 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	opsSrv.Registry().MustRegister(openIncidents)
 	g.Go(func() error {
 		maintain.Run(gctx, pool, cfg.Maintain, logger.With(zap.String("component", "maintenance")))
+		return nil
+	})
+	g.Go(func() error {
+		rollup.RunFolder(gctx, pool, rollup.FoldInterval, cfg.Maintain.Timeout, logger.With(zap.String("component", "rollup-fold")))
 		return nil
 	})
 	g.Go(func() error {

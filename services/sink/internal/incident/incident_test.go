@@ -250,6 +250,8 @@ func TestJudgeWaitsForEveryReplica(t *testing.T) {
 	ok, _ = judge("a", true)
 	require.True(t, ok)
 	var behind int64
-	require.NoError(t, pool.QueryRow(ctx, "SELECT behind FROM sink_replicas WHERE instance_id = 'a'").Scan(&behind))
+	var folds bool
+	require.NoError(t, pool.QueryRow(ctx, "SELECT behind, folds FROM sink_replicas WHERE instance_id = 'a'").Scan(&behind, &folds))
 	require.EqualValues(t, 7, behind)
+	require.True(t, folds, "a replica of this version says it folds rollups (package rollup waits for those that do not)")
 }

@@ -92,9 +92,19 @@ func TestOnceCreatesDropsAndExpires(t *testing.T) {
 		UNION ALL SELECT 3600, 1, '', $1::timestamptz - interval '89 days', 1, 0, 1, '{1}'::int[], 0, 0, 0, 0, 0, 0
 		UNION ALL SELECT 86400, 1, '', $1::timestamptz - interval '700 days', 1, 0, 1, '{1}'::int[], 0, 0, 0, 0, 0, 0`, now)
 	require.NoError(t, err)
+	// Folding (package rollup) has reached only minute -5: the minutes
+	// from it on are still added to their hours and days by readers, and
+	// stay however old.
+	_, err = pool.Exec(ctx, `UPDATE rollup_fold SET folded_to = $1::timestamptz - interval '48 hours 5 minutes'`, now)
+	require.NoError(t, err)
 	res, err = Once(ctx, pool, c, now)
 	require.NoError(t, err)
-	require.EqualValues(t, 10, res.Expired, "the 1-minute buckets ending before now-48h: -11..-2")
+	require.EqualValues(t, 6, res.Expired, "the 1-minute buckets ending before now-48h and folded: -11..-6")
+	_, err = pool.Exec(ctx, `UPDATE rollup_fold SET folded_to = $1`, now)
+	require.NoError(t, err)
+	res, err = Once(ctx, pool, c, now)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, res.Expired, "folded now: the rest of those ending before now-48h, -5..-2")
 	require.Equal(t, 12, count(t, pool, "SELECT count(*) FROM rollups"))
 	require.Equal(t, 0, count(t, pool, "SELECT count(*) FROM rollups WHERE bucket_width = 60 AND bucket_start + interval '1 minute' < $1::timestamptz - interval '48 hours'", now))
 }

@@ -26,6 +26,13 @@ import (
 //go:embed upsert.sql
 var upsertTemplate string
 
+var (
+	//go:embed lock_shared.sql
+	lockSharedSQL string
+	//go:embed folded_to.sql
+	foldedToSQL string
+)
+
 var upsertSQL = strings.ReplaceAll(upsertTemplate, "{{histogram_sum}}", histogramSum("r.histogram", "excluded.histogram", len(Bounds)+1))
 
 // histogramSum is the SQL expression of the element-wise sum of histograms
@@ -124,14 +131,22 @@ type Row struct {
 	DNSSum, ConnectSum, TLSSum, TTFBSum, TransferSum float64
 }
 
-// Aggregate sums checks into one row per bucket and width, ordered by key
-// so concurrent transactions lock rows in the same order (no deadlocks).
+// Aggregate sums checks into one row per bucket of every width, ordered
+// by key so concurrent transactions lock rows in the same order (no
+// deadlocks).
 func Aggregate(checks []Check) []Row {
+	return aggregate(checks, func(*Check) []time.Duration { return Widths })
+}
+
+// aggregate is Aggregate adding each check to the widths widths(c) lists
+// (a subslice of Widths).
+func aggregate(checks []Check, widths func(c *Check) []time.Duration) []Row {
 	out := make([]Row, 0, len(checks)*len(Widths)) // never grown: the map's pointers stay valid
 	rows := make(map[Key]*Row, len(checks)*len(Widths))
-	for _, c := range checks {
+	for i := range checks {
+		c := &checks[i]
 		bucket := int32(BucketOf(c.DurationMS))
-		for _, w := range Widths {
+		for _, w := range widths(c) {
 			k := Key{Width: int32(w / time.Second), SiteID: c.SiteID, Region: c.Region, Start: c.CheckedAt.UTC().Truncate(w)}
 			r := rows[k]
 			if r == nil {
@@ -160,6 +175,13 @@ func Aggregate(checks []Check) []Row {
 			}
 		}
 	}
+	sortRows(out)
+	return out
+}
+
+// sortRows orders rows by key: concurrent transactions then lock rows in
+// the same order (no deadlocks).
+func sortRows(out []Row) {
 	slices.SortFunc(out, func(a, b Row) int {
 		switch {
 		case a.Width != b.Width:
@@ -177,17 +199,44 @@ func Aggregate(checks []Check) []Row {
 		}
 		return a.Start.Compare(b.Start)
 	})
-	return out
 }
 
 // Apply adds checks to their buckets in tx: one statement for the batch.
-// Call it only with checks stored for the first time.
+// Call it only with checks stored for the first time, in the transaction
+// that stores them. A check of a minute not folded yet goes to its minute's
+// row alone (Fold adds it to its hour and day later, from stats); one of a
+// minute already folded, or any while folding has not started, goes to all
+// three widths.
 func Apply(ctx context.Context, tx pgx.Tx, checks []Check) error {
 	if len(checks) == 0 {
 		return nil
 	}
-	rows := Aggregate(checks)
+	// Shared with the other writers, held until commit: Fold cannot move
+	// folded_to between reading it here and this transaction's commit. A
+	// statement of its own, so the one reading folded_to takes its
+	// snapshot after any fold it waited for committed.
+	if _, err := tx.Exec(ctx, lockSharedSQL); err != nil {
+		return fmt.Errorf("taking the rollup fold's lock: %w", err)
+	}
+	var foldedTo *time.Time
+	if err := tx.QueryRow(ctx, foldedToSQL).Scan(&foldedTo); err != nil {
+		return fmt.Errorf("reading how far rollups are folded: %w", err)
+	}
+	rows := aggregate(checks, func(c *Check) []time.Duration {
+		if foldedTo != nil && !c.CheckedAt.Truncate(time.Minute).Before(*foldedTo) {
+			return Widths[:1]
+		}
+		return Widths
+	})
+	return upsert(ctx, tx, rows, len(checks))
+}
+
+// upsert adds rows, the buckets of checks checks, in one statement.
+func upsert(ctx context.Context, tx pgx.Tx, rows []Row, checks int) error {
 	n := len(rows)
+	if n == 0 {
+		return nil
+	}
 	width, checksN, failures, phaseChecks := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	site := make([]int64, n)
 	region := make([]string, n)
@@ -209,7 +258,7 @@ func Apply(ctx context.Context, tx pgx.Tx, checks []Check) error {
 	}
 	if _, err := tx.Exec(ctx, upsertSQL, width, site, region, start, checksN, failures, dur, phaseChecks,
 		dns, conn, tls, ttfb, transfer, hist, one, off, int32(len(Bounds)+1)); err != nil {
-		return fmt.Errorf("adding %d checks to %d rollup buckets: %w", len(checks), n, err)
+		return fmt.Errorf("adding %d checks to %d rollup buckets: %w", checks, n, err)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func browse(t *testing.T, bin, url, shot string) (dom string, console []string) 
 // chart. Screenshots go to .cache/screenshots/ of the repository.
 func TestPagesInHeadlessChromium(t *testing.T) {
 	bin := chromium(t)
-	pool := fixture(t)
+	pool := fixture(t, false)
 	s, err := New(Config{Addr: "127.0.0.1:0"}, pool, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	srv := httptest.NewServer(s.Handler())

@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,11 +28,17 @@ import (
 // own store (so stats, rollups, states and incidents are the real thing):
 // 1 down (two failed checks, a hostile error text), 2 up (three passing
 // checks with phases), 3 paused, 4 never checked, and 55 more up-to-be
-// sites never checked, for paging.
-func fixture(t *testing.T) *pgxpool.Pool {
+// sites never checked, for paging. With folding, the rollups were folded
+// up to ten minutes ago, so the checks are in their minutes' rollups only
+// (package rollup) and the pages must add those to the hours and days.
+func fixture(t *testing.T, folding bool) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.Pool(t, dbtest.New(t))
+	if folding {
+		_, err := pool.Exec(ctx, "UPDATE rollup_fold SET folded_to = date_trunc('minute', now()) - interval '10 minutes'")
+		require.NoError(t, err)
+	}
 	_, err := pool.Exec(ctx, `INSERT INTO sites (url, enabled) VALUES
 		('https://down.example/', true), ('https://up.example/', true), ('https://paused.example/', false), ('https://new.example/', true);
 		UPDATE sites SET name = 'Shop <front>' WHERE id = 2;
@@ -70,7 +77,13 @@ func get(t *testing.T, h http.Handler, path string, header ...string) (int, stri
 }
 
 func TestListShowsStatesWorstFirstAndEscapes(t *testing.T) {
-	pool := fixture(t)
+	for _, folding := range []bool{false, true} {
+		t.Run(fmt.Sprintf("folding=%v", folding), func(t *testing.T) { listShowsStatesWorstFirstAndEscapes(t, folding) })
+	}
+}
+
+func listShowsStatesWorstFirstAndEscapes(t *testing.T, folding bool) {
+	pool := fixture(t, folding)
 	s, err := New(Config{Addr: "127.0.0.1:0"}, pool, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	h := s.Handler()
@@ -126,7 +139,13 @@ func TestListShowsStatesWorstFirstAndEscapes(t *testing.T) {
 }
 
 func TestSitePageDrawsItsChartAndKnowsNoStrangers(t *testing.T) {
-	pool := fixture(t)
+	for _, folding := range []bool{false, true} {
+		t.Run(fmt.Sprintf("folding=%v", folding), func(t *testing.T) { sitePageDrawsItsChartAndKnowsNoStrangers(t, folding) })
+	}
+}
+
+func sitePageDrawsItsChartAndKnowsNoStrangers(t *testing.T, folding bool) {
+	pool := fixture(t, folding)
 	s, err := New(Config{Addr: "127.0.0.1:0"}, pool, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	h := s.Handler()
@@ -144,6 +163,11 @@ func TestSitePageDrawsItsChartAndKnowsNoStrangers(t *testing.T) {
 	require.Equal(t, "7d", d.Range)
 	require.Equal(t, "1h0m0s", d.Width)
 	require.NotEmpty(t, d.Series)
+	var checks int64
+	for _, b := range d.Series {
+		checks += b.Checks
+	}
+	require.EqualValues(t, 3, checks, "every check in the hourly series")
 	require.Len(t, d.Checks, 3)
 	require.Equal(t, "up", d.Site.State)
 
@@ -169,7 +193,7 @@ func TestTokenAndErrorsShownToViewers(t *testing.T) {
 	}
 	require.NoError(t, Config{Addr: "[::1]:8080"}.Validate())
 
-	pool := fixture(t)
+	pool := fixture(t, false)
 	const token = "a-token-of-24-characters"
 	s, err := New(Config{Addr: "0.0.0.0:8080", Token: token}, pool, zaptest.NewLogger(t))
 	require.NoError(t, err)

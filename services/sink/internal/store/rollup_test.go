@@ -1,8 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -173,4 +176,97 @@ func TestRollupsAddHistogramsOfOtherLengths(t *testing.T) {
 	require.Equal(t, shorter, hist(60))
 	longer[0] = 2
 	require.Equal(t, longer, hist(3600), "the counts past this sink's bounds are kept")
+}
+
+// effectiveBuckets is what readers see: the rollups, with the 1-minute
+// buckets not folded yet (from folded_to on) added to their hours and days.
+func effectiveBuckets(t *testing.T, pool *pgxpool.Pool) []bucketSums {
+	t.Helper()
+	var foldedTo *time.Time
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT folded_to FROM rollup_fold").Scan(&foldedTo))
+	rows := readBuckets(t, pool, false, rollupsSQL)
+	byKey := map[rollup.Key]*bucketSums{}
+	for i := range rows {
+		r := &rows[i]
+		byKey[rollup.Key{Width: r.Width, SiteID: r.SiteID, Region: r.Region, Start: r.Start}] = r
+	}
+	for _, r := range rows {
+		if r.Width != 60 || foldedTo == nil || r.Start.Before(*foldedTo) {
+			continue
+		}
+		for _, w := range rollup.Widths[1:] {
+			k := rollup.Key{Width: int32(w / time.Second), SiteID: r.SiteID, Region: r.Region, Start: r.Start.Truncate(w)}
+			b := byKey[k]
+			if b == nil {
+				b = &bucketSums{Width: k.Width, SiteID: k.SiteID, Region: k.Region, Start: k.Start, Histogram: make([]int64, len(r.Histogram))}
+				byKey[k] = b
+			}
+			b.Checks += r.Checks
+			b.Failures += r.Failures
+			b.PhaseChecks += r.PhaseChecks
+			b.Duration += r.Duration
+			b.DNS += r.DNS
+			b.Connect += r.Connect
+			b.TLS += r.TLS
+			b.TTFB += r.TTFB
+			b.Transfer += r.Transfer
+			for i, n := range r.Histogram {
+				b.Histogram[i] += n
+			}
+		}
+	}
+	out := make([]bucketSums, 0, len(byKey))
+	for _, b := range byKey {
+		for _, f := range []*float64{&b.Duration, &b.DNS, &b.Connect, &b.TLS, &b.TTFB, &b.Transfer} {
+			*f = math.Round(*f*1e6) / 1e6
+		}
+		out = append(out, *b)
+	}
+	slices.SortFunc(out, func(a, b bucketSums) int {
+		return cmp.Or(cmp.Compare(a.Width, b.Width), cmp.Compare(a.SiteID, b.SiteID), cmp.Compare(a.Region, b.Region), a.Start.Compare(b.Start))
+	})
+	return out
+}
+
+// With folding, rollups built batch by batch (re-deliveries, checks far
+// behind and ahead of the folds) while folds run between the batches are,
+// as readers see them, the rollups recomputed from the raw rows: each
+// check counted exactly once, whether Apply or Fold added it to its hour
+// and day.
+func TestFoldedRollupsEqualRecomputationFromRawRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	st := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry())
+	r := rand.New(rand.NewPCG(11, uint64(time.Now().UnixNano())))
+	from := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Minute)
+	recs := randomRecords(r, 3000, from)
+	_, err := pool.Exec(ctx, "UPDATE rollup_fold SET folded_to = $1", from.Add(6*time.Hour))
+	require.NoError(t, err)
+
+	folded := 0
+	for i := 0; i < len(recs); i += 250 {
+		batch := recs[i:min(i+250, len(recs))]
+		if i > 0 {
+			batch = append(append([]Record{}, recs[i-20:i]...), batch...)
+		}
+		_, err := st.Insert(ctx, batch)
+		require.NoError(t, err)
+		for {
+			res, err := rollup.Fold(ctx, pool, from.Add(time.Duration(i/250)*4*time.Hour))
+			require.NoError(t, err)
+			if res.To.IsZero() {
+				break
+			}
+			folded += res.Checks
+		}
+	}
+	require.Positive(t, folded, "folds added checks to hours and days")
+	var unfolded int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM rollups, rollup_fold WHERE bucket_width = 60 AND bucket_start >= folded_to`).Scan(&unfolded))
+	require.Positive(t, unfolded, "minutes not folded yet, which readers add")
+	t.Logf("%d checks folded, %d minutes not folded yet", folded, unfolded)
+
+	want := readBuckets(t, pool, true, recomputeSQL, rollup.Bounds)
+	require.Equal(t, want, effectiveBuckets(t, pool), "rollups and the minutes not folded = recomputation from stats")
 }

@@ -1,0 +1,231 @@
+package rollup
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/sitewatch/sitewatch/platform/retry"
+)
+
+var (
+	//go:embed lock.sql
+	lockSQL string
+	//go:embed fold_state.sql
+	foldStateSQL string
+	//go:embed set_folded_to.sql
+	setFoldedToSQL string
+	//go:embed fold_checks.sql
+	foldChecksSQL string
+)
+
+// When and how much Fold folds.
+const (
+	// FoldLag: the minutes this close to the newest one stored may still
+	// get checks from partitions read a little behind the others; they are
+	// left for a later fold (a check that comes after its minute was
+	// folded is still counted once, by Apply, but at the price of the
+	// three upserts folding saves).
+	FoldLag = 5 * time.Minute
+	// FoldMin: a fold waits until this much is ready, so a site's hour and
+	// day rows are rewritten at most every FoldMin of checks, and readers
+	// add at most about FoldMin+FoldLag of minutes themselves.
+	FoldMin = 10 * time.Minute
+	// FoldMax: the most one fold adds; the writers wait while it runs.
+	FoldMax = 30 * time.Minute
+	// FoldInterval: how often the sink looks for minutes ready to fold.
+	FoldInterval = time.Minute
+)
+
+// Folded is what one Fold did.
+type Folded struct {
+	Started  bool      // folding started: the first minute it will fold is To
+	From, To time.Time // the minutes folded, [From, To); both zero when none were
+	Checks   int       // the checks folded
+	Waiting  []string  // sink replicas of a version before folding, which keep it from starting
+}
+
+// Fold adds the oldest 1-minute rollups not folded yet (up to FoldMax of
+// them, once FoldMin are ready) to their 1-hour and 1-day rollups and moves folded_to past them, in one transaction holding
+// the fold's lock alone: no writer decides on folded_to meanwhile, and
+// every writer that decided before has committed, so each check is counted
+// exactly once, by Apply or by Fold. now bounds which minutes are ready.
+//
+// Folding starts (folded_to is set for the first time) once no sink
+// replica reports without folding (sink_replicas.folds); it starts after
+// the newest minute stored, since every check stored until then went to
+// all three widths.
+func Fold(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Folded, error) {
+	var res Folded
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return res, fmt.Errorf("starting a rollup fold: %w", err)
+	}
+	defer func() { // a no-op once committed
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rctx)
+	}()
+	if _, err := tx.Exec(ctx, lockSQL); err != nil {
+		return res, fmt.Errorf("taking the rollup fold's lock: %w", err)
+	}
+	var foldedTo, newest *time.Time
+	if err := tx.QueryRow(ctx, foldStateSQL, now).Scan(&foldedTo, &newest, &res.Waiting); err != nil {
+		return res, fmt.Errorf("reading how far rollups are folded: %w", err)
+	}
+	if len(res.Waiting) == 0 {
+		res.Waiting = nil
+	}
+	if foldedTo == nil {
+		if res.Waiting != nil {
+			return res, nil
+		}
+		start := now.Truncate(time.Minute).Add(time.Minute)
+		if newest != nil && !newest.Before(start) {
+			start = newest.Add(time.Minute)
+		}
+		if _, err := tx.Exec(ctx, setFoldedToSQL, start); err != nil {
+			return res, fmt.Errorf("starting to fold rollups at %s: %w", start.Format(time.RFC3339), err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return res, fmt.Errorf("starting to fold rollups at %s: %w", start.Format(time.RFC3339), err)
+		}
+		res.Started, res.To = true, start.UTC()
+		return res, nil
+	}
+	if newest == nil {
+		return res, nil // nothing stored since the last fold
+	}
+	ready := newest.Add(time.Minute) // the newest minute is ready once over
+	if now.Before(ready) {
+		ready = now
+	}
+	ready = ready.Add(-FoldLag).Truncate(time.Minute)
+	if ready.Sub(*foldedTo) < FoldMin {
+		return res, nil
+	}
+	from, to := foldedTo.UTC(), ready.UTC()
+	if to.Sub(from) > FoldMax {
+		to = from.Add(FoldMax)
+	}
+	rows, checks, err := foldRows(ctx, tx, from, to)
+	if err != nil {
+		return res, err
+	}
+	if err := upsert(ctx, tx, rows, checks); err != nil {
+		return res, err
+	}
+	if _, err := tx.Exec(ctx, setFoldedToSQL, to); err != nil {
+		return res, fmt.Errorf("moving folded rollups to %s: %w", to.Format(time.RFC3339), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, fmt.Errorf("committing the rollup fold of %s..%s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	res.From, res.To, res.Checks = from, to, checks
+	return res, nil
+}
+
+// foldRows reads the 1-minute rollups of the minutes [from, to), summed by
+// the database per site, region, hour and histogram count, and returns
+// the 1-hour and 1-day rows they add up to, ordered by key, and how many
+// checks they hold.
+func foldRows(ctx context.Context, tx pgx.Tx, from, to time.Time) ([]Row, int, error) {
+	span := from.Format(time.RFC3339) + ".." + to.Format(time.RFC3339)
+	res, err := tx.Query(ctx, foldChecksSQL, from, to)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the minutes of %s to fold: %w", span, err)
+	}
+	defer res.Close()
+	byKey := map[Key]*Row{}
+	checks := 0
+	var (
+		g      Row
+		hour   time.Time
+		idx, n int32
+	)
+	for res.Next() {
+		if err := res.Scan(&g.SiteID, &g.Region, &hour, &idx, &n, &g.Checks, &g.Failures, &g.DurationSum, &g.PhaseChecks,
+			&g.DNSSum, &g.ConnectSum, &g.TLSSum, &g.TTFBSum, &g.TransferSum); err != nil {
+			return nil, 0, fmt.Errorf("reading the minutes of %s to fold: %w", span, err)
+		}
+		// A minute written by a sink that knows more bounds: what this one
+		// does not know counts above every bound it knows.
+		idx = min(idx, int32(len(Bounds)))
+		checks += int(g.Checks)
+		for _, w := range Widths[1:] {
+			k := Key{Width: int32(w / time.Second), SiteID: g.SiteID, Region: g.Region, Start: hour.UTC().Truncate(w)}
+			r := byKey[k]
+			if r == nil {
+				r = &Row{Key: k, Histogram: make([]int32, len(Bounds)+1)}
+				byKey[k] = r
+			}
+
+			r.Checks += g.Checks
+			r.Failures += g.Failures
+			r.PhaseChecks += g.PhaseChecks
+			r.DurationSum += g.DurationSum
+			r.DNSSum += g.DNSSum
+			r.ConnectSum += g.ConnectSum
+			r.TLSSum += g.TLSSum
+			r.TTFBSum += g.TTFBSum
+			r.TransferSum += g.TransferSum
+			r.Histogram[idx] += n
+		}
+	}
+	if err := res.Err(); err != nil {
+		return nil, 0, fmt.Errorf("reading the minutes of %s to fold: %w", span, err)
+	}
+	rows := make([]Row, 0, len(byKey))
+	for _, r := range byKey {
+		rows = append(rows, *r)
+	}
+	sortRows(rows)
+	return rows, checks, nil
+}
+
+// RunFolder folds every interval, as often in a row as there is something
+// ready, until ctx ends; each Fold has timeout. A failed fold is logged and
+// tried again at the next interval.
+func RunFolder(ctx context.Context, pool *pgxpool.Pool, interval, timeout time.Duration, logger *zap.Logger) {
+	waiting := ""
+	for {
+		for ctx.Err() == nil {
+			fctx, cancel := context.WithTimeout(ctx, timeout)
+			res, err := Fold(fctx, pool, time.Now())
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					logger.Warn("folding rollups failed; retrying at the next pass", zap.Duration("retry_in", interval), zap.Error(err))
+				}
+				break
+			}
+			if w := strings.Join(res.Waiting, ","); w != waiting {
+				waiting = w
+				if w != "" {
+					logger.Info("rollup folding waits for sink replicas of a version before it to stop", zap.Strings("replicas", res.Waiting))
+				}
+			}
+			if res.Started {
+				logger.Info("rollup folding started", zap.Time("first_minute", res.To))
+				if res.To.After(time.Now().Add(time.Hour)) {
+					logger.Warn("rollup folding starts after a check stored for a time far ahead (a clock ahead?); until then every check is added to all three widths",
+						zap.Time("first_minute", res.To))
+				}
+				continue
+			}
+			if res.To.IsZero() {
+				break
+			}
+			logger.Debug("rollups folded", zap.Time("from", res.From), zap.Time("to", res.To), zap.Int("checks", res.Checks))
+		}
+		if !retry.Sleep(ctx, interval) {
+			return
+		}
+	}
+}

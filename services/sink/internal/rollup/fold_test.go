@@ -1,0 +1,159 @@
+package rollup
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+)
+
+// apply adds checks to the rollups in a transaction of their own, as a
+// sink's writer does.
+func apply(t *testing.T, pool *pgxpool.Pool, checks ...Check) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	require.NoError(t, Apply(ctx, tx, checks))
+	require.NoError(t, tx.Commit(ctx))
+}
+
+// checksIn is the checks counted in the rollup of width and start for site 1.
+func checksIn(t *testing.T, pool *pgxpool.Pool, width time.Duration, start time.Time) int {
+	t.Helper()
+	var n int
+	err := pool.QueryRow(context.Background(), `SELECT coalesce(sum(checks), 0) FROM rollups
+		WHERE site_id = 1 AND bucket_width = $1 AND bucket_start = $2`, int32(width/time.Second), start).Scan(&n)
+	require.NoError(t, err)
+	return n
+}
+
+// foldedTo is rollup_fold.folded_to, nil while folding has not started.
+func foldedTo(t *testing.T, pool *pgxpool.Pool) *time.Time {
+	t.Helper()
+	var at *time.Time
+	require.NoError(t, pool.QueryRow(context.Background(), foldedToSQL).Scan(&at))
+	if at != nil {
+		*at = at.UTC()
+	}
+	return at
+}
+
+// A fold waits for a writer that decided on folded_to to commit, and then
+// counts that writer's check; checks of minutes not folded go to their
+// minute only until folded, those of minutes folded already to all three
+// widths at once, and nothing is counted twice.
+func TestFoldCountsEveryCheckOnceAndWaitsForWriters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	base := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	_, err := pool.Exec(ctx, setFoldedToSQL, base)
+	require.NoError(t, err)
+	day := base.Truncate(24 * time.Hour)
+	var checks []Check
+	for m := range 60 { // a check a minute, 10:00..10:59
+		checks = append(checks, Check{SiteID: 1, CheckedAt: base.Add(time.Duration(m)*time.Minute + 7*time.Second), DurationMS: float64(10 + m)})
+	}
+	apply(t, pool, checks...)
+	require.Equal(t, 0, checksIn(t, pool, time.Hour, base), "not folded yet: in the minutes only")
+	require.Equal(t, 1, checksIn(t, pool, time.Minute, base.Add(20*time.Minute)))
+
+	// A writer decides (10:20 is not folded: its minute only) and has not
+	// committed when the fold starts.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	require.NoError(t, Apply(ctx, tx, []Check{{SiteID: 1, CheckedAt: base.Add(20*time.Minute + 30*time.Second), DurationMS: 5}}))
+	type result struct {
+		res Folded
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := Fold(ctx, pool, base.Add(2*time.Hour))
+		done <- result{res, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(&waiting))
+		return waiting == 1
+	}, 10*time.Second, 5*time.Millisecond, "the fold waits for the writer's lock")
+	select {
+	case r := <-done:
+		t.Fatalf("the fold ran while a writer held the lock: %+v %v", r.res, r.err)
+	default:
+	}
+	require.NoError(t, tx.Commit(ctx))
+	r := <-done
+	require.NoError(t, r.err)
+	require.Equal(t, Folded{From: base, To: base.Add(FoldMax), Checks: 31}, r.res,
+		"the oldest FoldMax of minutes (the newest five wait: FoldLag), the waiting writer's check among them")
+	require.Equal(t, 31, checksIn(t, pool, time.Hour, base))
+	require.Equal(t, 31, checksIn(t, pool, 24*time.Hour, day))
+	require.Equal(t, base.Add(FoldMax), *foldedTo(t, pool))
+
+	// A check for a minute folded already goes to all three widths; one
+	// for a minute not folded yet, to its minute only.
+	apply(t, pool, Check{SiteID: 1, CheckedAt: base.Add(10 * time.Minute), DurationMS: 1},
+		Check{SiteID: 1, CheckedAt: base.Add(40 * time.Minute), DurationMS: 1})
+	require.Equal(t, 32, checksIn(t, pool, time.Hour, base))
+	require.Equal(t, 2, checksIn(t, pool, time.Minute, base.Add(10*time.Minute)))
+	require.Equal(t, 2, checksIn(t, pool, time.Minute, base.Add(40*time.Minute)))
+
+	r.res, r.err = Fold(ctx, pool, base.Add(2*time.Hour))
+	require.NoError(t, r.err)
+	require.Equal(t, Folded{From: base.Add(FoldMax), To: base.Add(55 * time.Minute), Checks: 26}, r.res, "up to five minutes before the newest")
+	require.Equal(t, 58, checksIn(t, pool, time.Hour, base))
+	require.Equal(t, 58, checksIn(t, pool, 24*time.Hour, day))
+	r.res, r.err = Fold(ctx, pool, base.Add(2*time.Hour))
+	require.NoError(t, r.err)
+	require.Equal(t, Folded{}, r.res, "less than FoldMin ready: nothing")
+
+	// The folded hour holds the histogram of its checks, element by element.
+	var hist []int32
+	require.NoError(t, pool.QueryRow(ctx, "SELECT histogram FROM rollups WHERE bucket_width = 3600").Scan(&hist))
+	want := make([]int32, len(Bounds)+1)
+	for _, c := range checks[:55] {
+		want[BucketOf(c.DurationMS)]++
+	}
+	want[BucketOf(5)]++
+	want[BucketOf(1)] += 2
+	require.Equal(t, want, hist)
+}
+
+// Folding starts only once no replica of a sink that does not fold
+// reports, and after the newest minute stored, however far ahead: every
+// check stored before went to all three widths already.
+func TestFoldStartsAfterOldSinksAndTheNewestMinute(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	now := time.Date(2026, 11, 24, 10, 0, 30, 0, time.UTC)
+	ahead := now.Add(3 * time.Hour).Truncate(time.Minute) // a monitor's clock ahead
+	apply(t, pool, Check{SiteID: 1, CheckedAt: now.Add(-time.Hour), DurationMS: 1}, Check{SiteID: 1, CheckedAt: ahead, DurationMS: 1})
+	require.Nil(t, foldedTo(t, pool))
+	require.Equal(t, 1, checksIn(t, pool, time.Hour, ahead.Truncate(time.Hour)), "not folding: all three widths")
+
+	_, err := pool.Exec(ctx, `INSERT INTO sink_replicas (instance_id, caught_up, behind, reported_at) VALUES ('old', true, 0, now())`)
+	require.NoError(t, err)
+	res, err := Fold(ctx, pool, now)
+	require.NoError(t, err)
+	require.Equal(t, Folded{Waiting: []string{"old"}}, res)
+	require.Nil(t, foldedTo(t, pool), "a sink that adds every check to every width still runs")
+
+	_, err = pool.Exec(ctx, `UPDATE sink_replicas SET folds = true`)
+	require.NoError(t, err)
+	res, err = Fold(ctx, pool, now)
+	require.NoError(t, err)
+	require.Equal(t, Folded{Started: true, To: ahead.Add(time.Minute)}, res)
+	require.Equal(t, ahead.Add(time.Minute), *foldedTo(t, pool))
+
+	apply(t, pool, Check{SiteID: 1, CheckedAt: ahead, DurationMS: 1}, Check{SiteID: 1, CheckedAt: ahead.Add(time.Minute), DurationMS: 1})
+	require.Equal(t, 2, checksIn(t, pool, time.Hour, ahead.Truncate(time.Hour)), "before the start: all widths; from it: the minute only")
+	require.Equal(t, 1, checksIn(t, pool, time.Minute, ahead.Add(time.Minute)))
+}
