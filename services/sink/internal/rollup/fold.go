@@ -21,8 +21,8 @@ var (
 	foldStateSQL string
 	//go:embed set_folded_to.sql
 	setFoldedToSQL string
-	//go:embed fold_checks.sql
-	foldChecksSQL string
+	//go:embed fold_sums.sql
+	foldSumsSQL string
 )
 
 // When and how much Fold folds.
@@ -132,31 +132,20 @@ func Fold(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Folded, error
 }
 
 // foldRows reads the 1-minute rollups of the minutes [from, to), summed by
-// the database per site, region, hour and histogram count, and returns
-// the 1-hour and 1-day rows they add up to, ordered by key, and how many
-// checks they hold.
+// the database per site, region and hour, and returns the 1-hour and
+// 1-day rows they add up to, ordered by key, and how many checks they hold.
 func foldRows(ctx context.Context, tx pgx.Tx, from, to time.Time) ([]Row, int, error) {
-	span := from.Format(time.RFC3339) + ".." + to.Format(time.RFC3339)
-	res, err := tx.Query(ctx, foldChecksSQL, from, to)
-	if err != nil {
-		return nil, 0, fmt.Errorf("reading the minutes of %s to fold: %w", span, err)
-	}
-	defer res.Close()
 	byKey := map[Key]*Row{}
 	checks := 0
 	var (
-		g      Row
-		hour   time.Time
-		idx, n int32
+		g     Row
+		hour  time.Time
+		ones  []int32   // the count index of each minute of one check
+		hists [][]int32 // the histograms of the others
 	)
-	for res.Next() {
-		if err := res.Scan(&g.SiteID, &g.Region, &hour, &idx, &n, &g.Checks, &g.Failures, &g.DurationSum, &g.PhaseChecks,
-			&g.DNSSum, &g.ConnectSum, &g.TLSSum, &g.TTFBSum, &g.TransferSum); err != nil {
-			return nil, 0, fmt.Errorf("reading the minutes of %s to fold: %w", span, err)
-		}
-		// A minute written by a sink that knows more bounds: what this one
-		// does not know counts above every bound it knows.
-		idx = min(idx, int32(len(Bounds)))
+	rows, _ := tx.Query(ctx, foldSumsSQL, from, to, int32(len(Bounds)+1)) // an error puts rows in an error state, which ForEachRow returns
+	_, err := pgx.ForEachRow(rows, []any{&g.SiteID, &g.Region, &hour, &g.Checks, &g.Failures, &g.DurationSum, &g.PhaseChecks,
+		&g.DNSSum, &g.ConnectSum, &g.TLSSum, &g.TTFBSum, &g.TransferSum, &ones, &hists}, func() error {
 		checks += int(g.Checks)
 		for _, w := range Widths[1:] {
 			k := Key{Width: int32(w / time.Second), SiteID: g.SiteID, Region: g.Region, Start: hour.UTC().Truncate(w)}
@@ -165,7 +154,6 @@ func foldRows(ctx context.Context, tx pgx.Tx, from, to time.Time) ([]Row, int, e
 				r = &Row{Key: k, Histogram: make([]int32, len(Bounds)+1)}
 				byKey[k] = r
 			}
-
 			r.Checks += g.Checks
 			r.Failures += g.Failures
 			r.PhaseChecks += g.PhaseChecks
@@ -175,18 +163,28 @@ func foldRows(ctx context.Context, tx pgx.Tx, from, to time.Time) ([]Row, int, e
 			r.TLSSum += g.TLSSum
 			r.TTFBSum += g.TTFBSum
 			r.TransferSum += g.TransferSum
-			r.Histogram[idx] += n
+			for _, i := range ones {
+				// A minute written by a sink that knows more bounds: what
+				// this one does not know counts above every bound it knows.
+				r.Histogram[min(i, int32(len(Bounds)))]++
+			}
+			for _, h := range hists {
+				for i, n := range h {
+					r.Histogram[i] += n
+				}
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the minutes of %s..%s to fold: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
-	if err := res.Err(); err != nil {
-		return nil, 0, fmt.Errorf("reading the minutes of %s to fold: %w", span, err)
-	}
-	rows := make([]Row, 0, len(byKey))
+	out := make([]Row, 0, len(byKey))
 	for _, r := range byKey {
-		rows = append(rows, *r)
+		out = append(out, *r)
 	}
-	sortRows(rows)
-	return rows, checks, nil
+	sortRows(out)
+	return out, checks, nil
 }
 
 // RunFolder folds every interval, as often in a row as there is something

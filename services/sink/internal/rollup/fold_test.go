@@ -157,3 +157,35 @@ func TestFoldStartsAfterOldSinksAndTheNewestMinute(t *testing.T) {
 	require.Equal(t, 2, checksIn(t, pool, time.Hour, ahead.Truncate(time.Hour)), "before the start: all widths; from it: the minute only")
 	require.Equal(t, 1, checksIn(t, pool, time.Minute, ahead.Add(time.Minute)))
 }
+
+// Minutes written by sinks that knew fewer or more histogram bounds fold
+// too: a shorter histogram adds as if padded with zeros, the counts past
+// this sink's bounds go to its last count (above every bound it knows).
+func TestFoldAddsHistogramsOfOtherLengths(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	base := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	_, err := pool.Exec(ctx, setFoldedToSQL, base)
+	require.NoError(t, err)
+	n := len(Bounds) + 1
+	longer := make([]int32, n+2)
+	longer[3], longer[n], longer[n+1] = 1, 2, 1 // four checks
+	oneBeyond := make([]int32, n+1)
+	oneBeyond[n] = 1
+	_, err = pool.Exec(ctx, `INSERT INTO rollups (bucket_width, site_id, region, bucket_start, checks, failures, duration_sum,
+		histogram, phase_checks, dns_sum, connect_sum, tls_sum, ttfb_sum, transfer_sum) VALUES
+		(60, 1, '', $1, 2, 0, 2, '{1,1}', 0, 0, 0, 0, 0, 0),
+		(60, 1, '', $1::timestamptz + interval '1 minute', 4, 0, 4, $2, 0, 0, 0, 0, 0, 0),
+		(60, 1, '', $1::timestamptz + interval '2 minutes', 1, 0, 1, $3, 0, 0, 0, 0, 0, 0),
+		(60, 1, '', $1::timestamptz + interval '59 minutes', 1, 0, 1, '{1}', 0, 0, 0, 0, 0, 0)`, base, longer, oneBeyond)
+	require.NoError(t, err)
+	res, err := Fold(ctx, pool, base.Add(2*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 7, res.Checks)
+	var hist []int32
+	require.NoError(t, pool.QueryRow(ctx, "SELECT histogram FROM rollups WHERE bucket_width = 3600").Scan(&hist))
+	want := make([]int32, n)
+	want[0], want[1], want[3], want[n-1] = 1, 1, 1, 4
+	require.Equal(t, want, hist)
+}
