@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -37,6 +39,7 @@ type Record struct {
 // (NULL), never zero.
 type row struct {
 	*Record
+	eventID   pgtype.UUID // the event id parsed, when it is a UUID (checkevent.Validate makes sure)
 	status    *int32
 	regex     *string
 	class     *string
@@ -53,6 +56,9 @@ func toRow(r *Record) (row, error) {
 	w := row{Record: r, regex: nonEmpty(r.Regex), class: nonEmpty(r.ErrorClass), errText: nonEmpty(r.Error),
 		finalURL: nonEmpty(r.FinalURL), remoteIP: nonEmpty(r.RemoteIP), region: nonEmpty(r.Region),
 		v2: r.SchemaVersion >= 2, redirects: int32(r.Redirects)}
+	if id, err := uuid.Parse(r.EventID); err == nil {
+		w.eventID = pgtype.UUID{Bytes: id, Valid: true}
+	}
 	if r.StatusCode != 0 {
 		code := int32(r.StatusCode)
 		w.status = &code
@@ -100,7 +106,17 @@ func col[T any](name, sqlType string, get func(w *row) T) column {
 // statsColumns is the one place that says what goes in which column; the
 // statement's column list and its arguments are both derived from it.
 var statsColumns = []column{
-	col("event_id", "uuid", func(w *row) string { return w.EventID }),
+	// Copied as the 16 bytes of a UUID: pgx encodes a string for a uuid
+	// column only after failing to, which was a tenth of the sink's CPU
+	// in the copy. An id that is no UUID goes as text, for the database
+	// to refuse.
+	{name: "event_id", sqlType: "uuid", values: col("", "", func(w *row) string { return w.EventID }).values,
+		value: func(w *row) any {
+			if w.eventID.Valid {
+				return w.eventID
+			}
+			return w.EventID
+		}},
 	col("site_id", "bigint", func(w *row) int64 { return w.SiteID }),
 	col("url", "text", func(w *row) string { return w.URL }),
 	col("checked_at", "timestamptz", func(w *row) time.Time { return w.CheckedAt }),
