@@ -85,7 +85,8 @@ func envInt(b *testing.B, name string, def int) int {
 }
 
 // preload produces n check events of benchSites sites, in time order,
-// keyed by site as the relay does, and returns the minute of the first.
+// keyed by site as the relay does, with time-ordered event ids (UUIDv7) as
+// the monitor makes them, and returns the minute of the first.
 func preload(b *testing.B, topic string, n int) time.Time {
 	b.Helper()
 	p, err := kafka.NewProducer(kafkatest.Config(b).ConfigMap(kafka.ConfigMap{"acks": "all", "linger.ms": 20,
@@ -109,7 +110,11 @@ func preload(b *testing.B, topic string, n int) time.Time {
 	expiry := start.AddDate(0, 3, 0)
 	for i := 0; i < n; i++ {
 		site := int64(i%benchSites + 1)
-		c := checkevent.Check{SchemaVersion: checkevent.SchemaVersion, EventID: uuid.NewString(), SiteID: site,
+		id, err := uuid.NewV7() // time-ordered, as the monitor makes them (record.go)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := checkevent.Check{SchemaVersion: checkevent.SchemaVersion, EventID: id.String(), SiteID: site,
 			URL: "https://site-" + strconv.FormatInt(site, 10) + ".example/", Region: "local",
 			CheckedAt:  start.Add(time.Duration(i/benchSites)*time.Minute + time.Duration(site)*time.Millisecond),
 			StatusCode: 200, DurationMS: 20 + float64(i%170), DNSMS: 1, ConnectMS: 3, TLSMS: 6, TTFBMS: 9, TransferMS: 1,
