@@ -9,11 +9,13 @@
 -- folded_to divides the checks: those of a minute before it are counted in
 -- the 1-hour and 1-day rollups, those from it on only in their minute's
 -- row, and readers add those minutes to the wider buckets themselves. The
--- sink's writers hold an advisory lock shared while they decide (a check
+-- sink's writers hold advisory locks shared while they decide (a check
 -- that arrives for a minute already folded is added to all three widths at
--- once), the folder holds it alone while it adds the minutes [folded_to, T)
--- to their hours and days and moves folded_to to T, so every check is
--- counted exactly once.
+-- once): one per ten minutes of their checks not folded yet. The folder
+-- holds those of [folded_to, T) alone while it adds those minutes to their
+-- hours and days and moves folded_to to T, so every check is counted
+-- exactly once, and writers of later minutes do not wait for it
+-- (services/sink/internal/rollup).
 -- NULL: not folding yet. Folding starts once no sink replica that predates
 -- it still reports (sink_replicas.folds): such a sink adds every check to
 -- all three widths itself, which a fold would count again.

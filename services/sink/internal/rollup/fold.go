@@ -17,6 +17,10 @@ import (
 var (
 	//go:embed lock.sql
 	lockSQL string
+	//go:embed lock_folder.sql
+	lockFolderSQL string
+	//go:embed lock_slots.sql
+	lockSlotsSQL string
 	//go:embed fold_state.sql
 	foldStateSQL string
 	//go:embed set_folded_to.sql
@@ -52,15 +56,19 @@ type Folded struct {
 }
 
 // Fold adds the oldest 1-minute rollups not folded yet (up to FoldMax of
-// them, once FoldMin are ready) to their 1-hour and 1-day rollups and moves folded_to past them, in one transaction holding
-// the fold's lock alone: no writer decides on folded_to meanwhile, and
-// every writer that decided before has committed, so each check is counted
-// exactly once, by Apply or by Fold. now bounds which minutes are ready.
+// them, once FoldMin are ready, ending on a multiple of FoldSlot) to their
+// 1-hour and 1-day rollups and moves folded_to past them, in one
+// transaction that holds the locks of their slots alone (see Apply): every
+// writer that decided on those minutes has committed, and none decides on
+// them until the fold commits, so each check is counted exactly once, by
+// Apply or by Fold. Writers of other minutes do not wait. One fold runs at
+// a time. now bounds which minutes are ready.
 //
 // Folding starts (folded_to is set for the first time) once no sink
-// replica reports without folding (sink_replicas.folds); it starts after
-// the newest minute stored, since every check stored until then went to
-// all three widths.
+// replica reports without folding (sink_replicas.folds): with the fold's
+// lock alone, so no writer is deciding, at the first slot after the newest
+// minute stored, since every check stored until then went to all three
+// widths.
 func Fold(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Folded, error) {
 	var res Folded
 	tx, err := pool.Begin(ctx)
@@ -72,23 +80,29 @@ func Fold(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Folded, error
 		defer cancel()
 		_ = tx.Rollback(rctx)
 	}()
-	if _, err := tx.Exec(ctx, lockSQL); err != nil {
-		return res, fmt.Errorf("taking the rollup fold's lock: %w", err)
+	if _, err := tx.Exec(ctx, lockFolderSQL); err != nil {
+		return res, fmt.Errorf("taking the rollup folder's lock: %w", err)
 	}
-	var foldedTo, newest *time.Time
-	if err := tx.QueryRow(ctx, foldStateSQL, now).Scan(&foldedTo, &newest, &res.Waiting); err != nil {
-		return res, fmt.Errorf("reading how far rollups are folded: %w", err)
-	}
-	if len(res.Waiting) == 0 {
-		res.Waiting = nil
+	foldedTo, newest, err := foldState(ctx, tx, now, &res)
+	if err != nil {
+		return res, err
 	}
 	if foldedTo == nil {
 		if res.Waiting != nil {
 			return res, nil
 		}
+		if _, err := tx.Exec(ctx, lockSQL); err != nil {
+			return res, fmt.Errorf("taking the rollup fold's lock: %w", err)
+		}
+		if _, newest, err = foldState(ctx, tx, now, &res); err != nil { // the writers waited for may have stored newer minutes
+			return res, err
+		}
 		start := now.Truncate(time.Minute).Add(time.Minute)
 		if newest != nil && !newest.Before(start) {
 			start = newest.Add(time.Minute)
+		}
+		if s := start.Truncate(FoldSlot); !s.Equal(start) {
+			start = s.Add(FoldSlot)
 		}
 		if _, err := tx.Exec(ctx, setFoldedToSQL, start); err != nil {
 			return res, fmt.Errorf("starting to fold rollups at %s: %w", start.Format(time.RFC3339), err)
@@ -114,6 +128,12 @@ func Fold(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Folded, error
 	if to.Sub(from) > FoldMax {
 		to = from.Add(FoldMax)
 	}
+	if to = to.Truncate(FoldSlot); !to.After(from) {
+		return res, nil
+	}
+	if _, err := tx.Exec(ctx, lockSlotsSQL, slotOf(from), slotOf(to.Add(-time.Minute))); err != nil {
+		return res, fmt.Errorf("taking the rollup fold's locks of %s..%s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
 	rows, checks, err := foldRows(ctx, tx, from, to)
 	if err != nil {
 		return res, err
@@ -129,6 +149,19 @@ func Fold(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Folded, error
 	}
 	res.From, res.To, res.Checks = from, to, checks
 	return res, nil
+}
+
+// foldState reads where folding stands: folded_to, the newest minute
+// (fold_state.sql), and into res, the replicas that keep folding from
+// starting.
+func foldState(ctx context.Context, tx pgx.Tx, now time.Time, res *Folded) (foldedTo, newest *time.Time, err error) {
+	if err := tx.QueryRow(ctx, foldStateSQL, now).Scan(&foldedTo, &newest, &res.Waiting); err != nil {
+		return nil, nil, fmt.Errorf("reading how far rollups are folded: %w", err)
+	}
+	if len(res.Waiting) == 0 {
+		res.Waiting = nil
+	}
+	return foldedTo, newest, nil
 }
 
 // foldRows reads the 1-minute rollups of the minutes [from, to), summed by

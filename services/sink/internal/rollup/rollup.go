@@ -31,6 +31,8 @@ var (
 	lockSharedSQL string
 	//go:embed folded_to.sql
 	foldedToSQL string
+	//go:embed lock_slots_shared.sql
+	lockSlotsSharedSQL string
 )
 
 var upsertSQL = strings.ReplaceAll(upsertTemplate, "{{histogram_sum}}", histogramSum("r.histogram", "excluded.histogram", len(Bounds)+1))
@@ -204,31 +206,71 @@ func sortRows(out []Row) {
 // Apply adds checks to their buckets in tx: one statement for the batch.
 // Call it only with checks stored for the first time, in the transaction
 // that stores them. A check of a minute not folded yet goes to its minute's
-// row alone (Fold adds it to its hour and day later, from stats); one of a
-// minute already folded, or any while folding has not started, goes to all
-// three widths.
+// row alone (Fold adds it to its hour and day later); one of a minute
+// already folded, or any while folding has not started, goes to all three
+// widths.
+//
+// Locks, each held until commit: the fold's lock shared (only starting to
+// fold takes it alone), then, shared, the lock of each FoldSlot of the
+// checks not folded yet, which a fold of that slot takes alone: no fold of
+// those minutes runs between deciding here and this transaction's commit,
+// and a fold of other minutes does not wait for this writer. folded_to is
+// read in a statement after the locks, so any fold waited for is seen.
 func Apply(ctx context.Context, tx pgx.Tx, checks []Check) error {
 	if len(checks) == 0 {
 		return nil
 	}
-	// Shared with the other writers, held until commit: Fold cannot move
-	// folded_to between reading it here and this transaction's commit. A
-	// statement of its own, so the one reading folded_to takes its
-	// snapshot after any fold it waited for committed.
 	if _, err := tx.Exec(ctx, lockSharedSQL); err != nil {
 		return fmt.Errorf("taking the rollup fold's lock: %w", err)
 	}
-	var foldedTo *time.Time
-	if err := tx.QueryRow(ctx, foldedToSQL).Scan(&foldedTo); err != nil {
-		return fmt.Errorf("reading how far rollups are folded: %w", err)
+	foldedTo, err := readFoldedTo(ctx, tx)
+	if err != nil || foldedTo == nil {
+		if err == nil {
+			err = upsert(ctx, tx, Aggregate(checks), len(checks))
+		}
+		return err
+	}
+	// folded_to only moves on: a check before it now stays before it.
+	var slots []int64
+	for i := range checks {
+		if m := checks[i].CheckedAt.Truncate(time.Minute); !m.Before(*foldedTo) {
+			slots = append(slots, slotOf(m))
+		}
+	}
+	if len(slots) > 0 {
+		if _, err := tx.Exec(ctx, lockSlotsSharedSQL, slots); err != nil {
+			return fmt.Errorf("taking the rollup fold's locks of %d minutes: %w", len(slots), err)
+		}
+		if foldedTo, err = readFoldedTo(ctx, tx); err != nil {
+			return err
+		}
 	}
 	rows := aggregate(checks, func(c *Check) []time.Duration {
-		if foldedTo != nil && !c.CheckedAt.Truncate(time.Minute).Before(*foldedTo) {
+		if !c.CheckedAt.Truncate(time.Minute).Before(*foldedTo) {
 			return Widths[:1]
 		}
 		return Widths
 	})
 	return upsert(ctx, tx, rows, len(checks))
+}
+
+// FoldSlot is the span of minutes that one lock guards against a writer
+// and a fold working on the same minutes at once; folds end on its
+// multiples.
+const FoldSlot = 10 * time.Minute
+
+// slotOf is the number of the FoldSlot that t falls in.
+func slotOf(t time.Time) int64 {
+	return t.Unix() / int64(FoldSlot/time.Second) // checks before 1970 share their slots with others: harmless
+}
+
+// readFoldedTo is rollup_fold.folded_to, nil while folding has not started.
+func readFoldedTo(ctx context.Context, tx pgx.Tx) (*time.Time, error) {
+	var foldedTo *time.Time
+	if err := tx.QueryRow(ctx, foldedToSQL).Scan(&foldedTo); err != nil {
+		return nil, fmt.Errorf("reading how far rollups are folded: %w", err)
+	}
+	return foldedTo, nil
 }
 
 // upsert adds rows, the buckets of checks checks, in one statement.

@@ -36,7 +36,9 @@ const benchSites = 10_000
 // decoding, the database; collecting and writing overlap, so the shares add
 // up to more than 100 %) and the database's time per row per step
 // (sitewatch_sink_write_seconds_total: raw rows, rollups, state, commit).
-// Each iteration starts from an empty database and a new consumer group;
+// The rollups' folder runs beside the sink, and rows/s counts until the
+// minutes ready are folded too. Each iteration starts from an empty
+// database and a new consumer group;
 // batches of 500 (the old default), 10,000 (the default) and 60,000 are
 // compared, or the sizes listed in SITEWATCH_SINK_BENCH_BATCHES
 // ("10000,30000"), each written by DefaultWriters writers
@@ -179,6 +181,26 @@ func drain(b *testing.B, topic string, first time.Time, n, size, writers int) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
+	// The folder runs beside the writers, as in a sink catching up
+	// (rollup.RunFolder folds again at once while minutes are ready).
+	foldCtx, stopFolding := context.WithCancel(ctx)
+	defer stopFolding()
+	foldedWhileDraining := make(chan int, 1)
+	go func() {
+		folded := 0
+		defer func() { foldedWhileDraining <- folded }()
+		for foldCtx.Err() == nil {
+			res, err := rollup.Fold(foldCtx, pool, time.Now())
+			switch {
+			case err != nil && foldCtx.Err() == nil:
+				b.Error(err)
+				return
+			case err == nil && res.To.IsZero():
+				time.Sleep(10 * time.Millisecond) // nothing ready yet
+			}
+			folded += res.Checks
+		}
+	}()
 	// The clock starts with the first stored row: joining the group and
 	// the first fetch are not the sink's throughput.
 	for testutil.ToFloat64(s.metrics.stored) == 0 {
@@ -201,13 +223,21 @@ func drain(b *testing.B, topic string, first time.Time, n, size, writers int) {
 		b.Fatal(err)
 	}
 	after := s.partSeconds()
-	// Folding the hours and days is part of storing: its time per check
-	// is added to the drain's (it runs beside the writers in a sink, on
-	// the same cores). The last FoldLag of minutes are not ready yet: the
-	// cost is measured on the others.
-	foldStart, folded := time.Now(), 0
+	// Then the folds of the minutes left: everything is stored and folded
+	// when they end. (A sink leaves the last few minutes for later, until
+	// newer ones come: FoldLag, FoldSlot. A check of a minute well after
+	// the last makes them ready here; it is one check more to fold.)
+	stopFolding()
+	folded := <-foldedWhileDraining
+	tailStart := time.Now()
+	marker := first.Add(time.Duration(n/benchSites)*time.Minute + rollup.FoldLag + rollup.FoldSlot + time.Minute)
+	if _, err := pool.Exec(ctx, `INSERT INTO rollups (bucket_width, site_id, region, bucket_start, checks, failures, duration_sum,
+		histogram, phase_checks, dns_sum, connect_sum, tls_sum, ttfb_sum, transfer_sum)
+		VALUES (60, 1, 'local', $1, 1, 0, 1, '{1}', 0, 0, 0, 0, 0, 0)`, marker); err != nil {
+		b.Fatal(err)
+	}
 	for {
-		res, err := rollup.Fold(ctx, pool, time.Now())
+		res, err := rollup.Fold(ctx, pool, marker.Add(time.Hour))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -216,13 +246,21 @@ func drain(b *testing.B, topic string, first time.Time, n, size, writers int) {
 		}
 		folded += res.Checks
 	}
+	tail := time.Since(tailStart)
 	if folded == 0 {
 		b.Fatal("nothing was folded")
 	}
-	foldPerRow := time.Since(foldStart).Seconds() / float64(folded)
-	b.ReportMetric(foldPerRow*1e6, "fold-µs/row")
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "drain-rows/s")
-	b.ReportMetric(float64(n)/(elapsed.Seconds()+foldPerRow*float64(n)), "rows/s")
+	b.ReportMetric(tail.Seconds(), "fold-tail-s")
+	var inHours, inDays int
+	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(checks) FILTER (WHERE bucket_width = 3600), 0), coalesce(sum(checks) FILTER (WHERE bucket_width = 86400), 0)
+		FROM rollups WHERE bucket_start < $1`, first.Add(time.Duration(n/benchSites+1)*time.Minute)).Scan(&inHours, &inDays); err != nil {
+		b.Fatal(err)
+	}
+	if inHours != n || inDays != n {
+		b.Fatalf("%d checks in the 1-hour rollups and %d in the 1-day ones, of %d (%d by folding, the others by writers: they came late)", inHours, inDays, n, folded)
+	}
+	b.ReportMetric(float64(n)/(elapsed+tail).Seconds(), "rows/s")
 	for _, part := range LoopParts { // of the wall time: the collecting and the writing parts overlap
 		b.ReportMetric(100*(after[part]-before[part])/elapsed.Seconds(), part+"-%")
 	}
