@@ -169,7 +169,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		return nil
 	})
 	g.Go(func() error {
-		rollup.RunFolder(gctx, pool, rollup.FoldInterval, cfg.Maintain.Timeout, logger.With(zap.String("component", "rollup-fold")))
+		rollup.RunFolder(gctx, pool, rollup.FoldInterval, cfg.Maintain.Timeout, logger.With(zap.String("component", "rollup-fold")), opsSrv.Registry())
 		return nil
 	})
 	g.Go(func() error {

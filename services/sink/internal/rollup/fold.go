@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/sitewatch/sitewatch/platform/retry"
@@ -53,6 +54,7 @@ type Folded struct {
 	From, To time.Time // the minutes folded, [From, To); both zero when none were
 	Checks   int       // the checks folded
 	Waiting  []string  // sink replicas of a version before folding, which keep it from starting
+	FoldedTo time.Time // folded_to after the fold: the first minute not folded; zero while folding has not started
 }
 
 // Fold adds the oldest 1-minute rollups not folded yet (up to FoldMax of
@@ -110,7 +112,7 @@ func Fold(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Folded, error
 		if err := tx.Commit(ctx); err != nil {
 			return res, fmt.Errorf("starting to fold rollups at %s: %w", start.Format(time.RFC3339), err)
 		}
-		res.Started, res.To = true, start.UTC()
+		res.Started, res.To, res.FoldedTo = true, start.UTC(), start.UTC()
 		return res, nil
 	}
 	if newest == nil {
@@ -147,7 +149,7 @@ func Fold(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Folded, error
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("committing the rollup fold of %s..%s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
-	res.From, res.To, res.Checks = from, to, checks
+	res.From, res.To, res.Checks, res.FoldedTo = from, to, checks, to
 	return res, nil
 }
 
@@ -160,6 +162,9 @@ func foldState(ctx context.Context, tx pgx.Tx, now time.Time, res *Folded) (fold
 	}
 	if len(res.Waiting) == 0 {
 		res.Waiting = nil
+	}
+	if foldedTo != nil {
+		res.FoldedTo = foldedTo.UTC()
 	}
 	return foldedTo, newest, nil
 }
@@ -222,8 +227,17 @@ func foldRows(ctx context.Context, tx pgx.Tx, from, to time.Time) ([]Row, int, e
 
 // RunFolder folds every interval, as often in a row as there is something
 // ready, until ctx ends; each Fold has timeout. A failed fold is logged and
-// tried again at the next interval.
-func RunFolder(ctx context.Context, pool *pgxpool.Pool, interval, timeout time.Duration, logger *zap.Logger) {
+// tried again at the next interval. It registers with reg
+// sitewatch_sink_rollup_folded_to_seconds (the first minute not folded, as
+// a Unix time; 0 until folding starts: time() minus it growing past
+// FoldLag+FoldMin+FoldSlot, about 25 minutes, says folding is stuck) and
+// sitewatch_sink_rollup_folded_checks_total.
+func RunFolder(ctx context.Context, pool *pgxpool.Pool, interval, timeout time.Duration, logger *zap.Logger, reg prometheus.Registerer) {
+	foldedTo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sitewatch_sink_rollup_folded_to_seconds",
+		Help: "The first minute not folded into the 1-hour and 1-day rollups yet, as a Unix time; 0 until folding starts. time() minus this growing past about 25 minutes: folding is stuck."})
+	folded := prometheus.NewCounter(prometheus.CounterOpts{Name: "sitewatch_sink_rollup_folded_checks_total",
+		Help: "Checks added to their 1-hour and 1-day rollups by folding their 1-minute ones."})
+	reg.MustRegister(foldedTo, folded)
 	waiting := ""
 	for {
 		for ctx.Err() == nil {
@@ -236,6 +250,10 @@ func RunFolder(ctx context.Context, pool *pgxpool.Pool, interval, timeout time.D
 				}
 				break
 			}
+			if !res.FoldedTo.IsZero() {
+				foldedTo.Set(float64(res.FoldedTo.Unix()))
+			}
+			folded.Add(float64(res.Checks))
 			if w := strings.Join(res.Waiting, ","); w != waiting {
 				waiting = w
 				if w != "" {

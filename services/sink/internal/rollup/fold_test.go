@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 )
@@ -91,7 +93,7 @@ func TestFoldCountsEveryCheckOnceAndWaitsForWriters(t *testing.T) {
 	require.NoError(t, tx.Commit(ctx))
 	r := <-done
 	require.NoError(t, r.err)
-	require.Equal(t, Folded{From: base, To: base.Add(FoldMax), Checks: 31}, r.res,
+	require.Equal(t, Folded{From: base, To: base.Add(FoldMax), Checks: 31, FoldedTo: base.Add(FoldMax)}, r.res,
 		"the oldest FoldMax of minutes (the newest five wait: FoldLag), the waiting writer's check among them")
 	require.Equal(t, 31, checksIn(t, pool, time.Hour, base))
 	require.Equal(t, 31, checksIn(t, pool, 24*time.Hour, day))
@@ -123,13 +125,13 @@ func TestFoldCountsEveryCheckOnceAndWaitsForWriters(t *testing.T) {
 		t.Fatalf("the fold waited for a writer of other minutes: %+v", <-done)
 	}
 	require.NoError(t, r.err)
-	require.Equal(t, Folded{From: base.Add(FoldMax), To: base.Add(50 * time.Minute), Checks: 21}, r.res)
+	require.Equal(t, Folded{From: base.Add(FoldMax), To: base.Add(50 * time.Minute), Checks: 21, FoldedTo: base.Add(50 * time.Minute)}, r.res)
 	require.NoError(t, other.Commit(ctx))
 	require.Equal(t, 53, checksIn(t, pool, time.Hour, base))
 	require.Equal(t, 53, checksIn(t, pool, 24*time.Hour, day))
 	r.res, r.err = Fold(ctx, pool, base.Add(2*time.Hour))
 	require.NoError(t, r.err)
-	require.Equal(t, Folded{}, r.res, "less than FoldMin ready: nothing")
+	require.Equal(t, Folded{FoldedTo: base.Add(50 * time.Minute)}, r.res, "less than FoldMin ready: nothing")
 
 	// The folded hour holds the histogram of its checks, element by element.
 	var hist []int32
@@ -168,7 +170,7 @@ func TestFoldStartsAfterOldSinksAndTheNewestMinute(t *testing.T) {
 	res, err = Fold(ctx, pool, now)
 	require.NoError(t, err)
 	start := ahead.Add(FoldSlot) // the first slot after the newest minute
-	require.Equal(t, Folded{Started: true, To: start}, res)
+	require.Equal(t, Folded{Started: true, To: start, FoldedTo: start}, res)
 	require.Equal(t, start, *foldedTo(t, pool))
 
 	apply(t, pool, Check{SiteID: 1, CheckedAt: start.Add(-time.Minute), DurationMS: 1}, Check{SiteID: 1, CheckedAt: start, DurationMS: 1})
@@ -206,4 +208,32 @@ func TestFoldAddsHistogramsOfOtherLengths(t *testing.T) {
 	want := make([]int32, n)
 	want[0], want[1], want[3], want[n-1] = 1, 1, 1, 4
 	require.Equal(t, want, hist)
+}
+
+// RunFolder starts folding and says so in its metrics.
+func TestRunFolderReportsWhereFoldingStands(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	reg := prometheus.NewRegistry()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		RunFolder(ctx, pool, time.Hour, time.Minute, zaptest.NewLogger(t), reg)
+	}()
+	var at float64
+	require.Eventually(t, func() bool {
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		for _, f := range families {
+			if f.GetName() == "sitewatch_sink_rollup_folded_to_seconds" {
+				at = f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return at > 0
+	}, 10*time.Second, 10*time.Millisecond, "folding started")
+	require.Equal(t, float64(foldedTo(t, pool).Unix()), at)
+	cancel()
+	<-done
 }
