@@ -4,28 +4,16 @@ import (
 	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
-
-	"github.com/sitewatch/sitewatch/db"
-	"github.com/sitewatch/sitewatch/db/dbtest"
 )
 
 // 00004 turns a site's single regex into its must-match list and back.
 func TestMigration00004KeepsRegexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	u := dbtest.NewSchema(t)
-	cfg, err := pgx.ParseConfig(u)
-	require.NoError(t, err)
-	sqlDB := stdlib.OpenDB(*cfg)
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, db.Migrations())
-	require.NoError(t, err)
+	sqlDB, provider := migrator(t)
 
-	_, err = provider.UpTo(ctx, 3)
+	_, err := provider.UpTo(ctx, 3)
 	require.NoError(t, err)
 	_, err = sqlDB.ExecContext(ctx, "INSERT INTO sites (url, regex) VALUES ('http://a', 'ok|up'), ('http://b', NULL)")
 	require.NoError(t, err)

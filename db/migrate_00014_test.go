@@ -4,13 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
-
-	"github.com/sitewatch/sitewatch/db"
-	"github.com/sitewatch/sitewatch/db/dbtest"
 )
 
 // 00014 moves the existing stats rows into daily partitions, keeping their
@@ -18,15 +12,9 @@ import (
 func TestMigration00014PartitionsExistingStats(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	u := dbtest.NewSchema(t)
-	cfg, err := pgx.ParseConfig(u)
-	require.NoError(t, err)
-	sqlDB := stdlib.OpenDB(*cfg)
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, db.Migrations())
-	require.NoError(t, err)
+	sqlDB, provider := migrator(t)
 
-	_, err = provider.UpTo(ctx, 13)
+	_, err := provider.UpTo(ctx, 13)
 	require.NoError(t, err)
 	_, err = sqlDB.ExecContext(ctx, `INSERT INTO stats (event_id, site_id, url, checked_at, duration_ms, topic_name, kafka_partition, kafka_offset, region)
 		VALUES ('00000000-0000-0000-0000-000000000001', 1, 'http://a', '2026-03-01 23:59:59+00', 5, 't', 0, 1, 'eu'),

@@ -4,13 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
-
-	"github.com/sitewatch/sitewatch/db"
-	"github.com/sitewatch/sitewatch/db/dbtest"
 )
 
 // 00019's Down adds the 1-minute rollups not folded yet to their hours and
@@ -19,14 +13,8 @@ import (
 func TestMigration00019DownAddsTheMinutesNotFolded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	u := dbtest.NewSchema(t)
-	cfg, err := pgx.ParseConfig(u)
-	require.NoError(t, err)
-	sqlDB := stdlib.OpenDB(*cfg)
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, db.Migrations())
-	require.NoError(t, err)
-	_, err = provider.UpTo(ctx, 19)
+	sqlDB, provider := migrator(t)
+	_, err := provider.UpTo(ctx, 19)
 	require.NoError(t, err)
 
 	// Folded up to 10:30. The hour 10:00 holds the folded minute 10:10 (2
