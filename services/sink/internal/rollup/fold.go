@@ -42,7 +42,8 @@ const (
 	// day rows are rewritten at most every FoldMin of checks, and readers
 	// add at most about FoldMin+FoldLag of minutes themselves.
 	FoldMin = 10 * time.Minute
-	// FoldMax: the most one fold adds; the writers wait while it runs.
+	// FoldMax: the most one fold adds; writers of those minutes (late
+	// ones, normally none) wait while it runs.
 	FoldMax = 30 * time.Minute
 	// FoldInterval: how often the sink looks for minutes ready to fold.
 	FoldInterval = time.Minute
