@@ -107,9 +107,9 @@ func col[T any](name, sqlType string, get func(w *row) T) column {
 // statement's column list and its arguments are both derived from it.
 var statsColumns = []column{
 	// Copied as the 16 bytes of a UUID: pgx encodes a string for a uuid
-	// column only after failing to, which was a tenth of the sink's CPU
-	// in the copy. An id that is no UUID goes as text, for the database
-	// to refuse.
+	// column only after failing to (an error built per row); the copy's
+	// share of all CPU while draining went from 8.6 to 4.7 % (perf). An
+	// id that is no UUID goes as text, for the database to refuse.
 	{name: "event_id", sqlType: "uuid", values: col("", "", func(w *row) string { return w.EventID }).values,
 		value: func(w *row) any {
 			if w.eventID.Valid {
