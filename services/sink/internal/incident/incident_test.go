@@ -255,3 +255,61 @@ func TestJudgeWaitsForEveryReplica(t *testing.T) {
 	require.EqualValues(t, 7, behind)
 	require.True(t, folds, "a replica of this version says it folds rollups (package rollup waits for those that do not)")
 }
+
+// The sink's writers update the region states of their sites once a batch
+// while the others' transactions are open, so the old versions cannot be
+// pruned yet. The table's fillfactor (migration 00020) leaves room for
+// those versions in each row's page: the updates are HOT, adding no index
+// entry and keeping the table small. On full pages every row moves.
+func TestRegionStateUpdatesStayInTheirPages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	const sites = 300
+	_, err := pool.Exec(ctx, `INSERT INTO sites (url, interval_ms, timeout_ms) SELECT 'https://example.com/', 1000, 1000 FROM generate_series(1, $1)`, sites)
+	require.NoError(t, err)
+	round := func(at time.Duration) {
+		checks := make([]Check, sites)
+		for i := range checks {
+			checks[i] = pass(int64(i+1), "local", at)
+		}
+		apply(t, pool, checks...)
+	}
+	pages := func() map[string]int {
+		rows, err := pool.Query(ctx, `SELECT site_id || '/' || region, (ctid::text::point)[0]::int FROM site_region_state`)
+		require.NoError(t, err)
+		out := map[string]int{}
+		for rows.Next() {
+			var key string
+			var page int
+			require.NoError(t, rows.Scan(&key, &page))
+			out[key] = page
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	round(0)
+	before := pages()
+	require.Len(t, before, sites)
+
+	// Another writer's transaction, open across the next rounds.
+	other, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = other.Rollback(ctx) }()
+	_, err = other.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`)
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, other.QueryRow(ctx, `SELECT count(*) FROM site_region_state`).Scan(&n))
+
+	for i := 1; i <= 3; i++ {
+		round(time.Duration(i) * time.Second)
+	}
+	after := pages()
+	moved := 0
+	for key, page := range before {
+		if after[key] != page {
+			moved++
+		}
+	}
+	require.Zero(t, moved, "region states moved to another page on update (not HOT) of %d", sites)
+}
