@@ -256,11 +256,14 @@ func (s *Store) write(ctx context.Context, recs []Record, rows []row, copyIn boo
 		if err != nil {
 			return err
 		}
-		n = int64(len(fresh))
-		var checks []incident.Check
-		rolled := make([]rollup.Check, 0, len(fresh))
+		n = int64(len(recs))
+		if fresh != nil {
+			n = int64(len(fresh))
+		}
+		checks := make([]incident.Check, 0, n)
+		rolled := make([]rollup.Check, 0, n)
 		for _, r := range recs {
-			if fresh[r.EventID] {
+			if fresh == nil || fresh[r.EventID] {
 				delete(fresh, r.EventID) // a batch may carry an event twice: count it once
 				checks = append(checks, incident.Check{SiteID: r.SiteID, Region: r.Region, CheckedAt: r.CheckedAt,
 					Failed: r.ErrorClass != "", ErrorClass: r.ErrorClass, Error: r.Error, TLSExpiry: r.TLSExpiry})
@@ -291,9 +294,11 @@ func (s *Store) write(ctx context.Context, recs []Record, rows []row, copyIn boo
 }
 
 // insertStats writes the raw rows and returns the event ids stored for the
-// first time.
+// first time; nil when every row was, each once (a copy succeeded: it
+// fails on an event already stored or twice in rows). The copy path does
+// not build the set: hashing 10,000 ids a batch was 1.7 % of all CPU
+// while draining (perf).
 func insertStats(ctx context.Context, tx pgx.Tx, rows []row, copyIn bool) (map[string]bool, error) {
-	fresh := make(map[string]bool, len(rows))
 	if copyIn {
 		values := make([]any, len(statsColumns)) // CopyFrom encodes a row before asking for the next
 		next := 0
@@ -303,7 +308,6 @@ func insertStats(ctx context.Context, tx pgx.Tx, rows []row, copyIn bool) (map[s
 			}
 			w := &rows[next]
 			next++
-			fresh[w.EventID] = true
 			for i, c := range statsColumns {
 				values[i] = c.value(w)
 			}
@@ -311,8 +315,9 @@ func insertStats(ctx context.Context, tx pgx.Tx, rows []row, copyIn bool) (map[s
 		})); err != nil {
 			return nil, fmt.Errorf("copying %d stats rows: %w", len(rows), err)
 		}
-		return fresh, nil
+		return nil, nil
 	}
+	fresh := make(map[string]bool, len(rows))
 	args := make([]any, len(statsColumns))
 	for i, c := range statsColumns {
 		args[i] = c.values(rows)
