@@ -12,7 +12,7 @@
 INSERT INTO rollups AS r (bucket_width, site_id, region, bucket_start, checks, failures, duration_sum, phase_checks,
     dns_sum, connect_sum, tls_sum, ttfb_sum, transfer_sum, histogram)
 SELECT u.w, u.s, u.g, u.b, u.c, u.f, u.d, u.pc, u.dns, u.con, u.tls, u.ttfb, u.tr,
-       CASE WHEN u.one >= 0 THEN array_fill(0, ARRAY[u.one]) || 1 || array_fill(0, ARRAY[$17 - u.one - 1])
+       CASE WHEN u.one >= 0 THEN array_fill(0, ARRAY[u.one]) || 1
             ELSE ($14::int[])[u.off + 1 : u.off + $17] END
 FROM unnest($1::int[], $2::bigint[], $3::text[], $4::timestamptz[], $5::int[], $6::int[], $7::float8[], $8::int[],
             $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $15::int[], $16::int[])

@@ -56,8 +56,8 @@ SELECT width, site_id, region, start, count(*), count(*) FILTER (WHERE error_cla
 	array_agg(hb)
 FROM b GROUP BY width, site_id, region, start ORDER BY 1, 2, 3, 4`
 
-// readBuckets reads buckets; with indexes, the histogram column lists each
-// check's index instead of counts.
+// readBuckets reads buckets, their histograms padded to every bound; with
+// indexes, the histogram column lists each check's index instead of counts.
 func readBuckets(t *testing.T, pool *pgxpool.Pool, indexes bool, query string, args ...any) []bucketSums {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), query, args...)
@@ -74,6 +74,11 @@ func readBuckets(t *testing.T, pool *pgxpool.Pool, indexes bool, query string, a
 				hist[i]++
 			}
 			b.Histogram = hist
+		}
+		// A histogram may end early: the counts after it are zeros (a
+		// bucket of one check is stored up to its count).
+		for len(b.Histogram) < len(rollup.Bounds)+1 {
+			b.Histogram = append(b.Histogram, 0)
 		}
 		b.Start = b.Start.UTC()
 		out = append(out, b)
