@@ -51,7 +51,8 @@ FUZZ_TARGETS := \
 	services/relay:.:FuzzSourcesFile \
 	services/relay:./internal/relay:FuzzHeaders \
 	services/relay:./internal/relay:FuzzDecodeHeaders \
-	platform:./checkevent:FuzzDecode
+	platform:./checkevent:FuzzDecode \
+	platform:./checkevent:FuzzFastDecodeMatchesEncodingJSON
 fuzz:
 	@missing=$$(grep -rhoE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' $(MODULES) | sed 's/^func //' | sort -u | \
 		while read -r n; do [[ " $(FUZZ_TARGETS) " == *":$$n "* ]] || echo "$$n"; done); \
