@@ -292,7 +292,7 @@ func TestRegionStateUpdatesStayInTheirPages(t *testing.T) {
 	before := pages()
 	require.Len(t, before, sites)
 
-	// Another writer's transaction, open across the next rounds.
+	// Another writer's transaction, its snapshot taken, open across the next rounds.
 	other, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = other.Rollback(ctx) }()
