@@ -20,7 +20,7 @@ func apply(t *testing.T, pool *pgxpool.Pool, checks ...Check) {
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, Apply(ctx, tx, checks))
+	require.NoError(t, Apply(ctx, tx, checks, NewRecent())) // as a sink just started: every minute is inserted, or added to once one exists
 	require.NoError(t, tx.Commit(ctx))
 }
 
@@ -70,7 +70,7 @@ func TestFoldCountsEveryCheckOnceAndWaitsForWriters(t *testing.T) {
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
-	require.NoError(t, Apply(ctx, tx, []Check{{SiteID: 1, CheckedAt: base.Add(20*time.Minute + 30*time.Second), DurationMS: 5}}))
+	require.NoError(t, Apply(ctx, tx, []Check{{SiteID: 1, CheckedAt: base.Add(20*time.Minute + 30*time.Second), DurationMS: 5}}, NewRecent()))
 	type result struct {
 		res Folded
 		err error
@@ -113,7 +113,7 @@ func TestFoldCountsEveryCheckOnceAndWaitsForWriters(t *testing.T) {
 	other, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = other.Rollback(ctx) }()
-	require.NoError(t, Apply(ctx, other, []Check{{SiteID: 1, CheckedAt: base.Add(55 * time.Minute), DurationMS: 1}}))
+	require.NoError(t, Apply(ctx, other, []Check{{SiteID: 1, CheckedAt: base.Add(55 * time.Minute), DurationMS: 1}}, NewRecent()))
 	go func() {
 		res, err := Fold(ctx, pool, base.Add(2*time.Hour))
 		done <- result{res, err}

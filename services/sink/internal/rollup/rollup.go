@@ -21,10 +21,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sitewatch/sitewatch/services/sink/internal/pgerr"
 )
 
-//go:embed upsert.sql
-var upsertTemplate string
+var (
+	//go:embed insert.sql
+	insertSQL string
+	//go:embed on_conflict.sql
+	onConflictTemplate string
+)
 
 var (
 	//go:embed lock_shared.sql
@@ -35,7 +41,10 @@ var (
 	lockSlotsSharedSQL string
 )
 
-var upsertSQL = strings.ReplaceAll(upsertTemplate, "{{histogram_sum}}", histogramSum("r.histogram", "excluded.histogram", len(Bounds)+1))
+// upsertSQL adds a batch's buckets to the rollups, inserting those that do
+// not exist; insertSQL alone inserts them all, failing on one that exists.
+var upsertSQL = insertSQL + strings.ReplaceAll(onConflictTemplate, "{{histogram_sum}}",
+	histogramSum("r.histogram", "excluded.histogram", len(Bounds)+1))
 
 // histogramSum is the SQL expression of the element-wise sum of histograms
 // a and b for the first n counts, followed by what a holds beyond them (a
@@ -216,7 +225,10 @@ func sortRows(out []Row) {
 // those minutes runs between deciding here and this transaction's commit,
 // and a fold of other minutes does not wait for this writer. folded_to is
 // read in a statement after the locks, so any fold waited for is seen.
-func Apply(ctx context.Context, tx pgx.Tx, checks []Check) error {
+//
+// The 1-minute buckets that recent (nil: none) has not seen written are
+// inserted as new rows, the others added to (Recent).
+func Apply(ctx context.Context, tx pgx.Tx, checks []Check, recent *Recent) error {
 	if len(checks) == 0 {
 		return nil
 	}
@@ -226,7 +238,7 @@ func Apply(ctx context.Context, tx pgx.Tx, checks []Check) error {
 	foldedTo, err := readFoldedTo(ctx, tx)
 	if err != nil || foldedTo == nil {
 		if err == nil {
-			err = upsert(ctx, tx, Aggregate(checks), len(checks))
+			err = write(ctx, tx, Aggregate(checks), len(checks), recent)
 		}
 		return err
 	}
@@ -251,7 +263,61 @@ func Apply(ctx context.Context, tx pgx.Tx, checks []Check) error {
 		}
 		return Widths
 	})
-	return upsert(ctx, tx, rows, len(checks))
+	return write(ctx, tx, rows, len(checks), recent)
+}
+
+// write adds rows, the buckets of checks checks: the 1-minute ones recent
+// has not seen written are inserted, in a savepoint; should one exist
+// after all (another sink wrote it before a rebalance, or this one before
+// a restart), the savepoint is rolled back and they are added to as the
+// others are. Two writers adding to the same buckets (only while a
+// rebalance hands their partitions over) may then lock them in different
+// orders: PostgreSQL ends one transaction as a deadlock, and the sink
+// writes its batch again.
+func write(ctx context.Context, tx pgx.Tx, rows []Row, checks int, recent *Recent) error {
+	fresh, known := recent.split(rows)
+	inserted := 0
+	if len(fresh) > 0 {
+		ok, err := insertNew(ctx, tx, fresh, checks)
+		switch {
+		case err != nil:
+			return err
+		case ok:
+			inserted = len(fresh)
+		default:
+			recent.fellBack()
+			known = append(known, fresh...)
+			sortRows(known)
+		}
+	}
+	if err := upsert(ctx, tx, known, checks); err != nil {
+		return err
+	}
+	recent.add(rows, inserted)
+	return nil
+}
+
+// insertNew inserts rows in a savepoint and reports false, the savepoint
+// rolled back, if one of them exists.
+func insertNew(ctx context.Context, tx pgx.Tx, rows []Row, checks int) (bool, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("starting the savepoint of %d new rollup buckets: %w", len(rows), err)
+	}
+	_, err = sp.Exec(ctx, insertSQL, params(rows)...)
+	if pgerr.IsUniqueViolation(err) {
+		if err := sp.Rollback(ctx); err != nil {
+			return false, fmt.Errorf("rolling back the insert of %d rollup buckets, one of which exists: %w", len(rows), err)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("inserting %d checks' %d new rollup buckets: %w", checks, len(rows), err)
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return false, fmt.Errorf("releasing the savepoint of %d new rollup buckets: %w", len(rows), err)
+	}
+	return true, nil
 }
 
 // FoldSlot is the span of minutes that one lock guards against a writer
@@ -275,10 +341,18 @@ func readFoldedTo(ctx context.Context, tx pgx.Tx) (*time.Time, error) {
 
 // upsert adds rows, the buckets of checks checks, in one statement.
 func upsert(ctx context.Context, tx pgx.Tx, rows []Row, checks int) error {
-	n := len(rows)
-	if n == 0 {
+	if len(rows) == 0 {
 		return nil
 	}
+	if _, err := tx.Exec(ctx, upsertSQL, params(rows)...); err != nil {
+		return fmt.Errorf("adding %d checks to %d rollup buckets: %w", checks, len(rows), err)
+	}
+	return nil
+}
+
+// params are insert.sql's parameters for rows: an array per column.
+func params(rows []Row) []any {
+	n := len(rows)
 	width, checksN, failures, phaseChecks := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	site := make([]int64, n)
 	region := make([]string, n)
@@ -298,9 +372,6 @@ func upsert(ctx context.Context, tx pgx.Tx, rows []Row, checks int) error {
 		one[i], off[i] = -1, int32(len(hist))
 		hist = append(hist, r.Histogram...)
 	}
-	if _, err := tx.Exec(ctx, upsertSQL, width, site, region, start, checksN, failures, dur, phaseChecks,
-		dns, conn, tls, ttfb, transfer, hist, one, off, int32(len(Bounds)+1)); err != nil {
-		return fmt.Errorf("adding %d checks to %d rollup buckets: %w", checks, n, err)
-	}
-	return nil
+	return []any{width, site, region, start, checksN, failures, dur, phaseChecks,
+		dns, conn, tls, ttfb, transfer, hist, one, off, int32(len(Bounds) + 1)}
 }

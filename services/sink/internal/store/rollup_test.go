@@ -132,6 +132,7 @@ func TestRollupsEqualRecomputationFromRawRows(t *testing.T) {
 		stored += n
 	}
 	require.EqualValues(t, len(recs), stored, "each event stored once")
+	require.Positive(t, st.recent.Inserted(), "minutes no batch wrote were inserted as new rows")
 
 	want := readBuckets(t, pool, true, recomputeSQL, rollup.Bounds)
 	got := readBuckets(t, pool, false, rollupsSQL)
@@ -267,6 +268,7 @@ func TestFoldedRollupsEqualRecomputationFromRawRows(t *testing.T) {
 		}
 	}
 	require.Positive(t, folded, "folds added checks to hours and days")
+	require.Positive(t, st.recent.Inserted(), "minutes no batch wrote were inserted as new rows")
 	var unfolded int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM rollups, rollup_fold WHERE bucket_width = 60 AND bucket_start >= folded_to`).Scan(&unfolded))
 	require.Positive(t, unfolded, "minutes not folded yet, which readers add")

@@ -21,6 +21,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/services/sink/internal/incident"
+	"github.com/sitewatch/sitewatch/services/sink/internal/pgerr"
 	"github.com/sitewatch/sitewatch/services/sink/internal/rollup"
 )
 
@@ -178,6 +179,7 @@ func insertSQL(template string, cols []column) string {
 type Store struct {
 	pool          *pgxpool.Pool
 	incidentTopic string // where incident events go, through the outbox
+	recent        *rollup.Recent
 	steps         *prometheus.CounterVec
 	redelivered   prometheus.Counter
 }
@@ -190,7 +192,10 @@ var Steps = []string{"stats", "rollups", "state", "commit"}
 // The time each step of a write takes is counted in
 // sitewatch_sink_write_seconds_total{step}, and the batches written again
 // because they held an event already stored in
-// sitewatch_sink_redelivered_batches_total, both registered with reg.
+// sitewatch_sink_redelivered_batches_total; the 1-minute rollup buckets
+// inserted as new rows and the batches that met one existing after all
+// (rollup.Recent) in sitewatch_sink_rollup_new_buckets_total and
+// sitewatch_sink_rollup_bucket_fallbacks_total; all registered with reg.
 func New(pool *pgxpool.Pool, incidentTopic string, reg prometheus.Registerer) *Store {
 	steps := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_sink_write_seconds_total",
 		Help: "Time spent writing batches, by step: stats (raw rows), rollups, state (sites' states and incidents), commit."},
@@ -200,8 +205,15 @@ func New(pool *pgxpool.Pool, incidentTopic string, reg prometheus.Registerer) *S
 	}
 	redelivered := prometheus.NewCounter(prometheus.CounterOpts{Name: "sitewatch_sink_redelivered_batches_total",
 		Help: "Batches holding an event already stored (delivered again): copying them in failed on its key, and they were written again skipping it."})
-	reg.MustRegister(steps, redelivered)
-	return &Store{pool: pool, incidentTopic: incidentTopic, steps: steps, redelivered: redelivered}
+	recent := rollup.NewRecent()
+	reg.MustRegister(steps, redelivered,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sitewatch_sink_rollup_new_buckets_total",
+			Help: "1-minute rollup buckets inserted as new rows, which no batch of this sink had written (the others are added to)."},
+			func() float64 { return float64(recent.Inserted()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sitewatch_sink_rollup_bucket_fallbacks_total",
+			Help: "Batches whose 1-minute rollup buckets thought new included one that existed (written before a restart or by another sink before a rebalance): they were added to instead."},
+			func() float64 { return float64(recent.Fallbacks()) }))
+	return &Store{pool: pool, incidentTopic: incidentTopic, recent: recent, steps: steps, redelivered: redelivered}
 }
 
 // Insert writes recs in one transaction and returns how many rows were
@@ -227,16 +239,13 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 		}
 	}
 	n, err = s.write(ctx, recs, rows, true)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+	if pgerr.IsUniqueViolation(err) {
 		s.redelivered.Inc()
 		n, err = s.write(ctx, recs, rows, false)
 	}
 	return n, err
 }
 
-// uniqueViolation is PostgreSQL's code for a duplicate key.
-const uniqueViolation = "23505"
 
 // write is Insert's transaction; copyIn says whether the raw rows are
 // copied in (and must all be new) or inserted with ON CONFLICT DO NOTHING.
@@ -275,7 +284,7 @@ func (s *Store) write(ctx context.Context, recs []Record, rows []row, copyIn boo
 		sw.Lap(s.steps.WithLabelValues("stats"))
 		// Only the rows stored for the first time count: re-delivery
 		// cannot add to a bucket twice.
-		if err := rollup.Apply(ctx, tx, rolled); err != nil {
+		if err := rollup.Apply(ctx, tx, rolled, s.recent); err != nil {
 			return err
 		}
 		sw.Lap(s.steps.WithLabelValues("rollups"))
