@@ -246,7 +246,6 @@ func (s *Store) Insert(ctx context.Context, recs []Record) (n int64, err error) 
 	return n, err
 }
 
-
 // write is Insert's transaction; copyIn says whether the raw rows are
 // copied in (and must all be new) or inserted with ON CONFLICT DO NOTHING.
 func (s *Store) write(ctx context.Context, recs []Record, rows []row, copyIn bool) (n int64, err error) {
