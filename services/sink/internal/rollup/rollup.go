@@ -226,8 +226,9 @@ func sortRows(out []Row) {
 // and a fold of other minutes does not wait for this writer. folded_to is
 // read in a statement after the locks, so any fold waited for is seen.
 //
-// The 1-minute buckets that recent (nil: none) has not seen written are
-// inserted as new rows, the others added to (Recent).
+// The 1-minute buckets that recent has not seen written are inserted as
+// new rows and the others added to (Recent); with a nil recent, every
+// bucket is added to.
 func Apply(ctx context.Context, tx pgx.Tx, checks []Check, recent *Recent) error {
 	if len(checks) == 0 {
 		return nil
