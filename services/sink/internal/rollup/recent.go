@@ -1,14 +1,18 @@
 package rollup
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// RecentMinutes is how far behind the newest 1-minute bucket it saw
-// written a Recent remembers buckets.
-const RecentMinutes = 3
+// RecentMinutes is how many minutes a Recent remembers the buckets of: the
+// newest it saw written. A sink writes about two at a time (the current
+// one and the one before); the others leave room for a monitor whose clock
+// is off, whose far-off minutes would otherwise push out the present.
+const RecentMinutes = 8
 
 // Recent remembers the 1-minute buckets this sink wrote lately, so that
 // Apply can insert the others as new rows. Adding to a bucket that may
@@ -22,7 +26,6 @@ const RecentMinutes = 3
 type Recent struct {
 	mu      sync.Mutex
 	minutes map[int64]map[siteRegion]struct{} // by the bucket's unix minute
-	newest  int64
 
 	inserted, fallbacks atomic.Int64
 }
@@ -64,8 +67,8 @@ func (r *Recent) split(rows []Row) (fresh, known []Row) {
 	return fresh, known
 }
 
-// add remembers the 1-minute buckets of rows as written and forgets those
-// more than RecentMinutes behind the newest.
+// add remembers the 1-minute buckets of rows as written, keeping those of
+// the RecentMinutes newest minutes only.
 func (r *Recent) add(rows []Row, inserted int) {
 	if r == nil {
 		return
@@ -78,19 +81,16 @@ func (r *Recent) add(rows []Row, inserted int) {
 			continue
 		}
 		m := row.Start.Unix() / 60
-		if m < r.newest-RecentMinutes {
-			continue
-		}
 		seen := r.minutes[m]
 		if seen == nil {
 			seen = map[siteRegion]struct{}{}
 			r.minutes[m] = seen
 		}
 		seen[siteRegion{row.SiteID, row.Region}] = struct{}{}
-		r.newest = max(r.newest, m)
 	}
-	for m := range r.minutes {
-		if m < r.newest-RecentMinutes {
+	if len(r.minutes) > RecentMinutes {
+		minutes := slices.Sorted(maps.Keys(r.minutes))
+		for _, m := range minutes[:len(minutes)-RecentMinutes] {
 			delete(r.minutes, m)
 		}
 	}

@@ -49,16 +49,23 @@ func TestNewMinutesAreInsertedAndOthersAddedTo(t *testing.T) {
 	applyWith(restarted, check(3, minute.Add(50*time.Second)))
 	require.EqualValues(t, 1, restarted.Fallbacks(), "the minutes of a batch that fell back are remembered")
 
-	// Ten minutes later, the first minute is forgotten: a late check of it
-	// finds it exists.
-	applyWith(recent, check(1, minute.Add(10*time.Minute)))
+	// A check from a clock ten years ahead takes one of the minutes
+	// remembered, not the present's place.
+	applyWith(recent, check(4, minute.AddDate(10, 0, 0)))
+	applyWith(recent, check(2, minute.Add(45*time.Second)))
+	require.EqualValues(t, 0, recent.Fallbacks(), "site 2's minute is still remembered")
+
+	// Once RecentMinutes newer minutes are written, the first is
+	// forgotten: a late check of it finds it exists.
+	for i := 1; i < RecentMinutes; i++ {
+		applyWith(recent, check(1, minute.Add(time.Duration(i)*time.Minute)))
+	}
 	applyWith(recent, check(1, minute.Add(59*time.Second)))
 	require.EqualValues(t, 1, recent.Fallbacks())
 	require.Equal(t, 4, checksIn(t, pool, time.Minute, minute))
-	require.Equal(t, 1, checksIn(t, pool, time.Minute, minute.Add(10*time.Minute)))
 
 	var total, rows int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT sum(checks), count(*) FROM rollups WHERE bucket_width = 60").Scan(&total, &rows))
-	require.Equal(t, 8, total, "every check counted once")
-	require.Equal(t, 4, rows, "sites 1, 2 and 3 in the first minute, site 1 ten minutes later")
+	require.Equal(t, 9+RecentMinutes-1, total, "every check counted once")
+	require.Equal(t, 4+RecentMinutes-1, rows, "sites 1, 2 and 3 in the first minute, site 4 ten years on, site 1 in each later minute")
 }
