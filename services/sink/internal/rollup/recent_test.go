@@ -33,7 +33,11 @@ func TestNewMinutesAreInsertedAndOthersAddedTo(t *testing.T) {
 	}
 	check := func(site int64, at time.Time) Check { return Check{SiteID: site, CheckedAt: at, DurationMS: 5} }
 
-	recent := NewRecent()
+	small := NewRecent()
+	applyWith(small, check(9, minute))
+	require.Zero(t, small.Inserted(), "a batch with fewer than MinNewBuckets new buckets adds to them all")
+
+	recent := newRecent(1) // batches of a check or two
 	applyWith(recent, check(1, minute.Add(time.Second)))
 	require.EqualValues(t, 1, recent.Inserted(), "a minute no batch wrote is inserted")
 	applyWith(recent, check(1, minute.Add(30*time.Second)), check(2, minute.Add(31*time.Second)))
@@ -41,7 +45,7 @@ func TestNewMinutesAreInsertedAndOthersAddedTo(t *testing.T) {
 	require.Zero(t, recent.Fallbacks())
 	require.Equal(t, 2, checksIn(t, pool, time.Minute, minute))
 
-	restarted := NewRecent() // remembers nothing: site 1's minute exists all the same
+	restarted := newRecent(1) // remembers nothing: site 1's minute exists all the same
 	applyWith(restarted, check(1, minute.Add(40*time.Second)), check(3, minute.Add(41*time.Second)))
 	require.EqualValues(t, 1, restarted.Fallbacks(), "the batch met a minute that existed")
 	require.Zero(t, restarted.Inserted(), "and added to all its minutes instead")
@@ -66,6 +70,6 @@ func TestNewMinutesAreInsertedAndOthersAddedTo(t *testing.T) {
 
 	var total, rows int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT sum(checks), count(*) FROM rollups WHERE bucket_width = 60").Scan(&total, &rows))
-	require.Equal(t, 9+RecentMinutes-1, total, "every check counted once")
-	require.Equal(t, 4+RecentMinutes-1, rows, "sites 1, 2 and 3 in the first minute, site 4 ten years on, site 1 in each later minute")
+	require.Equal(t, 10+RecentMinutes-1, total, "every check counted once")
+	require.Equal(t, 5+RecentMinutes-1, rows, "sites 1, 2, 3 and 9 in the first minute, site 4 ten years on, site 1 in each later minute")
 }
