@@ -83,7 +83,6 @@ var ErrMalformed = errors.New("malformed check event")
 func Decode(payload []byte) (Check, error) {
 	c, ok := decodeFast(payload)
 	if !ok {
-		c = Check{}
 		if err := json.Unmarshal(payload, &c); err != nil {
 			return Check{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
