@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Single-node Apache Kafka (KRaft, combined broker+controller) for sitewatch dev/test.
 #   kafka.sh up|down|status|brokers      lifecycle; state lives in $REPO/.cache/kafka
+#   kafka.sh jars                        only fetch the jars (broker: .cache/kafka/libs, tools: .cache/kafka/tools)
 #   kafka.sh topics ARGS...              kafka-topics (TopicCommand) against our broker
 # Secure listeners (tests start such a broker privately, beside the shared one):
 #   SITEWATCH_KAFKA_TLS_DIR=DIR          DIR holds ca.pem, broker.crt, broker.key (PKCS#8, unencrypted);
@@ -232,10 +233,11 @@ case ${1:-} in
   down) down ;;
   status) if [[ -n $EXTERNAL ]]; then first_broker_open; else broker_pid >/dev/null && tcp_open 127.0.0.1 "$PORT"; fi ;;
   brokers) echo "$BROKERS" ;;
+  jars) mkdir -p "$SDIR"; fetch_jars ;; # the broker's and tools' jars only (the Kafka stand-in image of scripts/docker.sh)
   topics)
     shift
     need_java
     mkdir -p "$KDIR" && lock "$KDIR/.lock" && fetch_jars && exec 9>&-
     exec "${KJAVA[@]}" -cp "$TOOLS/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$BROKERS" "$@" ;;
-  *) echo "usage: $0 up|down|status|brokers|topics ARGS..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|brokers|jars|topics ARGS..." >&2; exit 2 ;;
 esac
