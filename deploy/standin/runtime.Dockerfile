@@ -26,6 +26,6 @@ RUN set -eu; \
 
 FROM scratch
 COPY --from=files /out/ /
-ENV PATH=/usr/local/bin:/usr/bin:/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 USER 65532:65532
 WORKDIR /home/nonroot
