@@ -9,9 +9,14 @@ STATICCHECK  := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 # Loads DATABASE_URL and KAFKA_BROKERS for the recipe line it prefixes.
 INFRA_ENV    := eval "$$(scripts/infra.sh env)";
+# Loads DOCKER_CONFIG (compose and buildx built here) and the base images
+# scripts/docker.sh chose (official, or stand-ins built here).
+DOCKER_ENV   := eval "$$(scripts/docker.sh env)";
+COMPOSE      := docker compose -f deploy/docker-compose.yml
 TEST_FLAGS   ?= -race -count=1 -timeout 15m
 
-.PHONY: all build vet lint test test-unit fuzz up down run migrate bench soak tidy fmt binaries clean
+.PHONY: all build vet lint test test-unit fuzz up down run migrate bench soak tidy fmt binaries clean \
+	docker up-containers down-containers
 
 all: build vet lint test
 
@@ -31,11 +36,12 @@ lint: $(STATICCHECK)
 
 ## test: unit and integration tests of every module against real PostgreSQL and Kafka
 ## (promtool, for the alert-rule tests, and chromium, for the status page's browser test, are
-## installed by scripts/promtool.sh and scripts/chromium.sh and required)
-test: up vet lint
+## installed by scripts/promtool.sh and scripts/chromium.sh and required; the containers test,
+## e2e/containers_test.go, needs the Docker engine and images of scripts/docker.sh)
+test: up docker vet lint
 	@scripts/promtool.sh
 	@scripts/chromium.sh
-	@$(INFRA_ENV) export SITEWATCH_REQUIRE_PROMTOOL=1 SITEWATCH_REQUIRE_CHROMIUM=1; for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
+	@$(INFRA_ENV) $(DOCKER_ENV) export SITEWATCH_REQUIRE_PROMTOOL=1 SITEWATCH_REQUIRE_CHROMIUM=1 SITEWATCH_REQUIRE_DOCKER=1; for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
 
 ## test-unit: the tests that need no PostgreSQL or Kafka
 test-unit:
@@ -77,6 +83,22 @@ migrate: up binaries
 ## run: the whole pipeline on this machine, with demo sites; Ctrl-C stops it
 run: up binaries
 	@scripts/run.sh
+
+## docker: a Docker engine, Compose v2 and buildx, and the base images (scripts/docker.sh)
+docker:
+	@scripts/docker.sh up
+
+## up-containers: the three services in containers, with PostgreSQL and Kafka, as
+## deploy/docker-compose.yml runs them (deploy/README.md); down-containers stops them (data kept)
+up-containers: docker
+	@scripts/secrets.sh
+	@$(DOCKER_ENV) $(COMPOSE) up -d --build --wait --wait-timeout 300
+	@$(DOCKER_ENV) $(COMPOSE) ps
+	@echo "status page: http://127.0.0.1:8080/ (any user, password deploy/secrets/sink_ui_token)"
+	@echo "add a site:  eval \"\$$(scripts/docker.sh env)\"; $(COMPOSE) run --rm monitor sites add URL"
+
+down-containers:
+	@$(DOCKER_ENV) $(COMPOSE) down
 
 ## bench: benchmarks against real PostgreSQL and Kafka
 bench: up

@@ -78,7 +78,7 @@ func newStack(t *testing.T) *stack {
 	}
 
 	// A clean state: whatever an interrupted run left goes first.
-	s.composeQuiet("down", "-v", "--remove-orphans", "--timeout", "5")
+	s.composeQuiet("--profile", "observability", "--profile", "secure", "down", "-v", "--remove-orphans", "--timeout", "5")
 	_ = exec.Command("docker", "network", "rm", e2eNetwork).Run()
 	s.docker("network", "create", "--label", "org.sitewatch.e2e=containers", e2eNetwork)
 	s.subnet = strings.TrimSpace(s.docker("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", e2eNetwork))
