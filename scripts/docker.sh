@@ -82,6 +82,7 @@ build_plugin() {
   local name=$1 mod=$2 ver=$3 pkg=$4 ldflags=$5 out=$PLUGINS/docker-$1 dir
   [[ -x $out && $(cat "$out.version" 2>/dev/null) == "$ver" ]] && return
   need go golang-go
+  local t0=$SECONDS
   echo "building docker-$name $ver from $mod (log: $BLOG)" >&2
   mkdir -p "$PLUGINS"
   dir=$(cd "$DDIR" && GOFLAGS=-mod=mod go mod download -json "$mod@$ver" 2>>"$BLOG" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p') ||
@@ -92,6 +93,7 @@ build_plugin() {
     die "building docker-$name failed" "$BLOG"
   mv "$out.tmp" "$out"
   echo "$ver" >"$out.version"
+  echo "built docker-$name $ver in $((SECONDS - t0)) s" >&2
 }
 
 # plugins: the user's docker compose and buildx when both exist, else ours.
@@ -119,7 +121,7 @@ label() { docker image inspect -f '{{index .Config.Labels "org.sitewatch.standin
 BASE=sitewatch-standin/debian:bookworm
 base_image() {
   have_image "$BASE" && return
-  local mirror root=$DDIR/rootfs
+  local mirror root=$DDIR/rootfs t0=$SECONDS
   need debootstrap debootstrap
   mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' 2>/dev/null | grep -m1 '/debian/$' || true)
   mirror=${mirror:-http://deb.debian.org/debian/}
@@ -131,15 +133,28 @@ base_image() {
   tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$BASE" >>"$BLOG" 2>&1 ||
     die "docker import of the rootfs failed" "$BLOG"
   rm -rf "$root"
+  echo "built $BASE in $((SECONDS - t0)) s" >&2
 }
 
-# standin NAME TAG: build deploy/standin/NAME.Dockerfile as TAG unless TAG holds the same inputs.
-# The context is deploy/standin plus the extra files NAME needs, assembled in .cache.
+# standin NAME TAG: build deploy/standin/NAME.Dockerfile as TAG unless TAG was built from the same
+# inputs (NAME.Dockerfile, the NAME-* files beside it, and what is copied in), recorded as a label.
+# The context is those files plus what NAME needs from this machine, assembled in .cache.
 standin() {
-  local name=$1 tag=$2 ctx=$DDIR/ctx/$1 sum
+  local name=$1 tag=$2 ctx=$DDIR/ctx/$1 extra= sum f t0=$SECONDS
+  case $name in
+    golang) extra="$(go env GOVERSION) $(sha256sum </etc/ssl/certs/ca-certificates.crt)" ;;
+    kafka)
+      # The Kafka distribution scripts/kafka.sh fetches from Maven Central.
+      [[ -f $CACHE/kafka/libs/.complete && -f $CACHE/kafka/tools/.complete ]] || "$SCRIPTS/kafka.sh" jars
+      extra=$(cat "$CACHE/kafka/libs/.complete" "$CACHE/kafka/tools/.complete") ;;
+  esac
+  local -a files=("$STANDIN/$name.Dockerfile")
+  for f in "$STANDIN/$name"-*; do [[ -f $f ]] && files+=("$f"); done
+  sum=$({ (cd "$STANDIN" && sha256sum "${files[@]##*/}"); echo "$extra"; } | sha256sum | cut -c1-16)
+  if have_image "$tag" && [[ $(label "$tag") == "$sum" ]]; then return; fi
   rm -rf "$ctx"
   mkdir -p "$ctx"
-  cp -a "$STANDIN/." "$ctx/"
+  cp -a "${files[@]}" "$ctx/"
   case $name in
     golang)
       # The machine's Go toolchain and CA bundle: the module proxy is trusted with this
@@ -147,23 +162,15 @@ standin() {
       cp -a "$(go env GOROOT)" "$ctx/go"
       cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt" ;;
     kafka)
-      # The Kafka distribution scripts/kafka.sh fetched from Maven Central.
-      [[ -f $CACHE/kafka/libs/.complete && -f $CACHE/kafka/tools/.complete ]] ||
-        "$SCRIPTS/kafka.sh" jars
       cp -a "$CACHE/kafka/libs" "$ctx/libs"
       cp -a "$CACHE/kafka/tools" "$ctx/tools" ;;
   esac
-  sum=$(cd "$ctx" && find . -type f ! -path './go/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
-  [[ $name == golang ]] && sum=$sum-$(go env GOVERSION)
-  if have_image "$tag" && [[ $(label "$tag") == "$sum" ]]; then
-    rm -rf "$ctx"
-    return
-  fi
   echo "building stand-in $tag (deploy/standin/$name.Dockerfile, log: $BLOG)" >&2
   dk build -f "$ctx/$name.Dockerfile" --build-arg "BASE_IMAGE=$BASE" \
     --label "org.sitewatch.standin.inputs=$sum" -t "$tag" "$ctx" >>"$BLOG" 2>&1 ||
     die "building $tag failed" "$BLOG"
   rm -rf "$ctx"
+  echo "built $tag in $((SECONDS - t0)) s" >&2
 }
 
 # images: for each image of the stack, the image itself when present or pullable, else its stand-in.
