@@ -139,7 +139,7 @@ func TestComposeSecureProfile(t *testing.T) {
 		SASLPassword: string(password), CAPEM: vars["KAFKA_CA_PEM"]}
 	require.NoError(t, c.Validate())
 	require.Equal(t, "kafka-secure:9094", c.Brokers)
-	require.FileExists(t, filepath.Join(vars["SITEWATCH_SECRETS_DIR"], "broker-keystore.pem"))
+	require.FileExists(t, filepath.Join(vars["SITEWATCH_SECRETS_DIR"], "kafka_broker_keystore"), "the broker keystore, named as its compose secret")
 	crt, err := exec.Command("openssl", "x509", "-in", filepath.Join(dir, "broker.crt"), "-noout", "-ext", "subjectAltName").CombinedOutput()
 	require.NoError(t, err, "%s", crt)
 	require.Contains(t, string(crt), "DNS:kafka-secure", "the name the services connect by")
@@ -193,6 +193,9 @@ func TestComposeSecretsComeFromFiles(t *testing.T) {
 	dir := t.TempDir()
 	out, err := exec.Command("bash", filepath.Join(root, "scripts", "secrets.sh"), dir).CombinedOutput()
 	require.NoError(t, err, "%s", out)
+	// The secure profile's broker keystore comes from scripts/tls.sh.
+	out, err = exec.Command("bash", filepath.Join(root, "scripts", "tls.sh"), dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
 	read := func(name string) string {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		require.NoError(t, err)
@@ -202,8 +205,8 @@ func TestComposeSecretsComeFromFiles(t *testing.T) {
 	p := loadComposeEnv(t, []string{"SITEWATCH_SECRETS_DIR=" + dir}, "secure", "observability")
 	require.NotEmpty(t, p.Secrets)
 	for name, secret := range p.Secrets {
-		require.Equal(t, filepath.Join(dir, name), secret.File, "secret %s: a file of scripts/secrets.sh", name)
-		require.FileExists(t, secret.File, "scripts/secrets.sh makes secret %s", name)
+		require.Equal(t, filepath.Join(dir, name), secret.File, "secret %s: a file of scripts/secrets.sh or scripts/tls.sh, named as the secret", name)
+		require.FileExists(t, secret.File, "scripts/secrets.sh or scripts/tls.sh makes secret %s", name)
 	}
 	secretish := regexp.MustCompile(`PASSWORD|TOKEN|SECRET|DATABASE_URL`)
 	for _, s := range p.Services {

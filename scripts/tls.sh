@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throw-away certificates with openssl, for the `secure` compose profile and for trying TLS locally:
 #   tls.sh DIR [HOST...]   CA (ca.pem), broker certificate for HOST... (default: kafka-secure localhost)
-#                          as broker.crt/broker.key, a client certificate client.crt/client.key,
+#                          as broker.crt/broker.key (and both as kafka_broker_keystore, the secure
+#                          broker's compose secret), a client certificate client.crt/client.key,
 #                          a random SASL password (kafka_sasl_password, unless scripts/secrets.sh made it)
 #                          and DIR/secure.env for `docker compose --env-file`, with the CA as one line
 #                          of literal \n and no secret: the password is the compose secret kafka_sasl_password.
@@ -41,9 +42,9 @@ done
 sign broker serverAuth "$san"
 sign client clientAuth
 [[ -s $DIR/kafka_sasl_password ]] || openssl rand -hex 24 | tr -d '\n' >"$DIR/kafka_sasl_password"
-cat "$DIR/broker.key" "$DIR/broker.crt" >"$DIR/broker-keystore.pem"
+cat "$DIR/broker.key" "$DIR/broker.crt" >"$DIR/kafka_broker_keystore"
 # The containers run as other users (kafka: appuser): let them read what they mount.
-chmod 0644 "$DIR/ca.pem" "$DIR/broker-keystore.pem" "$DIR/kafka_sasl_password"
+chmod 0644 "$DIR/ca.pem" "$DIR/kafka_broker_keystore" "$DIR/kafka_sasl_password"
 
 # One-line PEM, as a platform's secret store holds it: literal \n between lines.
 ca_line=$(awk '{printf "%s\\n", $0}' "$DIR/ca.pem")
