@@ -15,8 +15,9 @@ const (
 	// SchemaVersion is the payload version this code writes. Readers accept
 	// any version up to it; fields are only ever added. Version 2 added the
 	// phases, body, redirect, TLS and address fields and Regexes; version 3
-	// the Region.
-	SchemaVersion = 3
+	// the Region; version 4 the Kind and the TLS handshake's version, cipher
+	// and OCSP stapling.
+	SchemaVersion = 4
 	// DefaultRegion is the region of a monitor that names none, and of
 	// every check written before checks carried a region.
 	DefaultRegion = "local"
@@ -64,7 +65,21 @@ type Check struct {
 
 	// Version 3: the region of the monitor that made the check.
 	Region string `json:"region,omitempty"`
+
+	// Version 4. Kind is the kind of check, KindTCP or KindTLS; empty for
+	// HTTP (every check before version 4 was one). The TLS fields describe
+	// the handshake of a tls or https check that made one.
+	Kind        string `json:"kind,omitempty"`
+	TLSVersion  string `json:"tls_version,omitempty"` // e.g. "TLS 1.3"
+	TLSCipher   string `json:"tls_cipher,omitempty"`  // the cipher suite's IANA name
+	OCSPStapled *bool  `json:"ocsp_stapled,omitempty"`
 }
+
+// Kinds of check besides HTTP (Check.Kind).
+const (
+	KindTCP = "tcp"
+	KindTLS = "tls"
+)
 
 // RegexResult is one regex of a check: a must-match (Match true) or a
 // must-not-match one, and whether it matched the body.
@@ -126,6 +141,14 @@ func (c Check) Validate() error {
 	}
 	if _, err := uuid.Parse(c.EventID); err != nil {
 		return fmt.Errorf("%w: event_id %q: not a UUID", ErrMalformed, c.EventID)
+	}
+	switch c.Kind {
+	case "", KindTCP, KindTLS:
+	default:
+		// An older sink stores what it knows; this one says what it got.
+		if c.SchemaVersion <= SchemaVersion {
+			return fmt.Errorf("%w: kind %q: want tcp, tls or none (http)", ErrMalformed, c.Kind)
+		}
 	}
 	if c.SchemaVersion >= 3 {
 		if err := ValidateRegion(c.Region); err != nil {

@@ -2,6 +2,7 @@ package checkevent
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ func TestDecodeNamesTheBadField(t *testing.T) {
 		`{` + valid + `,"tls_ms":-1}`:                "phase timings",
 		`{` + valid + `,"body_bytes":-1}`:            "body_bytes -1",
 		`{` + valid + `,"redirects":-2}`:             "redirects -2",
+		`{` + valid + `,"kind":"icmp"}`:              `kind "icmp"`,
 		`{"schema_version":1,"site_id":1,"url":"u"}`: "checked_at: missing",
 	} {
 		_, err := Decode([]byte(payload))
@@ -60,6 +62,9 @@ func TestDecodeNamesTheBadField(t *testing.T) {
 		require.ErrorContains(t, err, want, payload)
 	}
 	_, err := Decode([]byte(`{` + valid + `}`))
+	require.NoError(t, err)
+	// A kind from a newer monitor is read, not refused, as any newer field is.
+	_, err = Decode([]byte(`{` + strings.Replace(valid, `"schema_version":3`, `"schema_version":99`, 1) + `,"kind":"icmp"}`))
 	require.NoError(t, err)
 }
 

@@ -130,6 +130,20 @@ func (d *fastDecoder) field(c *Check, key []byte) (bit uint32, ok bool) {
 	case "region":
 		bit = 1 << 24
 		c.Region, ok = d.string()
+	case "kind":
+		bit = 1 << 25
+		c.Kind, ok = d.string()
+	case "tls_version":
+		bit = 1 << 26
+		c.TLSVersion, ok = d.string()
+	case "tls_cipher":
+		bit = 1 << 27
+		c.TLSCipher, ok = d.string()
+	case "ocsp_stapled":
+		bit = 1 << 28
+		var v bool
+		v, ok = d.bool()
+		c.OCSPStapled = &v
 	}
 	return bit, ok
 }

@@ -26,6 +26,7 @@ type siteFile struct {
 type fileSite struct {
 	URL      string            `yaml:"url"`
 	Name     string            `yaml:"name,omitempty"`
+	Send     string            `yaml:"send,omitempty"` // tcp:// and tls:// sites only
 	Method   string            `yaml:"method,omitempty"`
 	Headers  map[string]string `yaml:"headers,omitempty"`
 	Expect   string            `yaml:"expect,omitempty"`
@@ -93,7 +94,7 @@ func readSites(r io.Reader) ([]site.Site, error) {
 }
 
 func (fs fileSite) site() (site.Site, error) {
-	s := site.Site{URL: fs.URL, Name: fs.Name, Method: fs.Method, Headers: fs.Headers, Expect: fs.Expect,
+	s := site.Site{URL: fs.URL, Name: fs.Name, Send: fs.Send, Method: fs.Method, Headers: fs.Headers, Expect: fs.Expect,
 		MustMatch: fs.Match, MustNotMatch: fs.NotMatch, Topic: fs.Topic, Regions: fs.Regions, Enabled: fs.Enabled == nil || *fs.Enabled,
 		FailureThreshold: fs.FailureThreshold, SuccessThreshold: fs.SuccessThreshold, Quorum: fs.Quorum, TLSWarningDays: site.DefaultTLSWarningDays}
 	if fs.TLSWarningDays != nil {
@@ -114,10 +115,14 @@ func (fs fileSite) site() (site.Site, error) {
 
 func toFile(s site.Site) fileSite {
 	enabled := s.Enabled
-	return fileSite{URL: s.URL, Name: s.Name, Method: s.Method, Headers: maps.Clone(s.Headers), Expect: s.Expect,
+	f := fileSite{URL: s.URL, Name: s.Name, Send: s.Send, Method: s.Method, Headers: maps.Clone(s.Headers), Expect: s.Expect,
 		Match: s.MustMatch, NotMatch: s.MustNotMatch, Interval: duration(s.Interval), Timeout: duration(s.Timeout),
 		Topic: s.Topic, Regions: s.Regions, Enabled: &enabled,
 		FailureThreshold: s.FailureThreshold, SuccessThreshold: s.SuccessThreshold, Quorum: s.Quorum, TLSWarningDays: &s.TLSWarningDays}
+	if s.Kind() != site.KindHTTP {
+		f.Method, f.Expect = "", "" // only http(s) has them; the defaults on import
+	}
+	return f
 }
 
 // siteFileOf is the site file of sites.

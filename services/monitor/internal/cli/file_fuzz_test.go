@@ -38,6 +38,8 @@ func FuzzReadSites(f *testing.F) {
 `,
 		"sites:\n  - url: example.com\n    match: ['(unclosed']\n    interval: 10ms\n",
 		"sites:\n  - url: https://a\n  - url: https://b\n    interval: 1m\n    timeout: 2m\n",
+		"sites:\n  - url: tcp://db.example:5432\n    send: \"PING\\r\\n\"\n    match: ['^\\+PONG']\n  - url: tls://mail.example:465\n",
+		"sites:\n  - url: tcp://db.example:5432\n    method: POST\n    send: \"x\"\n  - url: https://a\n    send: y\n",
 		"sites:\n  - url: https://a\n    interval: soon\n    timeout: -1s\n",
 		"sites:\n  - url: https://a\n    unknown-key: 1\n",
 		"sites:\n  - url: https://a\n    headers: {X-A: \"a\\x01b\"}\n",

@@ -13,14 +13,15 @@ import (
 // siteFlags are the flags of `sites add` and `sites update`. Only the flags
 // given on the command line are applied, so update changes just those.
 type siteFlags struct {
-	method, expect, interval, timeout, topic, regions, name    string
-	failureThreshold, successThreshold, quorum, tlsWarningDays int
-	headers, match, notMatch, channels                         listFlag
-	enabled, disabled                                          bool
+	method, expect, interval, timeout, topic, regions, name, send string
+	failureThreshold, successThreshold, quorum, tlsWarningDays    int
+	headers, match, notMatch, channels                            listFlag
+	enabled, disabled                                             bool
 }
 
 func (f *siteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.method, "method", site.DefaultMethod, "HTTP method")
+	fs.StringVar(&f.send, "send", "", `tcp:// and tls:// sites: text written once connected (\r, \n, \t and \\ are escapes), e.g. 'PING\r\n'; --match then matches the reply`)
 	fs.Var(&f.headers, "header", "request header `Name: value`; repeat for more; --header= clears them")
 	fs.StringVar(&f.expect, "expect", site.DefaultExpect, "expected status codes, e.g. 200-399, 2xx,301, 200,204")
 	fs.Var(&f.match, "match", "RE2 `regex` the body must match; repeat for more (all must match); --match= clears them")
@@ -63,6 +64,13 @@ func (f *siteFlags) apply(s *site.Site, given map[string]bool) error {
 	}
 	if given["expect"] {
 		s.Expect = f.expect
+	}
+	if given["send"] {
+		v, err := unescape(f.send)
+		if err != nil {
+			errs = append(errs, &site.FieldError{Field: "send", Value: f.send, Msg: err.Error()})
+		}
+		s.Send = v
 	}
 	if given["match"] || given["regex"] {
 		s.MustMatch = f.match.values()
@@ -152,4 +160,33 @@ func (l listFlag) values() []string {
 		}
 	}
 	return out
+}
+
+// unescape turns the escapes \r, \n, \t and \\ of a --send value into
+// the bytes they name; any other backslash is an error, so a typo is not sent.
+func unescape(v string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '\\' {
+			b.WriteByte(v[i])
+			continue
+		}
+		if i+1 == len(v) {
+			return "", errors.New(`ends in a lone \ (write \\ for a backslash)`)
+		}
+		i++
+		switch v[i] {
+		case 'r':
+			b.WriteByte('\r')
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case '\\':
+			b.WriteByte('\\')
+		default:
+			return "", fmt.Errorf(`unknown escape \%c: want \r, \n, \t or \\`, v[i])
+		}
+	}
+	return b.String(), nil
 }

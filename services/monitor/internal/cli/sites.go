@@ -39,7 +39,11 @@ type SiteStore interface {
 
 // Usage describes the sites command.
 const Usage = `usage:
-  monitor sites add URL [flags]        add a site (flags below)
+  monitor sites add URL [flags]        add a site (flags below); URL is what to check:
+                                         http(s)://host/path  a request: status, body, timings
+                                         tcp://host:port      a connection (and --send, --match)
+                                         tls://host:port      the same over TLS: certificate
+                                                              (expiry, chain, host name), version, cipher
   monitor sites update ID [flags]      change only the given fields
   monitor sites list                   one line per site
   monitor sites show ID                one site, as YAML
@@ -48,6 +52,8 @@ const Usage = `usage:
   monitor sites export [FILE|-]        write every site as YAML
 
 flags of add and update:
+  --send TEXT           tcp and tls: text written once connected (\r \n \t \\ escapes); the
+                        reply is read until every --match regex matches (with none: its first bytes)
   --method M            HTTP method (GET)
   --header 'Name: v'    request header; repeat for more; --header= clears
   --expect CODES        expected status codes: 200-399 (default), 2xx,301, 200,204
@@ -209,8 +215,12 @@ func list(ctx context.Context, args []string, env Env) int {
 		if len(s.Regions) > 0 {
 			regions = strings.Join(s.Regions, ",")
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", s.ID, command.Escape(s.URL), s.Method, duration(s.Interval),
-			duration(s.Timeout), s.Expect, command.Escape(regexSummary(s)), s.Topic, regions, s.Enabled)
+		method, expect := s.Method, s.Expect
+		if s.Kind() != site.KindHTTP {
+			method, expect = "-", "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", s.ID, command.Escape(s.URL), method, duration(s.Interval),
+			duration(s.Timeout), expect, command.Escape(regexSummary(s)), s.Topic, regions, s.Enabled)
 	}
 	_ = tw.Flush()
 	return ExitOK

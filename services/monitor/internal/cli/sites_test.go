@@ -44,7 +44,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		args []string
 		want []string
 	}{
-		"bad url":        {[]string{"add", "not a url"}, []string{`url "not a url": scheme must be http or https`}},
+		"bad url":        {[]string{"add", "not a url"}, []string{`url "not a url": scheme must be http, https, tcp or tls`}},
 		"bad regex":      {[]string{"add", "https://example.com", "--regex", "(a"}, []string{`match "(a": not a valid RE2 regular expression: missing closing )`}},
 		"bad not-match":  {[]string{"add", "https://example.com", "--not-match", "a{2,1}"}, []string{`not-match "a{2,1}": not a valid RE2`}},
 		"bad interval":   {[]string{"add", "https://example.com", "--interval", "often"}, []string{`interval "often": not a duration`}},
@@ -67,6 +67,10 @@ func TestBadInputWritesNothing(t *testing.T) {
 		"huge import":    {[]string{"import", "-"}, []string{"larger than 4 MiB; split it"}},
 		"bad region":     {[]string{"add", "https://example.com", "--regions", "eu-west,EU West"}, []string{`regions "EU West": want lower-case letters`}},
 		"region twice":   {[]string{"add", "https://example.com", "--regions", "eu,eu"}, []string{`regions "eu": listed twice`}},
+		"tcp no port":    {[]string{"add", "tcp://db.example.com"}, []string{`url "tcp://db.example.com": tcp:// needs a port`}},
+		"send on http":   {[]string{"add", "https://example.com", "--send", "x"}, []string{`send "x": only tcp:// and tls:// sites`}},
+		"send escape":    {[]string{"add", "tcp://a.example:1", "--send", `PING\q`}, []string{`send "PING\\q": unknown escape \q`}},
+		"tcp header":     {[]string{"add", "tls://a.example:443", "--header", "X-A: b"}, []string{`header "X-A": only http(s) sites send headers`}},
 	} {
 		stdin := ""
 		if name == "huge import" {
@@ -247,4 +251,39 @@ func TestOpenFailureIsReported(t *testing.T) {
 		Stdout: &out, Stderr: &errOut})
 	require.Equal(t, ExitError, code)
 	require.Contains(t, errOut.String(), "database-url: required")
+}
+
+// tcp:// and tls:// sites: added with --send's escapes, listed without an
+// HTTP method or status, and exported and imported with their send text.
+func TestStreamSites(t *testing.T) {
+	t.Parallel()
+	run, st := newRunner(t)
+	code, _, stderr := run("", "add", "tcp://redis.example.com:6379", "--send", `PING\r\n`, "--match", `^\+PONG`, "--interval", "10s")
+	require.Equal(t, ExitOK, code, stderr)
+	code, _, stderr = run("", "add", "tls://mail.example.com:465", "--match", "^220 ")
+	require.Equal(t, ExitOK, code, stderr)
+	all := sites(t, st)
+	require.Len(t, all, 2)
+	require.Equal(t, "PING\r\n", all[0].Send, "the escapes are the bytes they name")
+	require.Equal(t, site.KindTCP, all[0].Kind())
+	require.Equal(t, site.KindTLS, all[1].Kind())
+
+	code, out, _ := run("", "list")
+	require.Equal(t, ExitOK, code)
+	require.Regexp(t, `tcp://redis.example.com:6379\s+-\s+10s\s+10s\s+-\s+\+\^\\\+PONG`, out)
+
+	code, exported, stderr := run("", "export", "-")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, exported, `send: "PING\r\n"`)
+	require.NotContains(t, exported, "method:", "no HTTP method for tcp and tls sites")
+
+	run2, st2 := newRunner(t)
+	code, _, stderr = run2(exported, "import", "-")
+	require.Equal(t, ExitOK, code, stderr)
+	again := sites(t, st2)
+	require.Len(t, again, 2)
+	for i := range all {
+		again[i].ID, again[i].Updated = all[i].ID, all[i].Updated
+		require.Equal(t, all[i], again[i])
+	}
 }

@@ -65,6 +65,9 @@ type Result struct {
 	FinalURL       string
 	TLSExpiry      time.Time // leaf certificate's NotAfter; zero without TLS
 	TLSChainExpiry time.Time // earliest NotAfter in the chain
+	TLSVersion     string    // of the handshake (tls, https), e.g. "TLS 1.3"
+	TLSCipher      string
+	OCSPStapled    *bool // nil without a handshake
 	RemoteIP       string
 }
 
@@ -84,6 +87,7 @@ type Config struct {
 type Prober struct {
 	cfg    Config
 	client *http.Client
+	dialer *net.Dialer // the client's, for tcp and tls checks: the guard sees every address
 	bufs   sync.Pool
 }
 
@@ -128,19 +132,23 @@ func New(cfg Config) *Prober {
 			return nil
 		},
 	}
-	return &Prober{cfg: cfg, client: client, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
+	return &Prober{cfg: cfg, client: client, dialer: dialer, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
 }
 
 var errTooManyRedirects = errors.New("too many redirects")
 
-// Check checks t once. The site's timeout covers everything: connect,
-// headers and the body, so a server trickling bytes cannot hold a worker
-// past it.
+// Check checks t once, as its kind says (checkStream for tcp and tls).
+// The site's timeout covers everything: connect, headers and the body (the
+// reply), so a server trickling bytes cannot hold a worker past it.
 func (p *Prober) Check(ctx context.Context, t *Target) Result {
 	s := t.Site
 	res := Result{Site: s, CheckedAt: time.Now().UTC()}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
+
+	if s.Kind() != site.KindHTTP {
+		return p.checkStream(ctx, t, res)
+	}
 
 	start := time.Now()
 	tr := &tracer{}
@@ -166,6 +174,9 @@ func (p *Prober) Check(ctx context.Context, t *Target) Result {
 	defer func() { _ = resp.Body.Close() }()
 	res.StatusCode = resp.StatusCode
 	res.FinalURL = resp.Request.URL.String()
+	if resp.TLS != nil {
+		handshake(&res, *resp.TLS)
+	}
 
 	buf := p.bufs.Get().(*bytes.Buffer)
 	defer p.putBuf(buf)

@@ -20,6 +20,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
 
 // OutboxWriter writes messages in one transaction.
@@ -200,6 +201,12 @@ func Message(res probe.Result) (outbox.Message, error) {
 		TLSChainExpiry: timeOrNil(res.TLSChainExpiry),
 		RemoteIP:       res.RemoteIP,
 		Region:         res.Region,
+		TLSVersion:     res.TLSVersion,
+		TLSCipher:      res.TLSCipher,
+		OCSPStapled:    res.OCSPStapled,
+	}
+	if kind := res.Site.Kind(); kind != site.KindHTTP {
+		ev.Kind = kind
 	}
 	if err := ev.Validate(); err != nil {
 		return outbox.Message{}, fmt.Errorf("check event of site %d: %w", res.Site.ID, err)

@@ -20,7 +20,7 @@ import (
 // `sites add` and the keys of a site file.
 var fields = map[string]bool{"url": true, "method": true, "header": true, "expect": true, "match": true,
 	"not-match": true, "interval": true, "timeout": true, "topic": true, "failure-threshold": true,
-	"success-threshold": true, "quorum": true, "tls-warning-days": true, "regions": true, "name": true}
+	"success-threshold": true, "quorum": true, "tls-warning-days": true, "regions": true, "name": true, "send": true}
 
 // credentialNames are some query parameters that carry secrets.
 var credentialNames = map[string]bool{"password": true, "token": true, "access_token": true, "api_key": true,
@@ -65,6 +65,10 @@ func FuzzValidate(f *testing.F) {
 		{"http://a/?x=1&%54oken=secret", "GET", "", "", "", "", "", 0, 0, "", "", 0},
 		{"http://a", "GET", "Host", "bad host/x", "", "", "", 0, 0, "", "", 0},
 		{"http://[::1]:80/", "OPTIONS", "X-Tab", "a\tb", "1xx,5xx", "", "", 86400000, 10000, "", "local", 0},
+		{"tcp://db.example.com:5432", "GET", "", "", "", "^\\+PONG", "", 0, 0, "", "", 0},
+		{"tls://[2001:db8::1]:443/", "GET", "", "", "", "", "", 0, 0, "", "", 0},
+		{"tcp://a", "GET", "", "", "", "", "", 0, 0, "", "", 0},
+		{"tls://a:1/x?y", "POST", "X-A", "b", "200", "", "", 0, 0, "", "", 0},
 	} {
 		f.Add(s.url, s.method, s.hname, s.hvalue, s.expect, s.match, s.notMatch, s.interval, s.timeout, s.topic, s.region, s.quorum)
 	}
@@ -118,6 +122,17 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 
+		if s.Kind() != site.KindHTTP {
+			// tcp:// and tls://: a host and a port to dial, nothing else.
+			u, err := url.Parse(s.URL)
+			if err != nil || u.Hostname() == "" || u.Port() == "" || u.RawQuery != "" || len(s.Headers) > 0 {
+				t.Fatalf("accepted %s URL %q: %v", s.Kind(), s.URL, err)
+			}
+			if _, _, err := net.SplitHostPort(net.JoinHostPort(u.Hostname(), u.Port())); err != nil {
+				t.Fatalf("accepted %s URL %q gives no address to dial: %v", s.Kind(), s.URL, err)
+			}
+			return
+		}
 		req, err := probe.NewRequest(context.Background(), s, "sitewatch-fuzz")
 		if err != nil {
 			t.Fatalf("accepted site makes no request: %v", err)

@@ -45,6 +45,14 @@ const (
 	maxHeaderSize = 8192
 	maxRegions    = 64
 	maxName       = 100
+	maxSend       = 4096
+)
+
+// Kinds of check, named by the URL's scheme.
+const (
+	KindHTTP = "http" // http:// and https://: a request, its status, body and timings
+	KindTCP  = "tcp"  // tcp://host:port: a connection, optionally Send and regexes on the reply
+	KindTLS  = "tls"  // tls://host:port: the same over TLS, and the certificate, version and cipher
 )
 
 // Site is one monitored URL.
@@ -52,6 +60,7 @@ type Site struct {
 	ID           int64
 	URL          string
 	Name         string // shown instead of the URL (status page); optional
+	Send         string // tcp and tls: written once connected; the regexes then match the reply
 	Method       string
 	Headers      map[string]string
 	Expect       string   // expected status codes, e.g. "200-399" or "200,204,301-308"
@@ -72,6 +81,19 @@ type Site struct {
 	TLSWarningDays   int
 	Enabled          bool
 	Updated          time.Time
+}
+
+// Kind is the kind of check the site's URL asks for: KindHTTP, KindTCP or
+// KindTLS (KindHTTP for a URL that does not parse; Validate refuses it).
+func (s Site) Kind() string {
+	scheme, _, _ := strings.Cut(s.URL, "://")
+	switch strings.ToLower(scheme) {
+	case "tcp":
+		return KindTCP
+	case "tls":
+		return KindTLS
+	}
+	return KindHTTP
 }
 
 // CheckedIn reports whether the monitors of region check s.
@@ -147,6 +169,26 @@ func (s Site) Validate() error {
 	if !slices.Contains(methods, s.Method) {
 		bad("method", s.Method, "want one of "+strings.Join(methods, ", "))
 	}
+	if kind := s.Kind(); kind != KindHTTP {
+		// What only HTTP has is refused rather than ignored.
+		if s.Method != DefaultMethod {
+			bad("method", s.Method, "only http(s) sites send a request; a "+kind+":// check connects")
+		}
+		if len(s.Headers) > 0 {
+			bad("header", slices.Sorted(maps.Keys(s.Headers))[0], "only http(s) sites send headers")
+		}
+		if s.Expect != DefaultExpect {
+			bad("expect", s.Expect, "only http(s) sites have a status code; match the reply with --match")
+		}
+	} else if s.Send != "" {
+		bad("send", abbreviate(s.Send), "only tcp:// and tls:// sites send data of their own")
+	}
+	switch {
+	case len(s.Send) > maxSend:
+		bad("send", abbreviate(s.Send), fmt.Sprintf("longer than %d bytes", maxSend))
+	case !utf8.ValidString(s.Send) || strings.ContainsRune(s.Send, 0):
+		bad("send", abbreviate(s.Send), "want text (UTF-8, no NUL)")
+	}
 	if len(s.Headers) > maxHeaders {
 		bad("header", fmt.Sprint(len(s.Headers)), fmt.Sprintf("at most %d headers", maxHeaders))
 	}
@@ -167,11 +209,7 @@ func (s Site) Validate() error {
 			msg, size := checkRegex(re)
 			program += size
 			if msg != "" {
-				v := re
-				if len(v) > 40 {
-					v = v[:40] + "…"
-				}
-				bad(field, v, msg)
+				bad(field, abbreviate(re), msg)
 			}
 		}
 	}
@@ -221,6 +259,14 @@ func (s Site) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// abbreviate keeps the first 40 bytes of a long value for an error message.
+func abbreviate(v string) string {
+	if len(v) > 40 {
+		return v[:40] + "…"
+	}
+	return v
 }
 
 // checkRegex validates one regex and returns the size of its compiled
@@ -287,8 +333,18 @@ func checkURL(raw string) string {
 	if err != nil {
 		return "not a URL: " + err.Error()
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "scheme must be http or https"
+	switch u.Scheme {
+	case "http", "https":
+	case "tcp", "tls":
+		// host:port and nothing else: a path or query would be ignored.
+		switch {
+		case u.Port() == "":
+			return u.Scheme + ":// needs a port, e.g. " + u.Scheme + "://db.example.com:5432"
+		case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.Opaque != "":
+			return u.Scheme + ":// takes host:port only (no path, query or fragment)"
+		}
+	default:
+		return "scheme must be http, https, tcp or tls"
 	}
 	if u.Hostname() == "" {
 		return "has no host"

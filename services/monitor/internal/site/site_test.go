@@ -2,6 +2,7 @@ package site
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,8 +29,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		msg   string
 	}{
 		"empty url":      {Site{}, "url", "must not be empty"},
-		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http or https"},
-		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http or https"},
+		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http, https, tcp or tls"},
+		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http, https, tcp or tls"},
 		"no host":        {Site{URL: "http://"}, "url", "has no host"},
 		"bad port":       {Site{URL: "http://a:99999"}, "url", "port must be 1..65535"},
 		"bad regex":      {Site{URL: "http://a", MustMatch: []string{"(unclosed"}}, "match", "missing closing )"},
@@ -48,12 +49,32 @@ func TestValidateNamesTheField(t *testing.T) {
 		"header control": {Site{URL: "http://a", Headers: map[string]string{"X-A": "a\x01b"}}, "header", "control characters"},
 		"expect":         {Site{URL: "http://a", Expect: "200-99"}, "expect", "want status codes"},
 		"expect class":   {Site{URL: "http://a", Expect: "7xx"}, "expect", "want status codes"},
+		"tcp no port":    {Site{URL: "tcp://db.example.com"}, "url", "needs a port"},
+		"tcp path":       {Site{URL: "tcp://db.example.com:5432/x"}, "url", "host:port only"},
+		"tls query":      {Site{URL: "tls://db.example.com:443?a=1"}, "url", "host:port only"},
+		"tcp method":     {Site{URL: "tcp://a:1", Method: "POST"}, "method", "only http(s) sites send a request"},
+		"tcp header":     {Site{URL: "tcp://a:1", Headers: map[string]string{"X-A": "b"}}, "header", "only http(s) sites send headers"},
+		"tls expect":     {Site{URL: "tls://a:1", Expect: "200"}, "expect", "only http(s) sites have a status code"},
+		"http send":      {Site{URL: "http://a", Send: "PING"}, "send", "only tcp:// and tls:// sites"},
+		"send size":      {Site{URL: "tcp://a:1", Send: strings.Repeat("x", 4097)}, "send", "longer than 4096 bytes"},
+		"send NUL":       {Site{URL: "tcp://a:1", Send: "a\x00b"}, "send", "want text"},
 	} {
 		err := tc.site.WithDefaults().Validate()
 		var fe *FieldError
 		require.True(t, errors.As(err, &fe), name)
 		require.Equal(t, tc.field, fe.Field, name)
 		require.Contains(t, fe.Error(), tc.msg, name)
+	}
+}
+
+func TestKind(t *testing.T) {
+	for url, kind := range map[string]string{"http://a": KindHTTP, "https://a": KindHTTP, "tcp://a:1": KindTCP,
+		"TLS://a:1": KindTLS, "tls://a:1": KindTLS, "nonsense": KindHTTP} {
+		require.Equal(t, kind, Site{URL: url}.Kind(), url)
+	}
+	for _, s := range []Site{{URL: "tcp://db.example.com:5432"}, {URL: "tls://mail.example.com:465/", Send: "EHLO x\r\n", MustMatch: []string{"^220"}},
+		{URL: "tcp://[2001:db8::1]:22", MustMatch: []string{"^SSH-2.0"}}} {
+		require.NoError(t, s.WithDefaults().Validate(), s.URL)
 	}
 }
 

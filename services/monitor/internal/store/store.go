@@ -516,7 +516,7 @@ func siteArgs(s site.Site) []any {
 	}
 	return []any{s.URL, s.Method, headers, s.Expect, nonNil(s.MustMatch), nonNil(s.MustNotMatch),
 		s.Interval.Milliseconds(), s.Timeout.Milliseconds(), s.Topic, nonNil(s.Regions), s.Enabled,
-		s.FailureThreshold, s.SuccessThreshold, s.Quorum, s.TLSWarningDays, s.Name}
+		s.FailureThreshold, s.SuccessThreshold, s.Quorum, s.TLSWarningDays, s.Name, s.Send}
 }
 
 func scanSite(row pgx.CollectableRow) (site.Site, error) {
@@ -524,7 +524,7 @@ func scanSite(row pgx.CollectableRow) (site.Site, error) {
 	var intervalMS, timeoutMS int64
 	err := row.Scan(&s.ID, &s.URL, &s.Method, &s.Headers, &s.Expect, &s.MustMatch, &s.MustNotMatch,
 		&intervalMS, &timeoutMS, &s.Topic, &s.Regions, &s.Enabled, &s.Updated,
-		&s.FailureThreshold, &s.SuccessThreshold, &s.Quorum, &s.TLSWarningDays, &s.Name)
+		&s.FailureThreshold, &s.SuccessThreshold, &s.Quorum, &s.TLSWarningDays, &s.Name, &s.Send)
 	s.Interval, s.Timeout = time.Duration(intervalMS)*time.Millisecond, time.Duration(timeoutMS)*time.Millisecond
 	if len(s.Headers) == 0 {
 		s.Headers = nil

@@ -49,6 +49,9 @@ type row struct {
 	finalURL  *string
 	remoteIP  *string
 	region    *string
+	kind      *string
+	tlsVer    *string
+	tlsCipher *string
 	v2        bool // version 1 had no phases, size, redirects: NULL, not 0
 	redirects int32
 }
@@ -56,6 +59,7 @@ type row struct {
 func toRow(r *Record) (row, error) {
 	w := row{Record: r, regex: nonEmpty(r.Regex), class: nonEmpty(r.ErrorClass), errText: nonEmpty(r.Error),
 		finalURL: nonEmpty(r.FinalURL), remoteIP: nonEmpty(r.RemoteIP), region: nonEmpty(r.Region),
+		kind: nonEmpty(r.Kind), tlsVer: nonEmpty(r.TLSVersion), tlsCipher: nonEmpty(r.TLSCipher),
 		v2: r.SchemaVersion >= 2, redirects: int32(r.Redirects)}
 	if id, err := uuid.Parse(r.EventID); err == nil {
 		w.eventID = pgtype.UUID{Bytes: id, Valid: true}
@@ -135,6 +139,10 @@ var statsColumns = []column{
 	col("tls_chain_expiry", "timestamptz", func(w *row) *time.Time { return w.TLSChainExpiry }),
 	col("remote_ip", "text", func(w *row) *string { return w.remoteIP }),
 	col("region", "text", func(w *row) *string { return w.region }),
+	col("kind", "text", func(w *row) *string { return w.kind }),
+	col("tls_version", "text", func(w *row) *string { return w.tlsVer }),
+	col("tls_cipher", "text", func(w *row) *string { return w.tlsCipher }),
+	col("ocsp_stapled", "bool", func(w *row) *bool { return w.OCSPStapled }),
 }
 
 // eventIDColumn is event_id, copied as the 16 bytes of a UUID: pgx

@@ -139,11 +139,12 @@ func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 	yes := true
 	checked := time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
 	leaf, chain := checked.Add(24*time.Hour), checked.Add(48*time.Hour)
-	c := checkevent.Check{SchemaVersion: 3, Region: "eu-west", EventID: uuid.NewString(), SiteID: 11, URL: "https://url", CheckedAt: checked,
+	c := checkevent.Check{SchemaVersion: 4, Region: "eu-west", EventID: uuid.NewString(), SiteID: 11, URL: "https://url", CheckedAt: checked,
 		StatusCode: 418, DurationMS: 12.5, Regex: "legacy", RegexMatched: &yes, ErrorClass: "class", Error: "error text",
 		Regexes: []checkevent.RegexResult{{Pattern: "p", Match: true, Matched: true}},
 		DNSMS:   1.25, ConnectMS: 2.25, TLSMS: 3.25, TTFBMS: 4.25, TransferMS: 5.25, BodyBytes: 66, Truncated: true,
-		Redirects: 7, FinalURL: "https://final", TLSExpiry: &leaf, TLSChainExpiry: &chain, RemoteIP: "10.9.8.7"}
+		Redirects: 7, FinalURL: "https://final", TLSExpiry: &leaf, TLSChainExpiry: &chain, RemoteIP: "10.9.8.7",
+		Kind: checkevent.KindTLS, TLSVersion: "TLS 1.3", TLSCipher: "TLS_AES_128_GCM_SHA256", OCSPStapled: &yes}
 	st := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry())
 	batch := []Record{{Check: c, Topic: "topic", Partition: 8, Offset: 99}}
 	if redelivered { // stored before, on its own
@@ -166,7 +167,7 @@ func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 	rows, err := pool.Query(ctx, `SELECT event_id::text, site_id, url, checked_at, status_code, duration_ms, regex,
 		regex_matched, error_class, error, topic_name, kafka_partition, kafka_offset, schema_version, regexes::text,
 		dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, body_bytes, truncated, redirects, final_url, tls_expiry,
-		tls_chain_expiry, remote_ip, region FROM stats WHERE event_id = $1`, c.EventID)
+		tls_chain_expiry, remote_ip, region, kind, tls_version, tls_cipher, ocsp_stapled FROM stats WHERE event_id = $1`, c.EventID)
 	require.NoError(t, err)
 	require.True(t, rows.Next())
 	values, err := rows.Values()
@@ -180,10 +181,11 @@ func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 	want := map[string]any{"event_id": c.EventID, "site_id": int64(11), "url": "https://url", "checked_at": checked,
 		"status_code": int32(418), "duration_ms": 12.5, "regex": "legacy", "regex_matched": true,
 		"error_class": "class", "error": "error text", "topic_name": "topic", "kafka_partition": int32(8),
-		"kafka_offset": int64(99), "schema_version": int16(3), "regexes": `[{"match": true, "matched": true, "pattern": "p"}]`,
+		"kafka_offset": int64(99), "schema_version": int16(4), "regexes": `[{"match": true, "matched": true, "pattern": "p"}]`,
 		"dns_ms": 1.25, "connect_ms": 2.25, "tls_ms": 3.25, "ttfb_ms": 4.25, "transfer_ms": 5.25, "body_bytes": int64(66),
 		"truncated": true, "redirects": int32(7), "final_url": "https://final", "tls_expiry": leaf,
-		"tls_chain_expiry": chain, "remote_ip": "10.9.8.7", "region": "eu-west"}
+		"tls_chain_expiry": chain, "remote_ip": "10.9.8.7", "region": "eu-west",
+		"kind": "tls", "tls_version": "TLS 1.3", "tls_cipher": "TLS_AES_128_GCM_SHA256", "ocsp_stapled": true}
 	for name, v := range got {
 		if tm, ok := v.(time.Time); ok {
 			got[name] = tm.UTC()

@@ -1,0 +1,23 @@
+-- +goose Up
+-- Check kinds beyond HTTP (the URL's scheme says which: http(s), tcp, tls).
+-- sites.send: what a tcp:// or tls:// check writes once connected ('' for
+-- nothing), at most 4096 bytes of text.
+ALTER TABLE sites ADD COLUMN send text NOT NULL DEFAULT ''
+    CONSTRAINT sites_send_valid CHECK (octet_length(send) <= 4096);
+-- What the checks of the new kinds report (check event schema version 4):
+-- the kind (NULL for http, as every earlier row), and of a TLS handshake its
+-- protocol version, cipher suite and whether the server stapled an OCSP
+-- response (https checks fill these too).
+ALTER TABLE stats
+    ADD COLUMN kind text,
+    ADD COLUMN tls_version text,
+    ADD COLUMN tls_cipher text,
+    ADD COLUMN ocsp_stapled boolean;
+
+-- +goose Down
+ALTER TABLE stats
+    DROP COLUMN ocsp_stapled,
+    DROP COLUMN tls_cipher,
+    DROP COLUMN tls_version,
+    DROP COLUMN kind;
+ALTER TABLE sites DROP COLUMN send;
