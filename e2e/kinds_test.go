@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
@@ -48,7 +49,29 @@ func serveLines(t *testing.T, l net.Listener) string {
 	return l.Addr().String()
 }
 
-// tcp:// and tls:// sites go the whole way: added with the CLI, checked by
+// serveDNS answers A queries for kinds.test. with 192.0.2.7 over UDP on
+// 127.0.0.1, and NXDOMAIN for any other name.
+func serveDNS(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		if q := req.Question[0]; q.Name == "kinds.test." && q.Qtype == dns.TypeA {
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A: net.IPv4(192, 0, 2, 7)}}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// tcp://, tls:// and dns:// sites go the whole way: added with the CLI, checked by
 // the monitor, published by the relay, stored by the sink with their kind
 // and handshake, and a failing one opens an incident like any site.
 func TestCheckKindsEndToEnd(t *testing.T) {
@@ -71,10 +94,18 @@ func TestCheckKindsEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	untrusted := "tls://" + serveLines(t, tls.NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}}))
 
+	resolver := serveDNS(t)
+	answered := "dns://" + resolver + "/kinds.test?answer=192.0.2.7"
+	missing := "dns://" + resolver + "/gone.test"
+
 	code, out := run(t, env, "monitor", "sites", "add", pong, "--send", `PING\r\n`, "--match", `^\+PONG`, "--interval", "1s", "--topic", topic)
 	require.Equal(t, 0, code, out)
 	code, out = run(t, env, "monitor", "sites", "add", untrusted, "--interval", "1s", "--topic", topic)
 	require.Equal(t, 0, code, out)
+	for _, u := range []string{answered, missing} {
+		code, out = run(t, env, "monitor", "sites", "add", u, "--interval", "1s", "--topic", topic)
+		require.Equal(t, 0, code, out)
+	}
 
 	monitor := start(t, "monitor", env, "run", "-ops-addr", porttest.Addr(t), "-reload-interval", "500ms", "-allow-nets", "127.0.0.0/8")
 	relay := start(t, "relay", env, "-ops-addr", porttest.Addr(t), "-poll-interval", "50ms", "-topics", topic+","+checkevent.IncidentTopic)
@@ -82,8 +113,15 @@ func TestCheckKindsEndToEnd(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		return count(t, pool, `SELECT count(*) FROM stats WHERE url = $1 AND kind = 'tcp' AND error_class IS NULL AND regex_matched`, pong) >= 2 &&
-			count(t, pool, `SELECT count(*) FROM incidents WHERE url = $1 AND kind = 'down'`, untrusted) == 1
-	}, 30*time.Second, 200*time.Millisecond, "the tcp site's checks pass; the untrusted tls site is down")
+			count(t, pool, `SELECT count(*) FROM incidents WHERE url = $1 AND kind = 'down'`, untrusted) == 1 &&
+			count(t, pool, `SELECT count(*) FROM stats WHERE url = $1 AND kind = 'dns' AND error_class IS NULL
+				AND dns_rcode = 'NOERROR' AND dns_answers = '["192.0.2.7"]'`, answered) >= 2 &&
+			count(t, pool, `SELECT count(*) FROM incidents WHERE url = $1 AND kind = 'down'`, missing) == 1
+	}, 30*time.Second, 200*time.Millisecond, "the tcp and dns sites' checks pass; the untrusted tls site and the missing name are down")
+	var rcode, class2 string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT dns_rcode, error_class FROM stats WHERE url = $1 LIMIT 1`, missing).Scan(&rcode, &class2))
+	require.Equal(t, "NXDOMAIN", rcode)
+	require.Equal(t, "dns_rcode", class2)
 
 	var kind, class, errText string
 	var expiry time.Time

@@ -1,21 +1,28 @@
 -- +goose Up
--- Check kinds beyond HTTP (the URL's scheme says which: http(s), tcp, tls).
+-- Check kinds beyond HTTP (the URL's scheme says which: http(s), tcp, tls,
+-- dns).
 -- sites.send: what a tcp:// or tls:// check writes once connected ('' for
 -- nothing), at most 4096 bytes of text.
 ALTER TABLE sites ADD COLUMN send text NOT NULL DEFAULT ''
     CONSTRAINT sites_send_valid CHECK (octet_length(send) <= 4096);
 -- What the checks of the new kinds report (check event schema version 4):
--- the kind (NULL for http, as every earlier row), and of a TLS handshake its
+-- the kind (NULL for http, as every earlier row); of a TLS handshake its
 -- protocol version, cipher suite and whether the server stapled an OCSP
--- response (https checks fill these too).
+-- response (https checks fill these too); of a DNS query the response code
+-- and the answers of the type asked (a JSON array of strings, as dig prints
+-- their data).
 ALTER TABLE stats
     ADD COLUMN kind text,
     ADD COLUMN tls_version text,
     ADD COLUMN tls_cipher text,
-    ADD COLUMN ocsp_stapled boolean;
+    ADD COLUMN ocsp_stapled boolean,
+    ADD COLUMN dns_rcode text,
+    ADD COLUMN dns_answers jsonb;
 
 -- +goose Down
 ALTER TABLE stats
+    DROP COLUMN dns_answers,
+    DROP COLUMN dns_rcode,
     DROP COLUMN ocsp_stapled,
     DROP COLUMN tls_cipher,
     DROP COLUMN tls_version,

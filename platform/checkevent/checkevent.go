@@ -66,19 +66,24 @@ type Check struct {
 	// Version 3: the region of the monitor that made the check.
 	Region string `json:"region,omitempty"`
 
-	// Version 4. Kind is the kind of check, KindTCP or KindTLS; empty for
-	// HTTP (every check before version 4 was one). The TLS fields describe
-	// the handshake of a tls or https check that made one.
-	Kind        string `json:"kind,omitempty"`
-	TLSVersion  string `json:"tls_version,omitempty"` // e.g. "TLS 1.3"
-	TLSCipher   string `json:"tls_cipher,omitempty"`  // the cipher suite's IANA name
-	OCSPStapled *bool  `json:"ocsp_stapled,omitempty"`
+	// Version 4. Kind is the kind of check, KindTCP, KindTLS or KindDNS;
+	// empty for HTTP (every check before version 4 was one). The TLS fields
+	// describe the handshake of a tls or https check that made one; the DNS
+	// ones a dns check's response: its code and the data of its answers of
+	// the type asked, as dig prints them.
+	Kind        string   `json:"kind,omitempty"`
+	TLSVersion  string   `json:"tls_version,omitempty"` // e.g. "TLS 1.3"
+	TLSCipher   string   `json:"tls_cipher,omitempty"`  // the cipher suite's IANA name
+	OCSPStapled *bool    `json:"ocsp_stapled,omitempty"`
+	DNSRCode    string   `json:"dns_rcode,omitempty"` // e.g. NOERROR, NXDOMAIN
+	DNSAnswers  []string `json:"dns_answers,omitempty"`
 }
 
 // Kinds of check besides HTTP (Check.Kind).
 const (
 	KindTCP = "tcp"
 	KindTLS = "tls"
+	KindDNS = "dns"
 )
 
 // RegexResult is one regex of a check: a must-match (Match true) or a
@@ -143,11 +148,11 @@ func (c Check) Validate() error {
 		return fmt.Errorf("%w: event_id %q: not a UUID", ErrMalformed, c.EventID)
 	}
 	switch c.Kind {
-	case "", KindTCP, KindTLS:
+	case "", KindTCP, KindTLS, KindDNS:
 	default:
 		// An older sink stores what it knows; this one says what it got.
 		if c.SchemaVersion <= SchemaVersion {
-			return fmt.Errorf("%w: kind %q: want tcp, tls or none (http)", ErrMalformed, c.Kind)
+			return fmt.Errorf("%w: kind %q: want tcp, tls, dns or none (http)", ErrMalformed, c.Kind)
 		}
 	}
 	if c.SchemaVersion >= 3 {

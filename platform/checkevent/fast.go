@@ -144,8 +144,43 @@ func (d *fastDecoder) field(c *Check, key []byte) (bit uint32, ok bool) {
 		var v bool
 		v, ok = d.bool()
 		c.OCSPStapled = &v
+	case "dns_rcode":
+		bit = 1 << 29
+		c.DNSRCode, ok = d.string()
+	case "dns_answers":
+		bit = 1 << 30
+		c.DNSAnswers, ok = d.strings()
 	}
 	return bit, ok
+}
+
+// strings decodes an array of strings; [] is an empty slice, not nil, as
+// encoding/json makes it.
+func (d *fastDecoder) strings() ([]string, bool) {
+	d.space()
+	if !d.take('[') {
+		return nil, false
+	}
+	out := []string{}
+	d.space()
+	if d.take(']') {
+		return out, true
+	}
+	for {
+		d.space()
+		s, ok := d.string()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+		d.space()
+		if d.take(']') {
+			return out, true
+		}
+		if !d.take(',') {
+			return nil, false
+		}
+	}
 }
 
 // regexes decodes an array of regex results; [] is an empty slice, not

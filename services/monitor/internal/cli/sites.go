@@ -44,6 +44,10 @@ const Usage = `usage:
                                          tcp://host:port      a connection (and --send, --match)
                                          tls://host:port      the same over TLS: certificate
                                                               (expiry, chain, host name), version, cipher
+                                         dns://[resolver]/name[?type=MX&answer=10+mx.example.com]
+                                                              a query: rcode, answers (any, or
+                                                              &answers=all), &ad=1 for DNSSEC;
+                                                              dns:///name asks the system's resolver
   monitor sites update ID [flags]      change only the given fields
   monitor sites list                   one line per site
   monitor sites show ID                one site, as YAML

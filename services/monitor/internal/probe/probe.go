@@ -35,6 +35,9 @@ const (
 	ClassBodyTooLarge = "body_too_large"
 	ClassRegex        = "regex"
 	ClassRead         = "read"
+	ClassDNSRCode     = "dns_rcode"  // the response code is not the one expected
+	ClassDNSAnswer    = "dns_answer" // no answer (or not every one) expected
+	ClassDNSSEC       = "dnssec"     // the resolver did not validate the answer (no AD flag)
 )
 
 // Phases is where a check's time went, summed over redirects.
@@ -68,6 +71,8 @@ type Result struct {
 	TLSVersion     string    // of the handshake (tls, https), e.g. "TLS 1.3"
 	TLSCipher      string
 	OCSPStapled    *bool // nil without a handshake
+	DNSRCode       string
+	DNSAnswers     []string // of a dns check, as dig prints them
 	RemoteIP       string
 }
 
@@ -146,8 +151,11 @@ func (p *Prober) Check(ctx context.Context, t *Target) Result {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 
-	if s.Kind() != site.KindHTTP {
+	switch s.Kind() {
+	case site.KindTCP, site.KindTLS:
 		return p.checkStream(ctx, t, res)
+	case site.KindDNS:
+		return p.checkDNS(ctx, t, res)
 	}
 
 	start := time.Now()

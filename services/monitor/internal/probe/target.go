@@ -14,6 +14,7 @@ type Target struct {
 	mustMatch    []*regexp.Regexp
 	mustNotMatch []*regexp.Regexp
 	expect       site.StatusSet
+	dns          site.DNSQuery // dns:// sites: the query and what it expects
 }
 
 // Compile prepares s for checking. Sites are validated on the way into the
@@ -29,6 +30,11 @@ func Compile(s site.Site) (*Target, error) {
 	}
 	if t.mustNotMatch, err = compileAll(s.MustNotMatch); err != nil {
 		return nil, fmt.Errorf("must-not-match regex: %w", err)
+	}
+	if s.Kind() == site.KindDNS {
+		if t.dns, err = site.ParseDNS(s.URL); err != nil {
+			return nil, fmt.Errorf("url: %w", err)
+		}
 	}
 	return t, nil
 }

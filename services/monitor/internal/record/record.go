@@ -204,6 +204,8 @@ func Message(res probe.Result) (outbox.Message, error) {
 		TLSVersion:     res.TLSVersion,
 		TLSCipher:      res.TLSCipher,
 		OCSPStapled:    res.OCSPStapled,
+		DNSRCode:       res.DNSRCode,
+		DNSAnswers:     res.DNSAnswers,
 	}
 	if kind := res.Site.Kind(); kind != site.KindHTTP {
 		ev.Kind = kind

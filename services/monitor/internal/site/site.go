@@ -83,8 +83,8 @@ type Site struct {
 	Updated          time.Time
 }
 
-// Kind is the kind of check the site's URL asks for: KindHTTP, KindTCP or
-// KindTLS (KindHTTP for a URL that does not parse; Validate refuses it).
+// Kind is the kind of check the site's URL asks for: KindHTTP, KindTCP,
+// KindTLS or KindDNS (KindHTTP for a URL that does not parse; Validate refuses it).
 func (s Site) Kind() string {
 	scheme, _, _ := strings.Cut(s.URL, "://")
 	switch strings.ToLower(scheme) {
@@ -92,6 +92,8 @@ func (s Site) Kind() string {
 		return KindTCP
 	case "tls":
 		return KindTLS
+	case "dns":
+		return KindDNS
 	}
 	return KindHTTP
 }
@@ -171,6 +173,9 @@ func (s Site) Validate() error {
 	}
 	if kind := s.Kind(); kind != KindHTTP {
 		// What only HTTP has is refused rather than ignored.
+		if kind == KindDNS && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
+			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), "a dns:// site has no body: give the answers in its URL (?answer=...)")
+		}
 		if s.Method != DefaultMethod {
 			bad("method", s.Method, "only http(s) sites send a request; a "+kind+":// check connects")
 		}
@@ -180,7 +185,8 @@ func (s Site) Validate() error {
 		if s.Expect != DefaultExpect {
 			bad("expect", s.Expect, "only http(s) sites have a status code; match the reply with --match")
 		}
-	} else if s.Send != "" {
+	}
+	if kind := s.Kind(); s.Send != "" && kind != KindTCP && kind != KindTLS {
 		bad("send", abbreviate(s.Send), "only tcp:// and tls:// sites send data of their own")
 	}
 	switch {
@@ -335,6 +341,11 @@ func checkURL(raw string) string {
 	}
 	switch u.Scheme {
 	case "http", "https":
+	case "dns":
+		if _, err := ParseDNS(raw); err != nil {
+			return err.Error()
+		}
+		return "" // dns:///name: the host, the resolver, may be empty
 	case "tcp", "tls":
 		// host:port and nothing else: a path or query would be ignored.
 		switch {
@@ -344,7 +355,7 @@ func checkURL(raw string) string {
 			return u.Scheme + ":// takes host:port only (no path, query or fragment)"
 		}
 	default:
-		return "scheme must be http, https, tcp or tls"
+		return "scheme must be http, https, tcp, tls or dns"
 	}
 	if u.Hostname() == "" {
 		return "has no host"

@@ -29,8 +29,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		msg   string
 	}{
 		"empty url":      {Site{}, "url", "must not be empty"},
-		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http, https, tcp or tls"},
-		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http, https, tcp or tls"},
+		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http, https, tcp, tls or dns"},
+		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http, https, tcp, tls or dns"},
 		"no host":        {Site{URL: "http://"}, "url", "has no host"},
 		"bad port":       {Site{URL: "http://a:99999"}, "url", "port must be 1..65535"},
 		"bad regex":      {Site{URL: "http://a", MustMatch: []string{"(unclosed"}}, "match", "missing closing )"},
@@ -58,6 +58,18 @@ func TestValidateNamesTheField(t *testing.T) {
 		"http send":      {Site{URL: "http://a", Send: "PING"}, "send", "only tcp:// and tls:// sites"},
 		"send size":      {Site{URL: "tcp://a:1", Send: strings.Repeat("x", 4097)}, "send", "longer than 4096 bytes"},
 		"send NUL":       {Site{URL: "tcp://a:1", Send: "a\x00b"}, "send", "want text"},
+		"dns no name":    {Site{URL: "dns://9.9.9.9/"}, "url", "want dns://[resolver]/name"},
+		"dns bad name":   {Site{URL: "dns://9.9.9.9/a..b"}, "url", "not a domain name"},
+		"dns type":       {Site{URL: "dns:///example.com?type=PTR"}, "url", `type "PTR": want one of A, AAAA`},
+		"dns rcode":      {Site{URL: "dns:///example.com?rcode=OOPS"}, "url", `rcode "OOPS"`},
+		"dns answer":     {Site{URL: "dns:///example.com?answer=not-an-ip"}, "url", `answer "not-an-ip": want an IPv4 address`},
+		"dns mx answer":  {Site{URL: "dns:///example.com?type=MX&answer=mail.example.com"}, "url", `want "preference host"`},
+		"dns param":      {Site{URL: "dns:///example.com?tyep=MX"}, "url", `unknown parameter "tyep"`},
+		"dns twice":      {Site{URL: "dns:///example.com?type=A&type=MX"}, "url", "type given 2 times"},
+		"dns nx answers": {Site{URL: "dns:///example.com?rcode=NXDOMAIN&answer=192.0.2.1"}, "url", "a response with answers is NOERROR"},
+		"dns port":       {Site{URL: "dns://9.9.9.9:0/example.com"}, "url", "port must be 1..65535"},
+		"dns match":      {Site{URL: "dns:///example.com", MustMatch: []string{"x"}}, "match", "give the answers in its URL"},
+		"dns send":       {Site{URL: "dns:///example.com", Send: "x"}, "send", "only tcp:// and tls://"},
 	} {
 		err := tc.site.WithDefaults().Validate()
 		var fe *FieldError
@@ -69,11 +81,12 @@ func TestValidateNamesTheField(t *testing.T) {
 
 func TestKind(t *testing.T) {
 	for url, kind := range map[string]string{"http://a": KindHTTP, "https://a": KindHTTP, "tcp://a:1": KindTCP,
-		"TLS://a:1": KindTLS, "tls://a:1": KindTLS, "nonsense": KindHTTP} {
+		"TLS://a:1": KindTLS, "tls://a:1": KindTLS, "dns:///a": KindDNS, "nonsense": KindHTTP} {
 		require.Equal(t, kind, Site{URL: url}.Kind(), url)
 	}
 	for _, s := range []Site{{URL: "tcp://db.example.com:5432"}, {URL: "tls://mail.example.com:465/", Send: "EHLO x\r\n", MustMatch: []string{"^220"}},
-		{URL: "tcp://[2001:db8::1]:22", MustMatch: []string{"^SSH-2.0"}}} {
+		{URL: "tcp://[2001:db8::1]:22", MustMatch: []string{"^SSH-2.0"}}, {URL: "dns:///example.com"},
+		{URL: "dns://[2001:db8::53]:5353/_imap._tcp.Example.com?type=srv&answer=0+5+143+mail.example.com&answers=all&ad=1"}} {
 		require.NoError(t, s.WithDefaults().Validate(), s.URL)
 	}
 }
@@ -153,4 +166,18 @@ func TestIncidentSettingsAreChecked(t *testing.T) {
 	require.ErrorContains(t, err, `quorum "3": more than the site's 2 regions`)
 	require.ErrorContains(t, err, `failure-threshold "101": want 1..100`)
 	require.ErrorContains(t, err, `tls-warning-days "400": want 0..365`)
+}
+
+func TestParseDNS(t *testing.T) {
+	q, err := ParseDNS("dns://9.9.9.9/Example.COM?type=mx&answer=10+Mail.Example.com&answer=20+b.example.com.&answers=all&ad=1")
+	require.NoError(t, err)
+	require.Equal(t, DNSQuery{Resolver: "9.9.9.9:53", Name: "example.com.", Type: "MX", RCode: "NOERROR",
+		Answers: []string{"10 mail.example.com.", "20 b.example.com."}, All: true, AD: true}, q)
+	q, err = ParseDNS("dns:///nope.example.com?rcode=nxdomain")
+	require.NoError(t, err)
+	require.Equal(t, DNSQuery{Name: "nope.example.com.", Type: "A", RCode: "NXDOMAIN"}, q, "the system's resolver")
+	q, err = ParseDNS("dns://resolver.internal:5353/example.com?type=AAAA&answer=2001:DB8:0::1")
+	require.NoError(t, err)
+	require.Equal(t, "resolver.internal:5353", q.Resolver)
+	require.Equal(t, []string{"2001:db8::1"}, q.Answers, "addresses compared in canonical form")
 }

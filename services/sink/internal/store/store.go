@@ -52,14 +52,16 @@ type row struct {
 	kind      *string
 	tlsVer    *string
 	tlsCipher *string
-	v2        bool // version 1 had no phases, size, redirects: NULL, not 0
+	dnsRCode  *string
+	answers   []byte // jsonb; nil without a DNS answer section
+	v2        bool   // version 1 had no phases, size, redirects: NULL, not 0
 	redirects int32
 }
 
 func toRow(r *Record) (row, error) {
 	w := row{Record: r, regex: nonEmpty(r.Regex), class: nonEmpty(r.ErrorClass), errText: nonEmpty(r.Error),
 		finalURL: nonEmpty(r.FinalURL), remoteIP: nonEmpty(r.RemoteIP), region: nonEmpty(r.Region),
-		kind: nonEmpty(r.Kind), tlsVer: nonEmpty(r.TLSVersion), tlsCipher: nonEmpty(r.TLSCipher),
+		kind: nonEmpty(r.Kind), tlsVer: nonEmpty(r.TLSVersion), tlsCipher: nonEmpty(r.TLSCipher), dnsRCode: nonEmpty(r.DNSRCode),
 		v2: r.SchemaVersion >= 2, redirects: int32(r.Redirects)}
 	if id, err := uuid.Parse(r.EventID); err == nil {
 		w.eventID = pgtype.UUID{Bytes: id, Valid: true}
@@ -67,6 +69,16 @@ func toRow(r *Record) (row, error) {
 	if r.StatusCode != 0 {
 		code := int32(r.StatusCode)
 		w.status = &code
+	}
+	if r.DNSAnswers != nil || r.DNSRCode != "" {
+		b, err := json.Marshal(r.DNSAnswers)
+		if err != nil {
+			return row{}, fmt.Errorf("encoding DNS answers of event %s: %w", r.EventID, err)
+		}
+		if r.DNSAnswers == nil {
+			b = []byte("[]") // a response with no answers: none, not unknown
+		}
+		w.answers = b
 	}
 	if len(r.Regexes) > 0 {
 		b, err := json.Marshal(r.Regexes)
@@ -143,6 +155,8 @@ var statsColumns = []column{
 	col("tls_version", "text", func(w *row) *string { return w.tlsVer }),
 	col("tls_cipher", "text", func(w *row) *string { return w.tlsCipher }),
 	col("ocsp_stapled", "bool", func(w *row) *bool { return w.OCSPStapled }),
+	col("dns_rcode", "text", func(w *row) *string { return w.dnsRCode }),
+	col("dns_answers", "jsonb", func(w *row) []byte { return w.answers }),
 }
 
 // eventIDColumn is event_id, copied as the 16 bytes of a UUID: pgx

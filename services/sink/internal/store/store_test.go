@@ -116,7 +116,7 @@ func TestStatsColumnsCoverTheTable(t *testing.T) {
 	require.ElementsMatch(t, table, ours)
 	require.Contains(t, insertStatsSQL, "INSERT INTO stats (event_id, site_id, url,")
 	require.Contains(t, insertStatsSQL, "unnest($1::uuid[], $2::bigint[], $3::text[],")
-	require.Contains(t, insertStatsSQL, fmt.Sprintf("$%d::text[])", len(statsColumns)))
+	require.Contains(t, insertStatsSQL, fmt.Sprintf("$%d::%s[])", len(statsColumns), statsColumns[len(statsColumns)-1].sqlType))
 }
 
 // Each value lands in its own column, both when the batch is copied in and
@@ -144,7 +144,8 @@ func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 		Regexes: []checkevent.RegexResult{{Pattern: "p", Match: true, Matched: true}},
 		DNSMS:   1.25, ConnectMS: 2.25, TLSMS: 3.25, TTFBMS: 4.25, TransferMS: 5.25, BodyBytes: 66, Truncated: true,
 		Redirects: 7, FinalURL: "https://final", TLSExpiry: &leaf, TLSChainExpiry: &chain, RemoteIP: "10.9.8.7",
-		Kind: checkevent.KindTLS, TLSVersion: "TLS 1.3", TLSCipher: "TLS_AES_128_GCM_SHA256", OCSPStapled: &yes}
+		Kind: checkevent.KindTLS, TLSVersion: "TLS 1.3", TLSCipher: "TLS_AES_128_GCM_SHA256", OCSPStapled: &yes,
+		DNSRCode: "NOERROR", DNSAnswers: []string{"192.0.2.1", "10 mail.example.com."}}
 	st := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry())
 	batch := []Record{{Check: c, Topic: "topic", Partition: 8, Offset: 99}}
 	if redelivered { // stored before, on its own
@@ -167,7 +168,8 @@ func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 	rows, err := pool.Query(ctx, `SELECT event_id::text, site_id, url, checked_at, status_code, duration_ms, regex,
 		regex_matched, error_class, error, topic_name, kafka_partition, kafka_offset, schema_version, regexes::text,
 		dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, body_bytes, truncated, redirects, final_url, tls_expiry,
-		tls_chain_expiry, remote_ip, region, kind, tls_version, tls_cipher, ocsp_stapled FROM stats WHERE event_id = $1`, c.EventID)
+		tls_chain_expiry, remote_ip, region, kind, tls_version, tls_cipher, ocsp_stapled, dns_rcode,
+		dns_answers::text FROM stats WHERE event_id = $1`, c.EventID)
 	require.NoError(t, err)
 	require.True(t, rows.Next())
 	values, err := rows.Values()
@@ -185,7 +187,8 @@ func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 		"dns_ms": 1.25, "connect_ms": 2.25, "tls_ms": 3.25, "ttfb_ms": 4.25, "transfer_ms": 5.25, "body_bytes": int64(66),
 		"truncated": true, "redirects": int32(7), "final_url": "https://final", "tls_expiry": leaf,
 		"tls_chain_expiry": chain, "remote_ip": "10.9.8.7", "region": "eu-west",
-		"kind": "tls", "tls_version": "TLS 1.3", "tls_cipher": "TLS_AES_128_GCM_SHA256", "ocsp_stapled": true}
+		"kind": "tls", "tls_version": "TLS 1.3", "tls_cipher": "TLS_AES_128_GCM_SHA256", "ocsp_stapled": true,
+		"dns_rcode": "NOERROR", "dns_answers": `["192.0.2.1", "10 mail.example.com."]`}
 	for name, v := range got {
 		if tm, ok := v.(time.Time); ok {
 			got[name] = tm.UTC()
