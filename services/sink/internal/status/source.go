@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -76,7 +77,9 @@ type Bucket struct {
 	TransferMS float64   `json:"transfer_ms"`
 }
 
-// Check is one of a site's latest checks.
+// Check is one of a site's latest checks, with what its kind reports: a
+// TLS handshake's version and cipher, a DNS query's response code and
+// answers.
 type Check struct {
 	At         time.Time `json:"checked_at"`
 	Region     string    `json:"region"`
@@ -84,6 +87,24 @@ type Check struct {
 	DurationMS float64   `json:"duration_ms"`
 	ErrorClass string    `json:"error_class,omitempty"`
 	Error      string    `json:"error,omitempty"`
+	Kind       string    `json:"kind"` // http, tcp, tls or dns
+	TLSVersion string    `json:"tls_version,omitempty"`
+	TLSCipher  string    `json:"tls_cipher,omitempty"`
+	DNSRCode   string    `json:"dns_rcode,omitempty"`
+	DNSAnswers []string  `json:"dns_answers,omitempty"`
+}
+
+// Details is what the check's kind reports, in a line: the response code
+// and answers of a DNS query, the version and cipher of a TLS handshake.
+func (c Check) Details() string {
+	var parts []string
+	if c.DNSRCode != "" {
+		parts = append(parts, strings.TrimSpace(c.DNSRCode+" "+strings.Join(c.DNSAnswers, ", ")))
+	}
+	if c.TLSVersion != "" {
+		parts = append(parts, c.TLSVersion+" "+c.TLSCipher)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Region is a site's state in one region.

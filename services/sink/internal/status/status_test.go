@@ -217,3 +217,43 @@ func TestTokenAndErrorsShownToViewers(t *testing.T) {
 	require.Contains(t, body, "cannot read its data right now")
 	require.False(t, strings.Contains(body, "closed") || strings.Contains(body, "postgres"), body)
 }
+
+// A site's page and its API show what each kind of check reports: a DNS
+// query's response code and answers, a TLS handshake's version and cipher.
+func TestSitePageShowsWhatEachKindReports(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	_, err := pool.Exec(ctx, `INSERT INTO sites (url) VALUES ('dns://192.0.2.53/example.com'), ('tls://example.com:465')`)
+	require.NoError(t, err)
+	now := time.Now().UTC()
+	yes := true
+	recs := []store.Record{
+		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: 1,
+			URL: "dns://192.0.2.53/example.com", CheckedAt: now.Add(-time.Minute), DurationMS: 3, Kind: checkevent.KindDNS,
+			DNSRCode: "NOERROR", DNSAnswers: []string{"192.0.2.1", "192.0.2.2"}}, Topic: "checks", Offset: 1},
+		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: 2,
+			URL: "tls://example.com:465", CheckedAt: now.Add(-time.Minute), DurationMS: 30, Kind: checkevent.KindTLS,
+			TLSVersion: "TLS 1.3", TLSCipher: "TLS_AES_256_GCM_SHA384", OCSPStapled: &yes}, Topic: "checks", Offset: 2},
+	}
+	_, err = store.New(pool, checkevent.IncidentTopic, prometheus.NewRegistry()).Insert(ctx, recs)
+	require.NoError(t, err)
+	s, err := New(Config{Addr: "127.0.0.1:0"}, pool, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	h := s.Handler()
+
+	code, body := get(t, h, "/api/sites/1")
+	require.Equal(t, http.StatusOK, code, body)
+	var d Detail
+	require.NoError(t, json.Unmarshal([]byte(body), &d))
+	require.Len(t, d.Checks, 1)
+	require.Equal(t, "dns", d.Checks[0].Kind)
+	require.Equal(t, []string{"192.0.2.1", "192.0.2.2"}, d.Checks[0].DNSAnswers)
+	code, body = get(t, h, "/sites/1")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "<td>NOERROR 192.0.2.1, 192.0.2.2</td>")
+
+	code, body = get(t, h, "/sites/2")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "<td>TLS 1.3 TLS_AES_256_GCM_SHA384</td>")
+}
