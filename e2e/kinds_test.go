@@ -12,6 +12,9 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
@@ -71,7 +74,22 @@ func serveDNS(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
-// tcp://, tls:// and dns:// sites go the whole way: added with the CLI, checked by
+// serveGRPCHealth serves the standard health service on 127.0.0.1: the
+// service shop.Orders is SERVING.
+func serveGRPCHealth(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	h := health.NewServer()
+	h.SetServingStatus("shop.Orders", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, h)
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	return l.Addr().String()
+}
+
+// tcp://, tls://, dns:// and grpc:// sites go the whole way: added with the CLI, checked by
 // the monitor, published by the relay, stored by the sink with their kind
 // and handshake, and a failing one opens an incident like any site.
 func TestCheckKindsEndToEnd(t *testing.T) {
@@ -97,12 +115,13 @@ func TestCheckKindsEndToEnd(t *testing.T) {
 	resolver := serveDNS(t)
 	answered := "dns://" + resolver + "/kinds.test?answer=192.0.2.7"
 	missing := "dns://" + resolver + "/gone.test"
+	orders := "grpc://" + serveGRPCHealth(t) + "/shop.Orders"
 
 	code, out := run(t, env, "monitor", "sites", "add", pong, "--send", `PING\r\n`, "--match", `^\+PONG`, "--interval", "1s", "--topic", topic)
 	require.Equal(t, 0, code, out)
 	code, out = run(t, env, "monitor", "sites", "add", untrusted, "--interval", "1s", "--topic", topic)
 	require.Equal(t, 0, code, out)
-	for _, u := range []string{answered, missing} {
+	for _, u := range []string{answered, missing, orders} {
 		code, out = run(t, env, "monitor", "sites", "add", u, "--interval", "1s", "--topic", topic)
 		require.Equal(t, 0, code, out)
 	}
@@ -116,8 +135,9 @@ func TestCheckKindsEndToEnd(t *testing.T) {
 			count(t, pool, `SELECT count(*) FROM incidents WHERE url = $1 AND kind = 'down'`, untrusted) == 1 &&
 			count(t, pool, `SELECT count(*) FROM stats WHERE url = $1 AND kind = 'dns' AND error_class IS NULL
 				AND dns_rcode = 'NOERROR' AND dns_answers = '["192.0.2.7"]'`, answered) >= 2 &&
-			count(t, pool, `SELECT count(*) FROM incidents WHERE url = $1 AND kind = 'down'`, missing) == 1
-	}, 30*time.Second, 200*time.Millisecond, "the tcp and dns sites' checks pass; the untrusted tls site and the missing name are down")
+			count(t, pool, `SELECT count(*) FROM incidents WHERE url = $1 AND kind = 'down'`, missing) == 1 &&
+			count(t, pool, `SELECT count(*) FROM stats WHERE url = $1 AND kind = 'grpc' AND error_class IS NULL`, orders) >= 2
+	}, 30*time.Second, 200*time.Millisecond, "the tcp, dns and grpc sites' checks pass; the untrusted tls site and the missing name are down")
 	var rcode, class2 string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT dns_rcode, error_class FROM stats WHERE url = $1 LIMIT 1`, missing).Scan(&rcode, &class2))
 	require.Equal(t, "NXDOMAIN", rcode)

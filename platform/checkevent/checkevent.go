@@ -66,7 +66,7 @@ type Check struct {
 	// Version 3: the region of the monitor that made the check.
 	Region string `json:"region,omitempty"`
 
-	// Version 4. Kind is the kind of check, KindTCP, KindTLS or KindDNS;
+	// Version 4. Kind is the kind of check, KindTCP, KindTLS, KindDNS or KindGRPC;
 	// empty for HTTP (every check before version 4 was one). The TLS fields
 	// describe the handshake of a tls or https check that made one; the DNS
 	// ones a dns check's response: its code and the data of its answers of
@@ -81,9 +81,10 @@ type Check struct {
 
 // Kinds of check besides HTTP (Check.Kind).
 const (
-	KindTCP = "tcp"
-	KindTLS = "tls"
-	KindDNS = "dns"
+	KindTCP  = "tcp"
+	KindTLS  = "tls"
+	KindDNS  = "dns"
+	KindGRPC = "grpc"
 )
 
 // RegexResult is one regex of a check: a must-match (Match true) or a
@@ -148,11 +149,11 @@ func (c Check) Validate() error {
 		return fmt.Errorf("%w: event_id %q: not a UUID", ErrMalformed, c.EventID)
 	}
 	switch c.Kind {
-	case "", KindTCP, KindTLS, KindDNS:
+	case "", KindTCP, KindTLS, KindDNS, KindGRPC:
 	default:
 		// An older sink stores what it knows; this one says what it got.
 		if c.SchemaVersion <= SchemaVersion {
-			return fmt.Errorf("%w: kind %q: want tcp, tls, dns or none (http)", ErrMalformed, c.Kind)
+			return fmt.Errorf("%w: kind %q: want tcp, tls, dns, grpc or none (http)", ErrMalformed, c.Kind)
 		}
 	}
 	if c.SchemaVersion >= 3 {

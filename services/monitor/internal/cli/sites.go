@@ -48,6 +48,8 @@ const Usage = `usage:
                                                               a query: rcode, answers (any, or
                                                               &answers=all), &ad=1 for DNSSEC;
                                                               dns:///name asks the system's resolver
+                                         grpc://host:port[/service], grpcs:// over TLS
+                                                              the standard health check: SERVING
   monitor sites update ID [flags]      change only the given fields
   monitor sites list                   one line per site
   monitor sites show ID                one site, as YAML

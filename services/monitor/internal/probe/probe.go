@@ -156,6 +156,8 @@ func (p *Prober) Check(ctx context.Context, t *Target) Result {
 		return p.checkStream(ctx, t, res)
 	case site.KindDNS:
 		return p.checkDNS(ctx, t, res)
+	case site.KindGRPC, site.KindGRPCS:
+		return p.checkGRPC(ctx, t, res)
 	}
 
 	start := time.Now()

@@ -207,7 +207,11 @@ func Message(res probe.Result) (outbox.Message, error) {
 		DNSRCode:       res.DNSRCode,
 		DNSAnswers:     res.DNSAnswers,
 	}
-	if kind := res.Site.Kind(); kind != site.KindHTTP {
+	switch kind := res.Site.Kind(); kind {
+	case site.KindHTTP:
+	case site.KindGRPCS:
+		ev.Kind = checkevent.KindGRPC // over TLS: the handshake's fields say so
+	default:
 		ev.Kind = kind
 	}
 	if err := ev.Validate(); err != nil {

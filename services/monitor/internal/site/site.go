@@ -53,6 +53,9 @@ const (
 	KindHTTP = "http" // http:// and https://: a request, its status, body and timings
 	KindTCP  = "tcp"  // tcp://host:port: a connection, optionally Send and regexes on the reply
 	KindTLS  = "tls"  // tls://host:port: the same over TLS, and the certificate, version and cipher
+	// grpc://host:port[/service], grpcs:// over TLS: the standard health check.
+	KindGRPC  = "grpc"
+	KindGRPCS = "grpcs"
 )
 
 // Site is one monitored URL.
@@ -84,7 +87,7 @@ type Site struct {
 }
 
 // Kind is the kind of check the site's URL asks for: KindHTTP, KindTCP,
-// KindTLS or KindDNS (KindHTTP for a URL that does not parse; Validate refuses it).
+// KindTLS, KindDNS, KindGRPC or KindGRPCS (KindHTTP for a URL that does not parse; Validate refuses it).
 func (s Site) Kind() string {
 	scheme, _, _ := strings.Cut(s.URL, "://")
 	switch strings.ToLower(scheme) {
@@ -94,6 +97,10 @@ func (s Site) Kind() string {
 		return KindTLS
 	case "dns":
 		return KindDNS
+	case "grpc":
+		return KindGRPC
+	case "grpcs":
+		return KindGRPCS
 	}
 	return KindHTTP
 }
@@ -175,6 +182,9 @@ func (s Site) Validate() error {
 		// What only HTTP has is refused rather than ignored.
 		if kind == KindDNS && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
 			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), "a dns:// site has no body: give the answers in its URL (?answer=...)")
+		}
+		if (kind == KindGRPC || kind == KindGRPCS) && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
+			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), "a gRPC health check has no body: it passes when the service is SERVING")
 		}
 		if s.Method != DefaultMethod {
 			bad("method", s.Method, "only http(s) sites send a request; a "+kind+":// check connects")
@@ -346,6 +356,17 @@ func checkURL(raw string) string {
 			return err.Error()
 		}
 		return "" // dns:///name: the host, the resolver, may be empty
+	case "grpc", "grpcs":
+		switch service := strings.TrimPrefix(u.Path, "/"); {
+		case u.Port() == "":
+			return u.Scheme + ":// needs a port, e.g. " + u.Scheme + "://api.example.com:443/my.pkg.Service"
+		case u.RawQuery != "", u.Fragment != "", u.Opaque != "":
+			return u.Scheme + ":// takes host:port and a service name only (no query or fragment)"
+		case strings.ContainsFunc(service, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-", r))
+		}):
+			return fmt.Sprintf("service %q: want a gRPC service name such as my.pkg.Service (letters, digits, '.', '_', '-')", service)
+		}
 	case "tcp", "tls":
 		// host:port and nothing else: a path or query would be ignored.
 		switch {
@@ -355,7 +376,7 @@ func checkURL(raw string) string {
 			return u.Scheme + ":// takes host:port only (no path, query or fragment)"
 		}
 	default:
-		return "scheme must be http, https, tcp, tls or dns"
+		return "scheme must be http, https, tcp, tls, dns, grpc or grpcs"
 	}
 	if u.Hostname() == "" {
 		return "has no host"

@@ -29,8 +29,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		msg   string
 	}{
 		"empty url":      {Site{}, "url", "must not be empty"},
-		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http, https, tcp, tls or dns"},
-		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http, https, tcp, tls or dns"},
+		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc or grpcs"},
+		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc or grpcs"},
 		"no host":        {Site{URL: "http://"}, "url", "has no host"},
 		"bad port":       {Site{URL: "http://a:99999"}, "url", "port must be 1..65535"},
 		"bad regex":      {Site{URL: "http://a", MustMatch: []string{"(unclosed"}}, "match", "missing closing )"},
@@ -70,6 +70,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		"dns port":       {Site{URL: "dns://9.9.9.9:0/example.com"}, "url", "port must be 1..65535"},
 		"dns match":      {Site{URL: "dns:///example.com", MustMatch: []string{"x"}}, "match", "give the answers in its URL"},
 		"dns send":       {Site{URL: "dns:///example.com", Send: "x"}, "send", "only tcp:// and tls://"},
+		"grpc no port":   {Site{URL: "grpc://api.example.com/svc"}, "url", "grpc:// needs a port"},
+		"grpc service":   {Site{URL: "grpcs://api.example.com:443/a/b"}, "url", `service "a/b": want a gRPC service name`},
+		"grpc query":     {Site{URL: "grpc://api.example.com:50051?x=1"}, "url", "no query or fragment"},
+		"grpc match":     {Site{URL: "grpc://api.example.com:50051", MustMatch: []string{"ok"}}, "match", "passes when the service is SERVING"},
 	} {
 		err := tc.site.WithDefaults().Validate()
 		var fe *FieldError
@@ -81,12 +85,13 @@ func TestValidateNamesTheField(t *testing.T) {
 
 func TestKind(t *testing.T) {
 	for url, kind := range map[string]string{"http://a": KindHTTP, "https://a": KindHTTP, "tcp://a:1": KindTCP,
-		"TLS://a:1": KindTLS, "tls://a:1": KindTLS, "dns:///a": KindDNS, "nonsense": KindHTTP} {
+		"TLS://a:1": KindTLS, "tls://a:1": KindTLS, "dns:///a": KindDNS, "grpc://a:1": KindGRPC, "grpcs://a:1/s": KindGRPCS, "nonsense": KindHTTP} {
 		require.Equal(t, kind, Site{URL: url}.Kind(), url)
 	}
 	for _, s := range []Site{{URL: "tcp://db.example.com:5432"}, {URL: "tls://mail.example.com:465/", Send: "EHLO x\r\n", MustMatch: []string{"^220"}},
 		{URL: "tcp://[2001:db8::1]:22", MustMatch: []string{"^SSH-2.0"}}, {URL: "dns:///example.com"},
-		{URL: "dns://[2001:db8::53]:5353/_imap._tcp.Example.com?type=srv&answer=0+5+143+mail.example.com&answers=all&ad=1"}} {
+		{URL: "dns://[2001:db8::53]:5353/_imap._tcp.Example.com?type=srv&answer=0+5+143+mail.example.com&answers=all&ad=1"},
+		{URL: "grpc://api.internal:50051"}, {URL: "grpcs://api.example.com:443/my.pkg.Orders_v2"}} {
 		require.NoError(t, s.WithDefaults().Validate(), s.URL)
 	}
 }

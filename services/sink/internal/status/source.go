@@ -87,7 +87,7 @@ type Check struct {
 	DurationMS float64   `json:"duration_ms"`
 	ErrorClass string    `json:"error_class,omitempty"`
 	Error      string    `json:"error,omitempty"`
-	Kind       string    `json:"kind"` // http, tcp, tls or dns
+	Kind       string    `json:"kind"` // http, tcp, tls, dns or grpc
 	TLSVersion string    `json:"tls_version,omitempty"`
 	TLSCipher  string    `json:"tls_cipher,omitempty"`
 	DNSRCode   string    `json:"dns_rcode,omitempty"`
