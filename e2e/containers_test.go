@@ -292,6 +292,16 @@ func TestContainers(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT remote_ip FROM stats WHERE url = $1 LIMIT 1", okURL).Scan(&remoteIP))
 	t.Logf("containers: the monitor reached testsite at %s (network %s)", remoteIP, s.subnet)
 
+	// An icmp check from the monitor's container, which has no capability
+	// at all: Docker's ping_group_range lets its user open an unprivileged
+	// ICMP socket.
+	pingURL := "icmp://testsite?count=2"
+	s.monitorCLI(nil, "sites", "add", pingURL, "--interval", "1s")
+	require.Eventually(t, func() bool {
+		return count(t, pool, `SELECT count(*) FROM stats WHERE url = $1 AND kind = 'icmp' AND error_class IS NULL
+			AND icmp_sent = 2 AND icmp_received = 2 AND rtt_avg_ms > 0`, pingURL) >= 1
+	}, 60*time.Second, 250*time.Millisecond, "the monitor's container pings testsite without CAP_NET_RAW")
+
 	// 3. The site goes down: one incident, one notification at the
 	// receiver's container, signed with the channel's secret.
 	siteAPI := fmt.Sprintf("http://127.0.0.1:%d", s.hostPort("testsite", 8080))
@@ -399,7 +409,7 @@ func TestContainers(t *testing.T) {
 	t.Logf("containers: up -d after down: every service healthy in %s", time.Since(start).Round(100*time.Millisecond))
 	pool = s.pool()
 	require.GreaterOrEqual(t, stored(), beforeDown, "the data is kept across down and up")
-	require.Equal(t, loadSites+2, count(t, pool, "SELECT count(*) FROM sites"), "the sites are kept")
+	require.Equal(t, loadSites+3, count(t, pool, "SELECT count(*) FROM sites"), "the sites are kept")
 	grows("after down and up")
 
 	// Stop the checks, let the relay and the sink drain, then count every

@@ -1,6 +1,6 @@
 -- +goose Up
 -- Check kinds beyond HTTP (the URL's scheme says which: http(s), tcp, tls,
--- dns).
+-- dns, grpc(s), icmp).
 -- sites.send: what a tcp:// or tls:// check writes once connected ('' for
 -- nothing), at most 4096 bytes of text.
 ALTER TABLE sites ADD COLUMN send text NOT NULL DEFAULT ''
@@ -17,10 +17,21 @@ ALTER TABLE stats
     ADD COLUMN tls_cipher text,
     ADD COLUMN ocsp_stapled boolean,
     ADD COLUMN dns_rcode text,
-    ADD COLUMN dns_answers jsonb;
+    ADD COLUMN dns_answers jsonb,
+    -- icmp: echo requests sent, replies received, their round trips
+    ADD COLUMN icmp_sent integer,
+    ADD COLUMN icmp_received integer,
+    ADD COLUMN rtt_min_ms double precision,
+    ADD COLUMN rtt_avg_ms double precision,
+    ADD COLUMN rtt_max_ms double precision;
 
 -- +goose Down
 ALTER TABLE stats
+    DROP COLUMN rtt_max_ms,
+    DROP COLUMN rtt_avg_ms,
+    DROP COLUMN rtt_min_ms,
+    DROP COLUMN icmp_received,
+    DROP COLUMN icmp_sent,
     DROP COLUMN dns_answers,
     DROP COLUMN dns_rcode,
     DROP COLUMN ocsp_stapled,

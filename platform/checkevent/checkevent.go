@@ -66,7 +66,7 @@ type Check struct {
 	// Version 3: the region of the monitor that made the check.
 	Region string `json:"region,omitempty"`
 
-	// Version 4. Kind is the kind of check, KindTCP, KindTLS, KindDNS or KindGRPC;
+	// Version 4. Kind is the kind of check, KindTCP, KindTLS, KindDNS, KindGRPC or KindICMP;
 	// empty for HTTP (every check before version 4 was one). The TLS fields
 	// describe the handshake of a tls or https check that made one; the DNS
 	// ones a dns check's response: its code and the data of its answers of
@@ -77,6 +77,13 @@ type Check struct {
 	OCSPStapled *bool    `json:"ocsp_stapled,omitempty"`
 	DNSRCode    string   `json:"dns_rcode,omitempty"` // e.g. NOERROR, NXDOMAIN
 	DNSAnswers  []string `json:"dns_answers,omitempty"`
+	// An icmp check's echo requests, their replies, and the replies' round
+	// trips (nil without a reply).
+	ICMPSent     int      `json:"icmp_sent,omitempty"`
+	ICMPReceived int      `json:"icmp_received,omitempty"`
+	RTTMinMS     *float64 `json:"rtt_min_ms,omitempty"`
+	RTTAvgMS     *float64 `json:"rtt_avg_ms,omitempty"`
+	RTTMaxMS     *float64 `json:"rtt_max_ms,omitempty"`
 }
 
 // Kinds of check besides HTTP (Check.Kind).
@@ -85,6 +92,7 @@ const (
 	KindTLS  = "tls"
 	KindDNS  = "dns"
 	KindGRPC = "grpc"
+	KindICMP = "icmp"
 )
 
 // RegexResult is one regex of a check: a must-match (Match true) or a
@@ -144,16 +152,20 @@ func (c Check) Validate() error {
 		return fmt.Errorf("%w: body_bytes %d: negative", ErrMalformed, c.BodyBytes)
 	case c.Redirects < 0:
 		return fmt.Errorf("%w: redirects %d: negative", ErrMalformed, c.Redirects)
+	case negative(c.RTTMinMS) || negative(c.RTTAvgMS) || negative(c.RTTMaxMS):
+		return fmt.Errorf("%w: round trips: negative", ErrMalformed)
+	case c.ICMPSent < 0 || c.ICMPReceived < 0 || c.ICMPReceived > c.ICMPSent:
+		return fmt.Errorf("%w: icmp_received %d of icmp_sent %d: want 0..sent", ErrMalformed, c.ICMPReceived, c.ICMPSent)
 	}
 	if _, err := uuid.Parse(c.EventID); err != nil {
 		return fmt.Errorf("%w: event_id %q: not a UUID", ErrMalformed, c.EventID)
 	}
 	switch c.Kind {
-	case "", KindTCP, KindTLS, KindDNS, KindGRPC:
+	case "", KindTCP, KindTLS, KindDNS, KindGRPC, KindICMP:
 	default:
 		// An older sink stores what it knows; this one says what it got.
 		if c.SchemaVersion <= SchemaVersion {
-			return fmt.Errorf("%w: kind %q: want tcp, tls, dns, grpc or none (http)", ErrMalformed, c.Kind)
+			return fmt.Errorf("%w: kind %q: want tcp, tls, dns, grpc, icmp or none (http)", ErrMalformed, c.Kind)
 		}
 	}
 	if c.SchemaVersion >= 3 {
@@ -163,6 +175,8 @@ func (c Check) Validate() error {
 	}
 	return nil
 }
+
+func negative(v *float64) bool { return v != nil && *v < 0 }
 
 // ValidateRegion reports whether name can name a region: 1 to 63
 // lower-case letters, digits and '-', starting with a letter or digit

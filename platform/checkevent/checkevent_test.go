@@ -42,20 +42,22 @@ func TestVersion1IsStillAccepted(t *testing.T) {
 func TestDecodeNamesTheBadField(t *testing.T) {
 	valid := `"schema_version":3,"region":"us-east-1","event_id":"0191c3a5-7b1e-7c3d-8e2f-123456789abc","site_id":1,"url":"http://a","checked_at":"2026-01-01T00:00:00Z"`
 	for payload, want := range map[string]string{
-		`not json`:                                   "invalid character",
-		`{"schema_version":9}`:                       "site_id 0",
-		`{"schema_version":0}`:                       "want 1 or more",
-		`{` + valid + `,"region":""}`:                "region",
-		`{` + valid + `,"region":"EU"}`:              "region",
-		`{` + valid + `,"site_id":0}`:                "site_id 0",
-		`{` + valid + `,"event_id":"x"}`:             `event_id "x"`,
-		`{` + valid + `,"url":""}`:                   "url: empty",
-		`{` + valid + `,"status_code":-1}`:           "status_code -1",
-		`{` + valid + `,"tls_ms":-1}`:                "phase timings",
-		`{` + valid + `,"body_bytes":-1}`:            "body_bytes -1",
-		`{` + valid + `,"redirects":-2}`:             "redirects -2",
-		`{` + valid + `,"kind":"icmp"}`:              `kind "icmp"`,
-		`{"schema_version":1,"site_id":1,"url":"u"}`: "checked_at: missing",
+		`not json`:                                        "invalid character",
+		`{"schema_version":9}`:                            "site_id 0",
+		`{"schema_version":0}`:                            "want 1 or more",
+		`{` + valid + `,"region":""}`:                     "region",
+		`{` + valid + `,"region":"EU"}`:                   "region",
+		`{` + valid + `,"site_id":0}`:                     "site_id 0",
+		`{` + valid + `,"event_id":"x"}`:                  `event_id "x"`,
+		`{` + valid + `,"url":""}`:                        "url: empty",
+		`{` + valid + `,"status_code":-1}`:                "status_code -1",
+		`{` + valid + `,"tls_ms":-1}`:                     "phase timings",
+		`{` + valid + `,"body_bytes":-1}`:                 "body_bytes -1",
+		`{` + valid + `,"redirects":-2}`:                  "redirects -2",
+		`{` + valid + `,"kind":"ping"}`:                   `kind "ping"`,
+		`{` + valid + `,"icmp_sent":1,"icmp_received":2}`: "icmp_received 2 of icmp_sent 1",
+		`{` + valid + `,"rtt_avg_ms":-1}`:                 "round trips: negative",
+		`{"schema_version":1,"site_id":1,"url":"u"}`:      "checked_at: missing",
 	} {
 		_, err := Decode([]byte(payload))
 		require.ErrorIs(t, err, ErrMalformed, payload)
@@ -64,7 +66,7 @@ func TestDecodeNamesTheBadField(t *testing.T) {
 	_, err := Decode([]byte(`{` + valid + `}`))
 	require.NoError(t, err)
 	// A kind from a newer monitor is read, not refused, as any newer field is.
-	_, err = Decode([]byte(`{` + strings.Replace(valid, `"schema_version":3`, `"schema_version":99`, 1) + `,"kind":"icmp"}`))
+	_, err = Decode([]byte(`{` + strings.Replace(valid, `"schema_version":3`, `"schema_version":99`, 1) + `,"kind":"ping"}`))
 	require.NoError(t, err)
 }
 

@@ -22,7 +22,7 @@ import (
 func decodeFast(payload []byte) (Check, bool) {
 	var c Check
 	d := fastDecoder{b: payload}
-	var seen uint32 // one bit per key: a key given twice is encoding/json's to handle
+	var seen uint64 // one bit per key: a key given twice is encoding/json's to handle
 	ok := d.object(func(key []byte) bool {
 		bit, ok := d.field(&c, key)
 		if !ok || seen&bit != 0 {
@@ -45,7 +45,7 @@ type fastDecoder struct {
 
 // field decodes the value of key into c and returns the key's bit; false
 // for a key Check does not have under that exact name.
-func (d *fastDecoder) field(c *Check, key []byte) (bit uint32, ok bool) {
+func (d *fastDecoder) field(c *Check, key []byte) (bit uint64, ok bool) {
 	switch string(key) {
 	case "schema_version":
 		bit = 1 << 0
@@ -150,8 +150,29 @@ func (d *fastDecoder) field(c *Check, key []byte) (bit uint32, ok bool) {
 	case "dns_answers":
 		bit = 1 << 30
 		c.DNSAnswers, ok = d.strings()
+	case "icmp_sent":
+		bit = 1 << 31
+		c.ICMPSent, ok = d.int()
+	case "icmp_received":
+		bit = 1 << 32
+		c.ICMPReceived, ok = d.int()
+	case "rtt_min_ms":
+		bit = 1 << 33
+		c.RTTMinMS, ok = d.floatPtr()
+	case "rtt_avg_ms":
+		bit = 1 << 34
+		c.RTTAvgMS, ok = d.floatPtr()
+	case "rtt_max_ms":
+		bit = 1 << 35
+		c.RTTMaxMS, ok = d.floatPtr()
 	}
 	return bit, ok
+}
+
+// floatPtr decodes a number into a new float64.
+func (d *fastDecoder) floatPtr() (*float64, bool) {
+	v, ok := d.float()
+	return &v, ok
 }
 
 // strings decodes an array of strings; [] is an empty slice, not nil, as

@@ -23,6 +23,7 @@ func viaEncodingJSON(payload []byte) (Check, error) {
 // < in URLs, non-ASCII, control characters.
 func monitorChecks() []Check {
 	yes, no := true, false
+	rttMin, rttAvg, rttMax := 0.031, 1.5, 12.25
 	expiry := time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC)
 	chain := time.Date(2026, 6, 1, 0, 0, 0, 0, time.FixedZone("", 2*3600))
 	return []Check{
@@ -45,6 +46,9 @@ func monitorChecks() []Check {
 		{SchemaVersion: SchemaVersion, EventID: "0191c3a5-7b1e-7c3d-8e2f-123456789ac1", SiteID: 10, Kind: KindDNS,
 			URL: "dns:///nope.example", CheckedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), DurationMS: 3,
 			Region: "local", DNSRCode: "NXDOMAIN", DNSAnswers: []string{}},
+		{SchemaVersion: SchemaVersion, EventID: "0191c3a5-7b1e-7c3d-8e2f-123456789ac2", SiteID: 11, Kind: KindICMP,
+			URL: "icmp://192.0.2.1?count=5", CheckedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), DurationMS: 40,
+			RemoteIP: "192.0.2.1", Region: "local", ICMPSent: 5, ICMPReceived: 4, RTTMinMS: &rttMin, RTTAvgMS: &rttAvg, RTTMaxMS: &rttMax},
 		{SchemaVersion: SchemaVersion, EventID: "0191c3a5-7b1e-7c3d-8e2f-123456789abd", SiteID: 1 << 50,
 			URL: "http://a", CheckedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("", -7*3600)),
 			DurationMS: 30000, ErrorClass: "connect",

@@ -10,7 +10,7 @@ import (
 
 // fieldOf is what a Decode error of well-formed JSON must say: the field
 // of the payload that is wrong.
-var fieldOf = regexp.MustCompile(`^malformed check event: (schema_version|site_id|url|checked_at|status_code|duration_ms|phase timings|body_bytes|redirects|event_id|region|kind)[: ]`)
+var fieldOf = regexp.MustCompile(`^malformed check event: (schema_version|site_id|url|checked_at|status_code|duration_ms|phase timings|body_bytes|redirects|event_id|region|kind|icmp_received|round trips)[: ]`)
 
 // FuzzDecode: the sink's decoder never panics on a Kafka message; what it
 // refuses wraps ErrMalformed (so the sink skips it instead of retrying

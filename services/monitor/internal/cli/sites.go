@@ -50,6 +50,7 @@ const Usage = `usage:
                                                               dns:///name asks the system's resolver
                                          grpc://host:port[/service], grpcs:// over TLS
                                                               the standard health check: SERVING
+                                         icmp://host[?count=N]  N echo requests (3): loss, round trips
   monitor sites update ID [flags]      change only the given fields
   monitor sites list                   one line per site
   monitor sites show ID                one site, as YAML

@@ -44,7 +44,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		args []string
 		want []string
 	}{
-		"bad url":        {[]string{"add", "not a url"}, []string{`url "not a url": scheme must be http, https, tcp, tls, dns, grpc or grpcs`}},
+		"bad url":        {[]string{"add", "not a url"}, []string{`url "not a url": scheme must be http, https, tcp, tls, dns, grpc, grpcs or icmp`}},
 		"bad regex":      {[]string{"add", "https://example.com", "--regex", "(a"}, []string{`match "(a": not a valid RE2 regular expression: missing closing )`}},
 		"bad not-match":  {[]string{"add", "https://example.com", "--not-match", "a{2,1}"}, []string{`not-match "a{2,1}": not a valid RE2`}},
 		"bad interval":   {[]string{"add", "https://example.com", "--interval", "often"}, []string{`interval "often": not a duration`}},

@@ -73,6 +73,11 @@ type Result struct {
 	OCSPStapled    *bool // nil without a handshake
 	DNSRCode       string
 	DNSAnswers     []string // of a dns check, as dig prints them
+	ICMPSent       int      // echo requests of an icmp check, and their replies
+	ICMPReceived   int
+	RTTMin         time.Duration // the replies' round trips
+	RTTAvg         time.Duration
+	RTTMax         time.Duration
 	RemoteIP       string
 }
 
@@ -158,6 +163,8 @@ func (p *Prober) Check(ctx context.Context, t *Target) Result {
 		return p.checkDNS(ctx, t, res)
 	case site.KindGRPC, site.KindGRPCS:
 		return p.checkGRPC(ctx, t, res)
+	case site.KindICMP:
+		return p.checkICMP(ctx, t, res)
 	}
 
 	start := time.Now()

@@ -206,6 +206,11 @@ func Message(res probe.Result) (outbox.Message, error) {
 		OCSPStapled:    res.OCSPStapled,
 		DNSRCode:       res.DNSRCode,
 		DNSAnswers:     res.DNSAnswers,
+		ICMPSent:       res.ICMPSent,
+		ICMPReceived:   res.ICMPReceived,
+	}
+	if res.ICMPReceived > 0 {
+		ev.RTTMinMS, ev.RTTAvgMS, ev.RTTMaxMS = msOf(res.RTTMin), msOf(res.RTTAvg), msOf(res.RTTMax)
 	}
 	switch kind := res.Site.Kind(); kind {
 	case site.KindHTTP:
@@ -238,6 +243,13 @@ func Message(res probe.Result) (outbox.Message, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// msOf is d in milliseconds, never 0 for a positive d (a round trip on
+// loopback can take less than a microsecond).
+func msOf(d time.Duration) *float64 {
+	v := max(ms(d), 0.001)
+	return &v
+}
 
 func timeOrNil(t time.Time) *time.Time {
 	if t.IsZero() {

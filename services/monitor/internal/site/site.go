@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -56,7 +57,25 @@ const (
 	// grpc://host:port[/service], grpcs:// over TLS: the standard health check.
 	KindGRPC  = "grpc"
 	KindGRPCS = "grpcs"
+	// icmp://host[?count=N]: N echo requests (DefaultICMPCount), loss and round trips.
+	KindICMP = "icmp"
 )
+
+// DefaultICMPCount and MaxICMPCount are an icmp:// site's echo requests.
+const (
+	DefaultICMPCount = 3
+	MaxICMPCount     = 20
+)
+
+// ICMPCount is the count of an icmp:// URL (DefaultICMPCount when it names
+// none or a bad one, which Validate refuses).
+func ICMPCount(u *url.URL) int {
+	n, err := strconv.Atoi(u.Query().Get("count"))
+	if err != nil || n < 1 || n > MaxICMPCount {
+		return DefaultICMPCount
+	}
+	return n
+}
 
 // Site is one monitored URL.
 type Site struct {
@@ -87,7 +106,7 @@ type Site struct {
 }
 
 // Kind is the kind of check the site's URL asks for: KindHTTP, KindTCP,
-// KindTLS, KindDNS, KindGRPC or KindGRPCS (KindHTTP for a URL that does not parse; Validate refuses it).
+// KindTLS, KindDNS, KindGRPC, KindGRPCS or KindICMP (KindHTTP for a URL that does not parse; Validate refuses it).
 func (s Site) Kind() string {
 	scheme, _, _ := strings.Cut(s.URL, "://")
 	switch strings.ToLower(scheme) {
@@ -101,6 +120,8 @@ func (s Site) Kind() string {
 		return KindGRPC
 	case "grpcs":
 		return KindGRPCS
+	case "icmp":
+		return KindICMP
 	}
 	return KindHTTP
 }
@@ -182,6 +203,9 @@ func (s Site) Validate() error {
 		// What only HTTP has is refused rather than ignored.
 		if kind == KindDNS && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
 			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), "a dns:// site has no body: give the answers in its URL (?answer=...)")
+		}
+		if kind == KindICMP && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
+			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), "an icmp:// check has no body: it passes when an echo reply comes back")
 		}
 		if (kind == KindGRPC || kind == KindGRPCS) && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
 			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), "a gRPC health check has no body: it passes when the service is SERVING")
@@ -356,6 +380,18 @@ func checkURL(raw string) string {
 			return err.Error()
 		}
 		return "" // dns:///name: the host, the resolver, may be empty
+	case "icmp":
+		if u.Port() != "" || (u.Path != "" && u.Path != "/") || u.Fragment != "" || u.Opaque != "" {
+			return "want icmp://host or icmp://host?count=N (no port or path)"
+		}
+		for key, vs := range u.Query() {
+			if key != "count" || len(vs) != 1 {
+				return fmt.Sprintf("query %q: want only count=N, once", key)
+			}
+			if n, err := strconv.Atoi(vs[0]); err != nil || n < 1 || n > MaxICMPCount {
+				return fmt.Sprintf("count %q: want 1..%d echo requests", vs[0], MaxICMPCount)
+			}
+		}
 	case "grpc", "grpcs":
 		switch service := strings.TrimPrefix(u.Path, "/"); {
 		case u.Port() == "":
@@ -376,7 +412,7 @@ func checkURL(raw string) string {
 			return u.Scheme + ":// takes host:port only (no path, query or fragment)"
 		}
 	default:
-		return "scheme must be http, https, tcp, tls, dns, grpc or grpcs"
+		return "scheme must be http, https, tcp, tls, dns, grpc, grpcs or icmp"
 	}
 	if u.Hostname() == "" {
 		return "has no host"

@@ -29,8 +29,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		msg   string
 	}{
 		"empty url":      {Site{}, "url", "must not be empty"},
-		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc or grpcs"},
-		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc or grpcs"},
+		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc, grpcs or icmp"},
+		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc, grpcs or icmp"},
 		"no host":        {Site{URL: "http://"}, "url", "has no host"},
 		"bad port":       {Site{URL: "http://a:99999"}, "url", "port must be 1..65535"},
 		"bad regex":      {Site{URL: "http://a", MustMatch: []string{"(unclosed"}}, "match", "missing closing )"},
@@ -74,6 +74,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		"grpc service":   {Site{URL: "grpcs://api.example.com:443/a/b"}, "url", `service "a/b": want a gRPC service name`},
 		"grpc query":     {Site{URL: "grpc://api.example.com:50051?x=1"}, "url", "no query or fragment"},
 		"grpc match":     {Site{URL: "grpc://api.example.com:50051", MustMatch: []string{"ok"}}, "match", "passes when the service is SERVING"},
+		"icmp port":      {Site{URL: "icmp://a.example:7"}, "url", "want icmp://host or icmp://host?count=N"},
+		"icmp count":     {Site{URL: "icmp://a.example?count=21"}, "url", `count "21": want 1..20`},
+		"icmp param":     {Site{URL: "icmp://a.example?size=9"}, "url", `query "size": want only count=N`},
+		"icmp match":     {Site{URL: "icmp://a.example", MustMatch: []string{"x"}}, "match", "when an echo reply comes back"},
 	} {
 		err := tc.site.WithDefaults().Validate()
 		var fe *FieldError
@@ -85,13 +89,14 @@ func TestValidateNamesTheField(t *testing.T) {
 
 func TestKind(t *testing.T) {
 	for url, kind := range map[string]string{"http://a": KindHTTP, "https://a": KindHTTP, "tcp://a:1": KindTCP,
-		"TLS://a:1": KindTLS, "tls://a:1": KindTLS, "dns:///a": KindDNS, "grpc://a:1": KindGRPC, "grpcs://a:1/s": KindGRPCS, "nonsense": KindHTTP} {
+		"TLS://a:1": KindTLS, "tls://a:1": KindTLS, "dns:///a": KindDNS, "grpc://a:1": KindGRPC, "grpcs://a:1/s": KindGRPCS, "icmp://a": KindICMP, "nonsense": KindHTTP} {
 		require.Equal(t, kind, Site{URL: url}.Kind(), url)
 	}
 	for _, s := range []Site{{URL: "tcp://db.example.com:5432"}, {URL: "tls://mail.example.com:465/", Send: "EHLO x\r\n", MustMatch: []string{"^220"}},
 		{URL: "tcp://[2001:db8::1]:22", MustMatch: []string{"^SSH-2.0"}}, {URL: "dns:///example.com"},
 		{URL: "dns://[2001:db8::53]:5353/_imap._tcp.Example.com?type=srv&answer=0+5+143+mail.example.com&answers=all&ad=1"},
-		{URL: "grpc://api.internal:50051"}, {URL: "grpcs://api.example.com:443/my.pkg.Orders_v2"}} {
+		{URL: "grpc://api.internal:50051"}, {URL: "grpcs://api.example.com:443/my.pkg.Orders_v2"},
+		{URL: "icmp://router.internal"}, {URL: "icmp://[2001:db8::1]?count=20"}} {
 		require.NoError(t, s.WithDefaults().Validate(), s.URL)
 	}
 }

@@ -87,15 +87,19 @@ type Check struct {
 	DurationMS float64   `json:"duration_ms"`
 	ErrorClass string    `json:"error_class,omitempty"`
 	Error      string    `json:"error,omitempty"`
-	Kind       string    `json:"kind"` // http, tcp, tls, dns or grpc
+	Kind       string    `json:"kind"` // http, tcp, tls, dns, grpc or icmp
 	TLSVersion string    `json:"tls_version,omitempty"`
 	TLSCipher  string    `json:"tls_cipher,omitempty"`
 	DNSRCode   string    `json:"dns_rcode,omitempty"`
 	DNSAnswers []string  `json:"dns_answers,omitempty"`
+	ICMPSent   *int32    `json:"icmp_sent,omitempty"`
+	ICMPRecv   *int32    `json:"icmp_received,omitempty"`
+	RTTAvgMS   *float64  `json:"rtt_avg_ms,omitempty"`
 }
 
 // Details is what the check's kind reports, in a line: the response code
-// and answers of a DNS query, the version and cipher of a TLS handshake.
+// and answers of a DNS query, the version and cipher of a TLS handshake,
+// the replies to echo requests.
 func (c Check) Details() string {
 	var parts []string
 	if c.DNSRCode != "" {
@@ -103,6 +107,13 @@ func (c Check) Details() string {
 	}
 	if c.TLSVersion != "" {
 		parts = append(parts, c.TLSVersion+" "+c.TLSCipher)
+	}
+	if c.ICMPSent != nil && c.ICMPRecv != nil {
+		line := fmt.Sprintf("%d of %d echo replies", *c.ICMPRecv, *c.ICMPSent)
+		if c.RTTAvgMS != nil {
+			line += fmt.Sprintf(", %.2f ms on average", *c.RTTAvgMS)
+		}
+		parts = append(parts, line)
 	}
 	return strings.Join(parts, "; ")
 }

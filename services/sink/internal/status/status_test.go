@@ -224,10 +224,10 @@ func TestSitePageShowsWhatEachKindReports(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.Pool(t, dbtest.New(t))
-	_, err := pool.Exec(ctx, `INSERT INTO sites (url) VALUES ('dns://192.0.2.53/example.com'), ('tls://example.com:465')`)
+	_, err := pool.Exec(ctx, `INSERT INTO sites (url) VALUES ('dns://192.0.2.53/example.com'), ('tls://example.com:465'), ('icmp://192.0.2.1')`)
 	require.NoError(t, err)
 	now := time.Now().UTC()
-	yes := true
+	yes, rtt := true, 1.25
 	recs := []store.Record{
 		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: 1,
 			URL: "dns://192.0.2.53/example.com", CheckedAt: now.Add(-time.Minute), DurationMS: 3, Kind: checkevent.KindDNS,
@@ -235,6 +235,9 @@ func TestSitePageShowsWhatEachKindReports(t *testing.T) {
 		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: 2,
 			URL: "tls://example.com:465", CheckedAt: now.Add(-time.Minute), DurationMS: 30, Kind: checkevent.KindTLS,
 			TLSVersion: "TLS 1.3", TLSCipher: "TLS_AES_256_GCM_SHA384", OCSPStapled: &yes}, Topic: "checks", Offset: 2},
+		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: 3,
+			URL: "icmp://192.0.2.1", CheckedAt: now.Add(-time.Minute), DurationMS: 30, Kind: checkevent.KindICMP,
+			ICMPSent: 3, ICMPReceived: 2, RTTAvgMS: &rtt}, Topic: "checks", Offset: 3},
 	}
 	_, err = store.New(pool, checkevent.IncidentTopic, prometheus.NewRegistry()).Insert(ctx, recs)
 	require.NoError(t, err)
@@ -256,4 +259,8 @@ func TestSitePageShowsWhatEachKindReports(t *testing.T) {
 	code, body = get(t, h, "/sites/2")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, "<td>TLS 1.3 TLS_AES_256_GCM_SHA384</td>")
+
+	code, body = get(t, h, "/sites/3")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "<td>2 of 3 echo replies, 1.25 ms on average</td>")
 }

@@ -54,7 +54,9 @@ type row struct {
 	tlsCipher *string
 	dnsRCode  *string
 	answers   []byte // jsonb; nil without a DNS answer section
-	v2        bool   // version 1 had no phases, size, redirects: NULL, not 0
+	icmpSent  *int32 // icmp checks only
+	icmpRecv  *int32
+	v2        bool // version 1 had no phases, size, redirects: NULL, not 0
 	redirects int32
 }
 
@@ -69,6 +71,10 @@ func toRow(r *Record) (row, error) {
 	if r.StatusCode != 0 {
 		code := int32(r.StatusCode)
 		w.status = &code
+	}
+	if r.Kind == checkevent.KindICMP || r.ICMPSent > 0 {
+		sent, recv := int32(r.ICMPSent), int32(r.ICMPReceived)
+		w.icmpSent, w.icmpRecv = &sent, &recv
 	}
 	if r.DNSAnswers != nil || r.DNSRCode != "" {
 		b, err := json.Marshal(r.DNSAnswers)
@@ -157,6 +163,11 @@ var statsColumns = []column{
 	col("ocsp_stapled", "bool", func(w *row) *bool { return w.OCSPStapled }),
 	col("dns_rcode", "text", func(w *row) *string { return w.dnsRCode }),
 	col("dns_answers", "jsonb", func(w *row) []byte { return w.answers }),
+	col("icmp_sent", "int", func(w *row) *int32 { return w.icmpSent }),
+	col("icmp_received", "int", func(w *row) *int32 { return w.icmpRecv }),
+	col("rtt_min_ms", "float8", func(w *row) *float64 { return w.RTTMinMS }),
+	col("rtt_avg_ms", "float8", func(w *row) *float64 { return w.RTTAvgMS }),
+	col("rtt_max_ms", "float8", func(w *row) *float64 { return w.RTTMaxMS }),
 }
 
 // eventIDColumn is event_id, copied as the 16 bytes of a UUID: pgx

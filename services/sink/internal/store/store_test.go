@@ -139,13 +139,15 @@ func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 	yes := true
 	checked := time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
 	leaf, chain := checked.Add(24*time.Hour), checked.Add(48*time.Hour)
+	rtt := []float64{0.5, 1.5, 4.5}
 	c := checkevent.Check{SchemaVersion: 4, Region: "eu-west", EventID: uuid.NewString(), SiteID: 11, URL: "https://url", CheckedAt: checked,
 		StatusCode: 418, DurationMS: 12.5, Regex: "legacy", RegexMatched: &yes, ErrorClass: "class", Error: "error text",
 		Regexes: []checkevent.RegexResult{{Pattern: "p", Match: true, Matched: true}},
 		DNSMS:   1.25, ConnectMS: 2.25, TLSMS: 3.25, TTFBMS: 4.25, TransferMS: 5.25, BodyBytes: 66, Truncated: true,
 		Redirects: 7, FinalURL: "https://final", TLSExpiry: &leaf, TLSChainExpiry: &chain, RemoteIP: "10.9.8.7",
 		Kind: checkevent.KindTLS, TLSVersion: "TLS 1.3", TLSCipher: "TLS_AES_128_GCM_SHA256", OCSPStapled: &yes,
-		DNSRCode: "NOERROR", DNSAnswers: []string{"192.0.2.1", "10 mail.example.com."}}
+		DNSRCode: "NOERROR", DNSAnswers: []string{"192.0.2.1", "10 mail.example.com."},
+		ICMPSent: 5, ICMPReceived: 4, RTTMinMS: &rtt[0], RTTAvgMS: &rtt[1], RTTMaxMS: &rtt[2]}
 	st := New(pool, checkevent.IncidentTopic, prometheus.NewRegistry())
 	batch := []Record{{Check: c, Topic: "topic", Partition: 8, Offset: 99}}
 	if redelivered { // stored before, on its own
@@ -169,7 +171,7 @@ func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 		regex_matched, error_class, error, topic_name, kafka_partition, kafka_offset, schema_version, regexes::text,
 		dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, body_bytes, truncated, redirects, final_url, tls_expiry,
 		tls_chain_expiry, remote_ip, region, kind, tls_version, tls_cipher, ocsp_stapled, dns_rcode,
-		dns_answers::text FROM stats WHERE event_id = $1`, c.EventID)
+		dns_answers::text, icmp_sent, icmp_received, rtt_min_ms, rtt_avg_ms, rtt_max_ms FROM stats WHERE event_id = $1`, c.EventID)
 	require.NoError(t, err)
 	require.True(t, rows.Next())
 	values, err := rows.Values()
@@ -188,7 +190,8 @@ func everyFieldLandsInItsColumn(t *testing.T, redelivered bool) {
 		"truncated": true, "redirects": int32(7), "final_url": "https://final", "tls_expiry": leaf,
 		"tls_chain_expiry": chain, "remote_ip": "10.9.8.7", "region": "eu-west",
 		"kind": "tls", "tls_version": "TLS 1.3", "tls_cipher": "TLS_AES_128_GCM_SHA256", "ocsp_stapled": true,
-		"dns_rcode": "NOERROR", "dns_answers": `["192.0.2.1", "10 mail.example.com."]`}
+		"dns_rcode": "NOERROR", "dns_answers": `["192.0.2.1", "10 mail.example.com."]`,
+		"icmp_sent": int32(5), "icmp_received": int32(4), "rtt_min_ms": 0.5, "rtt_avg_ms": 1.5, "rtt_max_ms": 4.5}
 	for name, v := range got {
 		if tm, ok := v.(time.Time); ok {
 			got[name] = tm.UTC()
