@@ -147,7 +147,8 @@ func New(cfg Config) *Prober {
 
 var errTooManyRedirects = errors.New("too many redirects")
 
-// Check checks t once, as its kind says (checkStream for tcp and tls).
+// Check checks t once, as its kind says: HTTP here, tcp and tls in
+// checkStream, dns in checkDNS, grpc(s) in checkGRPC, icmp in checkICMP.
 // The site's timeout covers everything: connect, headers and the body (the
 // reply), so a server trickling bytes cannot hold a worker past it.
 func (p *Prober) Check(ctx context.Context, t *Target) Result {

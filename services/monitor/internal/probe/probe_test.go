@@ -145,6 +145,9 @@ func TestCheck(t *testing.T) {
 				require.Positive(t, r.Phases.TLS)
 				require.WithinDuration(t, now.Add(90*24*time.Hour), r.TLSExpiry, time.Second, "the leaf's expiry")
 				require.WithinDuration(t, now.Add(30*24*time.Hour), r.TLSChainExpiry, time.Second, "the CA expires first")
+				require.Equal(t, "TLS 1.3", r.TLSVersion, "an https check reports its handshake")
+				require.NotEmpty(t, r.TLSCipher)
+				require.False(t, *r.OCSPStapled)
 			}},
 		"self-signed": {site: site.Site{URL: selfSignedTLS + "/ok"}, class: ClassTLS, errText: "certificate signed by unknown authority",
 			check: func(t *testing.T, r Result) {

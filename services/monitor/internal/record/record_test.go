@@ -55,6 +55,28 @@ func TestMessageCarriesTheContract(t *testing.T) {
 	require.ErrorContains(t, err, "region", "an event the sink would refuse never reaches the outbox")
 }
 
+// Each kind of check says so in its event (grpcs as grpc: its handshake
+// fields tell TLS), with what the kind reports; HTTP names no kind.
+func TestMessageCarriesTheKind(t *testing.T) {
+	yes := true
+	for url, kind := range map[string]string{"https://a/": "", "tcp://a:1": "tcp", "tls://a:1": "tls", "dns:///a": "dns",
+		"grpc://a:1": "grpc", "grpcs://a:1/s": "grpc", "icmp://a": "icmp"} {
+		res := probe.Result{Site: site.Site{ID: 1, URL: url, Topic: "checks"}, CheckedAt: time.Now().UTC(), Region: "local",
+			TLSVersion: "TLS 1.3", TLSCipher: "TLS_AES_128_GCM_SHA256", OCSPStapled: &yes, DNSRCode: "NOERROR", DNSAnswers: []string{"192.0.2.1"},
+			ICMPSent: 3, ICMPReceived: 2, RTTMin: 200 * time.Nanosecond, RTTAvg: 1500 * time.Microsecond, RTTMax: 4 * time.Millisecond}
+		m, err := Message(res)
+		require.NoError(t, err, url)
+		ev, err := checkevent.Decode(m.Payload)
+		require.NoError(t, err, url)
+		require.Equal(t, kind, ev.Kind, url)
+		require.Equal(t, "TLS 1.3", ev.TLSVersion)
+		require.Equal(t, &yes, ev.OCSPStapled)
+		require.Equal(t, []string{"192.0.2.1"}, ev.DNSAnswers)
+		require.Equal(t, 2, ev.ICMPReceived)
+		require.Equal(t, []float64{0.001, 1.5, 4}, []float64{*ev.RTTMinMS, *ev.RTTAvgMS, *ev.RTTMaxMS}, "a sub-microsecond round trip is not 0")
+	}
+}
+
 type flakyWriter struct {
 	mu       sync.Mutex
 	failures int
