@@ -476,6 +476,18 @@ func TestContainers(t *testing.T) {
 	require.Equal(t, "kafka-secure:9094", envOf(t, s, "sink", "KAFKA_BROKERS"))
 	s.compose(append(secure, "stop", "kafka")...)
 	grows("over SASL_SSL, with the plaintext broker stopped")
+
+	// An address on the test's network that nobody holds any more: every
+	// echo request of an icmp check is lost.
+	goneIP := s.inspect("hookrecv", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+	require.NotEmpty(t, goneIP)
+	s.compose("stop", "hookrecv")
+	lostURL := "icmp://" + goneIP + "?count=2"
+	s.monitorCLI(nil, "sites", "add", lostURL, "--interval", "3s")
+	require.Eventually(t, func() bool {
+		return count(t, pool, `SELECT count(*) FROM stats WHERE url = $1 AND error_class = 'packet_loss'
+			AND icmp_sent = 2 AND icmp_received = 0 AND rtt_avg_ms IS NULL`, lostURL) >= 1
+	}, 60*time.Second, 250*time.Millisecond, "echo requests to an address nobody holds are lost")
 }
 
 // checkHardened checks svc's running container from the host, through its

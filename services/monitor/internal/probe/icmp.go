@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/icmp"
@@ -93,6 +94,10 @@ func (p *Prober) checkICMP(ctx context.Context, t *Target, res Result) Result {
 		}
 		sent := time.Now()
 		if _, err := conn.WriteTo(msg, dst); err != nil {
+			if errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTDOWN) {
+				res.ICMPSent++ // the kernel knows it cannot arrive: a lost request
+				continue
+			}
 			return fail(readClass(ctx, err), fmt.Errorf("sending echo request %d: %w", seq+1, err))
 		}
 		res.ICMPSent++
