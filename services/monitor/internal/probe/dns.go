@@ -37,16 +37,11 @@ var systemResolver = func() (string, error) {
 func (p *Prober) checkDNS(ctx context.Context, t *Target, res Result) Result {
 	q := t.dns
 	start := time.Now()
-	fail := func(class string, err error) Result {
-		res.Duration = time.Since(start)
-		res.ErrorClass, res.Error = class, err.Error()
-		return res
-	}
 	server, dialer := q.Resolver, p.dialer
 	if server == "" {
 		var err error
 		if server, err = systemResolver(); err != nil {
-			return fail(ClassDNS, fmt.Errorf("the system's resolver (/etc/resolv.conf): %w", err))
+			return failed(res, start, ClassDNS, fmt.Errorf("the system's resolver (/etc/resolv.conf): %w", err))
 		}
 		dialer = &net.Dialer{}
 	}
@@ -83,7 +78,7 @@ func (p *Prober) checkDNS(ctx context.Context, t *Target, res Result) Result {
 		} else if class == ClassHTTP {
 			class = ClassRead // a reply that is not DNS
 		}
-		return fail(class, fmt.Errorf("querying %s: %w", server, err))
+		return failed(res, start, class, fmt.Errorf("querying %s: %w", server, err))
 	}
 	res.Duration = time.Since(start)
 	res.DNSRCode = dns.RcodeToString[r.Rcode]

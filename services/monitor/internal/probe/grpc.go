@@ -35,14 +35,9 @@ const ClassGRPC = "grpc"
 func (p *Prober) checkGRPC(ctx context.Context, t *Target, res Result) Result {
 	s := t.Site
 	start := time.Now()
-	fail := func(class string, err error) Result {
-		res.Duration = time.Since(start)
-		res.ErrorClass, res.Error = class, err.Error()
-		return res
-	}
 	u, err := url.Parse(s.URL)
 	if err != nil {
-		return fail(ClassConnect, err) // validated on the way in: a row changed by hand
+		return failed(res, start, ClassConnect, err) // validated on the way in: a row changed by hand
 	}
 	service := strings.TrimPrefix(u.Path, "/")
 
@@ -70,7 +65,7 @@ func (p *Prober) checkGRPC(ctx context.Context, t *Target, res Result) Result {
 	conn, err := grpc.NewClient("passthrough:///"+u.Host, grpc.WithContextDialer(dial),
 		grpc.WithTransportCredentials(creds), grpc.WithUserAgent(p.cfg.UserAgent))
 	if err != nil {
-		return fail(ClassConnect, err)
+		return failed(res, start, ClassConnect, err)
 	}
 	defer func() { _ = conn.Close() }()
 
@@ -92,18 +87,18 @@ func (p *Prober) checkGRPC(ctx context.Context, t *Target, res Result) Result {
 		st := status.Convert(err)
 		switch {
 		case dialed != nil:
-			return fail(classify(ctx, dialed), dialed)
+			return failed(res, start, classify(ctx, dialed), dialed)
 		case st.Code() == codes.DeadlineExceeded || ctx.Err() != nil:
-			return fail(ClassTimeout, fmt.Errorf("health check: %s", st.Message()))
+			return failed(res, start, ClassTimeout, fmt.Errorf("health check: %s", st.Message()))
 		case st.Code() == codes.Unavailable && strings.Contains(st.Message(), "handshake"),
 			st.Code() == codes.Unavailable && strings.Contains(st.Message(), "certificate"):
-			return fail(ClassTLS, errors.New(st.Message()))
+			return failed(res, start, ClassTLS, errors.New(st.Message()))
 		case st.Code() == codes.Unimplemented:
-			return fail(ClassGRPC, fmt.Errorf("the server has no health service (grpc.health.v1.Health): %s", st.Message()))
+			return failed(res, start, ClassGRPC, fmt.Errorf("the server has no health service (grpc.health.v1.Health): %s", st.Message()))
 		case st.Code() == codes.NotFound:
-			return fail(ClassGRPC, fmt.Errorf("health of service %q: unknown to the server", service))
+			return failed(res, start, ClassGRPC, fmt.Errorf("health of service %q: unknown to the server", service))
 		}
-		return fail(ClassGRPC, fmt.Errorf("health check: %s: %s", st.Code(), st.Message()))
+		return failed(res, start, ClassGRPC, fmt.Errorf("health check: %s: %s", st.Code(), st.Message()))
 	}
 	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		res.ErrorClass = ClassGRPC

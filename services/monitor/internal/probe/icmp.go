@@ -42,14 +42,9 @@ const maxEchoWait = time.Second
 // failure; fewer is recorded (sent, received, round trips).
 func (p *Prober) checkICMP(ctx context.Context, t *Target, res Result) Result {
 	start := time.Now()
-	fail := func(class string, err error) Result {
-		res.Duration = time.Since(start)
-		res.ErrorClass, res.Error = class, err.Error()
-		return res
-	}
 	u, err := url.Parse(t.Site.URL)
 	if err != nil {
-		return fail(ClassConnect, err) // validated on the way in: a row changed by hand
+		return failed(res, start, ClassConnect, err) // validated on the way in: a row changed by hand
 	}
 	count := site.ICMPCount(u)
 	ip, err := netip.ParseAddr(u.Hostname())
@@ -58,7 +53,7 @@ func (p *Prober) checkICMP(ctx context.Context, t *Target, res Result) Result {
 		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
 		res.Phases.DNS = time.Since(t0)
 		if err != nil {
-			return fail(classify(ctx, err), err)
+			return failed(res, start, classify(ctx, err), err)
 		}
 		ip = addrs[0]
 	}
@@ -66,13 +61,13 @@ func (p *Prober) checkICMP(ctx context.Context, t *Target, res Result) Result {
 	res.RemoteIP = ip.String()
 	if p.cfg.Guard != nil {
 		if err := p.cfg.Guard.Allowed(ip); err != nil {
-			return fail(ClassBlocked, err)
+			return failed(res, start, ClassBlocked, err)
 		}
 	}
 
 	conn, dst, privileged, err := listenICMP(ip)
 	if err != nil {
-		return fail(ClassICMPSocket, fmt.Errorf("opening an ICMP socket: %w (the monitor needs net.ipv4.ping_group_range to cover its group, or CAP_NET_RAW)", err))
+		return failed(res, start, ClassICMPSocket, fmt.Errorf("opening an ICMP socket: %w (the monitor needs net.ipv4.ping_group_range to cover its group, or CAP_NET_RAW)", err))
 	}
 	defer func() { _ = conn.Close() }()
 
@@ -90,7 +85,7 @@ func (p *Prober) checkICMP(ctx context.Context, t *Target, res Result) Result {
 		payload := append(token[:], byte(seq))
 		msg, err := (&icmp.Message{Type: request, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}).Marshal(nil)
 		if err != nil {
-			return fail(ClassICMPSocket, err)
+			return failed(res, start, ClassICMPSocket, err)
 		}
 		sent := time.Now()
 		if _, err := conn.WriteTo(msg, dst); err != nil {
@@ -98,7 +93,7 @@ func (p *Prober) checkICMP(ctx context.Context, t *Target, res Result) Result {
 				res.ICMPSent++ // the kernel knows it cannot arrive: a lost request
 				continue
 			}
-			return fail(readClass(ctx, err), fmt.Errorf("sending echo request %d: %w", seq+1, err))
+			return failed(res, start, readClass(ctx, err), fmt.Errorf("sending echo request %d: %w", seq+1, err))
 		}
 		res.ICMPSent++
 		wait := sent.Add(min(maxEchoWait, time.Until(deadline)/time.Duration(count-seq)))
@@ -107,7 +102,7 @@ func (p *Prober) checkICMP(ctx context.Context, t *Target, res Result) Result {
 			n, _, err := conn.ReadFrom(buf)
 			if err != nil {
 				if !errors.Is(err, os.ErrDeadlineExceeded) {
-					return fail(readClass(ctx, err), fmt.Errorf("reading echo replies: %w", err))
+					return failed(res, start, readClass(ctx, err), fmt.Errorf("reading echo replies: %w", err))
 				}
 				break // lost
 			}

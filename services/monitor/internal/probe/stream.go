@@ -26,14 +26,9 @@ import (
 func (p *Prober) checkStream(ctx context.Context, t *Target, res Result) Result {
 	s := t.Site
 	start := time.Now()
-	fail := func(class string, err error) Result {
-		res.Duration = time.Since(start)
-		res.ErrorClass, res.Error = class, err.Error()
-		return res
-	}
 	u, err := url.Parse(s.URL)
 	if err != nil {
-		return fail(ClassConnect, err) // validated on the way in: a row changed by hand
+		return failed(res, start, ClassConnect, err) // validated on the way in: a row changed by hand
 	}
 	host, port := u.Hostname(), u.Port()
 
@@ -45,7 +40,7 @@ func (p *Prober) checkStream(ctx context.Context, t *Target, res Result) Result 
 		addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		res.Phases.DNS = time.Since(t0)
 		if err != nil {
-			return fail(classify(ctx, err), err)
+			return failed(res, start, classify(ctx, err), err)
 		}
 	}
 
@@ -61,7 +56,7 @@ func (p *Prober) checkStream(ctx context.Context, t *Target, res Result) Result 
 	}
 	res.Phases.Connect = time.Since(t0)
 	if err != nil {
-		return fail(classify(ctx, err), err)
+		return failed(res, start, classify(ctx, err), err)
 	}
 	defer func() { _ = conn.Close() }()
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
@@ -81,7 +76,7 @@ func (p *Prober) checkStream(ctx context.Context, t *Target, res Result) Result 
 			if errors.As(err, &certErr) {
 				res.TLSExpiry, res.TLSChainExpiry = expiries(certErr.UnverifiedCertificates)
 			}
-			return fail(classify(ctx, err), fmt.Errorf("TLS handshake: %w", err))
+			return failed(res, start, classify(ctx, err), fmt.Errorf("TLS handshake: %w", err))
 		}
 		st := tc.ConnectionState()
 		res.TLSExpiry, res.TLSChainExpiry = expiries(st.PeerCertificates)
@@ -91,9 +86,7 @@ func (p *Prober) checkStream(ctx context.Context, t *Target, res Result) Result 
 
 	if s.Send != "" {
 		if _, err := io.WriteString(conn, s.Send); err != nil {
-			res.ErrorClass, res.Error = readClass(ctx, err), "sending: "+err.Error()
-			res.Duration = time.Since(start)
-			return res
+			return failed(res, start, readClass(ctx, err), fmt.Errorf("sending: %w", err))
 		}
 	}
 	sent := time.Now()
@@ -119,6 +112,14 @@ func (p *Prober) checkStream(ctx context.Context, t *Target, res Result) Result 
 		res.ErrorClass = ClassRegex
 		res.Error = fmt.Sprintf("reply matches must-not-match %q", failed.Pattern)
 	}
+	return res
+}
+
+// failed is res failed with class and err, timed from start: how the
+// checks of every kind but HTTP end early.
+func failed(res Result, start time.Time, class string, err error) Result {
+	res.Duration = time.Since(start)
+	res.ErrorClass, res.Error = class, err.Error()
 	return res
 }
 

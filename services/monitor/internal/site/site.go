@@ -183,6 +183,15 @@ func (e *InvalidError) Error() string {
 
 func (e *InvalidError) Unwrap() error { return e.Err }
 
+// noReply are the kinds with no body or reply for regexes, and what they
+// check instead.
+var noReply = map[string]string{
+	KindDNS:   "a dns:// site has no body: give the answers in its URL (?answer=...)",
+	KindICMP:  "an icmp:// check has no body: it passes when an echo reply comes back",
+	KindGRPC:  "a gRPC health check has no body: it passes when the service is SERVING",
+	KindGRPCS: "a gRPC health check has no body: it passes when the service is SERVING",
+}
+
 var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 // Validate returns every problem with s, each a *FieldError.
@@ -201,14 +210,8 @@ func (s Site) Validate() error {
 	}
 	if kind := s.Kind(); kind != KindHTTP {
 		// What only HTTP has is refused rather than ignored.
-		if kind == KindDNS && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
-			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), "a dns:// site has no body: give the answers in its URL (?answer=...)")
-		}
-		if kind == KindICMP && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
-			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), "an icmp:// check has no body: it passes when an echo reply comes back")
-		}
-		if (kind == KindGRPC || kind == KindGRPCS) && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
-			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), "a gRPC health check has no body: it passes when the service is SERVING")
+		if msg, ok := noReply[kind]; ok && len(s.MustMatch)+len(s.MustNotMatch) > 0 {
+			bad("match", abbreviate(append(s.MustMatch, s.MustNotMatch...)[0]), msg)
 		}
 		if s.Method != DefaultMethod {
 			bad("method", s.Method, "only http(s) sites send a request; a "+kind+":// check connects")
