@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/notify"
 	"github.com/sitewatch/sitewatch/platform/porttest"
 )
@@ -331,10 +332,14 @@ func TestContainers(t *testing.T) {
 		for _, h := range all {
 			var ce struct {
 				Type string `json:"type"`
+				Data struct {
+					URL  string `json:"url"`
+					Kind string `json:"kind"`
+				} `json:"data"`
 			}
 			require.NoError(t, json.Unmarshal(h.Body, &ce))
 			require.True(t, notify.Verify(hookSecret, h.Body, h.Signature), "signed with the channel's secret: %s", h.Body)
-			if ce.Type == "io.sitewatch.incident.opened" && strings.Contains(string(h.Body), flakyURL) {
+			if ce.Type == checkevent.IncidentOpenedType && ce.Data.URL == flakyURL && ce.Data.Kind == checkevent.KindDown {
 				out = append(out, h)
 			}
 		}

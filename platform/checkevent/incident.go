@@ -15,7 +15,7 @@ const (
 // Incident kinds.
 const (
 	KindDown    = "down"    // a quorum of the site's regions says it is down
-	KindStale   = "stale"   // no check from any region for 3 intervals
+	KindStale   = "stale"   // no check from any region for 3 intervals (at least 30 s)
 	KindWarning = "warning" // the TLS certificate expires within the site's threshold
 )
 

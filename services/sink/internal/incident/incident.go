@@ -66,6 +66,11 @@ var (
 // and how far back a region's check still counts it among the site's regions.
 const staleIntervals = 3
 
+// staleFloor is the shortest silence that makes a site stale, whatever its
+// interval: longer than a monitor's reload of the sites and a shard lease's
+// move to another replica, so neither opens a stale incident on its own.
+const staleFloor = 30 * time.Second
+
 // Check is what the engine needs of one stored check.
 type Check struct {
 	SiteID     int64
@@ -501,7 +506,7 @@ func openStale(ctx context.Context, tx pgx.Tx, topic string, now time.Time, judg
 	if !judge {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, staleSitesSQL)
+	rows, err := tx.Query(ctx, staleSitesSQL, staleFloor.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("finding stale sites: %w", err)
 	}
@@ -520,7 +525,7 @@ func openStale(ctx context.Context, tx pgx.Tx, topic string, now time.Time, judg
 	var changes []Change
 	for _, s := range stale {
 		ch, err := open(ctx, tx, topic, s, checkevent.KindStale, now, "stale",
-			fmt.Sprintf("no check from any region for %d intervals", staleIntervals), nil)
+			fmt.Sprintf("no check from any region for %d intervals (at least %s)", staleIntervals, staleFloor), nil)
 		if err != nil {
 			return nil, err
 		}

@@ -155,6 +155,26 @@ func TestCertificateExpiringSoonIsAWarning(t *testing.T) {
 	require.Equal(t, "renewed", events(t, pool)[1].Resolution)
 }
 
+func TestStaleWaitsForTheFloorOnShortIntervals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	// Checked every second, added 10 s ago and checked 10 s ago: silent for
+	// 10 intervals, but under the floor.
+	fresh := addSite(t, pool, "created_at = now() - interval '10 seconds', updated_at = now() - interval '10 seconds'")
+	_, err := pool.Exec(ctx, "UPDATE sites SET created_at = now() - interval '10 seconds' WHERE id = $1", fresh)
+	require.NoError(t, err)
+	quietRecently := addSite(t, pool, "")
+	apply(t, pool, Check{SiteID: quietRecently, Region: "local", CheckedAt: time.Now().Add(-10 * time.Second)})
+	quietLong := addSite(t, pool, "")
+	apply(t, pool, Check{SiteID: quietLong, Region: "local", CheckedAt: time.Now().Add(-staleFloor - 5*time.Second)})
+
+	changes, err := Sweep(ctx, pool, checkevent.IncidentTopic, time.Now(), true)
+	require.NoError(t, err)
+	require.Len(t, changes, 1, "only the site silent for longer than the floor: %+v", changes)
+	require.Equal(t, quietLong, changes[0].SiteID)
+}
+
 func TestSweepOpensStaleAndResolvesRemovedAndDisabled(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
