@@ -16,8 +16,8 @@ const (
 	// any version up to it; fields are only ever added. Version 2 added the
 	// phases, body, redirect, TLS and address fields and Regexes; version 3
 	// the Region; version 4 the Kind and the TLS handshake's version, cipher
-	// and OCSP stapling.
-	SchemaVersion = 4
+	// and OCSP stapling; version 5 the heartbeat kind.
+	SchemaVersion = 5
 	// DefaultRegion is the region of a monitor that names none, and of
 	// every check written before checks carried a region.
 	DefaultRegion = "local"
@@ -66,7 +66,7 @@ type Check struct {
 	// Version 3: the region of the monitor that made the check.
 	Region string `json:"region,omitempty"`
 
-	// Version 4. Kind is the kind of check, KindTCP, KindTLS, KindDNS, KindGRPC or KindICMP;
+	// Version 4. Kind is the kind of check, KindTCP, KindTLS, KindDNS, KindGRPC, KindICMP or (version 5) KindHeartbeat;
 	// empty for HTTP (every check before version 4 was one). The TLS fields
 	// describe the handshake of a tls or https check that made one; the DNS
 	// ones a dns check's response: its code and the data of its answers of
@@ -93,6 +93,9 @@ const (
 	KindDNS  = "dns"
 	KindGRPC = "grpc"
 	KindICMP = "icmp"
+	// KindHeartbeat (version 5): a job's ping, or its deadline passed
+	// without one.
+	KindHeartbeat = "heartbeat"
 )
 
 // RegexResult is one regex of a check: a must-match (Match true) or a
@@ -161,11 +164,11 @@ func (c Check) Validate() error {
 		return fmt.Errorf("%w: event_id %q: not a UUID", ErrMalformed, c.EventID)
 	}
 	switch c.Kind {
-	case "", KindTCP, KindTLS, KindDNS, KindGRPC, KindICMP:
+	case "", KindTCP, KindTLS, KindDNS, KindGRPC, KindICMP, KindHeartbeat:
 	default:
 		// An older sink stores what it knows; this one says what it got.
 		if c.SchemaVersion <= SchemaVersion {
-			return fmt.Errorf("%w: kind %q: want tcp, tls, dns, grpc, icmp or none (http)", ErrMalformed, c.Kind)
+			return fmt.Errorf("%w: kind %q: want tcp, tls, dns, grpc, icmp, heartbeat or none (http)", ErrMalformed, c.Kind)
 		}
 	}
 	if c.SchemaVersion >= 3 {

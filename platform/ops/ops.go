@@ -78,21 +78,27 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("listening for ops endpoints on %s: %w", s.addr, err)
 	}
 	s.logger.Info("ops endpoints listening", zap.String("addr", ln.Addr().String()))
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	return Serve(ctx, &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}, ln, "ops endpoints")
+}
+
+// Serve serves srv on ln until ctx ends, then shuts it down gracefully,
+// letting requests in flight finish for up to 5 s. what names the server
+// in errors.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, what string) error {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
 	case err := <-done:
-		return fmt.Errorf("serving ops endpoints: %w", err)
+		return fmt.Errorf("serving %s: %w", what, err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutting down ops endpoints: %w", err)
+		return fmt.Errorf("shutting down %s: %w", what, err)
 	}
 	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving ops endpoints: %w", err)
+		return fmt.Errorf("serving %s: %w", what, err)
 	}
 	return nil
 }

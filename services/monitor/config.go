@@ -10,6 +10,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/config"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/heartbeat"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
 )
 
@@ -31,6 +32,8 @@ type Config struct {
 	UserAgent      string
 	BatchSize      int
 	FlushInterval  time.Duration
+	PingAddr       string
+	HeartbeatSweep time.Duration
 }
 
 func (c *Config) register(fs *flag.FlagSet) {
@@ -46,6 +49,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.UserAgent, "user-agent", "sitewatch/0.1 (+https://github.com/sitewatch/sitewatch)", "User-Agent header of checks")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "results written per outbox transaction at most")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "the longest a result waits before it is written")
+	fs.StringVar(&c.PingAddr, "ping-addr", "", "address of the ping listener that heartbeat sites' jobs call (POST /ping/<token>), e.g. :8081; empty serves none")
+	fs.DurationVar(&c.HeartbeatSweep, "heartbeat-sweep-interval", time.Second, "how often heartbeat deadlines passed without a ping are written as failed checks")
 }
 
 // Validate reports every setting that cannot work, each naming its flag.
@@ -81,6 +86,7 @@ func (c Config) Validate() error {
 	if c.FlushInterval < time.Millisecond || c.FlushInterval > 10*time.Second {
 		errs = append(errs, fmt.Errorf("flush-interval: %s: want 1ms..10s", c.FlushInterval))
 	}
+	errs = append(errs, c.heartbeat().Validate())
 	return errors.Join(errs...)
 }
 
@@ -93,6 +99,11 @@ func (c *Config) parse(name string, args []string) ([]string, error) {
 		return nil, err
 	}
 	return fs.Args(), nil
+}
+
+// heartbeat is the heartbeats' configuration.
+func (c Config) heartbeat() heartbeat.Config {
+	return heartbeat.Config{Addr: c.PingAddr, SweepInterval: c.HeartbeatSweep, Timeout: 10 * time.Second}
 }
 
 // guard is the probe's address guard, or nil with -block-private=false.

@@ -26,6 +26,7 @@ import (
 	"github.com/sitewatch/sitewatch/platform/retry"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/cli"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/fleet"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/heartbeat"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/record"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/schedule"
@@ -122,6 +123,11 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		return fail(err)
 	}
 
+	beats, err := heartbeat.New(cfg.heartbeat(), st, member, logger, opsSrv.Registry())
+	if err != nil {
+		return fail(err)
+	}
+
 	// A recorder failing to write for minutes holds every check behind it.
 	opsSrv.AddLiveness("recorder", func(context.Context) error { return rec.Stuck(5 * time.Minute) })
 	logger.Info("monitor starting", zap.String("region", cfg.Region), zap.Int("concurrency", cfg.Concurrency))
@@ -131,6 +137,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		rec.Run(ctx, results) // ends when the scheduler closes results
 	}()
 	g.Go(func() error { sched.Run(gctx); return nil })
+	g.Go(func() error { return beats.Run(gctx) })
 	// The lease outlives the scheduler: shards are given up only once
 	// their checks have stopped.
 	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))

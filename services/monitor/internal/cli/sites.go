@@ -35,6 +35,7 @@ type SiteStore interface {
 	RemoveSite(ctx context.Context, id int64) error
 	SetSiteChannels(ctx context.Context, id int64, names []string) error
 	SiteChannels(ctx context.Context, id int64) ([]string, error)
+	RotatePingToken(ctx context.Context, id int64) (string, error)
 }
 
 // Usage describes the sites command.
@@ -51,10 +52,17 @@ const Usage = `usage:
                                          grpc://host:port[/service], grpcs:// over TLS
                                                               the standard health check: SERVING
                                          icmp://host[?count=N]  N echo requests (3): loss, round trips
+                                         heartbeat://name[?grace=D]  the job reports in: a ping
+                                                              (POST /ping/<token> on a monitor's
+                                                              -ping-addr) at least every interval,
+                                                              late by at most the grace (1m); /start,
+                                                              /fail and /<exit status> too; the token
+                                                              is printed once
   monitor sites update ID [flags]      change only the given fields
   monitor sites list                   one line per site
   monitor sites show ID                one site, as YAML
   monitor sites remove ID
+  monitor sites ping-token ID          give a heartbeat site a new ping token (the old one stops working)
   monitor sites import FILE|-          add every site of a YAML file, all or nothing
   monitor sites export [FILE|-]        write every site as YAML
 
@@ -92,7 +100,7 @@ func Sites(ctx context.Context, args []string, env Env) int {
 	cmds := map[string]command.Func{}
 	for name, run := range map[string]func(context.Context, []string, Env) int{
 		"add": add, "update": update, "list": list, "ls": list, "show": show,
-		"remove": remove, "rm": remove, "import": importSites, "export": exportSites,
+		"remove": remove, "rm": remove, "import": importSites, "export": exportSites, "ping-token": rotatePingToken,
 	} {
 		cmds[name] = func(ctx context.Context, args []string, _, _ io.Writer) int { return run(ctx, args, env) }
 	}
@@ -164,7 +172,30 @@ func add(ctx context.Context, args []string, env Env) int {
 		}
 	}
 	fmt.Fprintf(env.Stdout, "added site %d: %s every %s\n", added[0].ID, added[0].URL, added[0].Interval)
+	printPingTokens(env, added)
 	return ExitOK
+}
+
+// printPingTokens shows the ping token of each new heartbeat site: the
+// only time it is shown (the database keeps its hash).
+func printPingTokens(env Env, sites []site.Site) {
+	for _, s := range sites {
+		if s.PingToken != "" {
+			fmt.Fprintf(env.Stdout, "site %d (%s): ping token %s\n  its job calls: curl -fsS -m 10 --retry 5 -X POST http://MONITOR:PING_PORT/ping/%s\n"+
+				"  (shown once: keep it secret; monitor sites ping-token %d makes a new one)\n", s.ID, s.URL, s.PingToken, s.PingToken, s.ID)
+		}
+	}
+}
+
+func rotatePingToken(ctx context.Context, args []string, env Env) int {
+	return onSite(ctx, "ping-token", args, env, func(st SiteStore, id int64) error {
+		token, err := st.RotatePingToken(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "site %d: new ping token %s (the old one no longer works)\n", id, token)
+		return nil
+	})
 }
 
 func update(ctx context.Context, args []string, env Env) int {
@@ -347,6 +378,7 @@ func importSites(ctx context.Context, args []string, env Env) int {
 		return failure(env, "import", err)
 	}
 	fmt.Fprintf(env.Stdout, "imported %d sites (ids %d..%d)\n", len(added), added[0].ID, added[len(added)-1].ID)
+	printPingTokens(env, added)
 	return ExitOK
 }
 

@@ -103,10 +103,13 @@ type Site struct {
 	TLSWarningDays   int
 	Enabled          bool
 	Updated          time.Time
+	// PingToken is a heartbeat site's token, set only on the site
+	// AddSites returns: the database keeps its hash alone.
+	PingToken string
 }
 
 // Kind is the kind of check the site's URL asks for: KindHTTP, KindTCP,
-// KindTLS, KindDNS, KindGRPC, KindGRPCS or KindICMP (KindHTTP for a URL that does not parse; Validate refuses it).
+// KindTLS, KindDNS, KindGRPC, KindGRPCS, KindICMP or KindHeartbeat (KindHTTP for a URL that does not parse; Validate refuses it).
 func (s Site) Kind() string {
 	scheme, _, _ := strings.Cut(s.URL, "://")
 	switch strings.ToLower(scheme) {
@@ -122,6 +125,8 @@ func (s Site) Kind() string {
 		return KindGRPCS
 	case "icmp":
 		return KindICMP
+	case "heartbeat":
+		return KindHeartbeat
 	}
 	return KindHTTP
 }
@@ -148,11 +153,15 @@ func (s Site) WithDefaults() Site {
 	if s.Topic == "" {
 		s.Topic = DefaultTopic
 	}
+	threshold := DefaultThreshold
+	if s.Kind() == KindHeartbeat {
+		threshold = 1 // one missed or failed run is the job's failure
+	}
 	if s.FailureThreshold == 0 {
-		s.FailureThreshold = DefaultThreshold
+		s.FailureThreshold = threshold
 	}
 	if s.SuccessThreshold == 0 {
-		s.SuccessThreshold = DefaultThreshold
+		s.SuccessThreshold = threshold
 	}
 	return s
 }
@@ -186,10 +195,11 @@ func (e *InvalidError) Unwrap() error { return e.Err }
 // noReply are the kinds with no body or reply for regexes, and what they
 // check instead.
 var noReply = map[string]string{
-	KindDNS:   "a dns:// site has no body: give the answers in its URL (?answer=...)",
-	KindICMP:  "an icmp:// check has no body: it passes when an echo reply comes back",
-	KindGRPC:  "a gRPC health check has no body: it passes when the service is SERVING",
-	KindGRPCS: "a gRPC health check has no body: it passes when the service is SERVING",
+	KindDNS:       "a dns:// site has no body: give the answers in its URL (?answer=...)",
+	KindICMP:      "an icmp:// check has no body: it passes when an echo reply comes back",
+	KindGRPC:      "a gRPC health check has no body: it passes when the service is SERVING",
+	KindGRPCS:     "a gRPC health check has no body: it passes when the service is SERVING",
+	KindHeartbeat: "a heartbeat is a ping from the job: it passes when one comes in time",
 }
 
 var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -221,6 +231,16 @@ func (s Site) Validate() error {
 		}
 		if s.Expect != DefaultExpect {
 			bad("expect", s.Expect, "only http(s) sites have a status code; match the reply with --match")
+		}
+	}
+	if s.Kind() == KindHeartbeat {
+		// The job pings whichever replica its request reaches: no region
+		// checks it.
+		if len(s.Regions) > 0 {
+			bad("regions", s.Regions[0], "a heartbeat is not checked from regions: the job reports in")
+		}
+		if s.Quorum != 0 {
+			bad("quorum", fmt.Sprint(s.Quorum), "a heartbeat is not checked from regions: the job reports in")
 		}
 	}
 	if kind := s.Kind(); s.Send != "" && kind != KindTCP && kind != KindTLS {
@@ -395,6 +415,8 @@ func checkURL(raw string) string {
 				return fmt.Sprintf("count %q: want 1..%d echo requests", vs[0], MaxICMPCount)
 			}
 		}
+	case "heartbeat":
+		return checkHeartbeatURL(u)
 	case "grpc", "grpcs":
 		switch service := strings.TrimPrefix(u.Path, "/"); {
 		case u.Port() == "":
@@ -415,7 +437,7 @@ func checkURL(raw string) string {
 			return u.Scheme + ":// takes host:port only (no path, query or fragment)"
 		}
 	default:
-		return "scheme must be http, https, tcp, tls, dns, grpc, grpcs or icmp"
+		return "scheme must be http, https, tcp, tls, dns, grpc, grpcs, icmp or heartbeat"
 	}
 	if u.Hostname() == "" {
 		return "has no host"

@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +63,8 @@ var (
 	listSilencesSQL string
 	//go:embed remove_silence.sql
 	removeSilenceSQL string
+	//go:embed rotate_ping_token.sql
+	rotatePingTokenSQL string
 )
 
 // ErrNotFound is returned for a site id that does not exist.
@@ -82,7 +85,9 @@ type Store struct {
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, margin: ChangeMargin} }
 
 // AddSites validates every site and inserts them all in one transaction:
-// all or nothing. A validation error is a *site.InvalidError.
+// all or nothing. A validation error is a *site.InvalidError. Each
+// heartbeat site gets a new ping token, returned in its PingToken and never
+// again (the database keeps its hash).
 func (st *Store) AddSites(ctx context.Context, sites []site.Site) ([]site.Site, error) {
 	out := make([]site.Site, len(sites))
 	for i, s := range sites {
@@ -91,10 +96,19 @@ func (st *Store) AddSites(ctx context.Context, sites []site.Site) ([]site.Site, 
 			return nil, &site.InvalidError{Index: i, URL: s.URL, Err: err}
 		}
 	}
+	hashes := make([][]byte, len(out)) // of the heartbeat sites' new tokens
+	for i := range out {
+		if out[i].Kind() == site.KindHeartbeat {
+			var err error
+			if out[i].PingToken, hashes[i], err = site.NewPingToken(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		for i := range out {
 			s := &out[i]
-			if err := tx.QueryRow(ctx, insertSiteSQL, siteArgs(*s)...).Scan(&s.ID, &s.Updated); err != nil {
+			if err := tx.QueryRow(ctx, insertSiteSQL, append(siteArgs(*s), hashes[i])...).Scan(&s.ID, &s.Updated); err != nil {
 				return fmt.Errorf("site %d (%s): %w", i+1, s.URL, err)
 			}
 		}
@@ -451,10 +465,15 @@ func (st *Store) UpdateSite(ctx context.Context, id int64, change func(*site.Sit
 			return fmt.Errorf("site %d: %w", id, ErrNotFound)
 		}
 		s = found[0]
+		wasHeartbeat := s.Kind() == site.KindHeartbeat
 		change(&s)
 		s.ID = id
 		if err := s.Validate(); err != nil {
 			return &site.InvalidError{Index: -1, URL: s.URL, Err: err}
+		}
+		if isHeartbeat := s.Kind() == site.KindHeartbeat; isHeartbeat != wasHeartbeat {
+			return &site.InvalidError{Index: -1, URL: s.URL, Err: &site.FieldError{Field: "url", Value: s.URL,
+				Msg: "a site cannot become or stop being a heartbeat (its ping token): remove it and add it again"}}
 		}
 		return tx.QueryRow(ctx, updateSiteSQL, append([]any{id}, siteArgs(s)...)...).Scan(&s.Updated)
 	})
@@ -462,6 +481,30 @@ func (st *Store) UpdateSite(ctx context.Context, id int64, change func(*site.Sit
 		return site.Site{}, fmt.Errorf("updating site %d: %w", id, err)
 	}
 	return s, nil
+}
+
+// ErrNotHeartbeat is returned for a ping token asked of a site that is not
+// a heartbeat.
+var ErrNotHeartbeat = errors.New("not a heartbeat site: only heartbeat:// sites have a ping token")
+
+// RotatePingToken gives the heartbeat site id a new ping token and returns
+// it; the old one stops working at once.
+func (st *Store) RotatePingToken(ctx context.Context, id int64) (string, error) {
+	token, hash, err := site.NewPingToken()
+	if err != nil {
+		return "", err
+	}
+	var heartbeat bool
+	if err := st.pool.QueryRow(ctx, rotatePingTokenSQL, id, hash).Scan(&heartbeat); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", fmt.Errorf("site %d: %w", id, ErrNotFound)
+		}
+		return "", fmt.Errorf("giving site %d a new ping token: %w", id, err)
+	}
+	if !heartbeat {
+		return "", fmt.Errorf("site %d: %w", id, ErrNotHeartbeat)
+	}
+	return token, nil
 }
 
 // RemoveSite deletes the site with id.
@@ -508,7 +551,7 @@ func queryScope(ctx context.Context, q querier, after *time.Time, ids []int64, s
 	return pgx.CollectRows(rows, scanSite)
 }
 
-// siteArgs are the parameters $1.. of insert_site.sql ($2.. of update_site.sql).
+// siteArgs are the parameters $1..$18 of insert_site.sql ($2.. of update_site.sql).
 func siteArgs(s site.Site) []any {
 	headers := s.Headers
 	if headers == nil {
@@ -516,15 +559,32 @@ func siteArgs(s site.Site) []any {
 	}
 	return []any{s.URL, s.Method, headers, s.Expect, nonNil(s.MustMatch), nonNil(s.MustNotMatch),
 		s.Interval.Milliseconds(), s.Timeout.Milliseconds(), s.Topic, nonNil(s.Regions), s.Enabled,
-		s.FailureThreshold, s.SuccessThreshold, s.Quorum, s.TLSWarningDays, s.Name, s.Send}
+		s.FailureThreshold, s.SuccessThreshold, s.Quorum, s.TLSWarningDays, s.Name, s.Send, graceMS(s)}
 }
 
-func scanSite(row pgx.CollectableRow) (site.Site, error) {
+// graceMS is the grace_ms column of s: its URL's grace for a heartbeat
+// site, NULL for the other kinds.
+func graceMS(s site.Site) *int64 {
+	if s.Kind() != site.KindHeartbeat {
+		return nil
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return nil // Validate refused it already
+	}
+	ms := site.Grace(u).Milliseconds()
+	return &ms
+}
+
+func scanSite(row pgx.CollectableRow) (site.Site, error) { return scanSiteAnd(row) }
+
+// scanSiteAnd scans the columns of list_sites.sql and then into extra.
+func scanSiteAnd(row pgx.Row, extra ...any) (site.Site, error) {
 	var s site.Site
 	var intervalMS, timeoutMS int64
-	err := row.Scan(&s.ID, &s.URL, &s.Method, &s.Headers, &s.Expect, &s.MustMatch, &s.MustNotMatch,
+	err := row.Scan(append([]any{&s.ID, &s.URL, &s.Method, &s.Headers, &s.Expect, &s.MustMatch, &s.MustNotMatch,
 		&intervalMS, &timeoutMS, &s.Topic, &s.Regions, &s.Enabled, &s.Updated,
-		&s.FailureThreshold, &s.SuccessThreshold, &s.Quorum, &s.TLSWarningDays, &s.Name, &s.Send)
+		&s.FailureThreshold, &s.SuccessThreshold, &s.Quorum, &s.TLSWarningDays, &s.Name, &s.Send}, extra...)...)
 	s.Interval, s.Timeout = time.Duration(intervalMS)*time.Millisecond, time.Duration(timeoutMS)*time.Millisecond
 	if len(s.Headers) == 0 {
 		s.Headers = nil

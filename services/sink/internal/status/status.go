@@ -17,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+
+	"github.com/sitewatch/sitewatch/platform/ops"
 )
 
 //go:embed web
@@ -84,19 +86,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	}
 	s.logger.Info("status page listening", zap.String("addr", l.Addr().String()), zap.Bool("token", s.cfg.Token != ""))
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("status page: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("status page: shutting down: %w", err)
-	}
-	return nil
+	return ops.Serve(ctx, srv, l, "status page")
 }
 
 // authenticate lets a request through with the token as bearer or as the
