@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +46,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		args []string
 		want []string
 	}{
-		"bad url":        {[]string{"add", "not a url"}, []string{`url "not a url": scheme must be http, https, tcp, tls, dns, grpc, grpcs or icmp`}},
+		"bad url":        {[]string{"add", "not a url"}, []string{`url "not a url": scheme must be http, https, tcp, tls, dns, grpc, grpcs, icmp or heartbeat`}},
 		"bad regex":      {[]string{"add", "https://example.com", "--regex", "(a"}, []string{`match "(a": not a valid RE2 regular expression: missing closing )`}},
 		"bad not-match":  {[]string{"add", "https://example.com", "--not-match", "a{2,1}"}, []string{`not-match "a{2,1}": not a valid RE2`}},
 		"bad interval":   {[]string{"add", "https://example.com", "--interval", "often"}, []string{`interval "often": not a duration`}},
@@ -286,4 +288,43 @@ func TestStreamSites(t *testing.T) {
 		again[i].ID, again[i].Updated = all[i].ID, all[i].Updated
 		require.Equal(t, all[i], again[i])
 	}
+}
+
+func TestHeartbeatSitesPrintTheirTokenOnceAndRotateIt(t *testing.T) {
+	t.Parallel()
+	run, st := newRunner(t)
+	code, out, stderr := run("", "add", "heartbeat://nightly-backup?grace=30m", "--interval", "24h")
+	require.Equal(t, ExitOK, code, stderr)
+	token := regexp.MustCompile(`ping token (\S+)`).FindStringSubmatch(out)
+	require.Len(t, token, 2, out)
+	require.True(t, site.WellFormedPingToken(token[1]), out)
+	require.Contains(t, out, "/ping/"+token[1])
+	id := sites(t, st)[0].ID
+
+	// The token is not shown again: neither by show nor export.
+	for _, args := range [][]string{{"show", fmt.Sprint(id)}, {"export"}, {"list"}} {
+		code, out, stderr = run("", args...)
+		require.Equal(t, ExitOK, code, stderr)
+		require.NotContains(t, out, token[1], args)
+	}
+
+	code, out, stderr = run("", "ping-token", fmt.Sprint(id))
+	require.Equal(t, ExitOK, code, stderr)
+	rotated := regexp.MustCompile(`new ping token (\S+)`).FindStringSubmatch(out)
+	require.Len(t, rotated, 2, out)
+	require.NotEqual(t, token[1], rotated[1])
+
+	code, _, stderr = run("", "add", "https://example.com/")
+	require.Equal(t, ExitOK, code, stderr)
+	code, _, stderr = run("", "ping-token", fmt.Sprint(sites(t, st)[1].ID))
+	require.Equal(t, ExitError, code)
+	require.Contains(t, stderr, "only heartbeat:// sites have a ping token")
+	code, _, stderr = run("", "add", "heartbeat://x", "--regions", "eu")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, "the job reports in")
+
+	// An imported heartbeat gets its token too.
+	code, out, stderr = run("sites:\n  - url: heartbeat://weekly-report\n    interval: 24h\n", "import", "-")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Regexp(t, `\(heartbeat://weekly-report\): ping token \S+`, out)
 }

@@ -2,6 +2,7 @@ package site
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		msg   string
 	}{
 		"empty url":      {Site{}, "url", "must not be empty"},
-		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc, grpcs or icmp"},
-		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc, grpcs or icmp"},
+		"no scheme":      {Site{URL: "example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc, grpcs, icmp or heartbeat"},
+		"ftp":            {Site{URL: "ftp://example.com"}, "url", "scheme must be http, https, tcp, tls, dns, grpc, grpcs, icmp or heartbeat"},
 		"no host":        {Site{URL: "http://"}, "url", "has no host"},
 		"bad port":       {Site{URL: "http://a:99999"}, "url", "port must be 1..65535"},
 		"bad regex":      {Site{URL: "http://a", MustMatch: []string{"(unclosed"}}, "match", "missing closing )"},
@@ -78,6 +79,16 @@ func TestValidateNamesTheField(t *testing.T) {
 		"icmp count":     {Site{URL: "icmp://a.example?count=21"}, "url", `count "21": want 1..20`},
 		"icmp param":     {Site{URL: "icmp://a.example?size=9"}, "url", `query "size": want only count=N`},
 		"icmp match":     {Site{URL: "icmp://a.example", MustMatch: []string{"x"}}, "match", "when an echo reply comes back"},
+		"beat no name":   {Site{URL: "heartbeat://"}, "url", `name "": want 1 to 100 lower-case letters`},
+		"beat name":      {Site{URL: "heartbeat://Nightly_Backup!"}, "url", `want 1 to 100 lower-case letters`},
+		"beat path":      {Site{URL: "heartbeat://backup/daily"}, "url", "no port, path or credentials"},
+		"beat grace":     {Site{URL: "heartbeat://backup?grace=soon"}, "url", `grace "soon": want a duration from 1s to 24h0m0s`},
+		"beat grace big": {Site{URL: "heartbeat://backup?grace=48h"}, "url", `grace "48h"`},
+		"beat param":     {Site{URL: "heartbeat://backup?graze=1m"}, "url", `query "graze": want only grace=D`},
+		"beat match":     {Site{URL: "heartbeat://backup", MustMatch: []string{"ok"}}, "match", "it passes when one comes in time"},
+		"beat regions":   {Site{URL: "heartbeat://backup", Regions: []string{"eu"}}, "regions", "the job reports in"},
+		"beat quorum":    {Site{URL: "heartbeat://backup", Quorum: 1}, "quorum", "the job reports in"},
+		"beat headers":   {Site{URL: "heartbeat://backup", Headers: map[string]string{"A": "b"}}, "header", "only http(s) sites send headers"},
 	} {
 		err := tc.site.WithDefaults().Validate()
 		var fe *FieldError
@@ -89,15 +100,41 @@ func TestValidateNamesTheField(t *testing.T) {
 
 func TestKind(t *testing.T) {
 	for url, kind := range map[string]string{"http://a": KindHTTP, "https://a": KindHTTP, "tcp://a:1": KindTCP,
-		"TLS://a:1": KindTLS, "tls://a:1": KindTLS, "dns:///a": KindDNS, "grpc://a:1": KindGRPC, "grpcs://a:1/s": KindGRPCS, "icmp://a": KindICMP, "nonsense": KindHTTP} {
+		"TLS://a:1": KindTLS, "tls://a:1": KindTLS, "dns:///a": KindDNS, "grpc://a:1": KindGRPC, "grpcs://a:1/s": KindGRPCS, "icmp://a": KindICMP,
+		"heartbeat://a": KindHeartbeat, "nonsense": KindHTTP} {
 		require.Equal(t, kind, Site{URL: url}.Kind(), url)
 	}
 	for _, s := range []Site{{URL: "tcp://db.example.com:5432"}, {URL: "tls://mail.example.com:465/", Send: "EHLO x\r\n", MustMatch: []string{"^220"}},
 		{URL: "tcp://[2001:db8::1]:22", MustMatch: []string{"^SSH-2.0"}}, {URL: "dns:///example.com"},
 		{URL: "dns://[2001:db8::53]:5353/_imap._tcp.Example.com?type=srv&answer=0+5+143+mail.example.com&answers=all&ad=1"},
 		{URL: "grpc://api.internal:50051"}, {URL: "grpcs://api.example.com:443/my.pkg.Orders_v2"},
-		{URL: "icmp://router.internal"}, {URL: "icmp://[2001:db8::1]?count=20"}} {
+		{URL: "icmp://router.internal"}, {URL: "icmp://[2001:db8::1]?count=20"},
+		{URL: "heartbeat://nightly-backup.db_1"}, {URL: "heartbeat://b?grace=90m", Interval: 24 * time.Hour}} {
 		require.NoError(t, s.WithDefaults().Validate(), s.URL)
+	}
+}
+
+func TestHeartbeatDefaults(t *testing.T) {
+	s := Site{URL: "heartbeat://backup?grace=10m"}.WithDefaults()
+	require.Equal(t, 1, s.FailureThreshold, "one missed run is the job's failure")
+	require.Equal(t, 1, s.SuccessThreshold)
+	u, err := url.Parse(s.URL)
+	require.NoError(t, err)
+	require.Equal(t, 10*time.Minute, Grace(u))
+	u, err = url.Parse("heartbeat://backup")
+	require.NoError(t, err)
+	require.Equal(t, DefaultGrace, Grace(u))
+	require.Equal(t, DefaultThreshold, Site{URL: "http://a"}.WithDefaults().FailureThreshold)
+
+	token, hash, err := NewPingToken()
+	require.NoError(t, err)
+	require.True(t, WellFormedPingToken(token))
+	require.Equal(t, hash, HashPingToken(token))
+	other, _, err := NewPingToken()
+	require.NoError(t, err)
+	require.NotEqual(t, token, other)
+	for _, bad := range []string{"", "short", token + "x", token[:len(token)-1] + "!"} {
+		require.False(t, WellFormedPingToken(bad), bad)
 	}
 }
 
