@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,7 +75,7 @@ func newStack(t *testing.T) *stack {
 	s := &stack{t: t, root: repoRoot(t), secrets: t.TempDir(), ports: map[string]int{}}
 	// The host ports deploy/docker-compose.yml publishes, by their variables.
 	for _, name := range []string{"POSTGRES_HOST_PORT", "KAFKA_HOST_PORT", "MONITOR_HOST_PORT", "RELAY_HOST_PORT",
-		"SINK_HOST_PORT", "PROMETHEUS_HOST_PORT", "GRAFANA_HOST_PORT", "SITEWATCH_STATUS_PORT"} {
+		"SINK_HOST_PORT", "PROMETHEUS_HOST_PORT", "GRAFANA_HOST_PORT", "SITEWATCH_STATUS_PORT", "SITEWATCH_PING_PORT"} {
 		s.ports[name] = porttest.Port(t)
 	}
 
@@ -302,6 +303,19 @@ func TestContainers(t *testing.T) {
 		return count(t, pool, `SELECT count(*) FROM stats WHERE url = $1 AND kind = 'icmp' AND error_class IS NULL
 			AND icmp_sent = 2 AND icmp_received = 2 AND rtt_avg_ms > 0`, pingURL) >= 1
 	}, 60*time.Second, 250*time.Millisecond, "the monitor's container pings testsite without CAP_NET_RAW")
+
+	// A heartbeat site: its job pings the monitor's published ping port.
+	added := s.monitorCLI(nil, "sites", "add", "heartbeat://e2e-job?grace=1m", "--interval", "1h")
+	token := regexp.MustCompile(`ping token (\S+)`).FindStringSubmatch(added)
+	require.Len(t, token, 2, added)
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/ping/%s", s.ports["SITEWATCH_PING_PORT"], token[1]), "text/plain", nil)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Eventually(t, func() bool {
+		return count(t, pool, `SELECT count(*) FROM stats WHERE url = 'heartbeat://e2e-job?grace=1m' AND kind = 'heartbeat'
+			AND error_class IS NULL`) == 1
+	}, 60*time.Second, 250*time.Millisecond, "the ping through the monitor's published port is a check")
 
 	// 3. The site goes down: one incident, one notification at the
 	// receiver's container, signed with the channel's secret.
