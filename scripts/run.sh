@@ -37,6 +37,8 @@ trap stop EXIT
 # The demo sites are the services' own endpoints on loopback, which the
 # monitor's address guard refuses unless allowed.
 export MONITOR_ALLOW_NETS=${MONITOR_ALLOW_NETS:-127.0.0.0/8}
+# Heartbeat sites' jobs ping the monitor here (POST /ping/<token>).
+export MONITOR_PING_ADDR=${MONITOR_PING_ADDR:-127.0.0.1:8081}
 # The relay publishes only the topics it is allowed: sitewatch's own.
 export RELAY_TOPICS=${RELAY_TOPICS:-sitewatch.*}
 for svc in sink relay monitor; do
@@ -51,6 +53,7 @@ sitewatch is running: monitor → outbox → relay → Kafka ($KAFKA_BROKERS) �
   results:  psql "$DATABASE_URL" -c 'SELECT * FROM stats ORDER BY id DESC LIMIT 10'
   status:   http://127.0.0.1:8080/ (the status page, served by the sink)
   metrics:  http://127.0.0.1:9101/metrics (monitor)  :9102 (relay)  :9103 (sink)
+  pings:    http://$MONITOR_PING_ADDR/ping/<token> (heartbeat sites: $BIN/monitor sites add heartbeat://my-job)
   logs:     $RUN/{monitor,relay,sink}.log
 
 New rows in stats as they arrive (Ctrl-C to stop):
