@@ -4,7 +4,7 @@
 -- not exist is skipped; create it (LOGIN, a password) and migrate again.
 -- Migrations run as the owner role, which owns every table.
 --   monitor: writes sites and its settings (regions, channels, silences),
---            inserts results into the outbox, reads incidents and deliveries
+--            and the heartbeats' deadlines, inserts results into the outbox, reads incidents and deliveries
 --            (monitor incidents, channels show)
 --   relay:   reads, flips and deletes outbox rows
 --   sink:    writes stats and what it derives (rollups, state, incidents,
@@ -30,6 +30,7 @@ BEGIN
             ('sitewatch_monitor', 'channels',          'SELECT, INSERT, UPDATE, DELETE'),
             ('sitewatch_monitor', 'site_channels',     'SELECT, INSERT, DELETE'),
             ('sitewatch_monitor', 'silences',          'SELECT, INSERT, DELETE'),
+            ('sitewatch_monitor', 'heartbeats',        'SELECT, INSERT, UPDATE'),
             ('sitewatch_monitor', 'outbox',            'INSERT'),
             ('sitewatch_monitor', 'incidents',         'SELECT'),
             ('sitewatch_monitor', 'deliveries',        'SELECT'),

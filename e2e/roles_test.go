@@ -52,6 +52,7 @@ func TestEachServiceRunsWithOnlyItsOwnRole(t *testing.T) {
 		{"channels", "update", "oncall", "--default"},
 		{"sites", "add", srv.URL + "/", "--interval", "1s", "--timeout", "1s", "--topic", topic},
 		{"sites", "update", "1", "--channel", "oncall"},
+		{"sites", "add", "heartbeat://roles-job", "--interval", "1h"},
 		{"silence", "add", "--site", "1", "--for", "1h"},
 		{"silence", "list"},
 		{"silence", "remove", "1"},
@@ -68,6 +69,13 @@ func TestEachServiceRunsWithOnlyItsOwnRole(t *testing.T) {
 	sink := start(t, "sink", sinkEnv, sinkArgs(topic, incidents)...)
 	require.Eventually(t, func() bool { return count(t, pool, "SELECT count(*) FROM stats") >= 2 }, 60*time.Second, 100*time.Millisecond,
 		"checks written by the monitor, published by the relay, stored by the sink, each as its own role")
+	// The heartbeat sweep gives the heartbeat site its row; removing the
+	// site as the monitor's role removes the row too.
+	require.Eventually(t, func() bool { return count(t, pool, "SELECT count(*) FROM heartbeats WHERE site_id = 2") == 1 },
+		30*time.Second, 100*time.Millisecond, "the monitor's role sweeps the heartbeats")
+	code, out := run(t, monitorEnv, "monitor", "sites", "remove", "2")
+	require.Equal(t, 0, code, out)
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM heartbeats"))
 	failing.Store(true)
 	require.Eventually(t, func() bool { return len(hook.notices()) >= 1 }, 60*time.Second, 100*time.Millisecond,
 		"an incident opened by the sink, published by the relay, notified by the sink's notifier")

@@ -16,7 +16,8 @@ const (
 	// any version up to it; fields are only ever added. Version 2 added the
 	// phases, body, redirect, TLS and address fields and Regexes; version 3
 	// the Region; version 4 the Kind and the TLS handshake's version, cipher
-	// and OCSP stapling; version 5 the heartbeat kind.
+	// and OCSP stapling; version 5 the heartbeat kind, Conditions and
+	// Degraded.
 	SchemaVersion = 5
 	// DefaultRegion is the region of a monitor that names none, and of
 	// every check written before checks carried a region.
@@ -84,6 +85,21 @@ type Check struct {
 	RTTMinMS     *float64 `json:"rtt_min_ms,omitempty"`
 	RTTAvgMS     *float64 `json:"rtt_avg_ms,omitempty"`
 	RTTMaxMS     *float64 `json:"rtt_max_ms,omitempty"`
+
+	// Version 5. Conditions are an HTTP site's conditions on the response
+	// and how each came out (checked once the status and regexes passed);
+	// Degraded says why a passing check was too slow (its response time
+	// over the site's limit): the site is degraded, not down.
+	Conditions []ConditionResult `json:"conditions,omitempty"`
+	Degraded   string            `json:"degraded,omitempty"`
+}
+
+// ConditionResult is one condition of a check: whether it held, and the
+// value it found (as JSON, cut at 100 bytes) or why there was none.
+type ConditionResult struct {
+	Condition string `json:"condition"`
+	Passed    bool   `json:"passed"`
+	Actual    string `json:"actual,omitempty"`
 }
 
 // Kinds of check besides HTTP (Check.Kind).

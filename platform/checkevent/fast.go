@@ -165,7 +165,11 @@ func (d *fastDecoder) field(c *Check, key []byte) (bit uint64, ok bool) {
 	case "rtt_max_ms":
 		bit = 1 << 35
 		c.RTTMaxMS, ok = d.floatPtr()
+	case "degraded":
+		bit = 1 << 36
+		c.Degraded, ok = d.string()
 	}
+	// "conditions" (rare: sites with conditions) goes to encoding/json.
 	return bit, ok
 }
 

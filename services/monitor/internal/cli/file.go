@@ -32,10 +32,13 @@ type fileSite struct {
 	Expect   string            `yaml:"expect,omitempty"`
 	Match    []string          `yaml:"match,omitempty"`
 	NotMatch []string          `yaml:"not-match,omitempty"`
-	Interval string            `yaml:"interval,omitempty"`
-	Timeout  string            `yaml:"timeout,omitempty"`
-	Topic    string            `yaml:"topic,omitempty"`
-	Regions  []string          `yaml:"regions,omitempty"` // default: every region
+	// Conditions on an HTTP response; DegradedAfter its time limit.
+	Conditions    []string `yaml:"conditions,omitempty"`
+	DegradedAfter string   `yaml:"degraded-after,omitempty"`
+	Interval      string   `yaml:"interval,omitempty"`
+	Timeout       string   `yaml:"timeout,omitempty"`
+	Topic         string   `yaml:"topic,omitempty"`
+	Regions       []string `yaml:"regions,omitempty"` // default: every region
 
 	FailureThreshold int   `yaml:"failure-threshold,omitempty"`
 	SuccessThreshold int   `yaml:"success-threshold,omitempty"`
@@ -95,7 +98,7 @@ func readSites(r io.Reader) ([]site.Site, error) {
 
 func (fs fileSite) site() (site.Site, error) {
 	s := site.Site{URL: fs.URL, Name: fs.Name, Send: fs.Send, Method: fs.Method, Headers: fs.Headers, Expect: fs.Expect,
-		MustMatch: fs.Match, MustNotMatch: fs.NotMatch, Topic: fs.Topic, Regions: fs.Regions, Enabled: fs.Enabled == nil || *fs.Enabled,
+		MustMatch: fs.Match, MustNotMatch: fs.NotMatch, Conditions: fs.Conditions, Topic: fs.Topic, Regions: fs.Regions, Enabled: fs.Enabled == nil || *fs.Enabled,
 		FailureThreshold: fs.FailureThreshold, SuccessThreshold: fs.SuccessThreshold, Quorum: fs.Quorum, TLSWarningDays: site.DefaultTLSWarningDays}
 	if fs.TLSWarningDays != nil {
 		s.TLSWarningDays = *fs.TLSWarningDays
@@ -110,17 +113,24 @@ func (fs fileSite) site() (site.Site, error) {
 		s.Timeout, err = parseDuration("timeout", fs.Timeout)
 		errs = append(errs, err)
 	}
+	if fs.DegradedAfter != "" {
+		s.DegradedAfter, err = parseLimit("degraded-after", fs.DegradedAfter)
+		errs = append(errs, err)
+	}
 	return s, errors.Join(errs...)
 }
 
 func toFile(s site.Site) fileSite {
 	enabled := s.Enabled
 	f := fileSite{URL: s.URL, Name: s.Name, Send: s.Send, Method: s.Method, Headers: maps.Clone(s.Headers), Expect: s.Expect,
-		Match: s.MustMatch, NotMatch: s.MustNotMatch, Interval: duration(s.Interval), Timeout: duration(s.Timeout),
+		Match: s.MustMatch, NotMatch: s.MustNotMatch, Conditions: s.Conditions, Interval: duration(s.Interval), Timeout: duration(s.Timeout),
 		Topic: s.Topic, Regions: s.Regions, Enabled: &enabled,
 		FailureThreshold: s.FailureThreshold, SuccessThreshold: s.SuccessThreshold, Quorum: s.Quorum, TLSWarningDays: &s.TLSWarningDays}
 	if s.Kind() != site.KindHTTP {
 		f.Method, f.Expect = "", "" // only http(s) has them; the defaults on import
+	}
+	if s.DegradedAfter > 0 {
+		f.DegradedAfter = duration(s.DegradedAfter)
 	}
 	return f
 }

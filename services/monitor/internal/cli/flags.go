@@ -13,10 +13,10 @@ import (
 // siteFlags are the flags of `sites add` and `sites update`. Only the flags
 // given on the command line are applied, so update changes just those.
 type siteFlags struct {
-	method, expect, interval, timeout, topic, regions, name, send string
-	failureThreshold, successThreshold, quorum, tlsWarningDays    int
-	headers, match, notMatch, channels                            listFlag
-	enabled, disabled                                             bool
+	method, expect, interval, timeout, topic, regions, name, send, degradedAfter string
+	failureThreshold, successThreshold, quorum, tlsWarningDays                   int
+	headers, match, notMatch, channels, conditions                               listFlag
+	enabled, disabled                                                            bool
 }
 
 func (f *siteFlags) register(fs *flag.FlagSet) {
@@ -27,6 +27,8 @@ func (f *siteFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.match, "match", "RE2 `regex` the body must match; repeat for more (all must match); --match= clears them")
 	fs.Var(&f.match, "regex", "the same as --match")
 	fs.Var(&f.notMatch, "not-match", "RE2 `regex` the body must not match; repeat for more; --not-match= clears them")
+	fs.Var(&f.conditions, "condition", `condition on the response, e.g. '$.status == "UP"', '$.items.length > 0', 'header.Content-Type contains "json"'; repeat for more; --condition= clears them`)
+	fs.StringVar(&f.degradedAfter, "degraded-after", "", "a passing check slower than this marks the site degraded, not down, e.g. 800ms; 0 for no limit")
 	fs.StringVar(&f.interval, "interval", site.DefaultInterval.String(), "time between checks, e.g. 30s, 5m")
 	fs.StringVar(&f.timeout, "timeout", site.DefaultTimeout.String(), "time a check may take, body included (at most the interval)")
 	fs.StringVar(&f.topic, "topic", site.DefaultTopic, "Kafka topic for this site's results")
@@ -77,6 +79,14 @@ func (f *siteFlags) apply(s *site.Site, given map[string]bool) error {
 	}
 	if given["not-match"] {
 		s.MustNotMatch = f.notMatch.values()
+	}
+	if given["condition"] {
+		s.Conditions = f.conditions.values()
+	}
+	if given["degraded-after"] {
+		d, err := parseLimit("degraded-after", f.degradedAfter)
+		errs = append(errs, err)
+		s.DegradedAfter = d
 	}
 	for _, d := range []struct {
 		name string
@@ -140,6 +150,14 @@ func parseDuration(field, v string) (time.Duration, error) {
 		return 0, &site.FieldError{Field: field, Value: v, Msg: "must be positive"}
 	}
 	return d, nil
+}
+
+// parseLimit is parseDuration where 0 means no limit.
+func parseLimit(field, v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	return parseDuration(field, v)
 }
 
 // listFlag collects a repeated flag; an empty value stands for "none".

@@ -74,6 +74,12 @@ flags of add and update:
   --expect CODES        expected status codes: 200-399 (default), 2xx,301, 200,204
   --match RE            RE2 regex the body must match; repeat for more; --match= clears (alias --regex)
   --not-match RE        RE2 regex the body must not match; repeat for more
+  --condition EXPR      http(s): a condition on the response, checked after the status and regexes;
+                        repeat for more; --condition= clears. A JSON path, an operator
+                        (== != < <= > >= contains) and a JSON literal, or header.Name:
+                          '$.status == "UP"'  '$.items.length > 0'  '$.checks[0].latency_ms < 300'
+                          '$.error == null' (absent or null)  'header.Content-Type contains "json"'
+  --degraded-after D    a passing check slower than D marks the site degraded, not down (0: no limit)
   --interval D          time between checks (1m; at least 1s)
   --timeout D           time a check may take, body included (10s; at most the interval)
   --topic T             Kafka topic of the results (sitewatch.checks)

@@ -328,3 +328,39 @@ func TestHeartbeatSitesPrintTheirTokenOnceAndRotateIt(t *testing.T) {
 	require.Equal(t, ExitOK, code, stderr)
 	require.Regexp(t, `\(heartbeat://weekly-report\): ping token \S+`, out)
 }
+
+func TestConditionsAndDegradedAfterThroughFlagsAndFiles(t *testing.T) {
+	t.Parallel()
+	run, st := newRunner(t)
+	code, _, stderr := run("", "add", "https://example.com/health", "--condition", `$.status == "UP"`, "--condition", `header.X-Env == "prod"`,
+		"--degraded-after", "800ms")
+	require.Equal(t, ExitOK, code, stderr)
+	s := sites(t, st)[0]
+	require.Equal(t, []string{`$.status == "UP"`, `header.X-Env == "prod"`}, s.Conditions)
+	require.Equal(t, 800*time.Millisecond, s.DegradedAfter)
+
+	code, _, stderr = run("", "update", fmt.Sprint(s.ID), "--condition=", "--degraded-after", "0")
+	require.Equal(t, ExitOK, code, stderr)
+	s = sites(t, st)[0]
+	require.Empty(t, s.Conditions)
+	require.Zero(t, s.DegradedAfter)
+
+	for args, msg := range map[string][]string{
+		`condition "$.a === 1"`:                           {"--condition", `$.a === 1`},
+		`degraded-after "soon": not a duration`:           {"--degraded-after", "soon"},
+		`degraded-after "20s": must be under the timeout`: {"--degraded-after", "20s"},
+	} {
+		code, _, stderr = run("", append([]string{"add", "https://example.com/x"}, msg...)...)
+		require.Equal(t, ExitUsage, code, args)
+		require.Contains(t, stderr, args)
+	}
+
+	yaml := "sites:\n  - url: https://api.example.com/\n    conditions: ['$.items.length > 0']\n    degraded-after: 1.5s\n"
+	code, _, stderr = run(yaml, "import", "-")
+	require.Equal(t, ExitOK, code, stderr)
+	code, out, stderr := run("", "export")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "conditions:\n")
+	require.Contains(t, out, "$.items.length > 0")
+	require.Contains(t, out, "degraded-after: 1.5s")
+}

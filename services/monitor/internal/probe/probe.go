@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/condition"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
 
@@ -34,6 +35,7 @@ const (
 	ClassHTTPStatus   = "http_status"
 	ClassBodyTooLarge = "body_too_large"
 	ClassRegex        = "regex"
+	ClassCondition    = "condition" // a condition on the response did not hold
 	ClassRead         = "read"
 	ClassDNSRCode     = "dns_rcode"  // the response code is not the one expected
 	ClassDNSAnswer    = "dns_answer" // no answer (or not every one) expected
@@ -79,6 +81,8 @@ type Result struct {
 	RTTAvg         time.Duration
 	RTTMax         time.Duration
 	RemoteIP       string
+	Conditions     []checkevent.ConditionResult
+	Degraded       string // why a passing check was too slow; "" when it was not
 }
 
 // Config tunes the prober.
@@ -147,11 +151,20 @@ func New(cfg Config) *Prober {
 
 var errTooManyRedirects = errors.New("too many redirects")
 
-// Check checks t once, as its kind says: HTTP here, tcp and tls in
+// Check checks t once, as its kind says: HTTP in checkHTTP, tcp and tls in
 // checkStream, dns in checkDNS, grpc(s) in checkGRPC, icmp in checkICMP.
 // The site's timeout covers everything: connect, headers and the body (the
-// reply), so a server trickling bytes cannot hold a worker past it.
+// reply), so a server trickling bytes cannot hold a worker past it. A
+// passing check slower than the site's DegradedAfter says so.
 func (p *Prober) Check(ctx context.Context, t *Target) Result {
+	res := p.check(ctx, t)
+	if limit := t.Site.DegradedAfter; limit > 0 && res.ErrorClass == "" && res.Duration > limit {
+		res.Degraded = fmt.Sprintf("response time %s over the limit of %s", res.Duration.Round(time.Millisecond), limit)
+	}
+	return res
+}
+
+func (p *Prober) check(ctx context.Context, t *Target) Result {
 	s := t.Site
 	res := Result{Site: s, CheckedAt: time.Now().UTC()}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
@@ -200,7 +213,7 @@ func (p *Prober) Check(ctx context.Context, t *Target) Result {
 	defer p.putBuf(buf)
 	buf.Reset()
 	var sink io.Writer = buf
-	if !t.hasRegexes() {
+	if !t.keepsBody() {
 		sink = io.Discard // nothing to match: count the bytes, keep none
 	}
 	n, err := io.Copy(sink, io.LimitReader(resp.Body, p.cfg.MaxBodyBytes+1))
@@ -237,8 +250,35 @@ func (p *Prober) Check(ctx context.Context, t *Target) Result {
 		} else {
 			res.Error = fmt.Sprintf("body matches must-not-match %q", failed.Pattern)
 		}
+	default:
+		if c := checkConditions(t, buf.Bytes(), resp.Header, &res); c != nil {
+			res.ErrorClass = ClassCondition
+			res.Error = fmt.Sprintf("condition %s failed: %s", c.Condition, c.Actual)
+		}
 	}
 	return res
+}
+
+// checkConditions evaluates t's conditions on a response, records each in
+// res and returns the first that did not hold.
+func checkConditions(t *Target, body []byte, header http.Header, res *Result) *checkevent.ConditionResult {
+	if len(t.conditions) == 0 {
+		return nil
+	}
+	var decoded condition.Body
+	if condition.NeedsJSON(t.conditions) {
+		decoded = condition.DecodeBody(body)
+	}
+	res.Conditions = make([]checkevent.ConditionResult, len(t.conditions))
+	var failed *checkevent.ConditionResult
+	for i, c := range t.conditions {
+		ok, actual := c.Eval(decoded, header)
+		res.Conditions[i] = checkevent.ConditionResult{Condition: c.Text, Passed: ok, Actual: actual}
+		if !ok && failed == nil {
+			failed = &res.Conditions[i]
+		}
+	}
+	return failed
 }
 
 // NewRequest is the request a check of s sends: its method, URL and

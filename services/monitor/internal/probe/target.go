@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/sitewatch/sitewatch/services/monitor/internal/condition"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
 
@@ -15,6 +16,7 @@ type Target struct {
 	mustNotMatch []*regexp.Regexp
 	expect       site.StatusSet
 	dns          site.DNSQuery // dns:// sites: the query and what it expects
+	conditions   []*condition.Condition
 }
 
 // Compile prepares s for checking. Sites are validated on the way into the
@@ -30,6 +32,13 @@ func Compile(s site.Site) (*Target, error) {
 	}
 	if t.mustNotMatch, err = compileAll(s.MustNotMatch); err != nil {
 		return nil, fmt.Errorf("must-not-match regex: %w", err)
+	}
+	for _, text := range s.Conditions {
+		c, err := condition.Parse(text)
+		if err != nil {
+			return nil, fmt.Errorf("condition %q: %w", text, err)
+		}
+		t.conditions = append(t.conditions, c)
 	}
 	if s.Kind() == site.KindDNS {
 		if t.dns, err = site.ParseDNS(s.URL); err != nil {
@@ -52,3 +61,7 @@ func compileAll(patterns []string) ([]*regexp.Regexp, error) {
 }
 
 func (t *Target) hasRegexes() bool { return len(t.mustMatch)+len(t.mustNotMatch) > 0 }
+
+// keepsBody reports whether a check must keep the body: for regexes, or
+// for conditions on the JSON in it.
+func (t *Target) keepsBody() bool { return t.hasRegexes() || condition.NeedsJSON(t.conditions) }

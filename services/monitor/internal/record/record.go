@@ -208,6 +208,8 @@ func Message(res probe.Result) (outbox.Message, error) {
 		DNSAnswers:     res.DNSAnswers,
 		ICMPSent:       res.ICMPSent,
 		ICMPReceived:   res.ICMPReceived,
+		Conditions:     res.Conditions,
+		Degraded:       res.Degraded,
 	}
 	if res.ICMPReceived > 0 {
 		ev.RTTMinMS, ev.RTTAvgMS, ev.RTTMaxMS = msOf(res.RTTMin), msOf(res.RTTAvg), msOf(res.RTTMax)

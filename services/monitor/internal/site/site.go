@@ -19,6 +19,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/condition"
 )
 
 // Defaults for fields a user leaves out.
@@ -88,6 +89,12 @@ type Site struct {
 	Expect       string   // expected status codes, e.g. "200-399" or "200,204,301-308"
 	MustMatch    []string // RE2; every one must match the body
 	MustNotMatch []string // RE2; none may match the body
+	// Conditions on an HTTP response (package condition), each checked
+	// once the status and the regexes passed.
+	Conditions []string
+	// DegradedAfter: a passing check slower than this marks the site
+	// degraded rather than down (0: no limit).
+	DegradedAfter time.Duration
 	Interval     time.Duration
 	Timeout      time.Duration
 	Topic        string
@@ -232,6 +239,28 @@ func (s Site) Validate() error {
 		if s.Expect != DefaultExpect {
 			bad("expect", s.Expect, "only http(s) sites have a status code; match the reply with --match")
 		}
+	}
+	if len(s.Conditions) > 0 && s.Kind() != KindHTTP {
+		bad("condition", abbreviate(s.Conditions[0]), "only http(s) sites have a response to put conditions on")
+	}
+	if len(s.Conditions) > condition.MaxPerSite {
+		bad("condition", fmt.Sprint(len(s.Conditions)), fmt.Sprintf("at most %d conditions", condition.MaxPerSite))
+	}
+	for _, c := range s.Conditions {
+		if _, err := condition.Parse(c); err != nil {
+			bad("condition", abbreviate(c), err.Error())
+		}
+	}
+	if s.Method == "HEAD" && slices.ContainsFunc(s.Conditions, func(c string) bool { return strings.HasPrefix(strings.TrimSpace(c), "$") }) {
+		bad("condition", s.Conditions[0], "a HEAD response has no body for a JSON condition; use GET")
+	}
+	switch {
+	case s.DegradedAfter < 0:
+		bad("degraded-after", s.DegradedAfter.String(), "must be positive, or 0 for no limit")
+	case s.DegradedAfter > 0 && s.Kind() == KindHeartbeat:
+		bad("degraded-after", s.DegradedAfter.String(), "a heartbeat's checks are the job's pings: it has no response time")
+	case s.DegradedAfter > 0 && s.DegradedAfter >= s.Timeout && s.Timeout > 0:
+		bad("degraded-after", s.DegradedAfter.String(), "must be under the timeout ("+s.Timeout.String()+"): a check that slow has failed")
 	}
 	if s.Kind() == KindHeartbeat {
 		// The job pings whichever replica its request reaches: no region

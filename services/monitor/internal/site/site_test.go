@@ -88,6 +88,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		"beat match":     {Site{URL: "heartbeat://backup", MustMatch: []string{"ok"}}, "match", "it passes when one comes in time"},
 		"beat regions":   {Site{URL: "heartbeat://backup", Regions: []string{"eu"}}, "regions", "the job reports in"},
 		"beat quorum":    {Site{URL: "heartbeat://backup", Quorum: 1}, "quorum", "the job reports in"},
+		"condition":      {Site{URL: "https://a.example", Conditions: []string{`$.status = "UP"`}}, "condition", "no operator"},
+		"condition kind": {Site{URL: "tcp://a.example:1", Conditions: []string{`$.a == 1`}}, "condition", "only http(s) sites"},
+		"condition HEAD": {Site{URL: "https://a.example", Method: "HEAD", Conditions: []string{`$.a == 1`}}, "condition", "no body for a JSON condition"},
+		"conditions":     {Site{URL: "https://a.example", Conditions: strings.Split(strings.Repeat("$.a == 1,", 17)[:8*17+16], ",")}, "condition", "at most 16 conditions"},
+		"degraded":       {Site{URL: "https://a.example", DegradedAfter: 10 * time.Second}, "degraded-after", "must be under the timeout"},
+		"degraded beat":  {Site{URL: "heartbeat://a", DegradedAfter: time.Second}, "degraded-after", "no response time"},
 		"beat headers":   {Site{URL: "heartbeat://backup", Headers: map[string]string{"A": "b"}}, "header", "only http(s) sites send headers"},
 	} {
 		err := tc.site.WithDefaults().Validate()
@@ -109,7 +115,9 @@ func TestKind(t *testing.T) {
 		{URL: "dns://[2001:db8::53]:5353/_imap._tcp.Example.com?type=srv&answer=0+5+143+mail.example.com&answers=all&ad=1"},
 		{URL: "grpc://api.internal:50051"}, {URL: "grpcs://api.example.com:443/my.pkg.Orders_v2"},
 		{URL: "icmp://router.internal"}, {URL: "icmp://[2001:db8::1]?count=20"},
-		{URL: "heartbeat://nightly-backup.db_1"}, {URL: "heartbeat://b?grace=90m", Interval: 24 * time.Hour}} {
+		{URL: "heartbeat://nightly-backup.db_1"}, {URL: "https://a.example/health", Method: "HEAD", Conditions: []string{`header.X == "y"`}},
+		{URL: "https://a.example/health", Conditions: []string{`$.status == "UP"`, `$.items.length > 0`}, DegradedAfter: time.Second},
+		{URL: "icmp://a.example", DegradedAfter: 500 * time.Millisecond}, {URL: "heartbeat://b?grace=90m", Interval: 24 * time.Hour}} {
 		require.NoError(t, s.WithDefaults().Validate(), s.URL)
 	}
 }

@@ -6,6 +6,7 @@
 SELECT s.id, s.url, s.method, s.headers, s.expect_status, s.must_match, s.must_not_match,
        s.interval_ms, s.timeout_ms, s.topic_name, s.regions, s.enabled, s.updated_at,
        s.failure_threshold, s.success_threshold, coalesce(s.quorum, 0), s.tls_warning_days, s.name, s.send,
+       s.conditions, coalesce(s.degraded_after_ms, 0),
        h.deadline, h.started_at, h.last_ping_at, now()
 FROM heartbeats h
 JOIN sites s ON s.id = h.site_id

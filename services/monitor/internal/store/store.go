@@ -551,7 +551,7 @@ func queryScope(ctx context.Context, q querier, after *time.Time, ids []int64, s
 	return pgx.CollectRows(rows, scanSite)
 }
 
-// siteArgs are the parameters $1..$18 of insert_site.sql ($2.. of update_site.sql).
+// siteArgs are the parameters $1..$20 of insert_site.sql ($2.. of update_site.sql).
 func siteArgs(s site.Site) []any {
 	headers := s.Headers
 	if headers == nil {
@@ -559,7 +559,8 @@ func siteArgs(s site.Site) []any {
 	}
 	return []any{s.URL, s.Method, headers, s.Expect, nonNil(s.MustMatch), nonNil(s.MustNotMatch),
 		s.Interval.Milliseconds(), s.Timeout.Milliseconds(), s.Topic, nonNil(s.Regions), s.Enabled,
-		s.FailureThreshold, s.SuccessThreshold, s.Quorum, s.TLSWarningDays, s.Name, s.Send, graceMS(s)}
+		s.FailureThreshold, s.SuccessThreshold, s.Quorum, s.TLSWarningDays, s.Name, s.Send, graceMS(s),
+		nonNil(s.Conditions), s.DegradedAfter.Milliseconds()}
 }
 
 // graceMS is the grace_ms column of s: its URL's grace for a heartbeat
@@ -581,11 +582,16 @@ func scanSite(row pgx.CollectableRow) (site.Site, error) { return scanSiteAnd(ro
 // scanSiteAnd scans the columns of list_sites.sql and then into extra.
 func scanSiteAnd(row pgx.Row, extra ...any) (site.Site, error) {
 	var s site.Site
-	var intervalMS, timeoutMS int64
+	var intervalMS, timeoutMS, degradedMS int64
 	err := row.Scan(append([]any{&s.ID, &s.URL, &s.Method, &s.Headers, &s.Expect, &s.MustMatch, &s.MustNotMatch,
 		&intervalMS, &timeoutMS, &s.Topic, &s.Regions, &s.Enabled, &s.Updated,
-		&s.FailureThreshold, &s.SuccessThreshold, &s.Quorum, &s.TLSWarningDays, &s.Name, &s.Send}, extra...)...)
+		&s.FailureThreshold, &s.SuccessThreshold, &s.Quorum, &s.TLSWarningDays, &s.Name, &s.Send,
+		&s.Conditions, &degradedMS}, extra...)...)
 	s.Interval, s.Timeout = time.Duration(intervalMS)*time.Millisecond, time.Duration(timeoutMS)*time.Millisecond
+	s.DegradedAfter = time.Duration(degradedMS) * time.Millisecond
+	if len(s.Conditions) == 0 {
+		s.Conditions = nil
+	}
 	if len(s.Headers) == 0 {
 		s.Headers = nil
 	}

@@ -80,6 +80,7 @@ type Check struct {
 	ErrorClass string
 	Error      string
 	TLSExpiry  *time.Time
+	Degraded   bool // passed, but slower than the site's limit
 }
 
 // Change is an incident opened or resolved.
@@ -112,6 +113,7 @@ type regionState struct {
 	failures, passes int
 	lastCheckedAt    time.Time
 	errorClass, err  string
+	degraded         bool // the newest check passed too slowly
 	dirty            bool
 }
 
@@ -139,7 +141,7 @@ func Apply(ctx context.Context, tx pgx.Tx, topic string, checks []Check) ([]Chan
 		} else if !c.CheckedAt.After(rs.lastCheckedAt) {
 			continue // a late, older check: stored, never moves the state
 		}
-		rs.dirty, rs.lastCheckedAt = true, c.CheckedAt
+		rs.dirty, rs.lastCheckedAt, rs.degraded = true, c.CheckedAt, c.Degraded && !c.Failed
 		if c.Failed {
 			rs.failures, rs.passes, rs.errorClass, rs.err = rs.failures+1, 0, c.ErrorClass, c.Error
 			if rs.state == "up" && rs.failures >= s.failures {
@@ -200,6 +202,7 @@ func (s *site) evaluate(ctx context.Context, tx pgx.Tx, topic string, c Check) (
 	}
 
 	var considered, down []string
+	slow := false // a considered region's newest check passed too slowly
 	for region, rs := range s.regionStates {
 		listed := len(s.regions) == 0 || slices.Contains(s.regions, region)
 		recent := !rs.lastCheckedAt.Before(c.CheckedAt.Add(-staleIntervals * s.interval))
@@ -208,6 +211,7 @@ func (s *site) evaluate(ctx context.Context, tx pgx.Tx, topic string, c Check) (
 			if rs.state == "down" {
 				down = append(down, region)
 			}
+			slow = slow || rs.degraded
 		}
 	}
 	if len(s.regions) > 0 {
@@ -222,7 +226,7 @@ func (s *site) evaluate(ctx context.Context, tx pgx.Tx, topic string, c Check) (
 	switch {
 	case len(down) >= quorum:
 		state = "down"
-	case len(down) > 0 || s.open[checkevent.KindWarning] != 0:
+	case len(down) > 0 || s.open[checkevent.KindWarning] != 0 || slow:
 		state = "degraded"
 	}
 	if state != s.state {
@@ -265,7 +269,7 @@ func load(ctx context.Context, tx pgx.Tx, checks []Check) (map[int64]*site, erro
 	for rows.Next() {
 		s := &site{open: map[string]int64{}, regionStates: map[string]*regionState{}}
 		var intervalMS, failures, passes, quorum, tlsDays int
-		if err := rows.Scan(&s.id, &s.url, &s.enabled, &intervalMS, &failures, &passes, &quorum, &tlsDays, &s.regions); err != nil {
+		if err := rows.Scan(&s.id, &s.url, &s.enabled, &intervalMS, &failures, &passes, &quorum, &tlsDays, &s.regions, &s.state); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading site settings: %w", err)
 		}
@@ -284,7 +288,7 @@ func load(ctx context.Context, tx pgx.Tx, checks []Check) (map[int64]*site, erro
 		var id int64
 		var region string
 		rs := &regionState{}
-		if err := rows.Scan(&id, &region, &rs.state, &rs.failures, &rs.passes, &rs.lastCheckedAt, &rs.errorClass, &rs.err); err != nil {
+		if err := rows.Scan(&id, &region, &rs.state, &rs.failures, &rs.passes, &rs.lastCheckedAt, &rs.errorClass, &rs.err, &rs.degraded); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading region states: %w", err)
 		}
@@ -315,9 +319,12 @@ func load(ctx context.Context, tx pgx.Tx, checks []Check) (map[int64]*site, erro
 		return nil, fmt.Errorf("reading open incidents: %w", err)
 	}
 	for _, s := range sites {
-		s.state = "up"
-		if s.open[checkevent.KindDown] != 0 {
-			s.state = "down"
+		// A site whose state was never written: as its open incidents say.
+		if s.state == "" {
+			s.state = "up"
+			if s.open[checkevent.KindDown] != 0 {
+				s.state = "down"
+			}
 		}
 	}
 	return sites, nil
@@ -330,6 +337,7 @@ func save(ctx context.Context, tx pgx.Tx, sites map[int64]*site) error {
 		failures, passes       []int32
 		checked, since         []time.Time
 		classes, errs, sStates []string
+		slow                   []bool
 	)
 	for _, s := range sites {
 		for region, rs := range s.regionStates {
@@ -339,13 +347,14 @@ func save(ctx context.Context, tx pgx.Tx, sites map[int64]*site) error {
 			ids, regions, states = append(ids, s.id), append(regions, region), append(states, rs.state)
 			failures, passes = append(failures, int32(rs.failures)), append(passes, int32(rs.passes))
 			checked, classes, errs = append(checked, rs.lastCheckedAt), append(classes, rs.errorClass), append(errs, rs.err)
+			slow = append(slow, rs.degraded)
 		}
 		if s.stateChanged {
 			stateIDs, sStates, since = append(stateIDs, s.id), append(sStates, s.state), append(since, s.lastCheckedAtBatch)
 		}
 	}
 	if len(ids) > 0 {
-		if _, err := tx.Exec(ctx, saveRegionStatesSQL, ids, regions, states, failures, passes, checked, classes, errs); err != nil {
+		if _, err := tx.Exec(ctx, saveRegionStatesSQL, ids, regions, states, failures, passes, checked, classes, errs, slow); err != nil {
 			return fmt.Errorf("saving %d region states: %w", len(ids), err)
 		}
 	}

@@ -333,3 +333,18 @@ func TestRegionStateUpdatesStayInTheirPages(t *testing.T) {
 	}
 	require.Zero(t, moved, "region states moved to another page on update (not HOT) of %d", sites)
 }
+
+func TestASlowPassingCheckMakesTheSiteDegradedNotDown(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	id := addSite(t, pool, "")
+	require.Empty(t, apply(t, pool, Check{SiteID: id, Region: "eu-west", CheckedAt: t0}))
+	require.NotEqual(t, "degraded", siteState(t, pool, id))
+	require.Empty(t, apply(t, pool, Check{SiteID: id, Region: "eu-west", CheckedAt: t0.Add(time.Second), Degraded: true}),
+		"slow is no incident")
+	require.Equal(t, "degraded", siteState(t, pool, id))
+	require.Empty(t, apply(t, pool, Check{SiteID: id, Region: "us-east", CheckedAt: t0.Add(2 * time.Second)}))
+	require.Equal(t, "degraded", siteState(t, pool, id), "still slow from eu-west")
+	require.Empty(t, apply(t, pool, Check{SiteID: id, Region: "eu-west", CheckedAt: t0.Add(3 * time.Second)}))
+	require.Equal(t, "up", siteState(t, pool, id), "fast again")
+}

@@ -87,7 +87,7 @@ type Check struct {
 	DurationMS float64   `json:"duration_ms"`
 	ErrorClass string    `json:"error_class,omitempty"`
 	Error      string    `json:"error,omitempty"`
-	Kind       string    `json:"kind"` // http, tcp, tls, dns, grpc or icmp
+	Kind       string    `json:"kind"` // http, tcp, tls, dns, grpc, icmp or heartbeat
 	TLSVersion string    `json:"tls_version,omitempty"`
 	TLSCipher  string    `json:"tls_cipher,omitempty"`
 	DNSRCode   string    `json:"dns_rcode,omitempty"`
@@ -95,13 +95,17 @@ type Check struct {
 	ICMPSent   *int32    `json:"icmp_sent,omitempty"`
 	ICMPRecv   *int32    `json:"icmp_received,omitempty"`
 	RTTAvgMS   *float64  `json:"rtt_avg_ms,omitempty"`
+	Degraded   string    `json:"degraded,omitempty"` // why a passing check was too slow
 }
 
 // Details is what the check's kind reports, in a line: the response code
 // and answers of a DNS query, the version and cipher of a TLS handshake,
-// the replies to echo requests.
+// the replies to echo requests; and why it was too slow.
 func (c Check) Details() string {
 	var parts []string
+	if c.Degraded != "" {
+		parts = append(parts, "degraded: "+c.Degraded)
+	}
 	if c.DNSRCode != "" {
 		parts = append(parts, strings.TrimSpace(c.DNSRCode+" "+strings.Join(c.DNSAnswers, ", ")))
 	}

@@ -56,6 +56,8 @@ type row struct {
 	answers   []byte // jsonb; nil without a DNS answer section
 	icmpSent  *int32 // icmp checks only
 	icmpRecv  *int32
+	conds     []byte // jsonb; nil without conditions
+	degraded  *string
 	v2        bool // version 1 had no phases, size, redirects: NULL, not 0
 	redirects int32
 }
@@ -63,7 +65,7 @@ type row struct {
 func toRow(r *Record) (row, error) {
 	w := row{Record: r, regex: nonEmpty(r.Regex), class: nonEmpty(r.ErrorClass), errText: nonEmpty(r.Error),
 		finalURL: nonEmpty(r.FinalURL), remoteIP: nonEmpty(r.RemoteIP), region: nonEmpty(r.Region),
-		kind: nonEmpty(r.Kind), tlsVer: nonEmpty(r.TLSVersion), tlsCipher: nonEmpty(r.TLSCipher), dnsRCode: nonEmpty(r.DNSRCode),
+		kind: nonEmpty(r.Kind), degraded: nonEmpty(r.Degraded), tlsVer: nonEmpty(r.TLSVersion), tlsCipher: nonEmpty(r.TLSCipher), dnsRCode: nonEmpty(r.DNSRCode),
 		v2: r.SchemaVersion >= 2, redirects: int32(r.Redirects)}
 	if id, err := uuid.Parse(r.EventID); err == nil {
 		w.eventID = pgtype.UUID{Bytes: id, Valid: true}
@@ -85,6 +87,13 @@ func toRow(r *Record) (row, error) {
 			b = []byte("[]") // a response with no answers: none, not unknown
 		}
 		w.answers = b
+	}
+	if len(r.Conditions) > 0 {
+		b, err := json.Marshal(r.Conditions)
+		if err != nil {
+			return row{}, fmt.Errorf("encoding condition results of event %s: %w", r.EventID, err)
+		}
+		w.conds = b
 	}
 	if len(r.Regexes) > 0 {
 		b, err := json.Marshal(r.Regexes)
@@ -168,6 +177,8 @@ var statsColumns = []column{
 	col("rtt_min_ms", "float8", func(w *row) *float64 { return w.RTTMinMS }),
 	col("rtt_avg_ms", "float8", func(w *row) *float64 { return w.RTTAvgMS }),
 	col("rtt_max_ms", "float8", func(w *row) *float64 { return w.RTTMaxMS }),
+	col("conditions", "jsonb", func(w *row) []byte { return w.conds }),
+	col("degraded", "text", func(w *row) *string { return w.degraded }),
 }
 
 // eventIDColumn is event_id, copied as the 16 bytes of a UUID: pgx
@@ -307,7 +318,7 @@ func (s *Store) write(ctx context.Context, recs []Record, rows []row, copyIn boo
 			if fresh == nil || fresh[r.EventID] {
 				delete(fresh, r.EventID) // a batch may carry an event twice: count it once
 				checks = append(checks, incident.Check{SiteID: r.SiteID, Region: r.Region, CheckedAt: r.CheckedAt,
-					Failed: r.ErrorClass != "", ErrorClass: r.ErrorClass, Error: r.Error, TLSExpiry: r.TLSExpiry})
+					Failed: r.ErrorClass != "", ErrorClass: r.ErrorClass, Error: r.Error, TLSExpiry: r.TLSExpiry, Degraded: r.Degraded != ""})
 				rolled = append(rolled, rollup.Check{SiteID: r.SiteID, Region: r.Region, CheckedAt: r.CheckedAt,
 					Failed: r.ErrorClass != "", DurationMS: r.DurationMS, Phases: r.SchemaVersion >= 2,
 					DNSMS: r.DNSMS, ConnectMS: r.ConnectMS, TLSMS: r.TLSMS, TTFBMS: r.TTFBMS, TransferMS: r.TransferMS})
