@@ -95,10 +95,10 @@ type Site struct {
 	// DegradedAfter: a passing check slower than this marks the site
 	// degraded rather than down (0: no limit).
 	DegradedAfter time.Duration
-	Interval     time.Duration
-	Timeout      time.Duration
-	Topic        string
-	Regions      []string // the regions that check it; empty: every region
+	Interval      time.Duration
+	Timeout       time.Duration
+	Topic         string
+	Regions       []string // the regions that check it; empty: every region
 	// Incidents: a region says down after FailureThreshold failed checks
 	// in a row and up after SuccessThreshold passing ones; the site is
 	// down when Quorum regions agree (0: a majority); a TLS certificate
