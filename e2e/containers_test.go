@@ -428,7 +428,7 @@ func TestContainers(t *testing.T) {
 	t.Logf("containers: up -d after down: every service healthy in %s", time.Since(start).Round(100*time.Millisecond))
 	pool = s.pool()
 	require.GreaterOrEqual(t, stored(), beforeDown, "the data is kept across down and up")
-	require.Equal(t, loadSites+3, count(t, pool, "SELECT count(*) FROM sites"), "the sites are kept")
+	require.Equal(t, loadSites+4, count(t, pool, "SELECT count(*) FROM sites"), "the sites are kept (site zero, the icmp, heartbeat and flaky sites, the load)")
 	grows("after down and up")
 
 	// Stop the checks, let the relay and the sink drain, then count every
