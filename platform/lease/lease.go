@@ -5,7 +5,9 @@
 // Each replica holds, on one dedicated connection, a member-slot lock (so
 // replicas can count each other) and the locks of the shards it owns; it
 // takes or gives back shards until each has its fair share,
-// ceil(shards / members). When a replica dies its connection closes and
+// ceil(shards / members) — or, when the group weighs its shards (the
+// monitor's: a shard's checks per second), its fair share of the weight
+// within Tolerance (weighted.go). When a replica dies its connection closes and
 // PostgreSQL frees its locks, so the others take its shards on their next
 // rebalance. A replica whose host vanishes without closing its connection
 // (no FIN, no RST) is found out by TCP keepalives and a user timeout set on
@@ -27,6 +29,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -67,6 +70,12 @@ type Config struct {
 
 	Channel string // LISTEN channel whose notifications wake subscribers; "" for none
 
+	// Weigh, if set, returns what each of the Shards costs (the monitor's:
+	// the checks per second of a shard's sites): members then even out the
+	// weight they hold rather than their count of shards. It is called
+	// every 10 rebalances at most.
+	Weigh func(ctx context.Context) ([]float64, error)
+
 	Rebalance        time.Duration // how often shares are checked
 	StatementTimeout time.Duration // deadline of each lease statement
 	// DeadPeer is about how long a vanished peer goes unnoticed: the TCP
@@ -103,6 +112,9 @@ type Stats struct {
 	Members int   // members of the group at the last rebalance, this one included
 	Taken   int64 // shards taken since start
 	Given   int64 // shards given back (or lost with the connection) since start
+	Rounds  int64 // rebalances done since start
+	// With Weigh: the weight this member holds and the fair share of it.
+	Load, Fair float64
 }
 
 // Coordinator holds this replica's shards.
@@ -120,6 +132,18 @@ type Coordinator struct {
 	members atomic.Int32
 	taken   atomic.Int64
 	given   atomic.Int64
+	rounds  atomic.Int64
+
+	// With Weigh, kept by the session's goroutine: the last weights and
+	// when they were weighed, this member's rebalances and the round each
+	// shard it gave back was given (0: never); and for readers the load,
+	// the fair share (float64 bits) and whether it holds its share.
+	lastWeights []float64
+	weighed     time.Time
+	round       int
+	cooling     []int
+	load, fair  atomic.Uint64
+	share       atomic.Bool
 
 	wakeMu  sync.Mutex
 	wakers  []chan struct{}
@@ -137,7 +161,8 @@ func New(cfg Config, logger *zap.Logger) (*Coordinator, error) {
 	if _, err := pgx.ParseConfig(cfg.DatabaseURL); err != nil {
 		return nil, fmt.Errorf("lease database URL: %w", err)
 	}
-	return &Coordinator{cfg: cfg, logger: logger.With(zap.String("lease_group", cfg.Group)), owned: make([]bool, cfg.Shards)}, nil
+	return &Coordinator{cfg: cfg, logger: logger.With(zap.String("lease_group", cfg.Group)), owned: make([]bool, cfg.Shards),
+		cooling: make([]int, cfg.Shards)}, nil
 }
 
 // Subscribe returns a channel that receives a value when rows were
@@ -195,6 +220,11 @@ func (c *Coordinator) Owned() int { return int(c.count.Load()) }
 // ceil(shards / members). Readiness waits for it.
 func (c *Coordinator) HoldsShare() bool {
 	members := int(c.members.Load())
+	if c.cfg.Weigh != nil {
+		// Within Tolerance of the fair share of the weight, or short of it
+		// only because no shard is left free.
+		return members > 0 && c.share.Load()
+	}
 	return members > 0 && c.Owned() >= MinShare(c.cfg.Shards, members)
 }
 
@@ -207,7 +237,8 @@ func MinShare(shards, members int) int {
 
 // Stats returns what the coordinator has seen.
 func (c *Coordinator) Stats() Stats {
-	return Stats{Owned: c.Owned(), Members: int(c.members.Load()), Taken: c.taken.Load(), Given: c.given.Load()}
+	return Stats{Owned: c.Owned(), Members: int(c.members.Load()), Taken: c.taken.Load(), Given: c.given.Load(), Rounds: c.rounds.Load(),
+		Load: math.Float64frombits(c.load.Load()), Fair: math.Float64frombits(c.fair.Load())}
 }
 
 // Run leases shards until ctx ends, reconnecting when the connection is
@@ -344,8 +375,13 @@ func (c *Coordinator) joinMembers(ctx context.Context, conn *pgx.Conn) (int, err
 // key1 is the first lock key as pg_locks shows it (classid, an oid).
 func (c *Coordinator) key1() int64 { return int64(uint32(c.cfg.Key1)) }
 
-// rebalance moves this replica's share towards ceil(Shards / members).
+// rebalance moves this replica's share towards ceil(Shards / members),
+// or towards the fair share of the weight with Weigh.
 func (c *Coordinator) rebalance(ctx context.Context, conn *pgx.Conn) error {
+	defer c.rounds.Add(1)
+	if c.cfg.Weigh != nil {
+		return c.rebalanceWeighted(ctx, conn)
+	}
 	var members int
 	qctx, cancel := context.WithTimeout(ctx, c.cfg.StatementTimeout)
 	err := conn.QueryRow(qctx, membersSQL, c.key1(), c.cfg.MemberBase, int64(c.cfg.MemberBase)+int64(c.cfg.MaxMembers)).Scan(&members)
@@ -417,10 +453,24 @@ func (c *Coordinator) rebalance(ctx context.Context, conn *pgx.Conn) error {
 // giveBack releases up to n shards, highest first, once the work in flight
 // on them is done.
 func (c *Coordinator) giveBack(ctx context.Context, conn *pgx.Conn, n int) (int, error) {
+	var shards []int
+	c.mu.RLock()
+	for s := len(c.owned) - 1; s >= 0 && len(shards) < n; s-- {
+		if c.owned[s] {
+			shards = append(shards, s)
+		}
+	}
+	c.mu.RUnlock()
+	return c.release(ctx, conn, shards)
+}
+
+// release gives back the owned shards listed, in order, once the work in
+// flight on them is done; it returns how many it gave back before an error.
+func (c *Coordinator) release(ctx context.Context, conn *pgx.Conn, shards []int) (int, error) {
 	c.mu.Lock() // waits for work in flight
 	defer c.mu.Unlock()
 	given := 0
-	for s := len(c.owned) - 1; s >= 0 && given < n; s-- {
+	for _, s := range shards {
 		if !c.owned[s] {
 			continue
 		}

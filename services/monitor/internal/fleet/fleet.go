@@ -1,7 +1,8 @@
 // Package fleet is a monitor replica's place among the replicas of its
 // region: they split the region's sites by shard (site.Shards of them, a
-// site's shard fixed by its id), each leasing a fair share of the shards
-// with platform/lease, the mechanism the relay uses for its lanes. A
+// site's shard fixed by its id), each leasing a fair share of the checks
+// (a shard weighs its sites' checks per second) with platform/lease, the
+// mechanism the relay uses for its lanes. A
 // replica that dies or vanishes loses its shards to the others within
 // seconds; the scheduler reloads at once when its shards change.
 //
@@ -54,6 +55,7 @@ func New(ctx context.Context, cfg Config, st *store.Store, logger *zap.Logger, r
 		DatabaseURL: cfg.DatabaseURL, AppName: "sitewatch-monitor-lease", Group: "shards of region " + cfg.Region,
 		Key1: int32(f.SitesOID), ShardBase: base, Shards: site.Shards, MemberBase: base + memberSlots, MaxMembers: maxMembers,
 		Rebalance: cfg.Rebalance, StatementTimeout: max(cfg.DeadPeer/2, time.Second), DeadPeer: cfg.DeadPeer,
+		Weigh: func(ctx context.Context) ([]float64, error) { return st.ShardWeights(ctx, cfg.Region) },
 	}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("fleet of region %s: %w", cfg.Region, err)
@@ -82,7 +84,8 @@ func (m *Member) Ready(context.Context) error {
 	if st.Members == 0 {
 		return fmt.Errorf("not in region %s's fleet yet (no lease connection)", m.region)
 	}
-	return fmt.Errorf("holds %d shards, its share is at least %d (%d replicas in region %s)", st.Owned, lease.MinShare(site.Shards, st.Members), st.Members, m.region)
+	return fmt.Errorf("holds %.1f checks/s of its fair share of %.1f (%d replicas in region %s), with shards of the region still free",
+		st.Load, st.Fair, st.Members, m.region)
 }
 
 var (
@@ -90,6 +93,9 @@ var (
 		"Shards of the region's sites this replica leases (of "+fmt.Sprint(site.Shards)+").", []string{"region"}, nil)
 	membersDesc = prometheus.NewDesc("sitewatch_monitor_fleet_members",
 		"Replicas of this region seen at the last rebalance, this one included.", []string{"region"}, nil)
+	loadDesc = prometheus.NewDesc("sitewatch_monitor_fleet_checks_per_second",
+		"Checks per second of the sites in the shards this replica leases, and its fair share (share held and fair): the region's replicas even these out within 5 %.",
+		[]string{"region", "share"}, nil)
 	handoversDesc = prometheus.NewDesc("sitewatch_monitor_shard_handovers_total",
 		"Shards this replica took over or gave up (a lost lease connection gives up all).", []string{"region", "direction"}, nil)
 )
@@ -99,6 +105,7 @@ type collector struct{ m *Member }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- shardsDesc
 	ch <- membersDesc
+	ch <- loadDesc
 	ch <- handoversDesc
 }
 
@@ -106,6 +113,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st, r := c.m.coord.Stats(), c.m.region
 	ch <- prometheus.MustNewConstMetric(shardsDesc, prometheus.GaugeValue, float64(st.Owned), r)
 	ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(st.Members), r)
+	ch <- prometheus.MustNewConstMetric(loadDesc, prometheus.GaugeValue, st.Load, r, "held")
+	ch <- prometheus.MustNewConstMetric(loadDesc, prometheus.GaugeValue, st.Fair, r, "fair")
 	ch <- prometheus.MustNewConstMetric(handoversDesc, prometheus.CounterValue, float64(st.Taken), r, "taken")
 	ch <- prometheus.MustNewConstMetric(handoversDesc, prometheus.CounterValue, float64(st.Given), r, "given")
 }

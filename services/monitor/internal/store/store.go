@@ -65,6 +65,8 @@ var (
 	removeSilenceSQL string
 	//go:embed rotate_ping_token.sql
 	rotatePingTokenSQL string
+	//go:embed shard_weights.sql
+	shardWeightsSQL string
 )
 
 // ErrNotFound is returned for a site id that does not exist.
@@ -177,6 +179,29 @@ func (st *Store) SiteChanges(ctx context.Context, since time.Time, scope site.Sc
 		return site.Changes{}, fmt.Errorf("reading site changes: %w", err)
 	}
 	return ch, nil
+}
+
+// ShardWeights returns the checks per second of each of the site.Shards
+// shards in region: what the region's replicas share out.
+func (st *Store) ShardWeights(ctx context.Context, region string) ([]float64, error) {
+	rows, err := st.pool.Query(ctx, shardWeightsSQL, region)
+	if err != nil {
+		return nil, fmt.Errorf("weighing the shards of region %s: %w", region, err)
+	}
+	w := make([]float64, site.Shards)
+	var shard int16
+	var perSecond float64
+	_, err = pgx.ForEachRow(rows, []any{&shard, &perSecond}, func() error {
+		if shard < 0 || int(shard) >= site.Shards {
+			return fmt.Errorf("shard %d out of range", shard)
+		}
+		w[shard] = perSecond
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("weighing the shards of region %s: %w", region, err)
+	}
+	return w, nil
 }
 
 // Fleet is what a monitor replica needs to lease its shards: the sites
