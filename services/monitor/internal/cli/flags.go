@@ -17,6 +17,7 @@ type siteFlags struct {
 	failureThreshold, successThreshold, quorum, tlsWarningDays                   int
 	headers, match, notMatch, channels, conditions                               listFlag
 	enabled, disabled                                                            bool
+	kind                                                                         string // add only
 }
 
 func (f *siteFlags) register(fs *flag.FlagSet) {

@@ -58,6 +58,7 @@ const Usage = `usage:
                                                               late by at most the grace (1m); /start,
                                                               /fail and /<exit status> too; the token
                                                               is printed once
+  monitor sites add NAME --kind heartbeat   the same as heartbeat://NAME
   monitor sites update ID [flags]      change only the given fields
   monitor sites list                   one line per site
   monitor sites show ID                one site, as YAML
@@ -136,6 +137,9 @@ func parseSiteFlags(cmd string, args []string, f *siteFlags, env Env) ([]string,
 	fs := flag.NewFlagSet("sites "+cmd, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	f.register(fs)
+	if cmd == "add" {
+		fs.StringVar(&f.kind, "kind", "", "heartbeat: NAME is a heartbeat's name (heartbeat://NAME); the other kinds are named by the URL's scheme")
+	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return nil, nil, false
@@ -156,6 +160,18 @@ func add(ctx context.Context, args []string, env Env) int {
 		return ExitUsage
 	}
 	s := site.Site{URL: pos[0], Enabled: true, TLSWarningDays: site.DefaultTLSWarningDays}
+	if given["kind"] {
+		switch {
+		case f.kind != site.KindHeartbeat:
+			fmt.Fprintf(env.Stderr, "sites add: --kind %q: want heartbeat; the other kinds are named by the URL's scheme (https://, tcp://, dns://...)\n", f.kind)
+			return ExitUsage
+		case !strings.Contains(s.URL, "://"):
+			s.URL = "heartbeat://" + s.URL
+		case s.Kind() != site.KindHeartbeat:
+			fmt.Fprintf(env.Stderr, "sites add: --kind heartbeat with a %s:// URL: give the heartbeat's name, or heartbeat://NAME\n", s.Kind())
+			return ExitUsage
+		}
+	}
 	err := f.apply(&s, given)
 	if err == nil {
 		s = s.WithDefaults()

@@ -323,6 +323,18 @@ func TestHeartbeatSitesPrintTheirTokenOnceAndRotateIt(t *testing.T) {
 	require.Equal(t, ExitUsage, code)
 	require.Contains(t, stderr, "the job reports in")
 
+	// --kind heartbeat names one by its name alone.
+	code, out, stderr = run("", "add", "weekly-digest", "--kind", "heartbeat", "--interval", "24h")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "heartbeat://weekly-digest")
+	require.Regexp(t, `ping token \S+`, out)
+	code, _, stderr = run("", "add", "https://example.com/", "--kind", "heartbeat")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, "--kind heartbeat with a http:// URL")
+	code, _, stderr = run("", "add", "x", "--kind", "tcp")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, `--kind "tcp": want heartbeat`)
+
 	// An imported heartbeat gets its token too.
 	code, out, stderr = run("sites:\n  - url: heartbeat://weekly-report\n    interval: 24h\n", "import", "-")
 	require.Equal(t, ExitOK, code, stderr)

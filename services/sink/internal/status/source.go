@@ -100,11 +100,24 @@ type Check struct {
 
 // Details is what the check's kind reports, in a line: the response code
 // and answers of a DNS query, the version and cipher of a TLS handshake,
-// the replies to echo requests; and why it was too slow.
+// the replies to echo requests, a heartbeat's ping and its run; and why it
+// was too slow.
 func (c Check) Details() string {
 	var parts []string
 	if c.Degraded != "" {
 		parts = append(parts, "degraded: "+c.Degraded)
+	}
+	if c.Kind == "heartbeat" {
+		// A heartbeat's check is a ping, a reported failure or a missed
+		// deadline; its time is the run's, from /start.
+		line := map[string]string{"": "ping", "job_failed": "the job reported a failure", "missed": "no ping in time"}[c.ErrorClass]
+		if line == "" {
+			line = c.ErrorClass
+		}
+		if c.DurationMS > 0 {
+			line += fmt.Sprintf(" after a run of %s", (time.Duration(c.DurationMS * float64(time.Millisecond))).Round(time.Second))
+		}
+		parts = append(parts, line)
 	}
 	if c.DNSRCode != "" {
 		parts = append(parts, strings.TrimSpace(c.DNSRCode+" "+strings.Join(c.DNSAnswers, ", ")))

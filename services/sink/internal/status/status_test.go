@@ -219,12 +219,14 @@ func TestTokenAndErrorsShownToViewers(t *testing.T) {
 }
 
 // A site's page and its API show what each kind of check reports: a DNS
-// query's response code and answers, a TLS handshake's version and cipher.
+// query's response code and answers, a TLS handshake's version and cipher,
+// a heartbeat's ping and run, a check too slow.
 func TestSitePageShowsWhatEachKindReports(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.Pool(t, dbtest.New(t))
-	_, err := pool.Exec(ctx, `INSERT INTO sites (url) VALUES ('dns://192.0.2.53/example.com'), ('tls://example.com:465'), ('icmp://192.0.2.1')`)
+	_, err := pool.Exec(ctx, `INSERT INTO sites (url) VALUES ('dns://192.0.2.53/example.com'), ('tls://example.com:465'), ('icmp://192.0.2.1'),
+		('heartbeat://backup'), ('https://slow.example.com/')`)
 	require.NoError(t, err)
 	now := time.Now().UTC()
 	yes, rtt := true, 1.25
@@ -238,6 +240,16 @@ func TestSitePageShowsWhatEachKindReports(t *testing.T) {
 		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: 3,
 			URL: "icmp://192.0.2.1", CheckedAt: now.Add(-time.Minute), DurationMS: 30, Kind: checkevent.KindICMP,
 			ICMPSent: 3, ICMPReceived: 2, RTTAvgMS: &rtt}, Topic: "checks", Offset: 3},
+		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "heartbeat", EventID: uuid.NewString(), SiteID: 4,
+			URL: "heartbeat://backup", CheckedAt: now.Add(-time.Minute), DurationMS: 95_000, Kind: checkevent.KindHeartbeat},
+			Topic: "checks", Offset: 4},
+		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "heartbeat", EventID: uuid.NewString(), SiteID: 4,
+			URL: "heartbeat://backup", CheckedAt: now.Add(-2 * time.Minute), Kind: checkevent.KindHeartbeat, ErrorClass: "missed",
+			Error: "no ping since 2026-12-04T00:00:00Z"}, Topic: "checks", Offset: 5},
+		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: 5,
+			URL: "https://slow.example.com/", CheckedAt: now.Add(-time.Minute), DurationMS: 950, StatusCode: 200,
+			Degraded: "response time 950ms over the limit of 800ms",
+			Conditions: []checkevent.ConditionResult{{Condition: `$.ok == true`, Passed: true, Actual: "$.ok is true"}}}, Topic: "checks", Offset: 6},
 	}
 	_, err = store.New(pool, checkevent.IncidentTopic, prometheus.NewRegistry()).Insert(ctx, recs)
 	require.NoError(t, err)
@@ -263,4 +275,16 @@ func TestSitePageShowsWhatEachKindReports(t *testing.T) {
 	code, body = get(t, h, "/sites/3")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, "<td>2 of 3 echo replies, 1.25 ms on average</td>")
+
+	code, body = get(t, h, "/sites/4")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "<td>ping after a run of 1m35s</td>")
+	require.Contains(t, body, "<td>no ping in time</td>")
+
+	code, body = get(t, h, "/sites/5")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "<td>degraded: response time 950ms over the limit of 800ms</td>")
+	var stored []byte
+	require.NoError(t, pool.QueryRow(ctx, "SELECT conditions FROM stats WHERE site_id = 5").Scan(&stored))
+	require.JSONEq(t, `[{"condition":"$.ok == true","passed":true,"actual":"$.ok is true"}]`, string(stored))
 }
