@@ -248,7 +248,7 @@ func TestSitePageShowsWhatEachKindReports(t *testing.T) {
 			Error: "no ping since 2026-12-04T00:00:00Z"}, Topic: "checks", Offset: 5},
 		{Check: checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: 5,
 			URL: "https://slow.example.com/", CheckedAt: now.Add(-time.Minute), DurationMS: 950, StatusCode: 200,
-			Degraded: "response time 950ms over the limit of 800ms",
+			Degraded:   "response time 950ms over the limit of 800ms",
 			Conditions: []checkevent.ConditionResult{{Condition: `$.ok == true`, Passed: true, Actual: "$.ok is true"}}}, Topic: "checks", Offset: 6},
 	}
 	_, err = store.New(pool, checkevent.IncidentTopic, prometheus.NewRegistry()).Insert(ctx, recs)
