@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"time"
 
@@ -62,8 +63,8 @@ func (st *Store) Ping(ctx context.Context, token string, sig Signal, message Bea
 	err = pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		var graceMS int64
 		s, err := scanSiteAnd(tx.QueryRow(ctx, heartbeatSiteSQL, site.HashPingToken(token)), &graceMS)
-		if err == pgx.ErrNoRows {
-			return nil
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // no enabled heartbeat site has this token
 		}
 		if err != nil {
 			return err
