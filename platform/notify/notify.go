@@ -1,6 +1,7 @@
 // Package notify sends incident notifications to a channel: a generic
 // webhook (the CloudEvent as JSON, signed with HMAC-SHA256 so receivers can
-// verify it, with the event id as idempotency key) or a Slack-compatible
+// verify it, also the Standard Webhooks way, with the event id as
+// idempotency key) or a Slack-compatible
 // incoming webhook. The sink's notifier delivers with it; the monitor's
 // `channels test` sends a test notification with it.
 package notify
@@ -11,6 +12,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +20,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,7 +38,19 @@ const (
 const (
 	SignatureHeader   = "X-Sitewatch-Signature" // "sha256=" + hex HMAC-SHA256 of the body with the channel's secret
 	IdempotencyHeader = "Idempotency-Key"       // the event id: the same notification always carries the same key
+
+	// The Standard Webhooks headers (standardwebhooks.com), sent with a
+	// secret as well: the event id, the Unix time of the attempt, and
+	// "v1," + base64 HMAC-SHA256 of "id.timestamp.body" (StandardSign), so a
+	// receiver can refuse a replayed delivery by its time and id.
+	StandardIDHeader        = "webhook-id"
+	StandardTimestampHeader = "webhook-timestamp"
+	StandardSignatureHeader = "webhook-signature"
 )
+
+// StandardTolerance is how old (or early) a delivery's timestamp may be
+// for VerifyStandard.
+const StandardTolerance = 5 * time.Minute
 
 // Channel is where notifications go.
 type Channel struct {
@@ -56,6 +71,48 @@ func Sign(secret string, body []byte) string {
 // receivers.
 func Verify(secret string, body []byte, signature string) bool {
 	return hmac.Equal([]byte(Sign(secret, body)), []byte(signature))
+}
+
+// standardKey is the HMAC key of secret: a "whsec_" secret (the Standard
+// Webhooks form) is base64 after its prefix; any other is its bytes.
+func standardKey(secret string) []byte {
+	if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		if key, err := base64.StdEncoding.DecodeString(rest); err == nil {
+			return key
+		}
+	}
+	return []byte(secret)
+}
+
+// StandardSign is the Standard Webhooks signature header's value of a
+// delivery: "v1," + base64 HMAC-SHA256 of "id.timestamp.body".
+func StandardSign(secret, id string, timestamp int64, body []byte) string {
+	mac := hmac.New(sha256.New, standardKey(secret))
+	fmt.Fprintf(mac, "%s.%d.", id, timestamp)
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// VerifyStandard reports whether a delivery's Standard Webhooks headers
+// are right for body, for receivers: one of the space-separated
+// signatures matches, and the timestamp is within StandardTolerance of
+// now (older is a replay).
+func VerifyStandard(secret string, header http.Header, body []byte, now time.Time) error {
+	id, ts := header.Get(StandardIDHeader), header.Get(StandardTimestampHeader)
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if id == "" || err != nil {
+		return errors.New("no webhook-id or webhook-timestamp")
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > StandardTolerance || d < -StandardTolerance {
+		return fmt.Errorf("webhook-timestamp %s is %s from now: a replay or a wrong clock", ts, d.Round(time.Second))
+	}
+	want := StandardSign(secret, id, sec, body)
+	for _, sig := range strings.Fields(header.Get(StandardSignatureHeader)) {
+		if hmac.Equal([]byte(sig), []byte(want)) {
+			return nil
+		}
+	}
+	return errors.New("no webhook-signature matches")
 }
 
 // Send delivers one incident event to ch. An error says the receiver did
@@ -89,6 +146,10 @@ func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventTy
 		req.Header.Set("Content-Type", "application/cloudevents+json")
 		if ch.Secret != "" {
 			req.Header.Set(SignatureHeader, Sign(ch.Secret, body))
+			now := time.Now().Unix()
+			req.Header.Set(StandardIDHeader, eventID)
+			req.Header.Set(StandardTimestampHeader, strconv.FormatInt(now, 10))
+			req.Header.Set(StandardSignatureHeader, StandardSign(ch.Secret, eventID, now, body))
 		}
 	}
 	resp, err := client.Do(req)

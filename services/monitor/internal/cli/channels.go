@@ -47,8 +47,9 @@ const ChannelsUsage = `usage:
 
 A webhook gets the incident's CloudEvent as JSON, signed: header X-Sitewatch-Signature is
 "sha256=" and the hex HMAC-SHA256 of the body with the channel's secret (SITEWATCH_CHANNEL_SECRET
-or --secret-file; never a flag value, which would show in ps); header Idempotency-Key is the
-event id. E-mail goes by SMTP with STARTTLS (required unless the server is on this machine) and
+or --secret-file; never a flag value, which would show in ps), and the Standard Webhooks way
+(webhook-id, webhook-timestamp, webhook-signature "v1,<base64 HMAC of id.timestamp.body>"; a
+secret "whsec_<base64>" is that key); header Idempotency-Key is the event id. E-mail goes by SMTP with STARTTLS (required unless the server is on this machine) and
 AUTH PLAIN as the URL's user with the secret as password. Sites choose channels with
 sites add|update --channel NAME; a site that names none uses the --default channels.
 
