@@ -123,7 +123,13 @@ func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventTy
 	}
 	var body []byte
 	var err error
+	target, extra := ch.URL, http.Header{}
 	switch ch.Kind {
+	case PagerDuty, Opsgenie, Alertmanager:
+		if NeedsSecret(ch.Kind) && ch.Secret == "" {
+			return fmt.Errorf("channel %s: a %s channel needs its key as the secret (monitor channels update %s --secret-file FILE)", ch.Name, ch.Kind, ch.Name)
+		}
+		target, body, extra, err = providerRequest(ch, eventType, incident)
 	case Webhook:
 		body, err = json.Marshal(map[string]any{"specversion": "1.0", "id": eventID, "type": eventType,
 			"source": checkevent.IncidentSource, "datacontenttype": "application/json", "data": json.RawMessage(incident)})
@@ -135,9 +141,12 @@ func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventTy
 	if err != nil {
 		return fmt.Errorf("channel %s: encoding the notification: %w", ch.Name, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("channel %s: %w", ch.Name, err)
+	}
+	for k, vs := range extra {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sitewatch-notifier")

@@ -37,6 +37,9 @@ const ChannelsUsage = `usage:
   monitor channels add NAME --webhook URL [--secret-file FILE] [--default]
   monitor channels add NAME --slack URL [--default]
   monitor channels add NAME --email smtp://[user@]host:587 --from ADDR --to ADDR[,ADDR] [--secret-file FILE] [--default]
+  monitor channels add NAME --pagerduty https://events.pagerduty.com/v2/enqueue --secret-file ROUTING-KEY-FILE
+  monitor channels add NAME --opsgenie https://api.opsgenie.com --secret-file API-KEY-FILE
+  monitor channels add NAME --alertmanager http://alertmanager:9093 [--secret-file BEARER-TOKEN-FILE]
   monitor channels update NAME [any flag of add] [--no-secret] [--default=false]
   monitor channels list
   monitor channels show NAME        settings (secrets masked) and deliveries by status
@@ -49,8 +52,11 @@ A webhook gets the incident's CloudEvent as JSON, signed: header X-Sitewatch-Sig
 "sha256=" and the hex HMAC-SHA256 of the body with the channel's secret (SITEWATCH_CHANNEL_SECRET
 or --secret-file; never a flag value, which would show in ps), and the Standard Webhooks way
 (webhook-id, webhook-timestamp, webhook-signature "v1,<base64 HMAC of id.timestamp.body>"; a
-secret "whsec_<base64>" is that key); header Idempotency-Key is the event id. E-mail goes by SMTP with STARTTLS (required unless the server is on this machine) and
-AUTH PLAIN as the URL's user with the secret as password. Sites choose channels with
+secret "whsec_<base64>" is that key); header Idempotency-Key is the event id. E-mail goes by
+SMTP with STARTTLS (required unless the server is on this machine) and AUTH PLAIN as the URL's
+user with the secret as password. PagerDuty gets Events API v2 triggers and resolves, Opsgenie
+alerts created and closed, Alertmanager alerts of its v2 API with startsAt and endsAt; each
+folds repeats by the incident (dedup_key, alias, labels). Sites choose channels with
 sites add|update --channel NAME; a site that names none uses the --default channels.
 
 update changes only the flags given; the secret stays unless --secret-file or --no-secret is
@@ -76,14 +82,18 @@ var channelName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 // channelSpec is a channel as the flags of add and update and the YAML of
 // import and export give it; the YAML keys are the flags' names.
 type channelSpec struct {
-	Name       string   `yaml:"name"`
-	Webhook    string   `yaml:"webhook,omitempty"`
-	Slack      string   `yaml:"slack,omitempty"`
-	Email      string   `yaml:"email,omitempty"` // smtp://[user@]host:port
-	From       string   `yaml:"from,omitempty"`
-	To         []string `yaml:"to,omitempty"`
-	SecretFile string   `yaml:"secret-file,omitempty"`
-	Default    bool     `yaml:"default,omitempty"`
+	Name    string `yaml:"name"`
+	Webhook string `yaml:"webhook,omitempty"`
+	Slack   string `yaml:"slack,omitempty"`
+	Email   string `yaml:"email,omitempty"` // smtp://[user@]host:port
+	// The alerting tools: each its API's URL, the key in secret-file.
+	PagerDuty    string   `yaml:"pagerduty,omitempty"`
+	Opsgenie     string   `yaml:"opsgenie,omitempty"`
+	Alertmanager string   `yaml:"alertmanager,omitempty"`
+	From         string   `yaml:"from,omitempty"`
+	To           []string `yaml:"to,omitempty"`
+	SecretFile   string   `yaml:"secret-file,omitempty"`
+	Default      bool     `yaml:"default,omitempty"`
 }
 
 // channel checks s and returns the channel it describes, its secret read
@@ -96,14 +106,14 @@ func (s channelSpec) channel() (store.Channel, error) {
 		errs = append(errs, fmt.Errorf("name %q: want lower-case letters, digits, '-' and '_' (at most 63)", s.Name))
 	}
 	given := 0
-	for _, v := range []string{s.Webhook, s.Slack, s.Email} {
+	for _, v := range []string{s.Webhook, s.Slack, s.Email, s.PagerDuty, s.Opsgenie, s.Alertmanager} {
 		if v != "" {
 			given++
 		}
 	}
 	switch {
 	case given != 1:
-		errs = append(errs, errors.New("kind: give one of webhook URL, slack URL or email smtp://HOST:PORT"))
+		errs = append(errs, errors.New("kind: give one of webhook URL, slack URL, email smtp://HOST:PORT, pagerduty URL, opsgenie URL or alertmanager URL"))
 	case s.Email != "":
 		u, err := url.Parse(s.Email)
 		if err != nil || u.RawQuery != "" {
@@ -117,10 +127,13 @@ func (s channelSpec) channel() (store.Channel, error) {
 		}
 	default:
 		ch.Kind, ch.URL = notify.Webhook, s.Webhook
-		field := "webhook"
-		if s.Slack != "" {
-			ch.Kind, ch.URL, field = notify.Slack, s.Slack, "slack"
+		for _, k := range []struct{ kind, url string }{{notify.Slack, s.Slack}, {notify.PagerDuty, s.PagerDuty},
+			{notify.Opsgenie, s.Opsgenie}, {notify.Alertmanager, s.Alertmanager}} {
+			if k.url != "" {
+				ch.Kind, ch.URL = k.kind, k.url
+			}
 		}
+		field := ch.Kind
 		// The URL itself may be a credential (incoming webhooks): never echoed.
 		if u, err := url.Parse(ch.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("%s: want an http or https URL", field))
@@ -141,6 +154,16 @@ func (s channelSpec) channel() (store.Channel, error) {
 	return ch, errors.Join(errs...)
 }
 
+// keyNeeded says what a channel of kind needs as its secret, when it
+// cannot work without one.
+func keyNeeded(kind string) error {
+	if !notify.NeedsSecret(kind) {
+		return nil
+	}
+	what := map[string]string{notify.PagerDuty: "the integration's routing key", notify.Opsgenie: "the API key"}[kind]
+	return fmt.Errorf("secret: a %s channel needs %s (SITEWATCH_CHANNEL_SECRET or --secret-file)", kind, what)
+}
+
 // specOf is the spec of a stored channel, without its secret.
 func specOf(c store.Channel) channelSpec {
 	s := channelSpec{Name: c.Name, Default: c.IsDefault}
@@ -158,6 +181,12 @@ func specOf(c store.Channel) channelSpec {
 		}
 	case notify.Slack:
 		s.Slack = c.URL
+	case notify.PagerDuty:
+		s.PagerDuty = c.URL
+	case notify.Opsgenie:
+		s.Opsgenie = c.URL
+	case notify.Alertmanager:
+		s.Alertmanager = c.URL
 	default:
 		s.Webhook = c.URL
 	}
@@ -175,6 +204,9 @@ func (f *channelFlags) register(fs *flag.FlagSet, update bool) {
 	fs.StringVar(&f.spec.Webhook, "webhook", "", "URL of a generic webhook")
 	fs.StringVar(&f.spec.Slack, "slack", "", "URL of a Slack-compatible incoming webhook")
 	fs.StringVar(&f.spec.Email, "email", "", "SMTP server as smtp://[user@]host:port")
+	fs.StringVar(&f.spec.PagerDuty, "pagerduty", "", "PagerDuty's Events API v2 URL, https://events.pagerduty.com/v2/enqueue (the routing key is the secret)")
+	fs.StringVar(&f.spec.Opsgenie, "opsgenie", "", "Opsgenie's API, https://api.opsgenie.com or https://api.eu.opsgenie.com (the API key is the secret)")
+	fs.StringVar(&f.spec.Alertmanager, "alertmanager", "", "Alertmanager's URL, e.g. http://alertmanager:9093 (a bearer token, if any, is the secret)")
 	fs.StringVar(&f.spec.From, "from", "", "sender address of e-mail notifications")
 	fs.StringVar(&f.to, "to", "", "comma-separated recipients of e-mail notifications")
 	fs.StringVar(&f.spec.SecretFile, "secret-file", "", "file holding the webhook's signing secret or the SMTP password")
@@ -186,8 +218,10 @@ func (f *channelFlags) register(fs *flag.FlagSet, update bool) {
 
 // apply sets on s what the flags in given say.
 func (f *channelFlags) apply(s *channelSpec, given map[string]bool) {
-	if given["webhook"] || given["slack"] || given["email"] { // a new kind replaces the old one
-		s.Webhook, s.Slack, s.Email = f.spec.Webhook, f.spec.Slack, f.spec.Email // two given: channel() says so
+	if given["webhook"] || given["slack"] || given["email"] || given["pagerduty"] || given["opsgenie"] || given["alertmanager"] {
+		// A new kind replaces the old one; two given: channel() says so.
+		s.Webhook, s.Slack, s.Email = f.spec.Webhook, f.spec.Slack, f.spec.Email
+		s.PagerDuty, s.Opsgenie, s.Alertmanager = f.spec.PagerDuty, f.spec.Opsgenie, f.spec.Alertmanager
 	}
 	if s.Email == "" {
 		s.From, s.To = "", nil
@@ -261,6 +295,11 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 			if spec.SecretFile == "" {
 				ch.Secret = os.Getenv("SITEWATCH_CHANNEL_SECRET")
 			}
+			if ch.Secret == "" {
+				if err := keyNeeded(ch.Kind); err != nil {
+					return fail("add", fmt.Errorf("nothing written:\n  %w", err), ExitUsage)
+				}
+			}
 			return withStore("add", func(st ChannelStore) error {
 				if err := st.AddChannel(ctx, ch); err != nil {
 					return err
@@ -296,6 +335,12 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 						next.Secret = ""
 					case spec.SecretFile == "":
 						next.Secret = c.Secret
+					}
+					if next.Secret == "" {
+						if err := keyNeeded(next.Kind); err != nil {
+							invalid = true
+							return fmt.Errorf("nothing written:\n  %w", err)
+						}
 					}
 					*c = next
 					return nil
@@ -388,11 +433,23 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 				if err != nil {
 					return err
 				}
-				if err := notify.Send(ctx, notify.Client(), notify.Channel{Name: c.Name, Kind: c.Kind, URL: c.URL, Secret: c.Secret},
-					ev.EventID, checkevent.IncidentOpenedType, payload); err != nil {
+				ch := notify.Channel{Name: c.Name, Kind: c.Kind, URL: c.URL, Secret: c.Secret}
+				if err := notify.Send(ctx, notify.Client(), ch, ev.EventID, checkevent.IncidentOpenedType, payload); err != nil {
 					return err
 				}
 				fmt.Fprintf(stdout, "sent a test notification to %s\n", c.Name)
+				if c.Kind == notify.PagerDuty || c.Kind == notify.Opsgenie || c.Kind == notify.Alertmanager {
+					// The alerting tools keep an alert open until resolved: resolve the test's.
+					at := time.Now().UTC()
+					ev.EventID, ev.State, ev.ResolvedAt, ev.Resolution = uuid.NewString(), "resolved", &at, "test"
+					if payload, err = json.Marshal(ev); err != nil {
+						return err
+					}
+					if err := notify.Send(ctx, notify.Client(), ch, ev.EventID, checkevent.IncidentResolvedType, payload); err != nil {
+						return fmt.Errorf("resolving the test alert: %w", err)
+					}
+					fmt.Fprintf(stdout, "and resolved it\n")
+				}
 				return nil
 			})
 		},

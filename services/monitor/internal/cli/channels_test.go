@@ -235,3 +235,69 @@ func TestChannelsUpdateShowImportExport(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, all, 3)
 }
+
+// The alerting tools' channels: added with their API's URL and their key
+// as the secret, refused without the key they need, exported and imported
+// by kind, and tested through `channels test` against a real receiver.
+func TestAlertingToolChannels(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	st := store.New(pool)
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := Channels(ctx, args, func() (ChannelStore, error) { return st, nil }, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	got := make(chan *http.Request, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "routing-key")
+	require.NoError(t, os.WriteFile(keyFile, []byte("R0UTING\n"), 0o600))
+
+	t.Setenv("SITEWATCH_CHANNEL_SECRET", "")
+	code, _, stderr := run("add", "pd", "--pagerduty", srv.URL+"/v2/enqueue")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, "a pagerduty channel needs the integration's routing key")
+	code, _, stderr = run("add", "pd", "--pagerduty", srv.URL+"/v2/enqueue", "--webhook", srv.URL)
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, "give one of webhook URL")
+
+	code, out, stderr := run("add", "pd", "--pagerduty", srv.URL+"/v2/enqueue", "--secret-file", keyFile)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "added channel pd (pagerduty)")
+	code, _, stderr = run("add", "og", "--opsgenie", srv.URL, "--secret-file", keyFile)
+	require.Equal(t, ExitOK, code, stderr)
+	code, _, stderr = run("add", "am", "--alertmanager", srv.URL)
+	require.Equal(t, ExitOK, code, stderr, "Alertmanager needs no secret")
+	code, _, stderr = run("update", "og", "--no-secret")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, "a opsgenie channel needs the API key")
+
+	for name, paths := range map[string][2]string{"pd": {"/v2/enqueue", "/v2/enqueue"}, "og": {"/v2/alerts", "/v2/alerts/sitewatch-incident-0/close"},
+		"am": {"/api/v2/alerts", "/api/v2/alerts"}} {
+		code, out, stderr = run("test", name)
+		require.Equal(t, ExitOK, code, "%s: %s %s", name, out, stderr)
+		require.Contains(t, out, "and resolved it", "the test's alert does not stay open")
+		require.Equal(t, paths[0], (<-got).URL.Path, name)
+		require.Equal(t, paths[1], (<-got).URL.Path, name)
+	}
+
+	code, out, stderr = run("export")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "pagerduty: "+srv.URL+"/v2/enqueue")
+	require.Contains(t, out, "opsgenie: "+srv.URL)
+	require.Contains(t, out, "alertmanager: "+srv.URL)
+	require.NotContains(t, out, "R0UTING")
+	file := filepath.Join(dir, "channels.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("channels:\n  - name: pd2\n    pagerduty: https://events.pagerduty.com/v2/enqueue\n    secret-file: routing-key\n"), 0o600))
+	code, _, stderr = run("import", file)
+	require.Equal(t, ExitOK, code, stderr)
+	chs, err := st.Channels(ctx, "pd2")
+	require.NoError(t, err)
+	require.Equal(t, "R0UTING", chs[0].Secret)
+	require.Equal(t, "pagerduty", chs[0].Kind)
+}
