@@ -35,7 +35,9 @@ const (
 func NeedsSecret(kind string) bool { return kind == PagerDuty || kind == Opsgenie }
 
 // dedupKey names an incident for the tools that fold repeats.
-func dedupKey(in checkevent.Incident) string { return "sitewatch-incident-" + strconv.FormatInt(in.IncidentID, 10) }
+func dedupKey(in checkevent.Incident) string {
+	return "sitewatch-incident-" + strconv.FormatInt(in.IncidentID, 10)
+}
 
 // severity is an incident's severity in PagerDuty's and Alertmanager's
 // terms.
