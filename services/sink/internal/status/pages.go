@@ -68,6 +68,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /sites/{id}", s.site)
 	s.mux.HandleFunc("GET /api/sites", s.list)
 	s.mux.HandleFunc("GET /api/sites/{id}", s.site)
+	s.mux.HandleFunc("GET /badges/{id}/{badge}", s.badge)
 	static, err := fs.Sub(web, "web")
 	if err != nil {
 		panic(err) // the directory is embedded at build time

@@ -337,6 +337,36 @@ func uptime(bs []Bucket) *float64 {
 	return &u
 }
 
+// Summary is site id's row of the list: its state, uptimes and latest
+// check (ErrNoSite if there is none).
+func (s *Source) Summary(ctx context.Context, id int64) (Site, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	return s.summary(ctx, id)
+}
+
+func (s *Source) summary(ctx context.Context, id int64) (Site, error) {
+	var st Site
+	var intervalMS int64
+	var total int
+	err := s.pool.QueryRow(ctx, sitesSQL, "", 1, 0, id).Scan(&st.ID, &st.URL, &st.Name, &intervalMS, &st.State, &total)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, ErrNoSite
+	}
+	if err != nil {
+		return st, fmt.Errorf("reading site %d: %w", id, err)
+	}
+	st.IntervalS = float64(intervalMS) / 1000
+	byID := map[int64]*Site{id: &st}
+	if err := s.fillLatest(ctx, []int64{id}, byID); err != nil {
+		return st, err
+	}
+	if err := s.fillRollups(ctx, []int64{id}, byID); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
 // ErrNoSite is returned for a site id that does not exist.
 var ErrNoSite = errors.New("no such site")
 
@@ -345,22 +375,8 @@ func (s *Source) Site(ctx context.Context, id int64, rng string) (Detail, error)
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	d := Detail{Range: rng}
-	var intervalMS int64
-	var total int
-	err := s.pool.QueryRow(ctx, sitesSQL, "", 1, 0, id).Scan(&d.Site.ID, &d.Site.URL, &d.Site.Name, &intervalMS, &d.Site.State, &total)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return d, ErrNoSite
-	}
-	if err != nil {
-		return d, fmt.Errorf("reading site %d: %w", id, err)
-	}
-	d.Site.IntervalS = float64(intervalMS) / 1000
-	// The list's row for this site: its state, uptimes and latest check.
-	byID := map[int64]*Site{id: &d.Site}
-	if err := s.fillLatest(ctx, []int64{id}, byID); err != nil {
-		return d, err
-	}
-	if err := s.fillRollups(ctx, []int64{id}, byID); err != nil {
+	var err error
+	if d.Site, err = s.summary(ctx, id); err != nil {
 		return d, err
 	}
 	now := time.Now().UTC()
