@@ -125,6 +125,8 @@ func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventTy
 	var err error
 	target, extra := ch.URL, http.Header{}
 	switch ch.Kind {
+	case Discord, Teams, Ntfy:
+		body, extra, err = chatRequest(ch, eventType, incident)
 	case PagerDuty, Opsgenie, Alertmanager:
 		if NeedsSecret(ch.Kind) && ch.Secret == "" {
 			return fmt.Errorf("channel %s: a %s channel needs its key as the secret (monitor channels update %s --secret-file FILE)", ch.Name, ch.Kind, ch.Name)
@@ -145,10 +147,10 @@ func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventTy
 	if err != nil {
 		return fmt.Errorf("channel %s: %w", ch.Name, err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	for k, vs := range extra {
 		req.Header[k] = vs
 	}
-	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sitewatch-notifier")
 	req.Header.Set(IdempotencyHeader, eventID)
 	if ch.Kind == Webhook {

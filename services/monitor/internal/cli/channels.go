@@ -40,6 +40,7 @@ const ChannelsUsage = `usage:
   monitor channels add NAME --pagerduty https://events.pagerduty.com/v2/enqueue --secret-file ROUTING-KEY-FILE
   monitor channels add NAME --opsgenie https://api.opsgenie.com --secret-file API-KEY-FILE
   monitor channels add NAME --alertmanager http://alertmanager:9093 [--secret-file BEARER-TOKEN-FILE]
+  monitor channels add NAME --discord URL | --teams URL | --ntfy https://ntfy.sh/TOPIC [--secret-file TOKEN-FILE]
   monitor channels update NAME [any flag of add] [--no-secret] [--default=false]
   monitor channels list
   monitor channels show NAME        settings (secrets masked) and deliveries by status
@@ -56,7 +57,8 @@ secret "whsec_<base64>" is that key); header Idempotency-Key is the event id. E-
 SMTP with STARTTLS (required unless the server is on this machine) and AUTH PLAIN as the URL's
 user with the secret as password. PagerDuty gets Events API v2 triggers and resolves, Opsgenie
 alerts created and closed, Alertmanager alerts of its v2 API with startsAt and endsAt; each
-folds repeats by the incident (dedup_key, alias, labels). Sites choose channels with
+folds repeats by the incident (dedup_key, alias, labels). Discord, Teams (an Adaptive Card)
+and ntfy (title, priority and tags as headers) get one readable line, as Slack does. Sites choose channels with
 sites add|update --channel NAME; a site that names none uses the --default channels.
 
 update changes only the flags given; the secret stays unless --secret-file or --no-secret is
@@ -87,13 +89,17 @@ type channelSpec struct {
 	Slack   string `yaml:"slack,omitempty"`
 	Email   string `yaml:"email,omitempty"` // smtp://[user@]host:port
 	// The alerting tools: each its API's URL, the key in secret-file.
-	PagerDuty    string   `yaml:"pagerduty,omitempty"`
-	Opsgenie     string   `yaml:"opsgenie,omitempty"`
-	Alertmanager string   `yaml:"alertmanager,omitempty"`
-	From         string   `yaml:"from,omitempty"`
-	To           []string `yaml:"to,omitempty"`
-	SecretFile   string   `yaml:"secret-file,omitempty"`
-	Default      bool     `yaml:"default,omitempty"`
+	PagerDuty    string `yaml:"pagerduty,omitempty"`
+	Opsgenie     string `yaml:"opsgenie,omitempty"`
+	Alertmanager string `yaml:"alertmanager,omitempty"`
+	// The chat and push services besides Slack: each its webhook or topic URL.
+	Discord    string   `yaml:"discord,omitempty"`
+	Teams      string   `yaml:"teams,omitempty"`
+	Ntfy       string   `yaml:"ntfy,omitempty"`
+	From       string   `yaml:"from,omitempty"`
+	To         []string `yaml:"to,omitempty"`
+	SecretFile string   `yaml:"secret-file,omitempty"`
+	Default    bool     `yaml:"default,omitempty"`
 }
 
 // channel checks s and returns the channel it describes, its secret read
@@ -106,14 +112,15 @@ func (s channelSpec) channel() (store.Channel, error) {
 		errs = append(errs, fmt.Errorf("name %q: want lower-case letters, digits, '-' and '_' (at most 63)", s.Name))
 	}
 	given := 0
-	for _, v := range []string{s.Webhook, s.Slack, s.Email, s.PagerDuty, s.Opsgenie, s.Alertmanager} {
+	for _, v := range []string{s.Webhook, s.Slack, s.Email, s.PagerDuty, s.Opsgenie, s.Alertmanager, s.Discord, s.Teams, s.Ntfy} {
 		if v != "" {
 			given++
 		}
 	}
 	switch {
 	case given != 1:
-		errs = append(errs, errors.New("kind: give one of webhook URL, slack URL, email smtp://HOST:PORT, pagerduty URL, opsgenie URL or alertmanager URL"))
+		errs = append(errs, errors.New("kind: give one of webhook URL, slack URL, email smtp://HOST:PORT, pagerduty URL, opsgenie URL, "+
+			"alertmanager URL, discord URL, teams URL or ntfy URL"))
 	case s.Email != "":
 		u, err := url.Parse(s.Email)
 		if err != nil || u.RawQuery != "" {
@@ -128,7 +135,8 @@ func (s channelSpec) channel() (store.Channel, error) {
 	default:
 		ch.Kind, ch.URL = notify.Webhook, s.Webhook
 		for _, k := range []struct{ kind, url string }{{notify.Slack, s.Slack}, {notify.PagerDuty, s.PagerDuty},
-			{notify.Opsgenie, s.Opsgenie}, {notify.Alertmanager, s.Alertmanager}} {
+			{notify.Opsgenie, s.Opsgenie}, {notify.Alertmanager, s.Alertmanager}, {notify.Discord, s.Discord},
+			{notify.Teams, s.Teams}, {notify.Ntfy, s.Ntfy}} {
 			if k.url != "" {
 				ch.Kind, ch.URL = k.kind, k.url
 			}
@@ -187,6 +195,12 @@ func specOf(c store.Channel) channelSpec {
 		s.Opsgenie = c.URL
 	case notify.Alertmanager:
 		s.Alertmanager = c.URL
+	case notify.Discord:
+		s.Discord = c.URL
+	case notify.Teams:
+		s.Teams = c.URL
+	case notify.Ntfy:
+		s.Ntfy = c.URL
 	default:
 		s.Webhook = c.URL
 	}
@@ -207,6 +221,9 @@ func (f *channelFlags) register(fs *flag.FlagSet, update bool) {
 	fs.StringVar(&f.spec.PagerDuty, "pagerduty", "", "PagerDuty's Events API v2 URL, https://events.pagerduty.com/v2/enqueue (the routing key is the secret)")
 	fs.StringVar(&f.spec.Opsgenie, "opsgenie", "", "Opsgenie's API, https://api.opsgenie.com or https://api.eu.opsgenie.com (the API key is the secret)")
 	fs.StringVar(&f.spec.Alertmanager, "alertmanager", "", "Alertmanager's URL, e.g. http://alertmanager:9093 (a bearer token, if any, is the secret)")
+	fs.StringVar(&f.spec.Discord, "discord", "", "URL of a Discord channel's webhook")
+	fs.StringVar(&f.spec.Teams, "teams", "", "URL of a Microsoft Teams Workflows webhook (When a Teams webhook request is received)")
+	fs.StringVar(&f.spec.Ntfy, "ntfy", "", "URL of an ntfy topic, e.g. https://ntfy.sh/my-alerts (an access token, if any, is the secret)")
 	fs.StringVar(&f.spec.From, "from", "", "sender address of e-mail notifications")
 	fs.StringVar(&f.to, "to", "", "comma-separated recipients of e-mail notifications")
 	fs.StringVar(&f.spec.SecretFile, "secret-file", "", "file holding the webhook's signing secret or the SMTP password")
@@ -218,10 +235,12 @@ func (f *channelFlags) register(fs *flag.FlagSet, update bool) {
 
 // apply sets on s what the flags in given say.
 func (f *channelFlags) apply(s *channelSpec, given map[string]bool) {
-	if given["webhook"] || given["slack"] || given["email"] || given["pagerduty"] || given["opsgenie"] || given["alertmanager"] {
+	if given["webhook"] || given["slack"] || given["email"] || given["pagerduty"] || given["opsgenie"] || given["alertmanager"] ||
+		given["discord"] || given["teams"] || given["ntfy"] {
 		// A new kind replaces the old one; two given: channel() says so.
 		s.Webhook, s.Slack, s.Email = f.spec.Webhook, f.spec.Slack, f.spec.Email
 		s.PagerDuty, s.Opsgenie, s.Alertmanager = f.spec.PagerDuty, f.spec.Opsgenie, f.spec.Alertmanager
+		s.Discord, s.Teams, s.Ntfy = f.spec.Discord, f.spec.Teams, f.spec.Ntfy
 	}
 	if s.Email == "" {
 		s.From, s.To = "", nil

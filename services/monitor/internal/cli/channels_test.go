@@ -301,3 +301,39 @@ func TestAlertingToolChannels(t *testing.T) {
 	require.Equal(t, "R0UTING", chs[0].Secret)
 	require.Equal(t, "pagerduty", chs[0].Kind)
 }
+
+// The chat and push services: added by their URL, exported and imported
+// by kind, and tested through `channels test` against a real receiver.
+func TestChatChannels(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.New(t))
+	st := store.New(pool)
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := Channels(ctx, args, func() (ChannelStore, error) { return st, nil }, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	got := make(chan *http.Request, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	t.Setenv("SITEWATCH_CHANNEL_SECRET", "")
+	for kind, path := range map[string]string{"discord": "/api/webhooks/1/T", "teams": "/workflows/1", "ntfy": "/sitewatch-alerts"} {
+		code, out, stderr := run("add", kind, "--"+kind, srv.URL+path)
+		require.Equal(t, ExitOK, code, stderr)
+		require.Contains(t, out, "added channel "+kind+" ("+kind+")")
+		code, out, stderr = run("test", kind)
+		require.Equal(t, ExitOK, code, "%s %s", out, stderr)
+		require.Equal(t, path, (<-got).URL.Path)
+	}
+	code, out, stderr := run("export")
+	require.Equal(t, ExitOK, code, stderr)
+	for _, kind := range []string{"discord", "teams", "ntfy"} {
+		require.Contains(t, out, kind+": "+srv.URL)
+	}
+	code, _, stderr = run("add", "two", "--discord", srv.URL, "--ntfy", srv.URL)
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, "give one of")
+}

@@ -272,7 +272,7 @@ func (st *Store) Incident(ctx context.Context, id int64) (Incident, error) {
 // Channel is a notification channel.
 type Channel struct {
 	Name      string
-	Kind      string // notify.Webhook, Slack, Email, PagerDuty, Opsgenie or Alertmanager
+	Kind      string // notify.Webhook, Slack, Email, PagerDuty, Opsgenie, Alertmanager, Discord, Teams or Ntfy
 	URL       string
 	Secret    string
 	IsDefault bool  // used by sites that name no channels
