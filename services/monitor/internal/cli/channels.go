@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -102,6 +103,20 @@ type channelSpec struct {
 	Default    bool     `yaml:"default,omitempty"`
 }
 
+// kindURL is one kind's URL field of a channelSpec; the kind's name is
+// its flag's and its YAML key's.
+type kindURL struct {
+	kind string
+	url  *string
+}
+
+// urls are s's URL fields, one per kind of channel.
+func (s *channelSpec) urls() []kindURL {
+	return []kindURL{{notify.Webhook, &s.Webhook}, {notify.Slack, &s.Slack}, {notify.Email, &s.Email},
+		{notify.PagerDuty, &s.PagerDuty}, {notify.Opsgenie, &s.Opsgenie}, {notify.Alertmanager, &s.Alertmanager},
+		{notify.Discord, &s.Discord}, {notify.Teams, &s.Teams}, {notify.Ntfy, &s.Ntfy}}
+}
+
 // channel checks s and returns the channel it describes, its secret read
 // from SecretFile (or empty). The error joins one error per bad field,
 // each naming it.
@@ -112,9 +127,10 @@ func (s channelSpec) channel() (store.Channel, error) {
 		errs = append(errs, fmt.Errorf("name %q: want lower-case letters, digits, '-' and '_' (at most 63)", s.Name))
 	}
 	given := 0
-	for _, v := range []string{s.Webhook, s.Slack, s.Email, s.PagerDuty, s.Opsgenie, s.Alertmanager, s.Discord, s.Teams, s.Ntfy} {
-		if v != "" {
+	for _, k := range s.urls() {
+		if *k.url != "" {
 			given++
+			ch.Kind, ch.URL = k.kind, *k.url
 		}
 	}
 	switch {
@@ -133,14 +149,6 @@ func (s channelSpec) channel() (store.Channel, error) {
 			errs = append(errs, err)
 		}
 	default:
-		ch.Kind, ch.URL = notify.Webhook, s.Webhook
-		for _, k := range []struct{ kind, url string }{{notify.Slack, s.Slack}, {notify.PagerDuty, s.PagerDuty},
-			{notify.Opsgenie, s.Opsgenie}, {notify.Alertmanager, s.Alertmanager}, {notify.Discord, s.Discord},
-			{notify.Teams, s.Teams}, {notify.Ntfy, s.Ntfy}} {
-			if k.url != "" {
-				ch.Kind, ch.URL = k.kind, k.url
-			}
-		}
 		field := ch.Kind
 		// The URL itself may be a credential (incoming webhooks): never echoed.
 		if u, err := url.Parse(ch.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -187,22 +195,12 @@ func specOf(c store.Channel) channelSpec {
 				}
 			}
 		}
-	case notify.Slack:
-		s.Slack = c.URL
-	case notify.PagerDuty:
-		s.PagerDuty = c.URL
-	case notify.Opsgenie:
-		s.Opsgenie = c.URL
-	case notify.Alertmanager:
-		s.Alertmanager = c.URL
-	case notify.Discord:
-		s.Discord = c.URL
-	case notify.Teams:
-		s.Teams = c.URL
-	case notify.Ntfy:
-		s.Ntfy = c.URL
 	default:
-		s.Webhook = c.URL
+		for _, k := range s.urls() {
+			if k.kind == c.Kind {
+				*k.url = c.URL
+			}
+		}
 	}
 	return s
 }
@@ -235,12 +233,12 @@ func (f *channelFlags) register(fs *flag.FlagSet, update bool) {
 
 // apply sets on s what the flags in given say.
 func (f *channelFlags) apply(s *channelSpec, given map[string]bool) {
-	if given["webhook"] || given["slack"] || given["email"] || given["pagerduty"] || given["opsgenie"] || given["alertmanager"] ||
-		given["discord"] || given["teams"] || given["ntfy"] {
+	mine, flags := s.urls(), f.spec.urls()
+	if slices.ContainsFunc(flags, func(k kindURL) bool { return given[k.kind] }) {
 		// A new kind replaces the old one; two given: channel() says so.
-		s.Webhook, s.Slack, s.Email = f.spec.Webhook, f.spec.Slack, f.spec.Email
-		s.PagerDuty, s.Opsgenie, s.Alertmanager = f.spec.PagerDuty, f.spec.Opsgenie, f.spec.Alertmanager
-		s.Discord, s.Teams, s.Ntfy = f.spec.Discord, f.spec.Teams, f.spec.Ntfy
+		for i := range mine {
+			*mine[i].url = *flags[i].url
+		}
 	}
 	if s.Email == "" {
 		s.From, s.To = "", nil
