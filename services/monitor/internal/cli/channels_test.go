@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
@@ -18,10 +19,34 @@ import (
 	"github.com/sitewatch/sitewatch/services/monitor/internal/store"
 )
 
-func TestChannelsAddListTestRemoveAndSitesUseThem(t *testing.T) {
-	ctx := context.Background()
+// channelsCLI runs the channels command against a fresh database.
+func channelsCLI(t *testing.T) (func(args ...string) (int, string, string), *store.Store, *pgxpool.Pool) {
+	t.Helper()
 	pool := dbtest.Pool(t, dbtest.New(t))
 	st := store.New(pool)
+	return func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := Channels(context.Background(), args, func() (ChannelStore, error) { return st, nil }, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}, st, pool
+}
+
+// requests is a real receiver answering status, which hands over each
+// request it gets.
+func requests(t *testing.T, status int) (*httptest.Server, <-chan *http.Request) {
+	t.Helper()
+	got := make(chan *http.Request, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, got
+}
+
+func TestChannelsAddListTestRemoveAndSitesUseThem(t *testing.T) {
+	ctx := context.Background()
+	run, st, _ := channelsCLI(t)
 	var got []byte
 	var signature string
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -29,11 +54,6 @@ func TestChannelsAddListTestRemoveAndSitesUseThem(t *testing.T) {
 		signature = r.Header.Get(notify.SignatureHeader)
 	}))
 	defer receiver.Close()
-	run := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := Channels(ctx, args, func() (ChannelStore, error) { return st, nil }, &out, &errOut)
-		return code, out.String(), errOut.String()
-	}
 
 	t.Setenv("SITEWATCH_CHANNEL_SECRET", "s3cret")
 	code, out, stderr := run("add", "ops", "--webhook", receiver.URL+"/hooks/T0KEN", "--default")
@@ -94,13 +114,7 @@ func TestChannelsAddListTestRemoveAndSitesUseThem(t *testing.T) {
 
 func TestChannelsUpdateShowImportExport(t *testing.T) {
 	ctx := context.Background()
-	pool := dbtest.Pool(t, dbtest.New(t))
-	st := store.New(pool)
-	run := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := Channels(ctx, args, func() (ChannelStore, error) { return st, nil }, &out, &errOut)
-		return code, out.String(), errOut.String()
-	}
+	run, st, pool := channelsCLI(t)
 	secret := func(name string) string {
 		chs, err := st.Channels(ctx, name)
 		require.NoError(t, err)
@@ -241,19 +255,8 @@ func TestChannelsUpdateShowImportExport(t *testing.T) {
 // by kind, and tested through `channels test` against a real receiver.
 func TestAlertingToolChannels(t *testing.T) {
 	ctx := context.Background()
-	pool := dbtest.Pool(t, dbtest.New(t))
-	st := store.New(pool)
-	run := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := Channels(ctx, args, func() (ChannelStore, error) { return st, nil }, &out, &errOut)
-		return code, out.String(), errOut.String()
-	}
-	got := make(chan *http.Request, 4)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer srv.Close()
+	run, st, _ := channelsCLI(t)
+	srv, got := requests(t, http.StatusAccepted)
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "routing-key")
 	require.NoError(t, os.WriteFile(keyFile, []byte("R0UTING\n"), 0o600))
@@ -305,20 +308,8 @@ func TestAlertingToolChannels(t *testing.T) {
 // The chat and push services: added by their URL, exported and imported
 // by kind, and tested through `channels test` against a real receiver.
 func TestChatChannels(t *testing.T) {
-	ctx := context.Background()
-	pool := dbtest.Pool(t, dbtest.New(t))
-	st := store.New(pool)
-	run := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := Channels(ctx, args, func() (ChannelStore, error) { return st, nil }, &out, &errOut)
-		return code, out.String(), errOut.String()
-	}
-	got := make(chan *http.Request, 4)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer srv.Close()
+	run, _, _ := channelsCLI(t)
+	srv, got := requests(t, http.StatusNoContent)
 	t.Setenv("SITEWATCH_CHANNEL_SECRET", "")
 	for kind, path := range map[string]string{"discord": "/api/webhooks/1/T", "teams": "/workflows/1", "ntfy": "/sitewatch-alerts"} {
 		code, out, stderr := run("add", kind, "--"+kind, srv.URL+path)
