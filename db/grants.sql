@@ -3,7 +3,7 @@
 -- (after the migrations), so this file is the whole truth. A role that does
 -- not exist is skipped; create it (LOGIN, a password) and migrate again.
 -- Migrations run as the owner role, which owns every table.
---   monitor: writes sites and its settings (regions, channels, silences),
+--   monitor: writes sites and its settings (regions, channels, silences, status pages),
 --            and the heartbeats' deadlines, inserts results into the outbox, reads incidents and deliveries
 --            (monitor incidents, channels show)
 --   relay:   reads, flips and deletes outbox rows
@@ -31,6 +31,8 @@ BEGIN
             ('sitewatch_monitor', 'site_channels',     'SELECT, INSERT, DELETE'),
             ('sitewatch_monitor', 'silences',          'SELECT, INSERT, DELETE'),
             ('sitewatch_monitor', 'heartbeats',        'SELECT, INSERT, UPDATE'),
+            ('sitewatch_monitor', 'status_pages',      'SELECT, INSERT, UPDATE, DELETE'),
+            ('sitewatch_monitor', 'status_page_sites', 'SELECT, INSERT, DELETE'),
             ('sitewatch_monitor', 'outbox',            'INSERT'),
             ('sitewatch_monitor', 'incidents',         'SELECT'),
             ('sitewatch_monitor', 'deliveries',        'SELECT'),
@@ -50,6 +52,8 @@ BEGIN
             ('sitewatch_sink',    'channels',          'SELECT'),
             ('sitewatch_sink',    'site_channels',     'SELECT'),
             ('sitewatch_sink',    'silences',          'SELECT'),
+            ('sitewatch_sink',    'status_pages',      'SELECT'),
+            ('sitewatch_sink',    'status_page_sites', 'SELECT'),
             ('sitewatch_sink',    'sink_replicas',     'SELECT, INSERT, UPDATE, DELETE')
         ) AS v(role, tbl, privs)
         WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = v.role)

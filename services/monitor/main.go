@@ -41,6 +41,7 @@ const usage = `usage: monitor [run|migrate|sites] [flags]
   incidents list and show open and recent incidents (monitor incidents help)
   channels  add, update, show, list, remove, test, import and export notification channels (monitor channels help)
   silence   add, list and remove maintenance windows of sites (monitor silence help)
+  pages     add, update, list, show, remove, import and export public status pages (monitor pages help)
   healthcheck  exit 0 if the running monitor's /healthz answers 200 (for container health checks)
 
 Flags and their MONITOR_* environment variables: monitor run -h
@@ -49,6 +50,7 @@ Flags and their MONITOR_* environment variables: monitor run -h
 func main() {
 	command.Main("monitor", "run", usage, map[string]command.Func{
 		"run": runCommand, "migrate": migrateCommand, "sites": sitesCommand, "incidents": incidentsCommand, "channels": channelsCommand, "silence": silenceCommand,
+		"pages":       pagesCommand,
 		"healthcheck": command.Healthcheck(":9101"),
 	})
 }
@@ -185,6 +187,12 @@ func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 func channelsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return withStore(ctx, "monitor channels", args, stderr, func(ctx context.Context, rest []string, open func() (*store.Store, error)) int {
 		return cli.Channels(ctx, rest, func() (cli.ChannelStore, error) { return open() }, stdout, stderr)
+	})
+}
+
+func pagesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return withStore(ctx, "monitor pages", args, stderr, func(ctx context.Context, rest []string, open func() (*store.Store, error)) int {
+		return cli.Pages(ctx, rest, func() (cli.PageStore, error) { return open() }, stdout, stderr)
 	})
 }
 

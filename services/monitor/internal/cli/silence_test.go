@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -25,7 +26,14 @@ func TestSilenceAddListRemove(t *testing.T) {
 	}
 	code, out, stderr := run("add", "--site", "1", "--for", "2h", "--reason", "deploy")
 	require.Equal(t, ExitOK, code, stderr)
-	require.Contains(t, out, "silence 1: site 1 until")
+	require.Contains(t, out, "silence 1: site 1 from")
+	// One announced ahead: it starts later, and --for counts from its start.
+	code, out, stderr = run("add", "--site", "1", "--from", "2099-01-02T03:00:00Z", "--for", "2h", "--reason", "upgrade")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "from 2099-01-02T03:00:00Z until 2099-01-02T05:00:00Z")
+	var starts time.Time
+	require.NoError(t, pool.QueryRow(ctx, "SELECT starts_at FROM silences WHERE reason = 'upgrade'").Scan(&starts))
+	require.True(t, starts.Equal(time.Date(2099, 1, 2, 3, 0, 0, 0, time.UTC)), "starts_at %s", starts)
 	for args, want := range map[string][]string{
 		"no site":  {"add", "--for", "1h"},
 		"both":     {"add", "--site", "1", "--for", "1h", "--until", "2030-01-01T00:00:00Z"},
@@ -33,6 +41,8 @@ func TestSilenceAddListRemove(t *testing.T) {
 		"bad time": {"add", "--site", "1", "--until", "tomorrow"},
 		"bad id":   {"remove", "x"},
 		"negative": {"add", "--site", "1", "--for", "-1h"},
+		"bad from": {"add", "--site", "1", "--from", "soon", "--for", "1h"},
+		"backward": {"add", "--site", "1", "--from", "2099-01-02T03:00:00Z", "--until", "2099-01-01T00:00:00Z"},
 	} {
 		code, _, _ := run(want...)
 		require.Equal(t, ExitUsage, code, args)
@@ -49,6 +59,7 @@ func TestSilenceAddListRemove(t *testing.T) {
 	require.Equal(t, ExitOK, code)
 	_, out, _ = run("list")
 	require.NotContains(t, out, "deploy")
+	require.Contains(t, out, "upgrade")
 	code, _, stderr = run("remove", "1")
 	require.Equal(t, ExitError, code)
 	require.Contains(t, stderr, "silence 1: not found")

@@ -1,1 +1,1 @@
-INSERT INTO silences (site_id, until, reason) VALUES ($1, $2, $3) RETURNING id
+INSERT INTO silences (site_id, starts_at, until, reason) VALUES ($1, $2, $3, $4) RETURNING id

@@ -433,11 +433,11 @@ type Silence struct {
 	Reason   string
 }
 
-// AddSilence silences site id's notifications until until and returns the
+// AddSilence silences site id's notifications from from until until and returns the
 // silence's id.
-func (st *Store) AddSilence(ctx context.Context, site int64, until time.Time, reason string) (int64, error) {
+func (st *Store) AddSilence(ctx context.Context, site int64, from, until time.Time, reason string) (int64, error) {
 	var id int64
-	if err := st.pool.QueryRow(ctx, addSilenceSQL, site, until, reason).Scan(&id); err != nil {
+	if err := st.pool.QueryRow(ctx, addSilenceSQL, site, from, until, reason).Scan(&id); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign key: no such site
 			return 0, fmt.Errorf("site %d: %w", site, ErrNotFound)
@@ -632,9 +632,10 @@ func scanSiteAnd(row pgx.Row, extra ...any) (site.Site, error) {
 	return s, err
 }
 
-func nonNil(s []string) []string {
+// nonNil is s, or an empty slice for nil: an array, not NULL, in SQL.
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }

@@ -1,0 +1,1 @@
+DELETE FROM status_page_sites WHERE slug = $1

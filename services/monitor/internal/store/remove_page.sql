@@ -1,0 +1,1 @@
+DELETE FROM status_pages WHERE slug = $1
