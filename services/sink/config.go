@@ -26,6 +26,7 @@ type Config struct {
 	config.Service
 	Kafka           kafkaclient.Config
 	Status          status.Config
+	Public          status.PublicConfig
 	Topic           string
 	IncidentTopic   string
 	GroupID         string
@@ -67,6 +68,11 @@ func (c *Config) register(fs *flag.FlagSet) {
 	c.Maintain.RegisterFlags(fs)
 	fs.StringVar(&c.Status.Addr, "http-addr", "127.0.0.1:8080", "listen address of the status page (loopback unless -ui-token is set; empty: no status page)")
 	fs.StringVar(&c.Status.Token, "ui-token", "", "bearer token, or basic-auth password, the status page requires (env SINK_UI_TOKEN or SINK_UI_TOKEN_FILE; required beyond loopback)")
+	fs.StringVar(&c.Public.Addr, "public-addr", "", "listen address of the public status pages (monitor pages add), served without a token; empty: none")
+	fs.Float64Var(&c.Public.Rate, "public-rate-limit", 10, "requests per second one client may make to the public pages")
+	fs.IntVar(&c.Public.Burst, "public-burst", 40, "requests one client may make at once to the public pages")
+	fs.StringVar(&c.Public.ClientIPHeader, "public-client-ip-header", "", "header a trusted proxy or CDN in front sets to the client's address (its last value counts), e.g. X-Forwarded-For; empty: the connection's")
+	fs.DurationVar(&c.Public.CacheFor, "public-cache", 30*time.Second, "how long a public page is served as rendered, and may be cached in front (Cache-Control)")
 }
 
 // Validate reports every setting that cannot work, each naming its flag.
@@ -74,6 +80,9 @@ func (c Config) Validate() error {
 	errs := []error{c.Service.Validate(), c.Maintain.Validate()}
 	if c.Status.Addr != "" {
 		errs = append(errs, c.Status.Validate())
+	}
+	if c.Public.Addr != "" {
+		errs = append(errs, c.Public.Validate())
 	}
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)

@@ -32,4 +32,18 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	require.ErrorContains(t, err, `instance-id: "a b"`)
 	require.ErrorContains(t, err, "session-timeout: 0s")
 	require.ErrorContains(t, err, "notify-max-backoff: 1s: want notify-retry-backoff..24h")
+
+	// The public pages: off by default; each bad setting named when on.
+	require.Empty(t, c.Public.Addr, "no public listener unless asked")
+	t.Setenv("SINK_PUBLIC_ADDR", "0.0.0.0:8090")
+	c, err = loadConfig(nil)
+	require.NoError(t, err)
+	require.Equal(t, "0.0.0.0:8090", c.Public.Addr, "SINK_PUBLIC_ADDR")
+	_, err = loadConfig([]string{"-public-rate-limit=0", "-public-burst=0", "-public-client-ip-header=X Forwarded", "-public-cache=0s"})
+	require.ErrorContains(t, err, "public-rate-limit: 0")
+	require.ErrorContains(t, err, "public-burst: 0")
+	require.ErrorContains(t, err, `public-client-ip-header: "X Forwarded"`)
+	require.ErrorContains(t, err, "public-cache: 0s")
+	_, err = loadConfig([]string{"-public-addr=nope"})
+	require.ErrorContains(t, err, `public-addr: "nope"`)
 }

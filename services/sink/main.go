@@ -161,6 +161,13 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		}
 		g.Go(func() error { return page.Run(gctx) })
 	}
+	if cfg.Public.Addr != "" {
+		public, err := status.NewPublic(cfg.Public, pool, logger.With(zap.String("component", "public-pages")))
+		if err != nil {
+			return fail(err)
+		}
+		g.Go(func() error { return public.Run(gctx) })
+	}
 	openIncidents := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sitewatch_sink_open_incidents",
 		Help: "Open incidents by kind (down, stale, warning), as of the last incident sweep."}, []string{"kind"})
 	opsSrv.Registry().MustRegister(openIncidents)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Badge colours, as shields.io names them.
@@ -20,6 +21,7 @@ const (
 	colorOrange      = "#fe7d37"
 	colorRed         = "#e05d44"
 	colorGrey        = "#9f9f9f"
+	colorBlue        = "#007ec6"
 )
 
 // badgeMaxAge is how long a badge may be cached: briefly, so it follows
@@ -87,7 +89,8 @@ var badgeKinds = map[string]func(Site) (label, value, color string){
 }
 
 func statusBadge(s Site) (string, string, string) {
-	color := map[string]string{"up": colorBrightGreen, "degraded": colorYellow, "down": colorRed, "stale": colorOrange}[s.State]
+	color := map[string]string{"up": colorBrightGreen, "degraded": colorYellow, "down": colorRed, "stale": colorOrange,
+		"partial outage": colorOrange, "maintenance": colorBlue}[s.State]
 	if color == "" {
 		color = colorGrey // unknown, paused
 	}
@@ -127,31 +130,55 @@ func responseBadge(s Site) (string, string, string) {
 }
 
 // badge serves GET /badges/{id}/{kind}.svg: a site's status, uptime over
-// 24 h, 7 d or 30 d, or latest response time, cached briefly, with an
-// ETag so a cache asks again cheaply.
+// 24 h, 7 d or 30 d, or latest response time, or, for a status page's slug
+// in place of the id, the page's (its banner, its sites' uptime together,
+// their mean response time over 24 h); cached briefly, with an ETag so a
+// cache asks again cheaply. On the public listener a site's badges are
+// served only when it is on a status page.
 func (s *Server) badge(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	ref := r.PathValue("id")
 	name, svg := strings.CutSuffix(r.PathValue("badge"), ".svg")
 	kind := badgeKinds[name]
-	if err != nil || id < 1 || !svg || kind == nil {
-		http.Error(w, "no such badge: want /badges/<site id>/{status,uptime-24h,uptime-7d,uptime-30d,response-time}.svg", http.StatusNotFound)
+	if !svg || kind == nil {
+		http.Error(w, "no such badge: want /badges/<site id or page slug>/{status,uptime-24h,uptime-7d,uptime-30d,response-time}.svg", http.StatusNotFound)
 		return
 	}
-	site, err := s.src.Summary(r.Context(), id)
-	if errors.Is(err, ErrNoSite) {
-		http.Error(w, "no such site", http.StatusNotFound)
-		return
+	var label, value, color string
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil && id > 0 {
+		site, err := s.src.Summary(r.Context(), id)
+		if err == nil && s.public {
+			var listed bool
+			if listed, err = s.src.listed(r.Context(), id); err == nil && !listed {
+				err = ErrNoSite
+			}
+		}
+		if errors.Is(err, ErrNoSite) {
+			http.Error(w, "no such site", http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		label, value, color = kind(site)
+	} else {
+		p, err := s.pageBadgeSite(r, ref)
+		if errors.Is(err, ErrNoPage) {
+			http.Error(w, "no such site or status page", http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		label, value, color = kind(p)
 	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body := badgeSVG(kind(site))
+	body := badgeSVG(label, value, color)
 	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
 	w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(badgeMaxAge))
 	w.Header().Set("ETag", etag)
-	if r.Header.Get("If-None-Match") == etag {
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -159,3 +186,49 @@ func (s *Server) badge(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(body)
 }
+
+// pageBadgeSite is status page slug as one site for its badges: its
+// banner as the state, its sites' checks together for the uptimes, and
+// their mean response time over 24 h.
+func (s *Server) pageBadgeSite(r *http.Request, slug string) (Site, error) {
+	if !validSlug(slug) {
+		return Site{}, ErrNoPage
+	}
+	p, err := s.src.PublicPage(r.Context(), slug)
+	if err != nil {
+		return Site{}, err
+	}
+	state := map[string]string{"operational": "up", "degraded": "degraded", "partial_outage": "partial outage",
+		"major_outage": "down", "maintenance": "maintenance", "unknown": "unknown"}[p.Overall.Level]
+	site := Site{Name: p.Title, State: state}
+	var hours, week, month []Bucket
+	now := p.Generated.Truncate(24 * time.Hour)
+	var checks int64
+	var sum float64
+	for _, g := range p.Groups {
+		for _, ps := range g.Sites {
+			for _, b := range ps.Hours {
+				hours = append(hours, barBucket(b))
+				checks += b.Checks
+				sum += b.MeanMS * float64(b.Checks)
+			}
+			for _, b := range ps.Days {
+				if !b.Start.Before(now.Add(-29 * 24 * time.Hour)) {
+					month = append(month, barBucket(b))
+				}
+				if !b.Start.Before(now.Add(-6 * 24 * time.Hour)) {
+					week = append(week, barBucket(b))
+				}
+			}
+		}
+	}
+	site.Uptime24h, site.Uptime7d, site.Uptime30d = uptime(hours), uptime(week), uptime(month)
+	if checks > 0 {
+		mean := sum / float64(checks)
+		site.CurrentMS = &mean
+	}
+	return site, nil
+}
+
+// barBucket is a bar back as a bucket of its checks.
+func barBucket(b Bar) Bucket { return Bucket{Start: b.Start, Checks: b.Checks, Failures: b.Failures} }

@@ -41,12 +41,24 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"query": func(q string, page int) string {
 		return "?" + url.Values{"q": {q}, "page": {strconv.Itoa(page)}}.Encode()
 	},
-	"stacks":    stacks,
-	"dayBars":   dayBars,
-	"deref":     func(p *string) string { return deref(p) },
-	"httpCode":  func(p *int32) string { return codeOf(p) },
-	"lastPage":  func(p Page) int { return max(1, (p.Total+p.PageSize-1)/p.PageSize) },
-	"hasErrors": func(s Site) bool { return s.ErrorClass != "" },
+	"stacks":      stacks,
+	"dayBars":     dayBars,
+	"deref":       func(p *string) string { return deref(p) },
+	"httpCode":    func(p *int32) string { return codeOf(p) },
+	"lastPage":    func(p Page) int { return max(1, (p.Total+p.PageSize-1)/p.PageSize) },
+	"hasErrors":   func(s Site) bool { return s.ErrorClass != "" },
+	"statusWords": statusWords,
+	"barRects":    barRects,
+	"barsLabel":   barsLabel,
+	"upct": func(p *float64) string {
+		if p == nil {
+			return "no data"
+		}
+		return pctText(*p)
+	},
+	"stamp": func(t time.Time) string { return t.UTC().Format("Jan 2, 15:04 UTC") },
+	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"join":  func(s []string) string { return strings.Join(s, ", ") },
 }).ParseFS(web, "web/*.html"))
 
 func deref(p *string) string {

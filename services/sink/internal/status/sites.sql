@@ -1,6 +1,6 @@
 -- A page of sites, worst first (down, stale, degraded, unknown, up, paused),
 -- then by id; $1 text the URL or name must contain (empty: every site), $2 the page
--- size, $3 how many to skip, $4 only this site (NULL: any). A site's state:
+-- size, $3 how many to skip, $4 only these sites (NULL: any). A site's state:
 -- its open incidents, else its state over its regions (up until a region
 -- says otherwise), unknown when no region has checked it yet.
 WITH open AS (
@@ -24,7 +24,7 @@ WITH open AS (
     LEFT JOIN site_state st ON st.site_id = s.id
     LEFT JOIN open o ON o.site_id = s.id
     LEFT JOIN checked c ON c.site_id = s.id
-    WHERE ($1 = '' OR strpos(lower(s.url), lower($1)) > 0 OR strpos(lower(s.name), lower($1)) > 0) AND ($4::bigint IS NULL OR s.id = $4)
+    WHERE ($1 = '' OR strpos(lower(s.url), lower($1)) > 0 OR strpos(lower(s.name), lower($1)) > 0) AND ($4::bigint[] IS NULL OR s.id = ANY ($4))
 )
 SELECT id, url, name, interval_ms, state, count(*) OVER () AS total
 FROM s

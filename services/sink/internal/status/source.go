@@ -349,7 +349,7 @@ func (s *Source) summary(ctx context.Context, id int64) (Site, error) {
 	var st Site
 	var intervalMS int64
 	var total int
-	err := s.pool.QueryRow(ctx, sitesSQL, "", 1, 0, id).Scan(&st.ID, &st.URL, &st.Name, &intervalMS, &st.State, &total)
+	err := s.pool.QueryRow(ctx, sitesSQL, "", 1, 0, []int64{id}).Scan(&st.ID, &st.URL, &st.Name, &intervalMS, &st.State, &total)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, ErrNoSite
 	}

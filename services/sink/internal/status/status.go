@@ -59,6 +59,7 @@ type Server struct {
 	src    *Source
 	logger *zap.Logger
 	mux    *http.ServeMux
+	public bool // serving the public: only the sites on a status page
 }
 
 // New checks cfg and returns a Server reading pool.
