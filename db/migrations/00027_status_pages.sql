@@ -25,6 +25,10 @@ CREATE TABLE status_page_sites (
 -- Whether a site is on any page (its public badges).
 CREATE INDEX status_page_sites_site ON status_page_sites (site_id);
 
+-- A page's outages of the last 90 days: by site, newest first.
+CREATE INDEX incidents_site_opened ON incidents (site_id, opened_at DESC);
+
 -- +goose Down
+DROP INDEX incidents_site_opened;
 DROP TABLE status_page_sites;
 DROP TABLE status_pages;

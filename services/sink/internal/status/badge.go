@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Badge colours, as shields.io names them.
@@ -201,34 +200,24 @@ func (s *Server) pageBadgeSite(r *http.Request, slug string) (Site, error) {
 	state := map[string]string{"operational": "up", "degraded": "degraded", "partial_outage": "partial outage",
 		"major_outage": "down", "maintenance": "maintenance", "unknown": "unknown"}[p.Overall.Level]
 	site := Site{Name: p.Title, State: state}
-	var hours, week, month []Bucket
-	now := p.Generated.Truncate(24 * time.Hour)
+	var hours, week, month []Bar
 	var checks int64
 	var sum float64
 	for _, g := range p.Groups {
 		for _, ps := range g.Sites {
+			hours = append(hours, ps.Hours...)
+			week = append(week, ps.Days[publicDays-7:]...)
+			month = append(month, ps.Days[publicDays-30:]...)
 			for _, b := range ps.Hours {
-				hours = append(hours, barBucket(b))
 				checks += b.Checks
 				sum += b.MeanMS * float64(b.Checks)
 			}
-			for _, b := range ps.Days {
-				if !b.Start.Before(now.Add(-29 * 24 * time.Hour)) {
-					month = append(month, barBucket(b))
-				}
-				if !b.Start.Before(now.Add(-6 * 24 * time.Hour)) {
-					week = append(week, barBucket(b))
-				}
-			}
 		}
 	}
-	site.Uptime24h, site.Uptime7d, site.Uptime30d = uptime(hours), uptime(week), uptime(month)
+	site.Uptime24h, site.Uptime7d, site.Uptime30d = barsUptime(hours), barsUptime(week), barsUptime(month)
 	if checks > 0 {
 		mean := sum / float64(checks)
 		site.CurrentMS = &mean
 	}
 	return site, nil
 }
-
-// barBucket is a bar back as a bucket of its checks.
-func barBucket(b Bar) Bucket { return Bucket{Start: b.Start, Checks: b.Checks, Failures: b.Failures} }

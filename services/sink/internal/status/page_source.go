@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 )
 
 var (
@@ -21,6 +22,10 @@ var (
 	pageMaintenanceSQL string
 	//go:embed page_listed.sql
 	pageListedSQL string
+	//go:embed page_buckets.sql
+	pageBucketsSQL string
+	//go:embed page_unfolded.sql
+	pageUnfoldedSQL string
 )
 
 // ErrNoPage is returned for a status page that does not exist.
@@ -87,11 +92,12 @@ type Bar struct {
 // Maintenance is a maintenance window: a silence of the page's sites,
 // with the operator's reason, ahead or running.
 type Maintenance struct {
-	Sites  []string  `json:"sites"`
-	From   time.Time `json:"from"`
-	Until  time.Time `json:"until"`
-	Reason string    `json:"reason,omitempty"`
-	Active bool      `json:"active"`
+	Sites   []string  `json:"sites"`
+	From    time.Time `json:"from"`
+	Until   time.Time `json:"until"`
+	Reason  string    `json:"reason,omitempty"`
+	Active  bool      `json:"active"`
+	siteIDs []int64
 }
 
 // PublicIncident is an outage of one of the page's sites.
@@ -142,47 +148,57 @@ func (s *Source) PublicPage(ctx context.Context, slug string) (PublicPage, error
 		return p, fmt.Errorf("reading status page %s: %w", slug, err)
 	}
 	p.announcement = announcementHTML(p.Announcement)
-	sites, err := s.sitesByID(ctx, ids)
-	if err != nil {
-		return p, err
-	}
 	now := p.Generated
 	today := now.Truncate(24 * time.Hour)
 	hour := now.Truncate(time.Hour)
-	days, err := s.buckets(ctx, ids, 24*time.Hour, today.Add(-(publicDays-1)*24*time.Hour))
-	if err != nil {
+	// The page's reads are independent: run at once, each on a connection
+	// of its own, they take about as long as the slowest.
+	var (
+		sites         map[int64]Site
+		inMaintenance map[int64]bool
+		incidents     []incidentRow
+		days          = newBarRows(ids, today, 24*time.Hour, publicDays)
+		hours         = newBarRows(ids, hour, time.Hour, publicHours)
+		unfolded      []rollupRow
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { sites, err = s.sitesByID(gctx, ids); return err })
+	g.Go(func() error { return s.readRollups(gctx, pageBucketsSQL, days.add, ids, int32(86400), days.first) })
+	g.Go(func() error { return s.readRollups(gctx, pageBucketsSQL, hours.add, ids, int32(3600), hours.first) })
+	g.Go(func() error {
+		return s.readRollups(gctx, pageUnfoldedSQL, func(r rollupRow) { unfolded = append(unfolded, r) }, ids)
+	})
+	g.Go(func() (err error) { p.Maintenance, inMaintenance, err = s.maintenance(gctx, ids, now); return err })
+	g.Go(func() (err error) {
+		incidents, err = s.outages(gctx, ids, today.Add(-publicDays*24*time.Hour))
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return p, err
 	}
-	hours, err := s.buckets(ctx, ids, time.Hour, hour.Add(-(publicHours-1)*time.Hour))
-	if err != nil {
-		return p, err
+	for _, r := range unfolded {
+		days.add(r)
+		hours.add(r)
 	}
-	maint, inMaintenance, err := s.maintenance(ctx, ids, sites, now)
-	if err != nil {
-		return p, err
-	}
-	p.Maintenance = maint
-	if p.Incidents, err = s.outages(ctx, ids, sites, today.Add(-publicDays*24*time.Hour)); err != nil {
-		return p, err
-	}
+	p.Maintenance = named(p.Maintenance, sites)
+	p.Incidents = outagesOf(incidents, sites)
 	for i, id := range ids {
 		st, ok := sites[id]
 		if !ok {
 			continue // removed since the page was read
 		}
-		ps := PublicSite{ID: id, Name: siteName(st), Status: publicStatus[st.State],
-			Days: bars(days[id], today, 24*time.Hour, publicDays), Hours: bars(hours[id], hour, time.Hour, publicHours)}
+		ps := PublicSite{ID: id, Name: siteName(st), Status: publicStatus[st.State], Days: days.bars(id), Hours: hours.bars(id)}
 		if showURLs {
 			ps.URL = st.URL
 		}
 		if inMaintenance[id] && st.State != "paused" {
 			ps.Status = "maintenance"
 		}
-		ps.Uptime24h, ps.Uptime90d = uptime(hours[id]), uptime(days[id])
-		ps.Uptime7d, ps.Uptime30d = uptime(since(days[id], today.Add(-6*24*time.Hour))), uptime(since(days[id], today.Add(-29*24*time.Hour)))
+		ps.Uptime24h, ps.Uptime7d, ps.Uptime30d, ps.Uptime90d = barsUptime(ps.Hours), barsUptime(ps.Days[publicDays-7:]),
+			barsUptime(ps.Days[publicDays-30:]), barsUptime(ps.Days)
 		var checks int64
 		var sum float64
-		for _, b := range hours[id] {
+		for _, b := range ps.Hours {
 			checks += b.Checks
 			sum += b.MeanMS * float64(b.Checks)
 		}
@@ -224,9 +240,9 @@ func (s *Source) sitesByID(ctx context.Context, ids []int64) (map[int64]Site, er
 }
 
 // maintenance reads the windows of the sites ids not over yet, one per
-// start, end and reason with the sites it covers, and which sites are in
-// one now.
-func (s *Source) maintenance(ctx context.Context, ids []int64, sites map[int64]Site, now time.Time) ([]Maintenance, map[int64]bool, error) {
+// start, end and reason with the sites it covers (by id until named), and
+// which sites are in one now.
+func (s *Source) maintenance(ctx context.Context, ids []int64, now time.Time) ([]Maintenance, map[int64]bool, error) {
 	rows, err := s.pool.Query(ctx, pageMaintenanceSQL, ids)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading maintenance windows: %w", err)
@@ -239,42 +255,75 @@ func (s *Source) maintenance(ctx context.Context, ids []int64, sites map[int64]S
 		if err := rows.Scan(&id, &m.From, &m.Until, &m.Reason); err != nil {
 			return nil, nil, fmt.Errorf("reading maintenance windows: %w", err)
 		}
-		st, ok := sites[id]
-		if !ok {
-			continue
-		}
 		m.Active = !m.From.After(now)
 		if m.Active {
 			active[id] = true
 		}
 		if n := len(out); n > 0 && out[n-1].From.Equal(m.From) && out[n-1].Until.Equal(m.Until) && out[n-1].Reason == m.Reason {
-			out[n-1].Sites = append(out[n-1].Sites, siteName(st))
+			out[n-1].siteIDs = append(out[n-1].siteIDs, id)
 			continue
 		}
-		m.Sites = []string{siteName(st)}
+		m.siteIDs = []int64{id}
 		out = append(out, m)
 	}
 	return out, active, rows.Err()
 }
 
+// named gives the windows their sites' names, leaving out sites removed
+// since the page was read, and windows left with none.
+func named(ms []Maintenance, sites map[int64]Site) []Maintenance {
+	out := []Maintenance{}
+	for _, m := range ms {
+		m.Sites = nil
+		for _, id := range m.siteIDs {
+			if st, ok := sites[id]; ok {
+				m.Sites = append(m.Sites, siteName(st))
+			}
+		}
+		if len(m.Sites) > 0 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// incidentRow is an outage as read, its site by id.
+type incidentRow struct {
+	PublicIncident
+	siteID int64
+}
+
 // outages reads the open outages of the sites ids and those since.
-func (s *Source) outages(ctx context.Context, ids []int64, sites map[int64]Site, since time.Time) ([]PublicIncident, error) {
+func (s *Source) outages(ctx context.Context, ids []int64, since time.Time) ([]incidentRow, error) {
 	rows, err := s.pool.Query(ctx, pageIncidentsSQL, ids, since, maxIncidents)
 	if err != nil {
 		return nil, fmt.Errorf("reading a status page's incidents: %w", err)
 	}
 	defer rows.Close()
-	var open, past []PublicIncident
+	var out []incidentRow
 	for rows.Next() {
-		var i PublicIncident
-		var id int64
-		if err := rows.Scan(&i.ID, &id, &i.Started, &i.Resolved); err != nil {
+		var i incidentRow
+		if err := rows.Scan(&i.ID, &i.siteID, &i.Started, &i.Resolved); err != nil {
 			return nil, fmt.Errorf("reading a status page's incidents: %w", err)
 		}
-		st, ok := sites[id]
+		out = append(out, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading a status page's incidents: %w", err)
+	}
+	return out, nil
+}
+
+// outagesOf names the outages' sites, the open ones first, then the rest
+// newest first, leaving out sites removed since the page was read.
+func outagesOf(rows []incidentRow, sites map[int64]Site) []PublicIncident {
+	var open, past []PublicIncident
+	for _, r := range rows {
+		st, ok := sites[r.siteID]
 		if !ok {
 			continue
 		}
+		i := r.PublicIncident
 		i.Site = siteName(st)
 		if i.Resolved == nil {
 			open = append(open, i)
@@ -282,38 +331,94 @@ func (s *Source) outages(ctx context.Context, ids []int64, sites map[int64]Site,
 			past = append(past, i)
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading a status page's incidents: %w", err)
-	}
-	return append(append([]PublicIncident{}, open...), past...), nil
+	return append(append([]PublicIncident{}, open...), past...)
 }
 
-// bars lays buckets on n bars of width ending with the one starting at
-// last: a bar without a bucket has no checks.
-func bars(buckets []Bucket, last time.Time, width time.Duration, n int) []Bar {
-	out := make([]Bar, n)
-	first := last.Add(-time.Duration(n-1) * width)
-	for i := range out {
-		out[i].Start = first.Add(time.Duration(i) * width)
-	}
-	for _, b := range buckets {
-		i := int(b.Start.Sub(first) / width)
-		if i < 0 || i >= n {
-			continue
-		}
-		out[i].Checks, out[i].Failures, out[i].Uptime, out[i].MeanMS = b.Checks, b.Failures, uptime([]Bucket{b}), b.MeanMS
-	}
-	return out
+// rollupRow is a row of page_buckets.sql or page_unfolded.sql: one
+// region's checks of a site in a bucket.
+type rollupRow struct {
+	site     int64
+	start    time.Time
+	checks   int64
+	failures int64
+	durSum   float64
 }
 
-// since is the buckets from t on.
-func since(bs []Bucket, t time.Time) []Bucket {
-	for i, b := range bs {
-		if !b.Start.Before(t) {
-			return bs[i:]
-		}
+// readRollups runs query with args and gives each row to add.
+func (s *Source) readRollups(ctx context.Context, query string, add func(rollupRow), args ...any) error {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("reading rollups: %w", err)
+	}
+	defer rows.Close()
+	var r rollupRow
+	_, err = pgx.ForEachRow(rows, []any{&r.site, &r.start, &r.checks, &r.failures, &r.durSum}, func() error {
+		add(r)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading rollups: %w", err)
 	}
 	return nil
+}
+
+// barRows are the bars of a page's sites of one width: n of them each,
+// the last starting at last.
+type barRows struct {
+	first  time.Time
+	width  time.Duration
+	n      int
+	bySite map[int64][]Bar
+	sums   map[int64][]float64 // summed response times, per bar
+}
+
+func newBarRows(ids []int64, last time.Time, width time.Duration, n int) *barRows {
+	b := &barRows{first: last.Add(-time.Duration(n-1) * width), width: width, n: n,
+		bySite: make(map[int64][]Bar, len(ids)), sums: make(map[int64][]float64, len(ids))}
+	for _, id := range ids {
+		bars := make([]Bar, n)
+		for i := range bars {
+			bars[i].Start = b.first.Add(time.Duration(i) * width)
+		}
+		b.bySite[id], b.sums[id] = bars, make([]float64, n)
+	}
+	return b
+}
+
+// add counts r in the bar its time falls in; a row outside the bars, or
+// of a site not on the page, counts nowhere.
+func (b *barRows) add(r rollupRow) {
+	bars := b.bySite[r.site]
+	i := int(r.start.Sub(b.first) / b.width)
+	if bars == nil || r.start.Before(b.first) || i >= b.n {
+		return
+	}
+	bars[i].Checks += r.checks
+	bars[i].Failures += r.failures
+	b.sums[r.site][i] += r.durSum
+}
+
+// bars are site id's bars, their uptime and mean response time set.
+func (b *barRows) bars(id int64) []Bar {
+	bars := b.bySite[id]
+	for i := range bars {
+		if bars[i].Checks > 0 {
+			bars[i].Uptime = uptime([]Bucket{{Checks: bars[i].Checks, Failures: bars[i].Failures}})
+			bars[i].MeanMS = b.sums[id][i] / float64(bars[i].Checks)
+		}
+	}
+	return bars
+}
+
+// barsUptime is the percentage of passing checks over bars; nil without
+// checks.
+func barsUptime(bars []Bar) *float64 {
+	var checks, failures int64
+	for _, b := range bars {
+		checks += b.Checks
+		failures += b.Failures
+	}
+	return uptime([]Bucket{{Checks: checks, Failures: failures}})
 }
 
 // overall is a page's banner: a major outage when more than half of its

@@ -48,8 +48,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"lastPage":    func(p Page) int { return max(1, (p.Total+p.PageSize-1)/p.PageSize) },
 	"hasErrors":   func(s Site) bool { return s.ErrorClass != "" },
 	"statusWords": statusWords,
-	"barRects":    barRects,
-	"barsLabel":   barsLabel,
+	"barsSVG":     barsSVG,
 	"upct": func(p *float64) string {
 		if p == nil {
 			return "no data"

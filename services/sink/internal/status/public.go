@@ -156,7 +156,7 @@ func (s *PublicServer) page(w http.ResponseWriter, r *http.Request) {
 	kind := map[bool]string{true: "json", false: "html"}[asJSON]
 	s.serve(w, r, kind+" "+slug, func(p PublicPage) (string, []byte, error) {
 		if asJSON {
-			b, err := json.MarshalIndent(p, "", "  ")
+			b, err := json.Marshal(p)
 			return "application/json", append(b, '\n'), err
 		}
 		var buf bytes.Buffer
