@@ -75,7 +75,7 @@ func newStack(t *testing.T) *stack {
 	s := &stack{t: t, root: repoRoot(t), secrets: t.TempDir(), ports: map[string]int{}}
 	// The host ports deploy/docker-compose.yml publishes, by their variables.
 	for _, name := range []string{"POSTGRES_HOST_PORT", "KAFKA_HOST_PORT", "MONITOR_HOST_PORT", "RELAY_HOST_PORT",
-		"SINK_HOST_PORT", "PROMETHEUS_HOST_PORT", "GRAFANA_HOST_PORT", "SITEWATCH_STATUS_PORT", "SITEWATCH_PING_PORT"} {
+		"SINK_HOST_PORT", "PROMETHEUS_HOST_PORT", "GRAFANA_HOST_PORT", "SITEWATCH_STATUS_PORT", "SITEWATCH_PING_PORT", "SITEWATCH_PUBLIC_PORT"} {
 		s.ports[name] = porttest.Port(t)
 	}
 
@@ -375,6 +375,16 @@ func TestContainers(t *testing.T) {
 	code, body := httpGet(t, page, http.Header{"Authorization": {"Bearer " + s.secret("sink_ui_token")}})
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, "e2e site zero")
+
+	// A public status page through its published port, without a token:
+	// the site's name and state, not its address.
+	zero := count(t, pool, "SELECT id FROM sites WHERE name = 'e2e site zero'")
+	s.monitorCLI(nil, "pages", "add", "e2e", "--title", "e2e status", "--group", fmt.Sprintf("Site=%d", zero))
+	code, body = httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/status/e2e", s.ports["SITEWATCH_PUBLIC_PORT"]), nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "e2e site zero")
+	require.Contains(t, body, "All systems operational")
+	require.NotContains(t, body, "testsite", "no URL on a public page")
 
 	// 5. Each sitewatch container: a non-root uid, a root file system that
 	// refuses writes, no capabilities, no new privileges, its secrets

@@ -18,9 +18,19 @@ export LOG_FORMAT=console
 if [[ $("$BIN/monitor" sites list | wc -l) -le 1 ]]; then
   # Demo sites that work offline (the services' own endpoints) and one on
   # the internet, which shows how a failed check is recorded when offline.
-  "$BIN/monitor" sites add http://127.0.0.1:9101/healthz --match '"status":"OK"' --interval 5s >/dev/null
-  "$BIN/monitor" sites add http://127.0.0.1:9102/metrics --match 'sitewatch_relay_published_total{source="default"} [1-9]' --interval 10s >/dev/null
-  "$BIN/monitor" sites add https://example.com/ --match 'Example Domain' --interval 15s >/dev/null
+  "$BIN/monitor" sites add http://127.0.0.1:9101/healthz --match '"status":"OK"' --interval 5s --name 'Monitor' >/dev/null
+  "$BIN/monitor" sites add http://127.0.0.1:9102/metrics --match 'sitewatch_relay_published_total{source="default"} [1-9]' --interval 10s \
+    --name 'Relay' >/dev/null
+  "$BIN/monitor" sites add https://example.com/ --match 'Example Domain' --interval 15s --name 'example.com' >/dev/null
+fi
+if [[ $("$BIN/monitor" pages list | wc -l) -le 1 ]]; then
+  # A public status page of the demo sites.
+  ids=$(psql "$DATABASE_URL" -XAtc "SELECT string_agg(id::text, ',' ORDER BY id) FROM sites WHERE url LIKE 'http://127.0.0.1:910%'")
+  other=$(psql "$DATABASE_URL" -XAtc "SELECT string_agg(id::text, ',' ORDER BY id) FROM sites WHERE url NOT LIKE 'http://127.0.0.1:910%'")
+  args=(--title 'sitewatch demo' --announcement 'The demo watches **its own services** and one site on the internet.')
+  [[ -n $ids ]] && args+=(--group "Pipeline=$ids")
+  [[ -n $other ]] && args+=(--group "Internet=$other")
+  "$BIN/monitor" pages add demo "${args[@]}" >/dev/null || echo "WARNING: the demo status page was not added" >&2
 fi
 
 pids=()
@@ -39,6 +49,8 @@ trap stop EXIT
 export MONITOR_ALLOW_NETS=${MONITOR_ALLOW_NETS:-127.0.0.0/8}
 # Heartbeat sites' jobs ping the monitor here (POST /ping/<token>).
 export MONITOR_PING_ADDR=${MONITOR_PING_ADDR:-127.0.0.1:8081}
+# Public status pages (monitor pages add), without a token.
+export SINK_PUBLIC_ADDR=${SINK_PUBLIC_ADDR:-127.0.0.1:8090}
 # The relay publishes only the topics it is allowed: sitewatch's own.
 export RELAY_TOPICS=${RELAY_TOPICS:-sitewatch.*}
 for svc in sink relay monitor; do
@@ -52,6 +64,7 @@ sitewatch is running: monitor → outbox → relay → Kafka ($KAFKA_BROKERS) �
   sites:    $BIN/monitor sites list      (DATABASE_URL: eval "\$(scripts/infra.sh env)")
   results:  psql "$DATABASE_URL" -c 'SELECT * FROM stats ORDER BY id DESC LIMIT 10'
   status:   http://127.0.0.1:8080/ (the status page, served by the sink)
+  public:   http://$SINK_PUBLIC_ADDR/status/demo (a public status page: monitor pages help)
   metrics:  http://127.0.0.1:9101/metrics (monitor)  :9102 (relay)  :9103 (sink)
   pings:    http://$MONITOR_PING_ADDR/ping/<token> (heartbeat sites: $BIN/monitor sites add heartbeat://my-job)
   logs:     $RUN/{monitor,relay,sink}.log
