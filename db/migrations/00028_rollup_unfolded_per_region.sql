@@ -9,11 +9,15 @@
 -- primary key (a LATERAL subquery kept apart from the join by OFFSET 0).
 -- The same bad guess made a query reading it cost over 300,000, past
 -- jit_above_cost: PostgreSQL then spent 18 ms compiling it for a 15 ms
--- query. The function is no longer inlined into its callers (SET), so they
--- see its ROWS estimate, and it runs without JIT.
+-- query. The function is now PL/pgSQL, never inlined into its callers, so
+-- they see its ROWS estimate; its own query runs without JIT, and its plan
+-- is kept for the session rather than made at each call.
 -- +goose StatementBegin
-CREATE OR REPLACE FUNCTION rollup_unfolded(sites bigint[]) RETURNS SETOF rollups
-LANGUAGE sql STABLE ROWS 1000 SET jit = off AS $$
+DROP FUNCTION rollup_unfolded(bigint[]);
+CREATE FUNCTION rollup_unfolded(sites bigint[]) RETURNS SETOF rollups
+LANGUAGE plpgsql STABLE ROWS 1000 SET jit = off AS $$
+BEGIN
+    RETURN QUERY
     WITH RECURSIVE regions AS (
         SELECT s.id AS site_id, (SELECT min(region) FROM rollups WHERE bucket_width = 60 AND site_id = s.id) AS region
         FROM unnest(sites) AS s(id)
@@ -29,7 +33,8 @@ LANGUAGE sql STABLE ROWS 1000 SET jit = off AS $$
         WHERE r.bucket_width = 60 AND r.site_id = g.site_id AND r.region = g.region AND r.bucket_start >= f.folded_to
         OFFSET 0
     ) r
-    WHERE g.region IS NOT NULL
+    WHERE g.region IS NOT NULL;
+END
 $$;
 -- +goose StatementEnd
 

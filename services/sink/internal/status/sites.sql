@@ -6,10 +6,10 @@
 WITH open AS (
     SELECT site_id, bool_or(kind = 'down') AS down, bool_or(kind = 'stale') AS stale, bool_or(kind = 'warning') AS warning
     FROM incidents
-    WHERE resolved_at IS NULL AND ($4::bigint[] IS NULL OR site_id = ANY ($4))
+    WHERE resolved_at IS NULL
     GROUP BY site_id
 ), checked AS (
-    SELECT DISTINCT site_id FROM site_region_state WHERE $4::bigint[] IS NULL OR site_id = ANY ($4)
+    SELECT DISTINCT site_id FROM site_region_state
 ), s AS (
     SELECT s.id, s.url, s.name, s.interval_ms,
            CASE
