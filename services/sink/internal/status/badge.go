@@ -186,9 +186,7 @@ func (s *Server) badge(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// pageBadgeSite is status page slug as one site for its badges: its
-// banner as the state, its sites' checks together for the uptimes, and
-// their mean response time over 24 h.
+// pageBadgeSite is status page slug as one site for its badges.
 func (s *Server) pageBadgeSite(r *http.Request, slug string) (Site, error) {
 	if !validSlug(slug) {
 		return Site{}, ErrNoPage
@@ -197,6 +195,13 @@ func (s *Server) pageBadgeSite(r *http.Request, slug string) (Site, error) {
 	if err != nil {
 		return Site{}, err
 	}
+	return pageAsSite(p), nil
+}
+
+// pageAsSite is a public page as one site for its badges: its banner as
+// the state, its sites' checks together for the uptimes, and their mean
+// response time over 24 h.
+func pageAsSite(p PublicPage) Site {
 	state := map[string]string{"operational": "up", "degraded": "degraded", "partial_outage": "partial outage",
 		"major_outage": "down", "maintenance": "maintenance", "unknown": "unknown"}[p.Overall.Level]
 	site := Site{Name: p.Title, State: state}
@@ -219,5 +224,5 @@ func (s *Server) pageBadgeSite(r *http.Request, slug string) (Site, error) {
 		mean := sum / float64(checks)
 		site.CurrentMS = &mean
 	}
-	return site, nil
+	return site
 }

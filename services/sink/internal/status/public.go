@@ -93,7 +93,7 @@ func NewPublic(cfg PublicConfig, pool *pgxpool.Pool, logger *zap.Logger) (*Publi
 	s.mux.HandleFunc("GET /status/{slug}", s.page)
 	s.mux.HandleFunc("GET /status/{slug}/feed.atom", s.feed)
 	s.mux.HandleFunc("GET /api/status/{slug}", s.page)
-	s.mux.HandleFunc("GET /badges/{id}/{badge}", s.badges.badge)
+	s.mux.HandleFunc("GET /badges/{id}/{badge}", s.badge)
 	static, err := fs.Sub(web, "web/static")
 	if err != nil {
 		panic(err) // the directory is embedded at build time
@@ -154,7 +154,7 @@ func (s *PublicServer) page(w http.ResponseWriter, r *http.Request) {
 	slug := r.PathValue("slug")
 	asJSON := strings.HasPrefix(r.URL.Path, "/api/")
 	kind := map[bool]string{true: "json", false: "html"}[asJSON]
-	s.serve(w, r, kind+" "+slug, func(p PublicPage) (string, []byte, error) {
+	s.serve(w, r, slug, kind+" "+slug, func(p PublicPage) (string, []byte, error) {
 		if asJSON {
 			b, err := json.Marshal(p)
 			return "application/json", append(b, '\n'), err
@@ -168,17 +168,32 @@ func (s *PublicServer) page(w http.ResponseWriter, r *http.Request) {
 // feed serves a page's incidents as an Atom feed.
 func (s *PublicServer) feed(w http.ResponseWriter, r *http.Request) {
 	slug := r.PathValue("slug")
-	s.serve(w, r, "atom "+slug, func(p PublicPage) (string, []byte, error) {
+	s.serve(w, r, slug, "atom "+slug, func(p PublicPage) (string, []byte, error) {
 		b, err := atomFeed(p)
 		return "application/atom+xml; charset=utf-8", b, err
 	})
 }
 
-// serve answers with page slug rendered by render, from the cache when it
+// badge serves a site's badges (Server.badge: only for a site on a page)
+// and a page's, these rendered from the page and cached with it: a badge
+// costs no more than the page.
+func (s *PublicServer) badge(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("id")
+	name, svg := strings.CutSuffix(r.PathValue("badge"), ".svg")
+	kind := badgeKinds[name]
+	if _, err := strconv.ParseInt(ref, 10, 64); err == nil || !svg || kind == nil {
+		s.badges.badge(w, r)
+		return
+	}
+	s.serve(w, r, ref, "badge "+name+" "+ref, func(p PublicPage) (string, []byte, error) {
+		return "image/svg+xml", badgeSVG(kind(pageAsSite(p))), nil
+	})
+}
+
+// serve answers with page slug rendered by render (cached under key), from the cache when it
 // is fresh, with an ETag (304 when it matches), a Cache-Control a CDN
 // follows and gzip when the client takes it.
-func (s *PublicServer) serve(w http.ResponseWriter, r *http.Request, key string, render func(PublicPage) (string, []byte, error)) {
-	slug := r.PathValue("slug")
+func (s *PublicServer) serve(w http.ResponseWriter, r *http.Request, slug, key string, render func(PublicPage) (string, []byte, error)) {
 	if !validSlug(slug) {
 		http.Error(w, "no such status page", http.StatusNotFound)
 		return
