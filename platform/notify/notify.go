@@ -127,11 +127,15 @@ func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventTy
 	switch ch.Kind {
 	case Discord, Teams, Ntfy:
 		body, extra, err = chatRequest(ch, eventType, incident)
-	case PagerDuty, Opsgenie, Alertmanager:
+	case PagerDuty, Opsgenie, Alertmanager, Telegram:
 		if NeedsSecret(ch.Kind) && ch.Secret == "" {
 			return fmt.Errorf("channel %s: a %s channel needs its key as the secret (monitor channels update %s --secret-file FILE)", ch.Name, ch.Kind, ch.Name)
 		}
-		target, body, extra, err = providerRequest(ch, eventType, incident)
+		if ch.Kind == Telegram {
+			target, body, extra, err = telegramRequest(ch, eventType, incident)
+		} else {
+			target, body, extra, err = providerRequest(ch, eventType, incident)
+		}
 	case Webhook:
 		body, err = json.Marshal(map[string]any{"specversion": "1.0", "id": eventID, "type": eventType,
 			"source": checkevent.IncidentSource, "datacontenttype": "application/json", "data": json.RawMessage(incident)})

@@ -32,7 +32,7 @@ const (
 
 // NeedsSecret reports whether a channel of kind cannot work without a
 // secret (a routing or API key).
-func NeedsSecret(kind string) bool { return kind == PagerDuty || kind == Opsgenie }
+func NeedsSecret(kind string) bool { return kind == PagerDuty || kind == Opsgenie || kind == Telegram }
 
 // dedupKey names an incident for the tools that fold repeats.
 func dedupKey(in checkevent.Incident) string {

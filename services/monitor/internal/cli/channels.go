@@ -42,6 +42,7 @@ const ChannelsUsage = `usage:
   monitor channels add NAME --opsgenie https://api.opsgenie.com --secret-file API-KEY-FILE
   monitor channels add NAME --alertmanager http://alertmanager:9093 [--secret-file BEARER-TOKEN-FILE]
   monitor channels add NAME --discord URL | --teams URL | --ntfy https://ntfy.sh/TOPIC [--secret-file TOKEN-FILE]
+  monitor channels add NAME --telegram CHAT-ID|@CHANNEL --secret-file BOT-TOKEN-FILE [--telegram-api URL]
   monitor channels update NAME [any flag of add] [--no-secret] [--default=false]
   monitor channels list
   monitor channels show NAME        settings (secrets masked) and deliveries by status
@@ -59,7 +60,9 @@ SMTP with STARTTLS (required unless the server is on this machine) and AUTH PLAI
 user with the secret as password. PagerDuty gets Events API v2 triggers and resolves, Opsgenie
 alerts created and closed, Alertmanager alerts of its v2 API with startsAt and endsAt; each
 folds repeats by the incident (dedup_key, alias, labels). Discord, Teams (an Adaptive Card)
-and ntfy (title, priority and tags as headers) get one readable line, as Slack does. Sites choose channels with
+and ntfy (title, priority and tags as headers) get one readable line, as Slack does, and so
+does a Telegram chat, through a bot (its token from @BotFather is the secret; the chat's id, a
+group's negative, or a public channel's @name). Sites choose channels with
 sites add|update --channel NAME; a site that names none uses the --default channels.
 
 update changes only the flags given; the secret stays unless --secret-file or --no-secret is
@@ -94,13 +97,17 @@ type channelSpec struct {
 	Opsgenie     string `yaml:"opsgenie,omitempty"`
 	Alertmanager string `yaml:"alertmanager,omitempty"`
 	// The chat and push services besides Slack: each its webhook or topic URL.
-	Discord    string   `yaml:"discord,omitempty"`
-	Teams      string   `yaml:"teams,omitempty"`
-	Ntfy       string   `yaml:"ntfy,omitempty"`
-	From       string   `yaml:"from,omitempty"`
-	To         []string `yaml:"to,omitempty"`
-	SecretFile string   `yaml:"secret-file,omitempty"`
-	Default    bool     `yaml:"default,omitempty"`
+	Discord string `yaml:"discord,omitempty"`
+	Teams   string `yaml:"teams,omitempty"`
+	Ntfy    string `yaml:"ntfy,omitempty"`
+	// A Telegram chat's id or @name, and the Bot API's base (default
+	// https://api.telegram.org).
+	Telegram    string   `yaml:"telegram,omitempty"`
+	TelegramAPI string   `yaml:"telegram-api,omitempty"`
+	From        string   `yaml:"from,omitempty"`
+	To          []string `yaml:"to,omitempty"`
+	SecretFile  string   `yaml:"secret-file,omitempty"`
+	Default     bool     `yaml:"default,omitempty"`
 }
 
 // kindURL is one kind's URL field of a channelSpec; the kind's name is
@@ -114,7 +121,7 @@ type kindURL struct {
 func (s *channelSpec) urls() []kindURL {
 	return []kindURL{{notify.Webhook, &s.Webhook}, {notify.Slack, &s.Slack}, {notify.Email, &s.Email},
 		{notify.PagerDuty, &s.PagerDuty}, {notify.Opsgenie, &s.Opsgenie}, {notify.Alertmanager, &s.Alertmanager},
-		{notify.Discord, &s.Discord}, {notify.Teams, &s.Teams}, {notify.Ntfy, &s.Ntfy}}
+		{notify.Discord, &s.Discord}, {notify.Teams, &s.Teams}, {notify.Ntfy, &s.Ntfy}, {notify.Telegram, &s.Telegram}}
 }
 
 // channel checks s and returns the channel it describes, its secret read
@@ -136,7 +143,7 @@ func (s channelSpec) channel() (store.Channel, error) {
 	switch {
 	case given != 1:
 		errs = append(errs, errors.New("kind: give one of webhook URL, slack URL, email smtp://HOST:PORT, pagerduty URL, opsgenie URL, "+
-			"alertmanager URL, discord URL, teams URL or ntfy URL"))
+			"alertmanager URL, discord URL, teams URL, ntfy URL or telegram CHAT"))
 	case s.Email != "":
 		u, err := url.Parse(s.Email)
 		if err != nil || u.RawQuery != "" {
@@ -148,6 +155,12 @@ func (s channelSpec) channel() (store.Channel, error) {
 		if _, err := notify.ParseMailURL(ch.URL); err != nil {
 			errs = append(errs, err)
 		}
+	case s.Telegram != "":
+		u, err := notify.TelegramURL(s.TelegramAPI, s.Telegram)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		ch.URL = u
 	default:
 		field := ch.Kind
 		// The URL itself may be a credential (incoming webhooks): never echoed.
@@ -160,12 +173,18 @@ func (s channelSpec) channel() (store.Channel, error) {
 	if s.Email == "" && (s.From != "" || len(s.To) > 0) {
 		errs = append(errs, errors.New("from, to: only for an email channel"))
 	}
+	if s.Telegram == "" && s.TelegramAPI != "" {
+		errs = append(errs, errors.New("telegram-api: only for a telegram channel"))
+	}
 	if s.SecretFile != "" {
 		b, err := os.ReadFile(s.SecretFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("secret-file: %w", err))
 		}
 		ch.Secret = strings.TrimSpace(string(b))
+		if err == nil && s.Telegram != "" {
+			errs = append(errs, notify.CheckTelegramToken(ch.Secret))
+		}
 	}
 	return ch, errors.Join(errs...)
 }
@@ -176,7 +195,8 @@ func keyNeeded(kind string) error {
 	if !notify.NeedsSecret(kind) {
 		return nil
 	}
-	what := map[string]string{notify.PagerDuty: "the integration's routing key", notify.Opsgenie: "the API key"}[kind]
+	what := map[string]string{notify.PagerDuty: "the integration's routing key", notify.Opsgenie: "the API key",
+		notify.Telegram: "the bot's token"}[kind]
 	return fmt.Errorf("secret: a %s channel needs %s (SITEWATCH_CHANNEL_SECRET or --secret-file)", kind, what)
 }
 
@@ -193,6 +213,13 @@ func specOf(c store.Channel) channelSpec {
 				if to = strings.TrimSpace(to); to != "" {
 					s.To = append(s.To, to)
 				}
+			}
+		}
+	case notify.Telegram:
+		if api, chat, err := notify.ParseTelegramURL(c.URL); err == nil {
+			s.Telegram = chat
+			if api != notify.TelegramAPI {
+				s.TelegramAPI = api
 			}
 		}
 	default:
@@ -222,6 +249,8 @@ func (f *channelFlags) register(fs *flag.FlagSet, update bool) {
 	fs.StringVar(&f.spec.Discord, "discord", "", "URL of a Discord channel's webhook")
 	fs.StringVar(&f.spec.Teams, "teams", "", "URL of a Microsoft Teams Workflows webhook (When a Teams webhook request is received)")
 	fs.StringVar(&f.spec.Ntfy, "ntfy", "", "URL of an ntfy topic, e.g. https://ntfy.sh/my-alerts (an access token, if any, is the secret)")
+	fs.StringVar(&f.spec.Telegram, "telegram", "", "a Telegram chat's id (a group's is negative) or a public channel's @name (the bot's token is the secret)")
+	fs.StringVar(&f.spec.TelegramAPI, "telegram-api", "", "the Telegram Bot API's base URL (default "+notify.TelegramAPI+")")
 	fs.StringVar(&f.spec.From, "from", "", "sender address of e-mail notifications")
 	fs.StringVar(&f.to, "to", "", "comma-separated recipients of e-mail notifications")
 	fs.StringVar(&f.spec.SecretFile, "secret-file", "", "file holding the webhook's signing secret or the SMTP password")
@@ -242,6 +271,12 @@ func (f *channelFlags) apply(s *channelSpec, given map[string]bool) {
 	}
 	if s.Email == "" {
 		s.From, s.To = "", nil
+	}
+	if s.Telegram == "" {
+		s.TelegramAPI = ""
+	}
+	if given["telegram-api"] {
+		s.TelegramAPI = f.spec.TelegramAPI
 	}
 	if given["from"] {
 		s.From = f.spec.From
@@ -311,6 +346,11 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 			}
 			if spec.SecretFile == "" {
 				ch.Secret = os.Getenv("SITEWATCH_CHANNEL_SECRET")
+				if ch.Kind == notify.Telegram && ch.Secret != "" {
+					if err := notify.CheckTelegramToken(ch.Secret); err != nil {
+						return fail("add", fmt.Errorf("nothing written:\n  %w", err), ExitUsage)
+					}
+				}
 			}
 			if ch.Secret == "" {
 				if err := keyNeeded(ch.Kind); err != nil {
@@ -521,6 +561,12 @@ func maskedURL(c store.Channel) string {
 	}
 	if c.Kind == notify.Email {
 		return (&url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host}).String()
+	}
+	if c.Kind == notify.Telegram {
+		// The chat is no secret (the bot's token is): say which one.
+		if _, chat, err := notify.ParseTelegramURL(c.URL); err == nil {
+			return u.Scheme + "://" + u.Host + " chat " + chat
+		}
 	}
 	return u.Scheme + "://" + u.Host + "/…"
 }

@@ -328,3 +328,80 @@ func TestChatChannels(t *testing.T) {
 	require.Equal(t, ExitUsage, code)
 	require.Contains(t, stderr, "give one of")
 }
+
+// A Telegram chat: the chat and the bot's token checked at add, the token
+// never listed, shown or exported, the chat and a Bot API of one's own
+// kept through update, export and import, and `channels test` sending one
+// sendMessage to a real receiver.
+func TestTelegramChannel(t *testing.T) {
+	ctx := context.Background()
+	run, st, _ := channelsCLI(t)
+	srv, got := requests(t, http.StatusOK)
+	dir := t.TempDir()
+	const token = "123456789:AAE-test_token_0123456789abcdefghijkl"
+	tokenFile := filepath.Join(dir, "bot-token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
+	badFile := filepath.Join(dir, "bad-token")
+	require.NoError(t, os.WriteFile(badFile, []byte("hunter2\n"), 0o600))
+
+	t.Setenv("SITEWATCH_CHANNEL_SECRET", "")
+	for name, c := range map[string]struct {
+		args []string
+		want string
+	}{
+		"no token":  {[]string{"add", "tg", "--telegram", "-100123"}, "a telegram channel needs the bot's token"},
+		"bad chat":  {[]string{"add", "tg", "--telegram", "my group", "--secret-file", tokenFile}, `telegram "my group": want a chat id`},
+		"bad token": {[]string{"add", "tg", "--telegram", "-100123", "--secret-file", badFile}, "secret: not a Telegram bot token"},
+		"bad api":   {[]string{"add", "tg", "--telegram", "-100123", "--telegram-api", "api.telegram.org", "--secret-file", tokenFile}, `telegram-api "api.telegram.org"`},
+		"api alone": {[]string{"add", "tg", "--webhook", srv.URL, "--telegram-api", srv.URL}, "telegram-api: only for a telegram channel"},
+	} {
+		code, _, stderr := run(c.args...)
+		require.Equal(t, ExitUsage, code, name)
+		require.Contains(t, stderr, c.want, name)
+		require.NotContains(t, stderr, "hunter2", name)
+	}
+	t.Setenv("SITEWATCH_CHANNEL_SECRET", "hunter2")
+	code, _, stderr := run("add", "tg", "--telegram", "-100123")
+	require.Equal(t, ExitUsage, code, "a token from the environment is checked too")
+	require.Contains(t, stderr, "not a Telegram bot token")
+	t.Setenv("SITEWATCH_CHANNEL_SECRET", "")
+
+	code, out, stderr := run("add", "tg", "--telegram", "-100123", "--telegram-api", srv.URL, "--secret-file", tokenFile)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, out, "added channel tg (telegram)")
+	code, out, stderr = run("test", "tg")
+	require.Equal(t, ExitOK, code, "%s %s", out, stderr)
+	r := <-got
+	require.Equal(t, "/bot"+token+"/sendMessage", r.URL.Path)
+	require.Len(t, got, 0, "a chat gets one test message, nothing to resolve")
+
+	for _, cmd := range [][]string{{"list"}, {"show", "tg"}, {"export"}} {
+		code, out, _ = run(cmd...)
+		require.Equal(t, ExitOK, code)
+		require.NotContains(t, out, "AAE-test_token", cmd)
+	}
+	_, out, _ = run("show", "tg")
+	require.Contains(t, out, "chat -100123")
+	code, out, _ = run("export")
+	require.Equal(t, ExitOK, code)
+	require.Contains(t, out, `telegram: "-100123"`)
+	require.Contains(t, out, "telegram-api: "+srv.URL)
+
+	// update keeps what it is not given: the API, the token.
+	code, _, stderr = run("update", "tg", "--telegram", "@sitewatch_alerts")
+	require.Equal(t, ExitOK, code, stderr)
+	chs, err := st.Channels(ctx, "tg")
+	require.NoError(t, err)
+	require.Equal(t, srv.URL+"?chat_id=%40sitewatch_alerts", chs[0].URL)
+	require.Equal(t, token, chs[0].Secret)
+
+	file := filepath.Join(dir, "channels.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("channels:\n  - name: tg2\n    telegram: \"-42\"\n    secret-file: bot-token\n"), 0o600))
+	code, _, stderr = run("import", file)
+	require.Equal(t, ExitOK, code, stderr)
+	chs, err = st.Channels(ctx, "tg2")
+	require.NoError(t, err)
+	require.Equal(t, "telegram", chs[0].Kind)
+	require.Equal(t, "https://api.telegram.org?chat_id=-42", chs[0].URL)
+	require.Equal(t, token, chs[0].Secret)
+}

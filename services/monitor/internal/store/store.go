@@ -272,7 +272,7 @@ func (st *Store) Incident(ctx context.Context, id int64) (Incident, error) {
 // Channel is a notification channel.
 type Channel struct {
 	Name      string
-	Kind      string // notify.Webhook, Slack, Email, PagerDuty, Opsgenie, Alertmanager, Discord, Teams or Ntfy
+	Kind      string // notify.Webhook, Slack, Email, PagerDuty, Opsgenie, Alertmanager, Discord, Teams, Ntfy or Telegram
 	URL       string
 	Secret    string
 	IsDefault bool  // used by sites that name no channels
