@@ -43,24 +43,41 @@ func switchableServer(t *testing.T) (*httptest.Server, *atomic.Bool) {
 	return srv, failing
 }
 
-// hookReceiver is a webhook receiver on a fixed address that can go down
-// (its listener closed: connections refused) and come back.
+// hookReceiver is a receiver of notifications on a fixed address that can
+// go down (its listener closed: connections refused) and come back: a
+// webhook's, or with another read, an alerting tool's.
 type hookReceiver struct {
 	t    *testing.T
 	addr string
+	read func(*http.Request, []byte) notice // what a request says
+	code int                                // the answer
 	mu   sync.Mutex
 	srv  *http.Server
 	seen []notice // every request, duplicates included
 	hold func()   // runs before a request is answered, when set
 }
 
+// notice is what a request said: the key a receiver dedupes on, the
+// event's type or action, and whether it carried the channel's secret.
 type notice struct {
 	key, typ string
 	signed   bool
 }
 
+// newHookReceiver is a webhook's receiver: the CloudEvent's type, the
+// idempotency key, the signature checked with "hook-secret".
 func newHookReceiver(t *testing.T) *hookReceiver {
-	r := &hookReceiver{t: t, addr: porttest.Addr(t)}
+	return newReceiver(t, http.StatusOK, func(req *http.Request, body []byte) notice {
+		var ce struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(body, &ce)
+		return notice{req.Header.Get(notify.IdempotencyHeader), ce.Type, notify.Verify("hook-secret", body, req.Header.Get(notify.SignatureHeader))}
+	})
+}
+
+func newReceiver(t *testing.T, code int, read func(*http.Request, []byte) notice) *hookReceiver {
+	r := &hookReceiver{t: t, addr: porttest.Addr(t), read: read, code: code}
 	t.Cleanup(r.down)
 	return r
 }
@@ -72,18 +89,15 @@ func (r *hookReceiver) up() {
 	require.NoError(r.t, err)
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
-		var ce struct {
-			Type string `json:"type"`
-		}
-		_ = json.Unmarshal(body, &ce)
+		n := r.read(req, body)
 		r.mu.Lock()
-		r.seen = append(r.seen, notice{req.Header.Get(notify.IdempotencyHeader), ce.Type,
-			notify.Verify("hook-secret", body, req.Header.Get(notify.SignatureHeader))})
+		r.seen = append(r.seen, n)
 		hold := r.hold
 		r.mu.Unlock()
 		if hold != nil {
 			hold()
 		}
+		w.WriteHeader(r.code)
 	})}
 	r.mu.Lock()
 	r.srv = srv
