@@ -118,6 +118,27 @@ func VerifyStandard(secret string, header http.Header, body []byte, now time.Tim
 // Send delivers one incident event to ch. An error says the receiver did
 // not take it (the delivery is retried); it never holds the secret.
 func Send(ctx context.Context, client *http.Client, ch Channel, eventID, eventType string, incident []byte) error {
+	return redact(deliver(ctx, client, ch, eventID, eventType, incident), ch.Secret)
+}
+
+// redact takes secret out of err's text: a receiver's answer, quoted in
+// the error, may echo what it was sent (a Telegram bot's token travels in
+// the path, a key in the body).
+func redact(err error, secret string) error {
+	if err == nil || len(secret) < 6 {
+		return err
+	}
+	msg := err.Error()
+	for _, s := range []string{secret, url.PathEscape(secret), url.QueryEscape(secret)} {
+		msg = strings.ReplaceAll(msg, s, "[secret]")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
+}
+
+func deliver(ctx context.Context, client *http.Client, ch Channel, eventID, eventType string, incident []byte) error {
 	if ch.Kind == Email {
 		return sendMail(ctx, rootCAs(client), ch, eventID, eventType, incident)
 	}

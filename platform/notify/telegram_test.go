@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -58,6 +59,18 @@ func TestTelegramErrorsNeverHoldTheToken(t *testing.T) {
 
 	err = Send(ctx, Client(), Channel{Name: "tg", Kind: Telegram, URL: chURL}, "e1", typ, in)
 	require.ErrorContains(t, err, "needs its key as the secret")
+
+	// A receiver (a proxy in front of the Bot API, say) that echoes the
+	// path in its answer: the answer is quoted, the token is not.
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no route for "+r.URL.Path, http.StatusBadGateway)
+	}))
+	defer echo.Close()
+	chURL, err = TelegramURL(echo.URL, "42")
+	require.NoError(t, err)
+	err = Send(ctx, Client(), Channel{Name: "tg", Kind: Telegram, URL: chURL, Secret: testBotToken}, "e1", typ, in)
+	require.ErrorContains(t, err, "no route for /bot[secret]/sendMessage")
+	require.NotContains(t, err.Error(), "AAE-test_token")
 }
 
 func TestTelegramSettings(t *testing.T) {
