@@ -9,6 +9,14 @@
 #                                        SSL requiring a client certificate on SITEWATCH_KAFKA_SSL_PORT
 #                                        (PORT+3), both advertised as SITEWATCH_KAFKA_TLS_HOST (localhost)
 #   SITEWATCH_KAFKA_SASL_USERS=u:p,...   users of SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512
+# A node of a cluster (kafka.sh cluster ... sets these for each of its nodes):
+#   SITEWATCH_KAFKA_NODE_ID=N            node.id (default 1)
+#   SITEWATCH_KAFKA_VOTERS=1@h:p,...     the static controller quorum; the storage is then
+#   SITEWATCH_KAFKA_CLUSTER_ID=ID        formatted with this shared id instead of --standalone
+# Three nodes (broker and controller each) on loopback, state under .cache/kafka/cluster/:
+#   kafka.sh cluster up|down|status|brokers|pids|leader   brokers on SITEWATCH_KAFKA_CLUSTER_PORT (59192),
+#                                        +100 and +200; each node's controller on its port+1
+#   kafka.sh pid                         the broker's PID (tests kill or stop it)
 # Jars come from Maven Central via scripts/kafka/pom.xml (no tarball download needed).
 # KAFKA_BROKERS set: never start anything, just wait for / report that cluster.
 set -euo pipefail
@@ -36,6 +44,12 @@ SASL_SSL_PORT=${SITEWATCH_KAFKA_SASL_SSL_PORT:-$((PORT + 2))}
 SSL_PORT=${SITEWATCH_KAFKA_SSL_PORT:-$((PORT + 3))}
 TLS_HOST=${SITEWATCH_KAFKA_TLS_HOST:-localhost}
 SASL_USERS=${SITEWATCH_KAFKA_SASL_USERS:-}
+NODE_ID=${SITEWATCH_KAFKA_NODE_ID:-1}
+VOTERS=${SITEWATCH_KAFKA_VOTERS:-}
+CLUSTER_ID=${SITEWATCH_KAFKA_CLUSTER_ID:-}
+CLUSTER_PORT=${SITEWATCH_KAFKA_CLUSTER_PORT:-59192}
+[[ $NODE_ID =~ ^[0-9]+$ && $CLUSTER_PORT =~ ^[0-9]+$ ]] || die "SITEWATCH_KAFKA_NODE_ID / SITEWATCH_KAFKA_CLUSTER_PORT must be numbers"
+[[ -z $VOTERS || -n $CLUSTER_ID ]] || die "SITEWATCH_KAFKA_VOTERS needs SITEWATCH_KAFKA_CLUSTER_ID (the nodes of a cluster share it)"
 [[ $PORT =~ ^[0-9]+$ && $CPORT =~ ^[0-9]+$ ]] || die "SITEWATCH_KAFKA_PORT / SITEWATCH_KAFKA_CONTROLLER_PORT must be numbers"
 [[ $SASL_SSL_PORT =~ ^[0-9]+$ && $SSL_PORT =~ ^[0-9]+$ ]] || die "SITEWATCH_KAFKA_SASL_SSL_PORT / SITEWATCH_KAFKA_SSL_PORT must be numbers"
 
@@ -93,8 +107,31 @@ render_config() {
   t=${t//@PORT@/$PORT}
   t=${t//@CONTROLLER_PORT@/$CPORT}
   t=${t//@DATA_DIR@/$DATA}
+  if [[ -n $VOTERS ]]; then
+    # A node of a cluster: its id, and the static quorum instead of bootstrap servers.
+    t=${t//node.id=1/node.id=$NODE_ID}
+    t=${t//controller.quorum.bootstrap.servers=127.0.0.1:$CPORT/controller.quorum.voters=$VOTERS}
+  fi
   printf '%s\n' "$t" >"$PROPS"
+  [[ -z $VOTERS ]] || cluster_config >>"$PROPS"
   [[ -z $TLS_DIR ]] || secure_config >>"$PROPS"
+}
+
+# cluster_config: what a cluster of three needs: internal topics and new
+# topics on three replicas, two of them in sync for a write (later keys win
+# over the template's).
+cluster_config() {
+  cat <<EOF
+
+# ----- a node of a cluster (SITEWATCH_KAFKA_VOTERS) -----
+offsets.topic.replication.factor=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+default.replication.factor=3
+min.insync.replicas=2
+EOF
 }
 
 # secure_config: the SASL_SSL and SSL (client certificate required) listeners beside
@@ -141,7 +178,11 @@ format_storage() {
       scram+=(--add-scram "$m=[name=${u%%:*},password=${u#*:}]")
     done
   done
-  "${KJAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format --standalone -t "$id" -c "$PROPS" "${scram[@]}" >>"$SETUP_LOG" 2>&1 ||
+  local -a mode=(--standalone)
+  if [[ -n $VOTERS ]]; then
+    id=$CLUSTER_ID mode=()  # the static quorum of controller.quorum.voters
+  fi
+  "${KJAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format "${mode[@]}" -t "$id" -c "$PROPS" "${scram[@]}" >>"$SETUP_LOG" 2>&1 ||
     die "formatting Kafka storage in $DATA failed" "$SETUP_LOG"
 }
 
@@ -228,8 +269,56 @@ down() {
   rm -f "$PIDFILE"
 }
 
+# cluster ACTION: three nodes, each this script with its own state, ports and
+# node id, all voters of one quorum. They start together: a node is ready
+# only once a majority of the quorum is up.
+cluster() {
+  local action=$1 cdir=$KDIR/cluster i rc=0 voters='' brokers=''
+  local -a pids=()
+  [[ -z $EXTERNAL ]] || die "KAFKA_BROKERS is set: kafka.sh cluster runs its own three nodes"
+  for i in 1 2 3; do
+    voters+="${voters:+,}$i@127.0.0.1:$((CLUSTER_PORT + 100 * (i - 1) + 1))"
+    brokers+="${brokers:+,}127.0.0.1:$((CLUSTER_PORT + 100 * (i - 1)))"
+  done
+  if [[ $action == brokers ]]; then echo "$brokers"; return; fi
+  if [[ $action == leader ]]; then
+    # The active controller: the metadata quorum's leader.
+    "${KJAVA[@]}" -cp "$TOOLS/*" org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-server "$brokers" describe --status 2>&1 |
+      awk -F': *' '$1 == "LeaderId" {print $2; found=1} END {exit !found}'
+    return
+  fi
+  if [[ $action == up ]]; then
+    mkdir -p "$cdir"
+    need_java
+    (lock "$KDIR/.lock" && fetch_jars)
+    if [[ ! -s $cdir/cluster.id ]]; then
+      "${KJAVA[@]}" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid >"$cdir/cluster.id.tmp" 2>>"$cdir/setup.log" ||
+        die "StorageTool random-uuid failed" "$cdir/setup.log"
+      mv "$cdir/cluster.id.tmp" "$cdir/cluster.id"
+    fi
+  fi
+  node() {
+    SITEWATCH_KAFKA_STATE=$cdir/n$1 SITEWATCH_KAFKA_NODE_ID=$1 SITEWATCH_KAFKA_VOTERS=$voters \
+      SITEWATCH_KAFKA_CLUSTER_ID=$(cat "$cdir/cluster.id" 2>/dev/null || echo none) \
+      SITEWATCH_KAFKA_PORT=$((CLUSTER_PORT + 100 * ($1 - 1))) SITEWATCH_KAFKA_CONTROLLER_PORT=$((CLUSTER_PORT + 100 * ($1 - 1) + 1)) \
+      "$0" "$2"
+  }
+  if [[ $action == pids ]]; then
+    for i in 1 2 3; do echo "$i $(node "$i" pid || echo -)"; done
+    return
+  fi
+  for i in 1 2 3; do
+    node "$i" "$action" &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || rc=$?; done
+  return $rc
+}
+
 case ${1:-} in
   up) up ;;
+  pid) [[ -z $EXTERNAL ]] || die "KAFKA_BROKERS is set: not our broker"; broker_pid ;;
+  cluster) [[ ${2:-} =~ ^(up|down|status|brokers|pids|leader)$ ]] || die "usage: $0 cluster up|down|status|brokers|pids|leader"; cluster "$2" ;;
   down) down ;;
   status) if [[ -n $EXTERNAL ]]; then first_broker_open; else broker_pid >/dev/null && tcp_open 127.0.0.1 "$PORT"; fi ;;
   brokers) echo "$BROKERS" ;;
@@ -239,5 +328,5 @@ case ${1:-} in
     need_java
     mkdir -p "$KDIR" && lock "$KDIR/.lock" && fetch_jars && exec 9>&-
     exec "${KJAVA[@]}" -cp "$TOOLS/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$BROKERS" "$@" ;;
-  *) echo "usage: $0 up|down|status|brokers|jars|topics ARGS..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|brokers|pid|jars|topics ARGS...|cluster ACTION" >&2; exit 2 ;;
 esac

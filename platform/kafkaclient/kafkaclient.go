@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -169,10 +170,40 @@ func (c Config) ConfigMap(extra kafka.ConfigMap) *kafka.ConfigMap {
 	return &m
 }
 
-// EnsureTopic creates topic with the given partitions unless it exists. A
+// Topic is how a topic sitewatch creates is laid out.
+type Topic struct {
+	Partitions int
+	// Replication is its replicas, at most the cluster's brokers (a
+	// single development broker gets 1); MinInsync the replicas in sync a
+	// write needs (min.insync.replicas), at most Replication-1 so one
+	// broker down never stops writes, and 1 on a single broker.
+	Replication, MinInsync int
+}
+
+// DefaultTopic is a topic of partitions as production clusters want it:
+// three replicas, two in sync for a write.
+func DefaultTopic(partitions int) Topic {
+	return Topic{Partitions: partitions, Replication: 3, MinInsync: 2}
+}
+
+// fit is spec on a cluster of brokers.
+func (spec Topic) fit(brokers int) Topic {
+	spec.Replication = max(1, min(spec.Replication, brokers))
+	spec.MinInsync = max(1, min(spec.MinInsync, spec.Replication-1))
+	return spec
+}
+
+// EnsureTopic creates topic with the given partitions (DefaultTopic)
+// unless it exists.
+func EnsureTopic(ctx context.Context, c Config, topic string, partitions int) error {
+	return CreateTopic(ctx, c, topic, DefaultTopic(partitions))
+}
+
+// CreateTopic creates topic laid out as spec, fitted to the cluster's
+// brokers, unless it exists (a topic that exists is left as it is). A
 // broker that refuses the connection (authentication, TLS) is named in the
 // error with the cause its client reported.
-func EnsureTopic(ctx context.Context, c Config, topic string, partitions int) error {
+func CreateTopic(ctx context.Context, c Config, topic string, spec Topic) error {
 	p, err := kafka.NewProducer(c.ConfigMap(nil))
 	if err != nil {
 		return fmt.Errorf("creating Kafka admin client: %w", err)
@@ -196,8 +227,17 @@ func EnsureTopic(ctx context.Context, c Config, topic string, partitions int) er
 		return fmt.Errorf("creating Kafka admin client: %w", err)
 	}
 	defer admin.Close()
+	cluster, err := admin.DescribeCluster(ctx)
+	if err != nil {
+		if cause := causes.Err(); cause != nil {
+			return fmt.Errorf("creating topic %s: %w", topic, cause)
+		}
+		return fmt.Errorf("creating topic %s: reading the cluster's brokers: %w", topic, err)
+	}
+	spec = spec.fit(len(cluster.Nodes))
 	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{
-		Topic: topic, NumPartitions: partitions, ReplicationFactor: -1, // broker default
+		Topic: topic, NumPartitions: spec.Partitions, ReplicationFactor: spec.Replication,
+		Config: map[string]string{"min.insync.replicas": strconv.Itoa(spec.MinInsync)},
 	}})
 	if err != nil {
 		if cause := causes.Err(); cause != nil {

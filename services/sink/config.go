@@ -34,6 +34,8 @@ type Config struct {
 	SessionTimeout  time.Duration
 	CreateTopic     bool
 	TopicPartitions int
+	TopicReplicas   int
+	TopicMinInsync  int
 	IncidentSweep   time.Duration
 	Notify          bool
 	NotifyGroupID   string
@@ -56,6 +58,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 6*time.Second, "a replica that stops heartbeating loses its partitions to the others after this (the broker allows 6s..5m by default)")
 	fs.BoolVar(&c.CreateTopic, "create-topic", true, "create the topic at startup if it does not exist")
 	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of the topic (and of sitewatch.incidents) when the sink creates it")
+	fs.IntVar(&c.TopicReplicas, "topic-replication-factor", 3, "replicas of the topics the sink creates, at most the cluster's brokers (a single broker: 1)")
+	fs.IntVar(&c.TopicMinInsync, "topic-min-insync-replicas", 2, "min.insync.replicas of the topics the sink creates: replicas in sync a write needs, at most the replicas less one")
 	fs.BoolVar(&c.Notify, "notify", true, "run the notifier: deliver incident notifications to the sites' channels")
 	fs.StringVar(&c.NotifyGroupID, "notify-group-id", "sitewatch-notifier", "Kafka consumer group of the notifier on sitewatch.incidents")
 	fs.IntVar(&c.NotifyAttempts, "notify-max-attempts", 12, "delivery attempts per notification and channel before it is failed for good")
@@ -116,6 +120,12 @@ func (c Config) Validate() error {
 	}
 	if c.IncidentSweep < 100*time.Millisecond || c.IncidentSweep > time.Hour {
 		errs = append(errs, fmt.Errorf("incident-sweep-interval: %s: want 100ms..1h", c.IncidentSweep))
+	}
+	if c.TopicReplicas < 1 || c.TopicReplicas > 32 {
+		errs = append(errs, fmt.Errorf("topic-replication-factor: %d: want 1..32", c.TopicReplicas))
+	}
+	if c.TopicMinInsync < 1 || c.TopicMinInsync > c.TopicReplicas {
+		errs = append(errs, fmt.Errorf("topic-min-insync-replicas: %d: want 1..topic-replication-factor", c.TopicMinInsync))
 	}
 	if c.TopicPartitions < 1 || c.TopicPartitions > 10000 {
 		errs = append(errs, fmt.Errorf("topic-partitions: %d: want 1..10000", c.TopicPartitions))

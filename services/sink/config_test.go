@@ -33,6 +33,14 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	require.ErrorContains(t, err, "session-timeout: 0s")
 	require.ErrorContains(t, err, "notify-max-backoff: 1s: want notify-retry-backoff..24h")
 
+	_, err = loadConfig([]string{"-topic-replication-factor=0", "-topic-min-insync-replicas=0"})
+	require.ErrorContains(t, err, "topic-replication-factor: 0: want 1..32")
+	require.ErrorContains(t, err, "topic-min-insync-replicas: 0")
+	_, err = loadConfig([]string{"-topic-replication-factor=3", "-topic-min-insync-replicas=4"})
+	require.ErrorContains(t, err, "topic-min-insync-replicas: 4: want 1..topic-replication-factor")
+	require.Equal(t, 3, c.TopicReplicas, "three replicas unless told")
+	require.Equal(t, 2, c.TopicMinInsync)
+
 	// The public pages: off by default; each bad setting named when on.
 	require.Empty(t, c.Public.Addr, "no public listener unless asked")
 	t.Setenv("SINK_PUBLIC_ADDR", "0.0.0.0:8090")

@@ -106,7 +106,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		// topic the broker may not create by itself.
 		for _, topic := range []string{cfg.Topic, cfg.Topic + sink.DLQSuffix, cfg.IncidentTopic} {
 			err := retry.Do(gctx, startupRetry, func(actx context.Context) error {
-				return kafkaclient.EnsureTopic(actx, cfg.Kafka, topic, cfg.TopicPartitions)
+				return kafkaclient.CreateTopic(actx, cfg.Kafka, topic,
+					kafkaclient.Topic{Partitions: cfg.TopicPartitions, Replication: cfg.TopicReplicas, MinInsync: cfg.TopicMinInsync})
 			}, func(attempt int, err error, wait time.Duration) {
 				if !kafkaHealth.Report(err) {
 					logger.Warn("waiting for Kafka to create the topic", zap.String("topic", topic), zap.Int("attempt", attempt),
