@@ -14,8 +14,10 @@
 #   SITEWATCH_KAFKA_VOTERS=1@h:p,...     the static controller quorum; the storage is then
 #   SITEWATCH_KAFKA_CLUSTER_ID=ID        formatted with this shared id instead of --standalone
 # Three nodes (broker and controller each) on loopback, state under .cache/kafka/cluster/:
-#   kafka.sh cluster up|down|status|brokers|pids|leader   brokers on SITEWATCH_KAFKA_CLUSTER_PORT (59192),
-#                                        +100 and +200; each node's controller on its port+1
+#   kafka.sh cluster up|down|status|brokers|pids|leader   brokers on SITEWATCH_KAFKA_CLUSTER_PORT (19192),
+#                                        +100 and +200; each node's controller on its port+1. Below
+#                                        the ephemeral range (32768-60999): a client retrying a dead
+#                                        node there can connect to itself and hold the port it needs
 #   kafka.sh pid                         the broker's PID (tests kill or stop it)
 # Jars come from Maven Central via scripts/kafka/pom.xml (no tarball download needed).
 # KAFKA_BROKERS set: never start anything, just wait for / report that cluster.
@@ -47,7 +49,7 @@ SASL_USERS=${SITEWATCH_KAFKA_SASL_USERS:-}
 NODE_ID=${SITEWATCH_KAFKA_NODE_ID:-1}
 VOTERS=${SITEWATCH_KAFKA_VOTERS:-}
 CLUSTER_ID=${SITEWATCH_KAFKA_CLUSTER_ID:-}
-CLUSTER_PORT=${SITEWATCH_KAFKA_CLUSTER_PORT:-59192}
+CLUSTER_PORT=${SITEWATCH_KAFKA_CLUSTER_PORT:-19192}
 [[ $NODE_ID =~ ^[0-9]+$ && $CLUSTER_PORT =~ ^[0-9]+$ ]] || die "SITEWATCH_KAFKA_NODE_ID / SITEWATCH_KAFKA_CLUSTER_PORT must be numbers"
 [[ -z $VOTERS || -n $CLUSTER_ID ]] || die "SITEWATCH_KAFKA_VOTERS needs SITEWATCH_KAFKA_CLUSTER_ID (the nodes of a cluster share it)"
 [[ $PORT =~ ^[0-9]+$ && $CPORT =~ ^[0-9]+$ ]] || die "SITEWATCH_KAFKA_PORT / SITEWATCH_KAFKA_CONTROLLER_PORT must be numbers"

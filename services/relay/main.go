@@ -144,6 +144,17 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		_, err := producer.GetMetadata(nil, false, 2000)
 		return err
 	}))
+	// Reachable is not enough: too few replicas in sync for a write, or no
+	// leader, and Kafka acknowledges nothing.
+	opsSrv.AddReadiness("publishing", func(context.Context) error {
+		var errs []error
+		for _, r := range relays {
+			if err := r.Publishing(5 * time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("source %s: %w", r.Name(), err))
+			}
+		}
+		return errors.Join(errs...)
+	})
 	stallAfter := cfg.MessageTimeout + cfg.PollInterval + time.Minute
 	opsSrv.AddLiveness("loop", func(context.Context) error {
 		for _, r := range relays {

@@ -50,8 +50,45 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return code
 	}
 	return command.Serve(ctx, "sink", cfg.LogLevel, cfg.LogFormat, stderr, func(ctx context.Context, logger *zap.Logger) error {
-		return run(ctx, cfg, logger)
+		return runRejoining(ctx, cfg, logger, run)
 	})
+}
+
+// fencings is how many times in fencingWindow a sink rejoins after its
+// consumer group fenced its -instance-id before it takes it for another
+// replica with the same one, and stops.
+const (
+	fencings      = 3
+	fencingWindow = 10 * time.Minute
+)
+
+// runRejoining runs run, and runs it again when the consumer group fenced
+// the sink's static member (-instance-id). Kafka fences a static member by
+// its own id when a join's answer was lost, as when the group's
+// coordinator fails over to another broker (apache/kafka#23542): the sink
+// would otherwise stop for good on a broker's failure. Fenced again and
+// again, it is most likely a second replica with the same -instance-id,
+// and the sink stops, saying so. The fenced consumer cannot be closed
+// (librdkafka waits for a group it is no longer in) and is left behind.
+func runRejoining(ctx context.Context, cfg Config, logger *zap.Logger, run func(context.Context, Config, *zap.Logger) error) error {
+	var recent []time.Time
+	for {
+		err := run(ctx, cfg, logger)
+		var kerr kafka.Error
+		if ctx.Err() != nil || !errors.As(err, &kerr) || kerr.Code() != kafka.ErrFencedInstanceID {
+			return err
+		}
+		now := time.Now()
+		recent = append(recent, now)
+		for len(recent) > 0 && now.Sub(recent[0]) > fencingWindow {
+			recent = recent[1:]
+		}
+		if len(recent) >= fencings {
+			return fmt.Errorf("fenced %d times within %s: %w", len(recent), fencingWindow, err)
+		}
+		logger.Warn("the consumer group fenced this sink's -instance-id, as Kafka does after a coordinator failover; joining again",
+			zap.String("instance", cfg.InstanceID), zap.Int("fenced_recently", len(recent)), zap.Error(err))
+	}
 }
 
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {

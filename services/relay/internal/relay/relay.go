@@ -157,7 +157,12 @@ type Relay struct {
 	metrics  *Metrics
 	mu       sync.Mutex
 	lastLoop time.Time
-	waiting  atomic.Int32 // workers idle until a notification or the poll
+	// stuckSince is when batches began to get no row acknowledged, all
+	// of them refused for a reason that passes (too few replicas in sync,
+	// no leader, Kafka out of reach); zero while rows get through.
+	stuckSince time.Time
+	stuckWhy   string
+	waiting    atomic.Int32 // workers idle until a notification or the poll
 	onFatal  func(error)  // set by Run: stops every worker
 }
 
@@ -217,6 +222,34 @@ func (r *Relay) LastLoop() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lastLoop
+}
+
+// noteAcks records a batch's outcome for Publishing.
+func (r *Relay) noteAcks(acked, transient int, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case acked > 0:
+		r.stuckSince, r.stuckWhy = time.Time{}, ""
+	case transient > 0:
+		if r.stuckSince.IsZero() {
+			r.stuckSince = time.Now()
+		}
+		r.stuckWhy = why
+	}
+}
+
+// Publishing says why Kafka acknowledges none of the relay's rows, when
+// every batch for longer than after got none through (the rows stay
+// unflipped and are sent again): for /readyz.
+func (r *Relay) Publishing(after time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stuckSince.IsZero() || time.Since(r.stuckSince) < after {
+		return nil
+	}
+	return fmt.Errorf("no row acknowledged by Kafka for %s, the rows wait unflipped: %s",
+		time.Since(r.stuckSince).Round(time.Second), r.stuckWhy)
 }
 
 func (r *Relay) touch() {
@@ -416,6 +449,7 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 	}
 	res.Published, res.Failed, res.Parked = len(out.acked), len(out.failedIDs), len(parked)+len(forbidden)+len(invalid)
 	res.Transient, res.TransientErr, res.Deferred = out.transient, out.transientErr, out.deferred
+	r.noteAcks(len(out.acked), out.transient, out.transientErr)
 	r.metrics.observe(r.src.Name, res, map[string]int{"attempts": len(parked), "topic_not_allowed": len(forbidden),
 		"invalid_row": len(invalid)}, time.Since(start))
 	if len(invalid) > 0 {

@@ -261,7 +261,8 @@ func TestKafkaUnavailableDoesNotUseUpAttempts(t *testing.T) {
 	dbURL := dbtest.New(t)
 	pool := dbtest.Pool(t, dbURL)
 	writeRows(t, pool, outbox.Message{Topic: "down", Payload: []byte("1")})
-	r := newRelay(t, dbURL, &fakeProducer{refusedTopic: "down", refuseWith: kafka.ErrMsgTimedOut}, testConfig())
+	fp := &fakeProducer{refusedTopic: "down", refuseWith: kafka.ErrNotEnoughReplicas}
+	r := newRelay(t, dbURL, fp, testConfig())
 	for range 5 {
 		res, err := r.publish(context.Background(), allLanes)
 		require.NoError(t, err)
@@ -271,6 +272,17 @@ func TestKafkaUnavailableDoesNotUseUpAttempts(t *testing.T) {
 	require.False(t, s.Published)
 	require.Zero(t, s.Attempts)
 	require.False(t, s.Parked)
+
+	// /readyz says why: nothing acknowledged, and Kafka's reason.
+	err := r.Publishing(0)
+	require.ErrorContains(t, err, "no row acknowledged by Kafka for")
+	require.ErrorContains(t, err, "Not enough in-sync replicas")
+	require.NoError(t, r.Publishing(time.Hour), "not for a moment's refusal")
+	fp.refusedTopic = ""
+	res, err := r.publish(context.Background(), allLanes)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Published)
+	require.NoError(t, r.Publishing(0), "a row through clears it")
 }
 
 func TestTopicOutsideTheSourcePatternsIsNeverProduced(t *testing.T) {

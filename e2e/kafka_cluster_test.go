@@ -1,0 +1,246 @@
+package e2e
+
+// The pipeline on a Kafka cluster of three brokers (scripts/kafka.sh
+// cluster), under a steady load written through the outbox, through the
+// faults such a cluster has: each test counts the outbox's event ids
+// against stats (0 lost, 0 stored twice), checks each site's order in the
+// topic, that the relay and the sink ran on without a restart, and reports
+// the longest an event written after the fault waited to be stored.
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/platform/kafkatest"
+	"github.com/sitewatch/sitewatch/platform/porttest"
+)
+
+// clusterSites is how many sites the load writes checks of, in turn.
+const clusterSites = 30
+
+// clusterRun is the relay and the sink on the cluster, and a writer of
+// check events into the outbox at about 1,000 a second.
+type clusterRun struct {
+	t           *testing.T
+	c           *kafkatest.Cluster
+	pool        *pgxpool.Pool
+	topic       string
+	relay, sink *process
+	relayOps    string
+
+	mu      sync.Mutex
+	written map[string]time.Time // event id: when its transaction committed
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func startClusterRun(t *testing.T) *clusterRun {
+	c := kafkatest.StartCluster(t)
+	dbURL := dbtest.New(t)
+	r := &clusterRun{t: t, c: c, pool: dbtest.Pool(t, dbURL), topic: c.NewTopic(6), relayOps: porttest.Addr(t),
+		written: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+	incidents := c.NewTopic(3)
+	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + c.Brokers, "LOG_FORMAT=console"}
+	r.relay = start(t, "relay", env, "-ops-addr", r.relayOps, "-poll-interval", "50ms", "-topics", r.topic+","+incidents)
+	r.sink = start(t, "sink", env, append(sinkArgs(r.topic, incidents), "-notify=false")...)
+	go r.write()
+	require.Eventually(t, func() bool { return count(t, r.pool, "SELECT count(*) FROM stats") > 1000 }, 90*time.Second,
+		100*time.Millisecond, "the load is being stored")
+	return r
+}
+
+// write commits a transaction of 10 check events every 10 ms until stop.
+func (r *clusterRun) write() {
+	defer close(r.done)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; {
+		select {
+		case <-r.stop:
+			return
+		case <-tick.C:
+		}
+		msgs := make([]outbox.Message, 10)
+		for j := range msgs {
+			site := int64(i%clusterSites + 1)
+			i++
+			c := checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: site,
+				URL: "https://site" + strconv.FormatInt(site, 10) + ".example/", CheckedAt: time.Now().UTC(), StatusCode: 200, DurationMS: 3}
+			v, _ := json.Marshal(c)
+			msgs[j] = outbox.Message{EventID: c.EventID, Topic: r.topic, Key: []byte(strconv.FormatInt(site, 10)), Payload: v}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, msgs...) })
+		cancel()
+		if err != nil {
+			continue // not written: not expected either
+		}
+		now := time.Now()
+		r.mu.Lock()
+		for _, m := range msgs {
+			r.written[m.EventID] = now
+		}
+		r.mu.Unlock()
+	}
+}
+
+// busiest is the partition of the topic with the most messages, and the
+// node leading it.
+func (r *clusterRun) busiest() (partition, node int) {
+	r.t.Helper()
+	cons, err := kafka.NewConsumer(r.c.Config().ConfigMap(kafka.ConfigMap{"group.id": "e2e-watermarks"}))
+	require.NoError(r.t, err)
+	defer func() { _ = cons.Close() }()
+	leaders, err := r.c.Leaders(r.topic)
+	require.NoError(r.t, err)
+	most := int64(-1)
+	for p := range leaders {
+		_, high, err := cons.QueryWatermarkOffsets(r.topic, int32(p), 10_000)
+		require.NoError(r.t, err)
+		if high > most {
+			most, partition = high, p
+		}
+	}
+	return partition, leaders[partition]
+}
+
+// runOn lets the load run for d.
+func (r *clusterRun) runOn(d time.Duration) {
+	until := time.Now().Add(d)
+	require.Eventually(r.t, func() bool { return time.Now().After(until) }, d+time.Minute, 100*time.Millisecond)
+}
+
+// finish stops the load and checks what came through; it returns the
+// longest an event written after fault waited to be stored, and how many
+// events the topic holds twice (the sink stores each once).
+func (r *clusterRun) finish(fault time.Time) (time.Duration, int) {
+	t := r.t
+	t.Helper()
+	close(r.stop)
+	<-r.done
+	r.mu.Lock()
+	written := r.written
+	r.mu.Unlock()
+	for _, p := range []*process{r.relay, r.sink} {
+		select {
+		case err := <-p.done:
+			t.Fatalf("the %s exited (%v): no service may need a restart", p.name, err)
+		default:
+		}
+	}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.GreaterOrEqual(c, count(t, r.pool, "SELECT count(*) FROM stats"), len(written), "every event stored: %s", state(t, r.pool))
+	}, 3*time.Minute, 200*time.Millisecond)
+	require.Equal(t, len(written), count(t, r.pool, "SELECT count(DISTINCT event_id) FROM stats"), "no event lost")
+	require.Equal(t, len(written), count(t, r.pool, "SELECT count(*) FROM stats"), "no event stored twice")
+	require.Zero(t, count(t, r.pool, "SELECT count(*) FROM outbox WHERE NOT published"), "every outbox row flipped")
+
+	rows, err := r.pool.Query(context.Background(), "SELECT event_id::text, inserted_at FROM stats")
+	require.NoError(t, err)
+	var worst time.Duration
+	stored := 0
+	for rows.Next() {
+		var id string
+		var at time.Time
+		require.NoError(t, rows.Scan(&id, &at))
+		w, ok := written[id]
+		require.True(t, ok, "event %s in stats was never written", id)
+		stored++
+		if w.After(fault) && at.Sub(w) > worst {
+			worst = at.Sub(w)
+		}
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, len(written), stored)
+
+	// Each site's checks in the topic in the order they were written; an
+	// event the relay sent again (its first send was appended but not
+	// acknowledged, as with too few replicas in sync) is counted.
+	msgs := kafkatest.ConsumeUntilIdle(t, r.c.Config(), r.topic, 3*time.Second, 2*time.Minute)
+	last, seen, dup := map[string]time.Time{}, map[string]bool{}, 0
+	for _, m := range msgs {
+		var c checkevent.Check
+		require.NoError(t, json.Unmarshal(m.Value, &c))
+		if seen[c.EventID] {
+			dup++
+			continue
+		}
+		seen[c.EventID] = true
+		key := string(m.Key)
+		require.False(t, c.CheckedAt.Before(last[key]), "site %s out of order in the topic", key)
+		last[key] = c.CheckedAt
+	}
+	require.Len(t, seen, len(written), "every event in the topic")
+	t.Logf("%d events, %d of them twice in the topic; the longest an event written after the fault waited to be stored: %s",
+		len(written), dup, worst.Round(time.Millisecond))
+
+	r.relay.stop(t, 30*time.Second)
+	r.sink.stop(t, 30*time.Second)
+	return worst, dup
+}
+
+// The leader of the busiest partition killed with kill -9: its partitions
+// move to the other replicas in sync, the relay's idempotent producer
+// resends what was not acknowledged, and nothing is lost or doubled.
+func TestClusterLeaderKill9(t *testing.T) {
+	r := startClusterRun(t)
+	partition, node := r.busiest()
+	t.Logf("killing node %d, the leader of partition %d", node, partition)
+	fault := time.Now()
+	r.c.Kill9(node)
+	r.runOn(15 * time.Second)
+	r.c.Up()
+	r.runOn(5 * time.Second)
+	worst, dup := r.finish(fault)
+	require.Less(t, worst, 30*time.Second)
+	require.Zero(t, dup, "the idempotent producer's retries leave no copy in the topic")
+}
+
+// Two brokers of three down at once: with min.insync.replicas 2 no write
+// can be acknowledged, so the relay keeps its rows unflipped and its
+// /readyz says why; when they come back everything drains.
+func TestClusterTwoBrokersDownBlocksAndDrains(t *testing.T) {
+	r := startClusterRun(t)
+	_, leader := r.busiest()
+	down := []int{leader, leader%3 + 1}
+	fault := time.Now()
+	for _, n := range down {
+		r.c.Kill9(n)
+	}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		code, checks := readiness(t, r.relayOps)
+		assert.Equal(c, http.StatusServiceUnavailable, code, "the relay is not ready: %v", checks)
+		assert.Contains(c, checks["publishing"], "no row acknowledged by Kafka", "and says why")
+	}, 90*time.Second, 250*time.Millisecond)
+	_, checks := readiness(t, r.relayOps)
+	t.Logf("relay /readyz with two brokers down: %v", checks)
+	held := count(t, r.pool, "SELECT count(*) FROM outbox WHERE NOT published")
+	require.Positive(t, held, "rows wait, unflipped")
+	r.runOn(10 * time.Second)
+	require.Greater(t, count(t, r.pool, "SELECT count(*) FROM outbox WHERE NOT published"), held, "and more keep coming")
+	back := time.Now()
+	r.c.Up()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		code, checks := readiness(t, r.relayOps)
+		assert.Equal(c, http.StatusOK, code, "ready again: %v", checks)
+	}, 90*time.Second, 250*time.Millisecond)
+	t.Logf("ready again %s after the brokers came back", time.Since(back).Round(time.Millisecond))
+	r.runOn(5 * time.Second)
+	worst, _ := r.finish(fault)
+	require.Greater(t, worst, 10*time.Second, "events written while two brokers were down waited for them")
+}
