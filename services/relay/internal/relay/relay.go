@@ -163,7 +163,7 @@ type Relay struct {
 	stuckSince time.Time
 	stuckWhy   string
 	waiting    atomic.Int32 // workers idle until a notification or the poll
-	onFatal  func(error)  // set by Run: stops every worker
+	onFatal    func(error)  // set by Run: stops every worker
 }
 
 // New checks cfg and src, connects to the source's database and checks
