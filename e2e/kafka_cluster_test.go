@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,12 +204,73 @@ func TestClusterLeaderKill9(t *testing.T) {
 	t.Logf("killing node %d, the leader of partition %d", node, partition)
 	fault := time.Now()
 	r.c.Kill9(node)
-	r.runOn(15 * time.Second)
+	r.runOn(10 * time.Second)
 	r.c.Up()
 	r.runOn(5 * time.Second)
 	worst, dup := r.finish(fault)
 	require.Less(t, worst, 30*time.Second)
 	require.Zero(t, dup, "the idempotent producer's retries leave no copy in the topic")
+}
+
+// The active KRaft controller killed with kill -9: another voter takes
+// the quorum over, and the pipeline goes on.
+func TestClusterControllerKill9(t *testing.T) {
+	r := startClusterRun(t)
+	node, err := r.c.Controller()
+	require.NoError(t, err)
+	t.Logf("killing node %d, the active controller", node)
+	fault := time.Now()
+	r.c.Kill9(node)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		now, err := r.c.Controller()
+		assert.NoError(c, err)
+		assert.NotEqual(c, node, now, "another controller")
+	}, time.Minute, 500*time.Millisecond)
+	t.Logf("a new controller %s after the kill", time.Since(fault).Round(time.Millisecond))
+	r.runOn(10 * time.Second)
+	r.c.Up()
+	r.runOn(5 * time.Second)
+	worst, dup := r.finish(fault)
+	require.Less(t, worst, 30*time.Second)
+	require.Zero(t, dup, "the idempotent producer's retries leave no copy in the topic")
+}
+
+// A broker that hangs rather than dies (SIGSTOP for 30 s, holding its
+// connections): the controller fences it when its heartbeats stop, its
+// partitions move, and the requests it held time out and are sent again.
+func TestClusterBrokerHangs30s(t *testing.T) {
+	r := startClusterRun(t)
+	partition, node := r.busiest()
+	t.Logf("stopping node %d (SIGSTOP), the leader of partition %d", node, partition)
+	fault := time.Now()
+	r.c.Signal(node, syscall.SIGSTOP)
+	r.runOn(30 * time.Second)
+	r.c.Signal(node, syscall.SIGCONT)
+	r.runOn(10 * time.Second)
+	worst, _ := r.finish(fault)
+	require.Less(t, worst, 90*time.Second)
+}
+
+// A rolling restart, one broker at a time, each back in sync before the
+// next: what an upgrade does.
+func TestClusterRollingRestart(t *testing.T) {
+	r := startClusterRun(t)
+	fault := time.Now()
+	for n := 1; n <= 3; n++ {
+		restarted := time.Now()
+		r.c.Stop(n)
+		r.c.Up()
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			ok, err := r.c.InSync(r.topic)
+			assert.NoError(c, err)
+			assert.True(c, ok, "every replica in sync again")
+		}, 2*time.Minute, 500*time.Millisecond)
+		t.Logf("node %d restarted and in sync in %s", n, time.Since(restarted).Round(time.Millisecond))
+	}
+	r.runOn(5 * time.Second)
+	worst, dup := r.finish(fault)
+	require.Less(t, worst, 30*time.Second)
+	require.Zero(t, dup, "a controlled shutdown moves leaders first: nothing sent twice")
 }
 
 // Two brokers of three down at once: with min.insync.replicas 2 no write
@@ -231,7 +293,7 @@ func TestClusterTwoBrokersDownBlocksAndDrains(t *testing.T) {
 	t.Logf("relay /readyz with two brokers down: %v", checks)
 	held := count(t, r.pool, "SELECT count(*) FROM outbox WHERE NOT published")
 	require.Positive(t, held, "rows wait, unflipped")
-	r.runOn(10 * time.Second)
+	r.runOn(5 * time.Second)
 	require.Greater(t, count(t, r.pool, "SELECT count(*) FROM outbox WHERE NOT published"), held, "and more keep coming")
 	back := time.Now()
 	r.c.Up()

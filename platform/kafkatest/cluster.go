@@ -112,6 +112,45 @@ func (c *Cluster) Kill9(n int) {
 	}
 }
 
+// Stop stops node n gracefully (SIGTERM: a controlled shutdown moves its
+// leaderships first) and waits until it is gone.
+func (c *Cluster) Stop(n int) {
+	c.t.Helper()
+	pid := c.PID(n)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		c.t.Fatalf("stopping Kafka node %d: %v", n, err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("Kafka node %d (pid %d) did not stop within 60 s of SIGTERM", n, pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// InSync says whether every partition of topic has all its replicas in
+// sync.
+func (c *Cluster) InSync(topic string) (bool, error) {
+	admin, err := kafka.NewAdminClient(c.Config().ConfigMap(nil))
+	if err != nil {
+		return false, err
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := admin.DescribeTopics(ctx, kafka.NewTopicCollectionOfTopicNames([]string{topic}))
+	if err != nil {
+		return false, err
+	}
+	for _, p := range res.TopicDescriptions[0].Partitions {
+		if len(p.Isr) < len(p.Replicas) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // Signal sends sig (SIGSTOP, SIGCONT) to node n.
 func (c *Cluster) Signal(n int, sig syscall.Signal) {
 	c.t.Helper()
