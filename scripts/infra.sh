@@ -35,7 +35,11 @@ case ${1:-} in
     need openssl openssl # the tests make their TLS certificates with it
     run_both up
     ;;
-  down) run_both down ;;
+  down)
+    run_both down
+    # The three-node cluster the cluster tests start (kafka.sh cluster), if they did.
+    [[ -n ${KAFKA_BROKERS:-} || ! -d $CACHE/kafka/cluster ]] || "$SCRIPTS/kafka.sh" cluster down
+    ;;
   env)
     echo "export DATABASE_URL=$(sq "$("$SCRIPTS/pg.sh" url)")"
     echo "export KAFKA_BROKERS=$(sq "$("$SCRIPTS/kafka.sh" brokers)")"
