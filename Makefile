@@ -13,7 +13,7 @@ INFRA_ENV    := eval "$$(scripts/infra.sh env)";
 # scripts/docker.sh chose (official, or stand-ins built here).
 DOCKER_ENV   := eval "$$(scripts/docker.sh env)";
 COMPOSE      := docker compose -f deploy/docker-compose.yml
-TEST_FLAGS   ?= -race -count=1 -timeout 15m
+TEST_FLAGS   ?= -race -count=1 -timeout 30m
 
 .PHONY: all build vet lint test test-unit fuzz up down run migrate bench soak tidy fmt binaries clean \
 	docker up-containers down-containers

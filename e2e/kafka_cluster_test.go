@@ -56,6 +56,7 @@ func startClusterRun(t *testing.T) *clusterRun {
 	r := &clusterRun{t: t, c: c, pool: dbtest.Pool(t, dbURL), topic: c.NewTopic(6), relayOps: porttest.Addr(t),
 		written: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
 	incidents := c.NewTopic(3)
+	c.DeleteAtEnd(r.topic + ".dlq") // the sink makes it
 	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + c.Brokers, "LOG_FORMAT=console"}
 	r.relay = start(t, "relay", env, "-ops-addr", r.relayOps, "-poll-interval", "50ms", "-topics", r.topic+","+incidents)
 	r.sink = start(t, "sink", env, append(sinkArgs(r.topic, incidents), "-notify=false")...)
@@ -259,7 +260,9 @@ func TestClusterRollingRestart(t *testing.T) {
 	for n := 1; n <= 3; n++ {
 		restarted := time.Now()
 		r.c.Stop(n)
+		stopped := time.Now()
 		r.c.Up()
+		t.Logf("node %d: stopped in %s, started in %s", n, stopped.Sub(restarted).Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond))
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			ok, err := r.c.InSync(r.topic)
 			assert.NoError(c, err)

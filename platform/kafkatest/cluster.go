@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func StartCluster(t testing.TB) *Cluster {
 	}
 	c.Brokers = strings.TrimSpace(out)
 	c.Up()
+	purge.Do(c.purgeTestTopics)
 	t.Cleanup(func() {
 		for n := 1; n <= 3; n++ {
 			if pid, ok := c.pid(n); ok {
@@ -56,6 +58,36 @@ func StartCluster(t testing.TB) *Cluster {
 		}
 	})
 	return c
+}
+
+// purge runs once per test binary: the cluster outlives test runs.
+var purge sync.Once
+
+// purgeTestTopics deletes the topics earlier runs left (an interrupted
+// test, a topic a service created): every partition is work for a node
+// that restarts.
+func (c *Cluster) purgeTestTopics() {
+	admin, err := kafka.NewAdminClient(c.Config().ConfigMap(nil))
+	if err != nil {
+		return
+	}
+	defer admin.Close()
+	md, err := admin.GetMetadata(nil, true, 10_000)
+	if err != nil {
+		return
+	}
+	var old []string
+	for name := range md.Topics {
+		if strings.HasPrefix(name, "test.") {
+			old = append(old, name)
+		}
+	}
+	if len(old) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = admin.DeleteTopics(ctx, old)
 }
 
 // Config is the plaintext client configuration of the cluster.
@@ -182,12 +214,13 @@ func (c *Cluster) NewTopic(partitions int) string {
 	if err := kafkaclient.EnsureTopic(ctx, c.Config(), topic, partitions); err != nil {
 		c.t.Fatalf("creating a topic on the cluster: %v", err)
 	}
-	c.deleteAtEnd(topic)
+	c.DeleteAtEnd(topic)
 	return topic
 }
 
-// deleteAtEnd deletes topic when the test ends.
-func (c *Cluster) deleteAtEnd(topic string) {
+// DeleteAtEnd deletes topic (one a service created, say) when the test
+// ends.
+func (c *Cluster) DeleteAtEnd(topic string) {
 	c.t.Cleanup(func() {
 		admin, err := kafka.NewAdminClient(c.Config().ConfigMap(nil))
 		if err != nil {

@@ -56,7 +56,7 @@ func TestTopicsAreReplicatedOnACluster(t *testing.T) {
 	}{{kafkaclient.Topic{Partitions: 1, Replication: 2, MinInsync: 1}, 2, "1"}, {kafkaclient.Topic{Partitions: 1, Replication: 5, MinInsync: 5}, 3, "2"}} {
 		name := topic + "-" + strconv.Itoa(x.spec.Replication)
 		require.NoError(t, kafkaclient.CreateTopic(ctx, c.Config(), name, x.spec))
-		c.deleteAtEnd(name)
+		c.DeleteAtEnd(name)
 		replicas, minInsync = topicLayout(t, c.Config(), name)
 		require.Equal(t, []int{x.replicas}, replicas, "%+v", x.spec)
 		require.Equal(t, x.minInsync, minInsync, "%+v", x.spec)
