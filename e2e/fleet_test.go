@@ -350,7 +350,7 @@ func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 	topic, incidents := kafkatest.NewTopic(t, 3), kafkatest.NewTopic(t, 3)
 	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + kafkatest.Config(t).Brokers, "LOG_FORMAT=console"}
 	var failing atomic.Value // the regions the site fails for, by User-Agent
-	failing.Store([]string{"eu-west"})
+	failing.Store([]string{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, region := range failing.Load().([]string) {
 			if strings.HasSuffix(r.UserAgent(), region) {
@@ -401,6 +401,12 @@ func TestIncidentsNeedAQuorumOfRegions(t *testing.T) {
 		_ = pool.QueryRow(context.Background(), "SELECT state FROM site_region_state WHERE region = $1", region).Scan(&s)
 		return s
 	}
+	// Every region checks the site before one fails: a region alone is the
+	// only evidence there is, and a quorum of the regions that reported.
+	require.Eventually(t, func() bool {
+		return state("eu-west") == "up" && state("us-east") == "up" && state("ap-south") == "up"
+	}, 30*time.Second, 100*time.Millisecond, "every region says up")
+	failing.Store([]string{"eu-west"})
 	require.Eventually(t, func() bool {
 		return state("eu-west") == "down" && state("us-east") == "up" && state("ap-south") == "up"
 	},
