@@ -315,21 +315,7 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 	}
 	// named parses NAME [flags] into f and returns the name and the flags given.
 	named := func(cmd string, args []string, update bool, f *channelFlags) (string, map[string]bool, int) {
-		fs := flag.NewFlagSet("channels "+cmd, flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		f.register(fs, update)
-		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-			return "", nil, fail(cmd, errors.New("want a NAME first"), ExitUsage)
-		}
-		if err := fs.Parse(args[1:]); err != nil {
-			return "", nil, ExitUsage
-		}
-		if err := command.NoArgs(fs.Args()); err != nil {
-			return "", nil, fail(cmd, err, ExitUsage)
-		}
-		given := map[string]bool{}
-		fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
-		return args[0], given, ExitOK
+		return parseNamed("channels", cmd, "NAME", args, func(fs *flag.FlagSet) { f.register(fs, update) }, stderr)
 	}
 	return command.Dispatch(ctx, "channels", "", ChannelsUsage, map[string]command.Func{
 		"add": func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -540,12 +526,8 @@ func Channels(ctx context.Context, args []string, open func() (ChannelStore, err
 				for i, c := range chs {
 					f.Channels[i] = specOf(c)
 				}
-				path := ""
-				if len(args) == 1 && args[0] != "-" {
-					path = args[0]
-				}
 				// An incoming webhook's URL is a credential: the file is its owner's only.
-				return writeYAML(path, stdout, f)
+				return writeYAML(exportPath(args), stdout, f)
 			})
 		},
 	}, args, stdout, stderr)

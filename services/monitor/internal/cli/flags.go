@@ -4,9 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
+	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
 )
 
@@ -208,4 +210,37 @@ func unescape(v string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// parseNamed parses "NAME [flags]", the arguments of `group cmd` (add and
+// update of channels and pages): the name (what it is called in the
+// error: NAME, SLUG) and the flags given. code is ExitOK, or ExitUsage
+// once the problem is printed.
+func parseNamed(group, cmd, what string, args []string, register func(*flag.FlagSet), stderr io.Writer) (name string, given map[string]bool, code int) {
+	fs := flag.NewFlagSet(group+" "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	register(fs)
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "%s %s: want a %s first\n", group, cmd, what)
+		return "", nil, ExitUsage
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return "", nil, ExitUsage
+	}
+	if err := command.NoArgs(fs.Args()); err != nil {
+		fmt.Fprintf(stderr, "%s %s: %v\n", group, cmd, err)
+		return "", nil, ExitUsage
+	}
+	given = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	return args[0], given, ExitOK
+}
+
+// exportPath is where export writes: the FILE argument, or "" (standard
+// output) for none or "-".
+func exportPath(args []string) string {
+	if len(args) == 1 && args[0] != "-" {
+		return args[0]
+	}
+	return ""
 }

@@ -279,21 +279,7 @@ func Pages(ctx context.Context, args []string, open func() (PageStore, error), s
 	}
 	// slugged parses SLUG [flags] into f and returns the slug and the flags given.
 	slugged := func(cmd string, args []string, f *pageFlags) (string, map[string]bool, int) {
-		fs := flag.NewFlagSet("pages "+cmd, flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		f.register(fs)
-		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-			return "", nil, fail(cmd, errors.New("want a SLUG first"), ExitUsage)
-		}
-		if err := fs.Parse(args[1:]); err != nil {
-			return "", nil, ExitUsage
-		}
-		if err := command.NoArgs(fs.Args()); err != nil {
-			return "", nil, fail(cmd, err, ExitUsage)
-		}
-		given := map[string]bool{}
-		fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
-		return args[0], given, ExitOK
+		return parseNamed("pages", cmd, "SLUG", args, f.register, stderr)
 	}
 	one := func(cmd string, args []string, do func(PageStore, string) error) int {
 		if len(args) != 1 {
@@ -437,11 +423,7 @@ func Pages(ctx context.Context, args []string, open func() (PageStore, error), s
 				for i, p := range ps {
 					f.Pages[i] = specOfPage(p)
 				}
-				path := ""
-				if len(args) == 1 && args[0] != "-" {
-					path = args[0]
-				}
-				return writeYAML(path, stdout, f)
+				return writeYAML(exportPath(args), stdout, f)
 			})
 		},
 	}, args, stdout, stderr)

@@ -413,12 +413,8 @@ func exportSites(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return failure(env, "export", err)
 	}
-	path := ""
-	if len(args) == 1 && args[0] != "-" {
-		path = args[0]
-	}
 	// Headers may hold credentials: the file is for its owner only.
-	if err := writeYAML(path, env.Stdout, siteFileOf(sites)); err != nil {
+	if err := writeYAML(exportPath(args), env.Stdout, siteFileOf(sites)); err != nil {
 		return failure(env, "export", err)
 	}
 	return ExitOK
