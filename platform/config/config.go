@@ -12,11 +12,13 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sitewatch/sitewatch/platform/logging"
+	"github.com/sitewatch/sitewatch/platform/retry"
 )
 
 // shared names read without the service prefix, so one DATABASE_URL or
@@ -184,4 +186,58 @@ func OpenPool(ctx context.Context, databaseURL, app string, conns int) (*pgxpool
 		return nil, fmt.Errorf("opening database pool: %w", err)
 	}
 	return pool, nil
+}
+
+// ErrSharedSessions says a connection pooler in transaction or statement
+// mode stands between sitewatch and PostgreSQL.
+var ErrSharedSessions = errors.New("the database connections share server sessions: a pooler in front of PostgreSQL runs in transaction or statement mode " +
+	"(PgBouncer: pool_mode = transaction); sitewatch's leases are session advisory locks, and it listens for notifications: set pool_mode = session")
+
+// CheckSessions reports whether each connection to databaseURL is a
+// PostgreSQL session of its own, as the services' leases (session
+// advisory locks), LISTEN and prepared statements need. Behind a pooler in
+// transaction mode a connection's statements go to whichever server
+// session is free, and it fails with ErrSharedSessions, marked
+// retry.Permanent: waiting does not mend it.
+//
+// It asks two connections at once for their backend's pid, then the first
+// again: own sessions answer two pids, the first one twice; a transaction
+// pooler hands the first connection's idle server session to the second,
+// or, rotating, another one back to the first.
+func CheckSessions(ctx context.Context, databaseURL string) error {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return fmt.Errorf("parsing the database URL: %w", err)
+	}
+	// Unnamed statements only: a transaction pooler loses named ones
+	// between round trips, and the check would fail with that instead.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "sitewatch-session-check"
+	}
+	var conns [2]*pgx.Conn
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		for _, c := range conns {
+			if c != nil {
+				_ = c.Close(cctx) // a read-only check's connection
+			}
+		}
+	}()
+	for i := range conns {
+		if conns[i], err = pgx.ConnectConfig(ctx, cfg); err != nil {
+			return fmt.Errorf("connecting to check the database sessions: %w", err)
+		}
+	}
+	var pids [3]int32
+	for i, c := range []*pgx.Conn{conns[0], conns[1], conns[0]} {
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pids[i]); err != nil {
+			return fmt.Errorf("checking the database sessions: %w", err)
+		}
+	}
+	if pids[0] == pids[1] || pids[0] != pids[2] {
+		return retry.Permanent(fmt.Errorf("%w (two connections answered from backends %d, %d, then %d)", ErrSharedSessions, pids[0], pids[1], pids[2]))
+	}
+	return nil
 }

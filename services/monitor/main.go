@@ -99,6 +99,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	// Waits for the database: joining the fleet needs it.
 	var member *fleet.Member
 	err = retry.Do(gctx, startupRetry, func(actx context.Context) error {
+		if err := config.CheckSessions(actx, cfg.DatabaseURL); err != nil {
+			return err
+		}
 		var err error
 		member, err = fleet.New(actx, fleet.Config{DatabaseURL: cfg.DatabaseURL, Region: cfg.Region,
 			Rebalance: cfg.Rebalance, DeadPeer: cfg.DeadPeer}, st, logger, opsSrv.Registry())

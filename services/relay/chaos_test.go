@@ -75,7 +75,7 @@ func startRelay(t *testing.T, dbURL, brokers, topic string, extra ...string) *re
 	log, err := os.CreateTemp(t.TempDir(), "relay-*.log")
 	require.NoError(t, err)
 	args := append([]string{"run", "-ops-addr", "127.0.0.1:0", "-batch-size", "50", "-workers", "2",
-		"-poll-interval", "200ms", "-rebalance-interval", "300ms", "-retention", "0", "-message-timeout", "60s",
+		"-poll-interval", "200ms", "-rebalance-interval", "300ms", "-retention", "0",
 		"-topics", topic, "-log-format", "console"}, extra...)
 	cmd := exec.Command(relayBinary(t), args...)
 	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+brokers)

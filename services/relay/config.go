@@ -31,6 +31,7 @@ type Config struct {
 	PollInterval      time.Duration
 	Rebalance         time.Duration
 	MessageTimeout    time.Duration
+	DrainTimeout      time.Duration
 	MaxMessageBytes   int64
 	RetryBackoff      time.Duration
 	RetryMaxBackoff   time.Duration
@@ -52,7 +53,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", 4, "concurrent batches per source, each on its own lanes")
 	fs.DurationVar(&c.PollInterval, "poll-interval", time.Second, "poll when no notification arrives (notifications wake the relay at once)")
 	fs.DurationVar(&c.Rebalance, "rebalance-interval", time.Second, "how often replicas even out their lanes; a dead replica's lanes move within about this")
-	fs.DurationVar(&c.MessageTimeout, "message-timeout", 30*time.Second, "how long Kafka may take to acknowledge a message")
+	fs.DurationVar(&c.MessageTimeout, "message-timeout", 0, "how long Kafka may take to acknowledge a row before it is sent again by a later batch; 0 waits as long as Kafka is down, which keeps each key's rows in order (with a timeout, a later row of the key can get through first)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 5*time.Second, "on shutdown, how long the batch in flight still waits for Kafka; its unacknowledged rows then wait unflipped")
 	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", 1000000, "largest key + payload produced (the producer's message.max.bytes); a larger row is parked without being loaded")
 	fs.DurationVar(&c.RetryBackoff, "retry-backoff", time.Second, "first wait before retrying a row Kafka refused; doubles per attempt")
 	fs.DurationVar(&c.RetryMaxBackoff, "retry-max-backoff", 5*time.Minute, "longest wait between retries of a row")
@@ -83,7 +85,8 @@ func (c Config) Validate() error {
 	check(c.Workers >= 1 && c.Workers <= 64, "workers: %d: want 1..64", c.Workers)
 	check(c.PollInterval >= 10*time.Millisecond, "poll-interval: %s: want at least 10ms", c.PollInterval)
 	check(c.Rebalance >= 100*time.Millisecond, "rebalance-interval: %s: want at least 100ms", c.Rebalance)
-	check(c.MessageTimeout >= time.Second, "message-timeout: %s: want at least 1s", c.MessageTimeout)
+	check(c.MessageTimeout == 0 || c.MessageTimeout >= time.Second, "message-timeout: %s: want 0 (wait) or at least 1s", c.MessageTimeout)
+	check(c.DrainTimeout >= 100*time.Millisecond, "drain-timeout: %s: want at least 100ms", c.DrainTimeout)
 	check(c.MaxMessageBytes >= 1000 && c.MaxMessageBytes <= 1000000000, "max-message-bytes: %d: want 1000..1000000000", c.MaxMessageBytes)
 	check(c.RetryBackoff > 0, "retry-backoff: %s: want more than 0", c.RetryBackoff)
 	check(c.RetryMaxBackoff >= c.RetryBackoff, "retry-max-backoff: %s: want at least retry-backoff (%s)", c.RetryMaxBackoff, c.RetryBackoff)

@@ -32,8 +32,11 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	require.Equal(t, []string{"*"}, sources[0].Topics)
 
 	t.Setenv("RELAY_BATCH_SIZE", "0")
-	_, err = loadConfig(t, "-poll-interval=1ms", "-table=a.b.c", "-kafka-brokers=nohost", "-topics=[", "-max-attempts=0")
+	_, err = loadConfig(t, "-poll-interval=1ms", "-table=a.b.c", "-kafka-brokers=nohost", "-topics=[", "-max-attempts=0",
+		"-message-timeout=500ms", "-drain-timeout=0s")
 	require.ErrorContains(t, err, "batch-size: 0")
+	require.ErrorContains(t, err, "message-timeout: 500ms")
+	require.ErrorContains(t, err, "drain-timeout: 0s")
 	require.ErrorContains(t, err, "poll-interval: 1ms")
 	require.ErrorContains(t, err, "table: ")
 	require.ErrorContains(t, err, `kafka-brokers: "nohost"`)

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitewatch/sitewatch/platform/command"
+	"github.com/sitewatch/sitewatch/platform/config"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/ops"
 	"github.com/sitewatch/sitewatch/platform/retry"
@@ -85,8 +86,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		BatchSize: cfg.BatchSize, Workers: cfg.Workers, PollInterval: cfg.PollInterval, Rebalance: cfg.Rebalance,
 		Retry:     store.Retry{Backoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff, MaxAttempts: cfg.MaxAttempts},
 		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval, RetentionBatch: 1000,
-		// A batch waits at most message-timeout for Kafka; the rest is SQL.
-		BatchTimeout:    cfg.MessageTimeout + 30*time.Second,
+		SQLTimeout: sqlTimeout, DrainTimeout: cfg.DrainTimeout,
 		MaxMessageBytes: cfg.MaxMessageBytes,
 	}
 	sources, err := cfg.loadSources()
@@ -118,6 +118,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	for _, src := range sources {
 		var r *relay.Relay
 		err := retry.Do(gctx, startupRetry, func(actx context.Context) error {
+			if err := config.CheckSessions(actx, src.DatabaseURL); err != nil {
+				return err
+			}
 			var err error
 			r, err = relay.New(actx, rcfg, src, producer, logger, metrics)
 			return err
@@ -155,7 +158,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		}
 		return errors.Join(errs...)
 	})
-	stallAfter := cfg.MessageTimeout + cfg.PollInterval + time.Minute
+	// A batch waiting for Kafka counts as a turn (see LastLoop).
+	stallAfter := 2*sqlTimeout + cfg.PollInterval + time.Minute
 	opsSrv.AddLiveness("loop", func(context.Context) error {
 		for _, r := range relays {
 			if since := time.Since(r.LastLoop()); since > stallAfter {
@@ -172,6 +176,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 	return g.Wait()
 }
+
+// sqlTimeout bounds a batch's claim, and its flip and commit.
+const sqlTimeout = 30 * time.Second
 
 // startupRetry waits for a source's database (and its migrated table) at
 // start-up, until shutdown.

@@ -127,6 +127,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	// Waits for the database and its migrated tables before reading anything:
 	// one line per attempt, with the reason, and /readyz says it too.
 	err = retry.Do(gctx, startupRetry, func(actx context.Context) error {
+		if err := config.CheckSessions(actx, cfg.DatabaseURL); err != nil {
+			return err
+		}
 		if _, err := pool.Exec(actx, "SELECT 1 FROM stats, incidents, deliveries, sink_replicas, rollup_fold LIMIT 0"); err != nil {
 			return fmt.Errorf("reaching the database and its tables (run monitor migrate if they are missing): %w", err)
 		}

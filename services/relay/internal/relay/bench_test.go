@@ -82,6 +82,8 @@ func (ackProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
 	return nil
 }
 
+func (ackProducer) Purge(int) error { return nil }
+
 // runUntilDrained runs a relay on a preloaded table and returns rows/s.
 func runUntilDrained(b *testing.B, dbURL string, p Producer, n int) float64 {
 	b.Helper()

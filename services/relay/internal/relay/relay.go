@@ -3,7 +3,10 @@
 // each row to its topic, wait for every delivery report, and flip
 // `published` for the rows Kafka acknowledged, all in the claiming
 // transaction. A crash before the commit re-publishes that batch: delivery
-// is at least once, and consumers dedupe on ce_id.
+// is at least once, and consumers dedupe on ce_id. While Kafka cannot take
+// a row (too few replicas in sync, no leader, out of reach) its batch
+// waits, unless the producer was given a message timeout: a key's rows
+// then keep their order through any outage.
 package relay
 
 import (
@@ -99,7 +102,8 @@ type Config struct {
 	Workers           int           // concurrent batches per source, each on its own lanes
 	PollInterval      time.Duration // fallback when no notification arrives
 	Rebalance         time.Duration
-	BatchTimeout      time.Duration // deadline of one claim → produce → flip → commit cycle
+	SQLTimeout        time.Duration // deadline of a batch's claim, and of its flip and commit
+	DrainTimeout      time.Duration // how long a batch still waits for Kafka once shutdown began
 	MaxMessageBytes   int64         // key + payload; a larger row is parked unread (the producer's message.max.bytes)
 	Retry             store.Retry
 	Retention         time.Duration // published rows older than this are deleted; 0 keeps them
@@ -119,7 +123,8 @@ func (c Config) Validate() error {
 	check(c.Workers >= 1 && c.Workers <= Lanes, "workers %d: want 1..%d", c.Workers, Lanes)
 	check(c.PollInterval > 0, "poll interval %s: want more than 0", c.PollInterval)
 	check(c.Rebalance > 0, "rebalance interval %s: want more than 0", c.Rebalance)
-	check(c.BatchTimeout > 0, "batch timeout %s: want more than 0", c.BatchTimeout)
+	check(c.SQLTimeout > 0, "SQL timeout %s: want more than 0", c.SQLTimeout)
+	check(c.DrainTimeout > 0, "drain timeout %s: want more than 0", c.DrainTimeout)
 	check(c.MaxMessageBytes >= 1000, "max message bytes %d: want at least 1000", c.MaxMessageBytes)
 	check(c.Retry.Backoff > 0, "retry backoff %s: want more than 0", c.Retry.Backoff)
 	check(c.Retry.MaxBackoff >= c.Retry.Backoff, "retry max backoff %s: want at least the backoff %s", c.Retry.MaxBackoff, c.Retry.Backoff)
@@ -142,6 +147,9 @@ var workerBackoff = retry.Policy{Initial: 100 * time.Millisecond, Max: 10 * time
 // Producer is the part of *kafka.Producer the relay uses.
 type Producer interface {
 	Produce(msg *kafka.Message, deliveryChan chan kafka.Event) error
+	// Purge drops the messages not yet acknowledged (at shutdown, once
+	// DrainTimeout is over); each still gets its delivery report.
+	Purge(flags int) error
 }
 
 // Relay publishes one source.
@@ -157,13 +165,9 @@ type Relay struct {
 	metrics  *Metrics
 	mu       sync.Mutex
 	lastLoop time.Time
-	// stuckSince is when batches began to get no row acknowledged, all
-	// of them refused for a reason that passes (too few replicas in sync,
-	// no leader, Kafka out of reach); zero while rows get through.
-	stuckSince time.Time
-	stuckWhy   string
-	waiting    atomic.Int32 // workers idle until a notification or the poll
-	onFatal    func(error)  // set by Run: stops every worker
+	acks     ackState     // guarded by mu
+	waiting  atomic.Int32 // workers idle until a notification or the poll
+	onFatal  func(error)  // set by Run: stops every worker
 }
 
 // New checks cfg and src, connects to the source's database and checks
@@ -217,39 +221,93 @@ func (r *Relay) Pool() *pgxpool.Pool { return r.pool }
 // Name is the source's name.
 func (r *Relay) Name() string { return r.src.Name }
 
+// ackState is what /readyz and /healthz know of Kafka's delivery reports.
+type ackState struct {
+	lastAck time.Time
+	// inFlight batches wait for delivery reports, since inFlightSince.
+	inFlight      int
+	inFlightSince time.Time
+	// failingSince is when a batch first got a row back unacknowledged
+	// for a reason that passes (a message timeout, too few replicas in
+	// sync, no leader); zero once a batch gets every row through.
+	failingSince time.Time
+	why          string
+}
+
 // LastLoop is when a worker last finished a turn, for the liveness check.
+// A batch waiting for Kafka is not stalled: /readyz tells of that.
 func (r *Relay) LastLoop() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.acks.inFlight > 0 {
+		return time.Now()
+	}
 	return r.lastLoop
 }
 
-// noteAcks records a batch's outcome for Publishing.
-func (r *Relay) noteAcks(acked, transient int, why string) {
+// sending notes a batch's messages handed to the producer.
+func (r *Relay) sending() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.acks.inFlight == 0 {
+		r.acks.inFlightSince = time.Now()
+	}
+	r.acks.inFlight++
+}
+
+// acked notes a row Kafka acknowledged.
+func (r *Relay) acked() {
+	r.mu.Lock()
+	r.acks.lastAck = time.Now()
+	r.mu.Unlock()
+}
+
+// sent notes a batch's outcome once every report is in.
+func (r *Relay) sent(acked, transient int, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.acks.inFlight--
 	switch {
-	case acked > 0:
-		r.stuckSince, r.stuckWhy = time.Time{}, ""
 	case transient > 0:
-		if r.stuckSince.IsZero() {
-			r.stuckSince = time.Now()
+		if r.acks.failingSince.IsZero() {
+			r.acks.failingSince = time.Now()
 		}
-		r.stuckWhy = why
+		r.acks.why = why
+	case acked > 0:
+		r.acks.failingSince, r.acks.why = time.Time{}, ""
 	}
 }
 
 // Publishing says why Kafka acknowledges none of the relay's rows, when
-// every batch for longer than after got none through (the rows stay
-// unflipped and are sent again): for /readyz.
+// for longer than after rows have waited for Kafka (a batch in flight, or
+// rows that came back unacknowledged and are sent again) with none
+// acknowledged: for /readyz.
 func (r *Relay) Publishing(after time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stuckSince.IsZero() || time.Since(r.stuckSince) < after {
+	a := r.acks
+	var since time.Time // rows have waited since
+	if a.inFlight > 0 {
+		since = a.inFlightSince
+	}
+	if !a.failingSince.IsZero() && (since.IsZero() || a.failingSince.Before(since)) {
+		since = a.failingSince
+	}
+	if since.IsZero() {
 		return nil
 	}
-	return fmt.Errorf("no row acknowledged by Kafka for %s, the rows wait unflipped: %s",
-		time.Since(r.stuckSince).Round(time.Second), r.stuckWhy)
+	if a.lastAck.After(since) {
+		since = a.lastAck
+	}
+	quiet := time.Since(since)
+	if quiet < after {
+		return nil
+	}
+	why := a.why
+	if why == "" {
+		why = fmt.Sprintf("%d batches wait for Kafka's delivery reports", a.inFlight)
+	}
+	return fmt.Errorf("no row acknowledged by Kafka for %s, the rows wait unflipped: %s", quiet.Round(time.Second), why)
 }
 
 func (r *Relay) touch() {
@@ -317,10 +375,7 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) work(ctx context.Context, worker int, wake <-chan struct{}) {
 	backoff := retry.NewBackoff(workerBackoff)
 	for ctx.Err() == nil {
-		// The batch in flight is finished after shutdown, within its deadline.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.BatchTimeout)
-		res, err := r.publishBatch(bctx, worker)
-		cancel()
+		res, err := r.publishBatch(ctx, worker)
 		r.touch()
 		var wait time.Duration
 		switch {
@@ -375,7 +430,8 @@ type Result struct {
 }
 
 // publishBatch runs one claim → produce → flip → commit cycle on the lanes
-// of worker.
+// of worker. The batch in flight is finished after ctx ends: its SQL steps
+// each have SQLTimeout, and it waits DrainTimeout more for Kafka.
 func (r *Relay) publishBatch(ctx context.Context, worker int) (Result, error) {
 	lanes, release := r.coord.Acquire(worker, r.cfg.Workers)
 	defer release()
@@ -389,20 +445,29 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 	var res Result
 	start := time.Now()
 	sw := ops.StartStopwatch() // the claim's lap includes beginning the transaction
-	tx, err := r.pool.Begin(ctx)
+	sql := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), r.cfg.SQLTimeout)
+	}
+	cctx, cancel := sql()
+	defer cancel()
+	tx, err := r.pool.Begin(cctx)
 	if err != nil {
 		return res, fmt.Errorf("beginning outbox transaction: %w", err)
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
+	defer func() {
+		rctx, cancel := sql()
+		defer cancel()
+		_ = tx.Rollback(rctx)
+	}()
 
-	rows, err := r.store.Claim(ctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes, r.floor.ID())
+	rows, err := r.store.Claim(cctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes, r.floor.ID())
 	sw.Lap(r.metrics.step(r.src.Name, "claim"))
 	if err != nil {
 		return res, err
 	}
 	res.Claimed = len(rows)
 	if len(rows) == 0 {
-		return res, tx.Commit(ctx)
+		return res, tx.Commit(cctx)
 	}
 
 	var sendable []store.Row
@@ -418,9 +483,12 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 			forbidden = append(forbidden, row.ID)
 		}
 	}
-	out := r.produce(sendable)
+	out := r.produce(ctx, sendable)
 	sw.Lap(r.metrics.step(r.src.Name, "produce"))
 
+	// However long Kafka took, what it acknowledged is flipped.
+	ctx, cancel = sql()
+	defer cancel()
 	if err := r.store.MarkPublished(ctx, tx, out.acked); err != nil {
 		return res, err
 	}
@@ -449,7 +517,6 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 	}
 	res.Published, res.Failed, res.Parked = len(out.acked), len(out.failedIDs), len(parked)+len(forbidden)+len(invalid)
 	res.Transient, res.TransientErr, res.Deferred = out.transient, out.transientErr, out.deferred
-	r.noteAcks(len(out.acked), out.transient, out.transientErr)
 	r.metrics.observe(r.src.Name, res, map[string]int{"attempts": len(parked), "topic_not_allowed": len(forbidden),
 		"invalid_row": len(invalid)}, time.Since(start))
 	if len(invalid) > 0 {
@@ -478,10 +545,14 @@ type produced struct {
 	transientErr string
 }
 
-// produce sends every row and waits for every delivery report. It does not
-// give up early: each message ends in a report within message.timeout.ms.
-func (r *Relay) produce(rows []store.Row) produced {
+// produce sends every row and waits for every delivery report: until
+// Kafka acknowledges or refuses each (or the producer's message.timeout.ms
+// passes), and once ctx ends, for DrainTimeout more; then the producer's
+// messages are purged, and their rows wait unflipped for the next relay.
+func (r *Relay) produce(ctx context.Context, rows []store.Row) produced {
 	var out produced
+	r.sending()
+	defer func() { r.sent(len(out.acked), out.transient, out.transientErr) }()
 	reports := make(chan kafka.Event, len(rows))
 	sent := 0
 	fail := func(row *store.Row, err error) {
@@ -524,8 +595,28 @@ func (r *Relay) produce(rows []store.Row) produced {
 			held[string(row.Key)] = true
 		}
 	}
-	for ; sent > 0; sent-- {
-		m, ok := (<-reports).(*kafka.Message)
+	done, drain := ctx.Done(), (<-chan time.Time)(nil)
+	for sent > 0 {
+		var ev kafka.Event
+		select {
+		case ev = <-reports:
+			sent--
+		case <-done:
+			done = nil
+			t := time.NewTimer(r.cfg.DrainTimeout)
+			defer t.Stop()
+			drain = t.C
+			continue
+		case <-drain:
+			drain = nil
+			r.logger.Warn("shutting down: Kafka has not acknowledged every row of the batch; purging them, they wait unflipped",
+				zap.Int("rows", sent), zap.Duration("waited_after_shutdown", r.cfg.DrainTimeout))
+			if err := r.producer.Purge(kafka.PurgeQueue | kafka.PurgeInFlight | kafka.PurgeNonBlocking); err != nil {
+				r.logger.Warn("purging the producer's queues failed", zap.Error(err))
+			}
+			continue
+		}
+		m, ok := ev.(*kafka.Message)
 		if !ok {
 			continue // only messages are sent on a delivery channel
 		}
@@ -534,6 +625,7 @@ func (r *Relay) produce(rows []store.Row) produced {
 			fail(row, err)
 			continue
 		}
+		r.acked()
 		out.acked = append(out.acked, row.ID)
 	}
 	return out
@@ -554,7 +646,7 @@ func transient(err error) bool {
 	case kafka.ErrMsgTimedOut, kafka.ErrTimedOut, kafka.ErrTransport, kafka.ErrAllBrokersDown, kafka.ErrQueueFull,
 		kafka.ErrRequestTimedOut, kafka.ErrNotEnoughReplicas, kafka.ErrNotEnoughReplicasAfterAppend,
 		kafka.ErrLeaderNotAvailable, kafka.ErrNotLeaderForPartition, kafka.ErrBrokerNotAvailable,
-		kafka.ErrNetworkException, kafka.ErrDestroy:
+		kafka.ErrNetworkException, kafka.ErrDestroy, kafka.ErrPurgeQueue, kafka.ErrPurgeInflight:
 		return true
 	}
 	return kerr.IsRetriable()

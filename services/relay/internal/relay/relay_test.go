@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
@@ -31,7 +32,7 @@ var allLanes = func() []int16 {
 
 func testConfig() Config {
 	return Config{BatchSize: 100, Workers: 2, PollInterval: time.Minute, Rebalance: 200 * time.Millisecond,
-		BatchTimeout: time.Minute, MaxMessageBytes: 1000000, Retry: store.Retry{Backoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 3},
+		SQLTimeout: 30 * time.Second, DrainTimeout: time.Second, MaxMessageBytes: 1000000, Retry: store.Retry{Backoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 3},
 		RetentionInterval: time.Hour, RetentionBatch: 10}
 }
 
@@ -186,6 +187,8 @@ func (f *fakeProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
 	return nil
 }
 
+func (f *fakeProducer) Purge(int) error { return nil }
+
 func TestRefusedRowsBackOffBlockTheirKeyAndAreParkedAfterTheLimit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -283,6 +286,106 @@ func TestKafkaUnavailableDoesNotUseUpAttempts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Published)
 	require.NoError(t, r.Publishing(0), "a row through clears it")
+}
+
+// holdingProducer acknowledges every message but those for topic "down",
+// which it holds, as a broker does with too few replicas in sync, until
+// Purge hands them back as purged.
+type holdingProducer struct {
+	mu     sync.Mutex
+	held   []*kafka.Message
+	ch     chan kafka.Event
+	holds  chan struct{} // a message held
+	purges int
+}
+
+func (h *holdingProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
+	if *m.TopicPartition.Topic != "down" {
+		go func() { ch <- m }()
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held, h.ch = append(h.held, m), ch
+	select {
+	case h.holds <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (h *holdingProducer) Purge(int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.purges++
+	for _, m := range h.held {
+		m.TopicPartition.Error = kafka.NewError(kafka.ErrPurgeInflight, "Local: Purged in flight", false)
+		go func() { h.ch <- m }()
+	}
+	h.held = nil
+	return nil
+}
+
+// With no message timeout a batch waits for Kafka as long as it takes:
+// /readyz says so once no row has been acknowledged for a while, /healthz
+// does not take the wait for a stall, and at shutdown the batch waits
+// DrainTimeout more, flips what Kafka acknowledged and leaves the rest
+// unflipped.
+func TestABatchWaitsForKafkaThenItsRowsArePurgedAtShutdown(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	writeRows(t, pool,
+		outbox.Message{Topic: "up", Key: []byte("a"), Payload: []byte("1")},
+		outbox.Message{Topic: "down", Key: []byte("b"), Payload: []byte("2")},
+		outbox.Message{Topic: "down", Key: []byte("b"), Payload: []byte("3")})
+	hp := &holdingProducer{holds: make(chan struct{}, 1)}
+	cfg := testConfig()
+	cfg.DrainTimeout = 200 * time.Millisecond
+	r := newRelay(t, dbURL, hp, cfg)
+	r.mu.Lock()
+	r.lastLoop = time.Now().Add(-time.Hour)
+	r.mu.Unlock()
+
+	ctx, shutdown := context.WithCancel(context.Background())
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := r.publish(ctx, allLanes)
+		done <- outcome{res, err}
+	}()
+	<-hp.holds
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		err := r.Publishing(0)
+		if assert.Error(c, err) {
+			assert.Contains(c, err.Error(), "no row acknowledged by Kafka for")
+			assert.Contains(c, err.Error(), "1 batches wait for Kafka's delivery reports")
+		}
+	}, 10*time.Second, 10*time.Millisecond, "the acknowledged row came before the wait")
+	require.NoError(t, r.Publishing(time.Hour), "not for a moment's wait")
+	require.WithinDuration(t, time.Now(), r.LastLoop(), time.Minute, "waiting for Kafka is not a stalled loop")
+	select {
+	case o := <-done:
+		t.Fatalf("the batch ended while Kafka held its rows: %+v", o)
+	default:
+	}
+
+	shutdown()
+	o := <-done
+	require.NoError(t, o.err)
+	require.Equal(t, 1, o.res.Published)
+	require.Equal(t, 2, o.res.Transient)
+	require.Equal(t, 1, hp.purges, "purged once DrainTimeout was over")
+	states := rowStates(t, pool)
+	require.True(t, states[0].Published)
+	for _, s := range states[1:] {
+		require.False(t, s.Published)
+		require.Zero(t, s.Attempts, "a purge is not the row's fault")
+	}
+	require.Less(t, r.LastLoop(), time.Now().Add(-time.Minute), "no batch waits any more")
 }
 
 func TestTopicOutsideTheSourcePatternsIsNeverProduced(t *testing.T) {
@@ -464,7 +567,8 @@ func TestNewRefusesAConfigThatCannotWork(t *testing.T) {
 		"batch size 0":       func(c *Config) { c.BatchSize = 0 },
 		"poll interval 0":    func(c *Config) { c.PollInterval = 0 },
 		"rebalance 0":        func(c *Config) { c.Rebalance = 0 },
-		"batch timeout 0":    func(c *Config) { c.BatchTimeout = 0 },
+		"SQL timeout 0":      func(c *Config) { c.SQLTimeout = 0 },
+		"drain timeout 0":    func(c *Config) { c.DrainTimeout = 0 },
 		"retry backoff 0":    func(c *Config) { c.Retry.Backoff = 0 },
 		"retry max < min":    func(c *Config) { c.Retry.MaxBackoff = time.Second },
 		"max attempts 0":     func(c *Config) { c.Retry.MaxAttempts = 0 },
