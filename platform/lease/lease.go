@@ -48,6 +48,8 @@ import (
 var (
 	//go:embed members.sql
 	membersSQL string
+	//go:embed keepalives.sql
+	keepalivesSQL string
 	//go:embed held_shards.sql
 	heldShardsSQL string
 	//go:embed try_lock.sql
@@ -276,10 +278,13 @@ func (c *Coordinator) connConfig() (*pgx.ConnConfig, error) {
 	// idle + 3 probes, or after the user timeout when its data goes unacknowledged.
 	idle, probe := c.cfg.DeadPeer/3, c.cfg.DeadPeer/9
 	seconds := func(d time.Duration) string { return strconv.Itoa(max(1, int(d/time.Second))) }
-	cfg.RuntimeParams["tcp_keepalives_idle"] = seconds(idle)
-	cfg.RuntimeParams["tcp_keepalives_interval"] = seconds(probe)
-	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
-	cfg.RuntimeParams["tcp_user_timeout"] = strconv.Itoa(int(c.cfg.DeadPeer.Milliseconds()))
+	keepalives := [][]byte{[]byte(seconds(idle)), []byte(seconds(probe)), []byte(strconv.Itoa(int(c.cfg.DeadPeer.Milliseconds())))}
+	cfg.AfterConnect = func(ctx context.Context, pc *pgconn.PgConn) error {
+		if _, err := pc.ExecParams(ctx, keepalivesSQL, keepalives, nil, nil, nil).Close(); err != nil {
+			return fmt.Errorf("setting the lease connection's keepalives: %w", err)
+		}
+		return nil
+	}
 	dialer := &net.Dialer{
 		Timeout:         c.cfg.StatementTimeout,
 		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: idle, Interval: probe, Count: 3},

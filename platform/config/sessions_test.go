@@ -1,0 +1,39 @@
+package config_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/platform/config"
+	"github.com/sitewatch/sitewatch/platform/pgtest"
+	"github.com/sitewatch/sitewatch/platform/retry"
+)
+
+// The services' leases are session advisory locks: a connection must be a
+// server session of its own. Directly and through PgBouncer in session
+// mode it is; in transaction or statement mode the check refuses, naming
+// the setting, and waiting does not mend it.
+func TestCheckSessionsRefusesATransactionPooler(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, config.CheckSessions(ctx, dbtest.New(t)), "directly")
+	require.NoError(t, config.CheckSessions(ctx, pgtest.Bouncer(t, dbURL, "session")), "PgBouncer in session mode")
+	for _, mode := range []string{"transaction", "statement"} {
+		err := config.CheckSessions(ctx, pgtest.Bouncer(t, dbURL, mode))
+		require.ErrorIs(t, err, config.ErrSharedSessions, mode)
+		require.ErrorContains(t, err, "pool_mode = session", mode)
+		calls := 0
+		err = retry.Do(ctx, retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, AttemptTimeout: 30 * time.Second, MaxAttempts: 3}, func(ctx context.Context) error {
+			calls++
+			return config.CheckSessions(ctx, pgtest.Bouncer(t, dbURL, mode))
+		}, nil)
+		require.True(t, errors.Is(err, config.ErrSharedSessions) && calls == 1, "not retried (%d calls): %v", calls, err)
+	}
+}
