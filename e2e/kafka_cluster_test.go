@@ -11,94 +11,44 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
-	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 	"github.com/sitewatch/sitewatch/platform/porttest"
 )
 
-// clusterSites is how many sites the load writes checks of, in turn.
-const clusterSites = 30
-
 // clusterRun is the relay and the sink on the cluster, and a writer of
 // check events into the outbox at about 1,000 a second.
 type clusterRun struct {
+	*load
 	t           *testing.T
 	c           *kafkatest.Cluster
-	pool        *pgxpool.Pool
-	topic       string
 	relay, sink *process
 	relayOps    string
-
-	mu      sync.Mutex
-	written map[string]time.Time // event id: when its transaction committed
-	stop    chan struct{}
-	done    chan struct{}
 }
 
 func startClusterRun(t *testing.T) *clusterRun {
 	c := kafkatest.StartCluster(t)
 	dbURL := dbtest.New(t)
-	r := &clusterRun{t: t, c: c, pool: dbtest.Pool(t, dbURL), topic: c.NewTopic(6), relayOps: porttest.Addr(t),
-		written: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+	r := &clusterRun{t: t, c: c, relayOps: porttest.Addr(t)}
+	topic := c.NewTopic(6)
 	incidents := c.NewTopic(3)
-	c.DeleteAtEnd(r.topic + ".dlq") // the sink makes it
+	c.DeleteAtEnd(topic + ".dlq") // the sink makes it
 	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + c.Brokers, "LOG_FORMAT=console"}
-	r.relay = start(t, "relay", env, "-ops-addr", r.relayOps, "-poll-interval", "50ms", "-topics", r.topic+","+incidents)
-	r.sink = start(t, "sink", env, append(sinkArgs(r.topic, incidents), "-notify=false")...)
-	go r.write()
+	r.relay = start(t, "relay", env, "-ops-addr", r.relayOps, "-poll-interval", "50ms", "-topics", topic+","+incidents)
+	r.sink = start(t, "sink", env, append(sinkArgs(topic, incidents), "-notify=false")...)
+	r.load = startLoad(t, dbtest.Pool(t, dbURL), topic)
 	require.Eventually(t, func() bool { return count(t, r.pool, "SELECT count(*) FROM stats") > 1000 }, 90*time.Second,
 		100*time.Millisecond, "the load is being stored")
 	return r
-}
-
-// write commits a transaction of 10 check events every 10 ms until stop.
-func (r *clusterRun) write() {
-	defer close(r.done)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for i := 0; ; {
-		select {
-		case <-r.stop:
-			return
-		case <-tick.C:
-		}
-		msgs := make([]outbox.Message, 10)
-		for j := range msgs {
-			site := int64(i%clusterSites + 1)
-			i++
-			c := checkevent.Check{SchemaVersion: checkevent.SchemaVersion, Region: "local", EventID: uuid.NewString(), SiteID: site,
-				URL: "https://site" + strconv.FormatInt(site, 10) + ".example/", CheckedAt: time.Now().UTC(), StatusCode: 200, DurationMS: 3}
-			v, _ := json.Marshal(c)
-			msgs[j] = outbox.Message{EventID: c.EventID, Topic: r.topic, Key: []byte(strconv.FormatInt(site, 10)), Payload: v}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, msgs...) })
-		cancel()
-		if err != nil {
-			continue // not written: not expected either
-		}
-		now := time.Now()
-		r.mu.Lock()
-		for _, m := range msgs {
-			r.written[m.EventID] = now
-		}
-		r.mu.Unlock()
-	}
 }
 
 // busiest is the partition of the topic with the most messages, and the
@@ -134,11 +84,7 @@ func (r *clusterRun) runOn(d time.Duration) {
 func (r *clusterRun) finish(fault time.Time) (time.Duration, int) {
 	t := r.t
 	t.Helper()
-	close(r.stop)
-	<-r.done
-	r.mu.Lock()
-	written := r.written
-	r.mu.Unlock()
+	written := r.halt()
 	for _, p := range []*process{r.relay, r.sink} {
 		select {
 		case err := <-p.done:

@@ -100,6 +100,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 	// The ops endpoints answer while the sources' databases are awaited,
 	// and /readyz says which one is awaited and why.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return opsSrv.Run(gctx) })
 	var waiting atomic.Pointer[string]
@@ -130,7 +132,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 			logger.Warn("waiting for the source's database and table", zap.String("source", src.Name),
 				zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
 		})
-		if err != nil {
+		if err != nil { // a source that cannot work (or shutdown): the ops endpoints stop too
+			stop()
 			return errors.Join(fmt.Errorf("source %s: %w", src.Name, err), g.Wait())
 		}
 		relays = append(relays, r)
