@@ -66,7 +66,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.NotifyBackoff, "notify-retry-backoff", time.Second, "wait after a failed delivery attempt, doubling each time")
 	fs.DurationVar(&c.NotifyMaxWait, "notify-max-backoff", 10*time.Minute, "longest wait between two delivery attempts")
 	fs.DurationVar(&c.IncidentSweep, "incident-sweep-interval", 5*time.Second, "how often sites no region checks any more open stale incidents, and removed or disabled sites' incidents are resolved")
-	fs.IntVar(&c.BatchSize, "batch-size", 10000, "the most messages written per database transaction (a batch holds what is at hand, so it fills up only when the sink is behind)")
+	fs.IntVar(&c.BatchSize, "batch-size", sink.DefaultBatchSize, "the most messages written per database transaction (a batch holds what is at hand, so it fills up only when the sink is behind)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 200*time.Millisecond, "the longest the first message of a batch waits while more keep arriving (a batch is written as soon as nothing more is at hand)")
 	fs.IntVar(&c.Writers, "writers", sink.DefaultWriters, "transactions writing at once, each for its share of the partitions this replica holds (partition modulo writers); more than those partitions adds nothing")
 	c.Maintain.RegisterFlags(fs)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 )
 
@@ -58,11 +59,11 @@ func benchConfig() Config {
 	return cfg
 }
 
-func benchProducer(b *testing.B) *kafka.Producer {
+func benchProducer(b *testing.B, kcfg kafkaclient.Config) *kafka.Producer {
 	b.Helper()
-	p, err := kafka.NewProducer(kafkatest.Config(b).ConfigMap(kafka.ConfigMap{
+	p, err := kafka.NewProducer(kcfg.ConfigMap(kafka.ConfigMap{
 		"enable.idempotence": true, "acks": "all", "linger.ms": 5, "partitioner": "murmur2_random",
-		"go.delivery.report.fields": "none", "message.timeout.ms": 60000,
+		"go.delivery.report.fields": "none", "message.timeout.ms": 0, // as the relay by default: wait
 	}))
 	require.NoError(b, err)
 	b.Cleanup(p.Close)
@@ -113,7 +114,7 @@ func runUntilDrained(b *testing.B, dbURL string, p Producer, n int) float64 {
 // produceRaw is librdkafka alone: n messages like the relay's, all acked.
 func produceRaw(b *testing.B, topic string, n int) float64 {
 	b.Helper()
-	p := benchProducer(b)
+	p := benchProducer(b, kafkatest.Config(b))
 	reports := make(chan kafka.Event, 10_000)
 	start := time.Now()
 	acked := make(chan int)
@@ -160,7 +161,7 @@ func BenchmarkRelayThroughput(b *testing.B) {
 
 		full := dbtest.New(b)
 		preload(b, dbtest.Pool(b, full), topic, n)
-		relayRate := runUntilDrained(b, full, benchProducer(b), n)
+		relayRate := runUntilDrained(b, full, benchProducer(b, kafkatest.Config(b)), n)
 
 		ceiling := min(dbCeiling, kafkaCeiling)
 		b.ReportMetric(relayRate, "rows/s")
@@ -169,5 +170,33 @@ func BenchmarkRelayThroughput(b *testing.B) {
 		b.ReportMetric(relayRate/ceiling, "of-ceiling")
 		fmt.Printf("relay: %d rows: %.0f rows/s; ceilings: database claim-and-flip %.0f rows/s, librdkafka produce %.0f rows/s; relay = %.2f of the lower ceiling\n",
 			n, relayRate, dbCeiling, kafkaCeiling, relayRate/ceiling)
+	}
+}
+
+// BenchmarkRelayOnACluster measures the relay's rows/s as
+// BenchmarkRelayThroughput does, on the single broker and on the
+// three-broker cluster (kafkatest.StartCluster: the topic replicated three
+// times, two in sync, acks=all), one after the other in one run.
+func BenchmarkRelayOnACluster(b *testing.B) {
+	n := benchRows(b)
+	cluster := kafkatest.StartCluster(b)
+	for _, k := range []struct {
+		name  string
+		cfg   kafkaclient.Config
+		topic func() string
+	}{
+		{"brokers=1", kafkatest.Config(b), func() string { return kafkatest.NewTopic(b, 6) }},
+		{"brokers=3", cluster.Config(), func() string { return cluster.NewTopic(6) }},
+	} {
+		b.Run(k.name, func(b *testing.B) {
+			for range b.N {
+				topic := k.topic()
+				url := dbtest.New(b)
+				preload(b, dbtest.Pool(b, url), topic, n)
+				rate := runUntilDrained(b, url, benchProducer(b, k.cfg), n)
+				b.ReportMetric(rate, "rows/s")
+				fmt.Printf("relay on %s: %d rows: %.0f rows/s\n", k.name, n, rate)
+			}
+		})
 	}
 }

@@ -83,7 +83,7 @@ func BenchmarkSoak(b *testing.B) {
 		cfg.Retention, cfg.RetentionInterval, cfg.RetentionBatch = retention, time.Second, 1000
 		m := NewMetrics(prometheus.NewRegistry())
 		r, err := New(ctx, cfg, Source{Name: "soak", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"*"}},
-			benchProducer(b), zap.NewNop(), m)
+			benchProducer(b, kafkatest.Config(b)), zap.NewNop(), m)
 		require.NoError(b, err)
 		published := func() int64 { return int64(testutil.ToFloat64(m.published.WithLabelValues("soak"))) }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
+	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 	"github.com/sitewatch/sitewatch/services/sink/internal/maintain"
 	"github.com/sitewatch/sitewatch/services/sink/internal/rollup"
@@ -50,12 +51,38 @@ func BenchmarkSinkPreloaded(b *testing.B) {
 	n := envInt(b, "SITEWATCH_SINK_BENCH_MESSAGES", 500_000)
 	sizes := envInts(b, "SITEWATCH_SINK_BENCH_BATCHES", 500, 10000, 60000)
 	writers := envInt(b, "SITEWATCH_SINK_BENCH_WRITERS", DefaultWriters)
+	kcfg := kafkatest.Config(b)
 	topic := kafkatest.NewTopic(b, 3)
-	first := preload(b, topic, n)
+	first := preload(b, kcfg, topic, n)
 	for _, size := range sizes {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				drain(b, topic, first, n, size, writers)
+				drain(b, kcfg, topic, first, n, size, writers)
+			}
+		})
+	}
+}
+
+// BenchmarkSinkOnACluster is BenchmarkSinkPreloaded's drain at the default
+// batch size on the single broker and on the three-broker cluster
+// (kafkatest.StartCluster: the topic replicated three times, two in sync),
+// one after the other in one run.
+func BenchmarkSinkOnACluster(b *testing.B) {
+	n := envInt(b, "SITEWATCH_SINK_BENCH_MESSAGES", 500_000)
+	cluster := kafkatest.StartCluster(b)
+	for _, k := range []struct {
+		name  string
+		cfg   kafkaclient.Config
+		topic func() string
+	}{
+		{"brokers=1", kafkatest.Config(b), func() string { return kafkatest.NewTopic(b, 3) }},
+		{"brokers=3", cluster.Config(), func() string { return cluster.NewTopic(3) }},
+	} {
+		topic := k.topic()
+		first := preload(b, k.cfg, topic, n)
+		b.Run(k.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				drain(b, k.cfg, topic, first, n, DefaultBatchSize, DefaultWriters)
 			}
 		})
 	}
@@ -91,9 +118,9 @@ func envInt(b *testing.B, name string, def int) int {
 // preload produces n check events of benchSites sites, in time order,
 // keyed by site as the relay does, with time-ordered event ids (UUIDv7) as
 // the monitor makes them, and returns the minute of the first.
-func preload(b *testing.B, topic string, n int) time.Time {
+func preload(b *testing.B, kcfg kafkaclient.Config, topic string, n int) time.Time {
 	b.Helper()
-	p, err := kafka.NewProducer(kafkatest.Config(b).ConfigMap(kafka.ConfigMap{"acks": "all", "linger.ms": 20,
+	p, err := kafka.NewProducer(kcfg.ConfigMap(kafka.ConfigMap{"acks": "all", "linger.ms": 20,
 		"batch.size": 1 << 20, "queue.buffering.max.messages": 1_000_000, "compression.type": "lz4"}))
 	if err != nil {
 		b.Fatal(err)
@@ -152,7 +179,7 @@ func preload(b *testing.B, topic string, n int) time.Time {
 // drain runs a sink with batches of size on an empty database until it
 // stored all n events of topic, the first of them checked in the minute
 // first, then folds their rollups, and reports what it measured.
-func drain(b *testing.B, topic string, first time.Time, n, size, writers int) {
+func drain(b *testing.B, kcfg kafkaclient.Config, topic string, first time.Time, n, size, writers int) {
 	b.StopTimer()
 	ctx := context.Background()
 	pool := dbtest.Pool(b, dbtest.New(b))
@@ -172,7 +199,7 @@ func drain(b *testing.B, topic string, first time.Time, n, size, writers int) {
 	if _, err := pool.Exec(ctx, `UPDATE rollup_fold SET folded_to = $1`, first); err != nil {
 		b.Fatal(err)
 	}
-	c, err := kafka.NewConsumer(kafkatest.Config(b).ConfigMap(kafka.ConfigMap{"group.id": "bench-" + uuid.NewString(),
+	c, err := kafka.NewConsumer(kcfg.ConfigMap(kafka.ConfigMap{"group.id": "bench-" + uuid.NewString(),
 		"auto.offset.reset": "earliest", "enable.auto.commit": true, "enable.auto.offset.store": false}))
 	if err != nil {
 		b.Fatal(err)

@@ -28,6 +28,10 @@ import (
 // one per partition of the topic as the sink creates it by default.
 const DefaultWriters = 3
 
+// DefaultBatchSize is the most messages written per transaction unless
+// configured (BenchmarkSinkPreloaded compares sizes).
+const DefaultBatchSize = 10_000
+
 // Config tunes batching.
 type Config struct {
 	BatchSize int
