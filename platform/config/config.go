@@ -209,9 +209,11 @@ func CheckSessions(ctx context.Context, databaseURL string) error {
 	if err != nil {
 		return fmt.Errorf("parsing the database URL: %w", err)
 	}
-	// Unnamed statements only: a transaction pooler loses named ones
-	// between round trips, and the check would fail with that instead.
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	// An unnamed statement, sent in one round trip: a transaction pooler
+	// loses named ones between round trips, and the check would fail with
+	// that instead. (Not the simple protocol: pgx needs client_encoding
+	// UTF8 for it, and a server may default to another.)
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "sitewatch-session-check"
 	}

@@ -24,6 +24,9 @@ func TestCheckSessionsRefusesATransactionPooler(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, config.CheckSessions(ctx, dbtest.New(t)), "directly")
+	// A server whose default client encoding is not UTF8 (the compose
+	// stand-in image's), which pgx's simple protocol refuses.
+	require.NoError(t, config.CheckSessions(ctx, dbURL+"&client_encoding=LATIN1"), "in another client encoding")
 	require.NoError(t, config.CheckSessions(ctx, pgtest.Bouncer(t, dbURL, "session")), "PgBouncer in session mode")
 	for _, mode := range []string{"transaction", "statement"} {
 		err := config.CheckSessions(ctx, pgtest.Bouncer(t, dbURL, mode))

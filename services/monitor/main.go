@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"sync/atomic"
 	"time"
@@ -176,9 +177,33 @@ func migrateCommand(ctx context.Context, args []string, _, stderr io.Writer) int
 }
 
 func sitesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var pingURL string
 	return withStore(ctx, "monitor sites", args, stderr, func(ctx context.Context, rest []string, open func() (*store.Store, error)) int {
-		return cli.Sites(ctx, rest, cli.Env{Open: func() (cli.SiteStore, error) { return open() }, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+		if err := checkPingURL(pingURL); err != nil {
+			fmt.Fprintf(stderr, "monitor sites: %v\n", err)
+			return cli.ExitUsage
+		}
+		return cli.Sites(ctx, rest, cli.Env{Open: func() (cli.SiteStore, error) { return open() }, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
+			PingURL: pingURL})
+	}, func(fs *flag.FlagSet) {
+		fs.StringVar(&pingURL, "ping-url", "", "the monitors' ping listener as heartbeat jobs reach it, e.g. https://ping.example.com: printed with new ping tokens (env MONITOR_PING_URL)")
 	})
+}
+
+// checkPingURL checks -ping-url: empty, or an http(s) URL of a host with at
+// most a path.
+func checkPingURL(u string) error {
+	if u == "" {
+		return nil
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("ping-url: %w", err)
+	}
+	if (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.RawQuery != "" || p.Fragment != "" || p.User != nil {
+		return fmt.Errorf("ping-url: %q: want http(s)://HOST[:PORT][/PATH], without credentials, query or fragment", u)
+	}
+	return nil
 }
 
 func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -206,14 +231,17 @@ func silenceCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 // withStore runs a CLI command group: -database-url (or DATABASE_URL,
-// DATABASE_URL_FILE) before the subcommand, a deadline, and a store opened
+// DATABASE_URL_FILE) and the group's own flags before the subcommand, a deadline, and a store opened
 // only once the subcommand's input is known to be valid.
 func withStore(ctx context.Context, name string, args []string, stderr io.Writer,
-	run func(ctx context.Context, rest []string, open func() (*store.Store, error)) int) int {
+	run func(ctx context.Context, rest []string, open func() (*store.Store, error)) int, flags ...func(*flag.FlagSet)) int {
 	var databaseURL string
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&databaseURL, "database-url", "", "PostgreSQL URL of sitewatch's database (env DATABASE_URL)")
+	for _, register := range flags {
+		register(fs)
+	}
 	if err := config.Parse(fs, "MONITOR", args); err != nil {
 		return cli.ExitUsage
 	}

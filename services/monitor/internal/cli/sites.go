@@ -100,6 +100,19 @@ type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// PingURL is the monitors' ping listener as heartbeat jobs reach it
+	// (https://ping.example.com), printed with new ping tokens; empty
+	// prints a placeholder.
+	PingURL string
+}
+
+// pingURL is the URL a heartbeat job calls with token.
+func (env Env) pingURL(token string) string {
+	base := env.PingURL
+	if base == "" {
+		base = "http://MONITOR:PING_PORT"
+	}
+	return strings.TrimSuffix(base, "/") + "/ping/" + token
 }
 
 // Sites runs `sites args...` and returns the process exit code.
@@ -203,8 +216,11 @@ func add(ctx context.Context, args []string, env Env) int {
 func printPingTokens(env Env, sites []site.Site) {
 	for _, s := range sites {
 		if s.PingToken != "" {
-			fmt.Fprintf(env.Stdout, "site %d (%s): ping token %s\n  its job calls: curl -fsS -m 10 --retry 5 -X POST http://MONITOR:PING_PORT/ping/%s\n"+
-				"  (shown once: keep it secret; monitor sites ping-token %d makes a new one)\n", s.ID, s.URL, s.PingToken, s.PingToken, s.ID)
+			fmt.Fprintf(env.Stdout, "site %d (%s): ping token %s\n  its job calls: curl -fsS -m 10 --retry 5 -X POST %s\n"+
+				"  (shown once: keep it secret; monitor sites ping-token %d makes a new one)\n", s.ID, s.URL, s.PingToken, env.pingURL(s.PingToken), s.ID)
+			if env.PingURL == "" {
+				fmt.Fprintln(env.Stdout, "  (MONITOR:PING_PORT stands for a monitor's -ping-addr; give -ping-url or MONITOR_PING_URL to print it)")
+			}
 		}
 	}
 }
@@ -215,7 +231,8 @@ func rotatePingToken(ctx context.Context, args []string, env Env) int {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "site %d: new ping token %s (the old one no longer works)\n", id, token)
+		fmt.Fprintf(env.Stdout, "site %d: new ping token %s (the old one no longer works)\n  its job calls: curl -fsS -m 10 --retry 5 -X POST %s\n",
+			id, token, env.pingURL(token))
 		return nil
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -298,8 +299,18 @@ func TestHeartbeatSitesPrintTheirTokenOnceAndRotateIt(t *testing.T) {
 	token := regexp.MustCompile(`ping token (\S+)`).FindStringSubmatch(out)
 	require.Len(t, token, 2, out)
 	require.True(t, site.WellFormedPingToken(token[1]), out)
-	require.Contains(t, out, "/ping/"+token[1])
+	require.Contains(t, out, "http://MONITOR:PING_PORT/ping/"+token[1], "a placeholder without -ping-url")
+	require.Contains(t, out, "give -ping-url or MONITOR_PING_URL")
 	id := sites(t, st)[0].ID
+
+	// With the listener's address, the job's command is ready to paste.
+	var withURL bytes.Buffer
+	code = Sites(context.Background(), []string{"ping-token", fmt.Sprint(id)}, Env{Open: func() (SiteStore, error) { return st, nil },
+		Stdin: strings.NewReader(""), Stdout: &withURL, Stderr: io.Discard, PingURL: "https://ping.example.com/"})
+	require.Equal(t, ExitOK, code)
+	token = regexp.MustCompile(`new ping token (\S+)`).FindStringSubmatch(withURL.String())
+	require.Len(t, token, 2, withURL.String())
+	require.Contains(t, withURL.String(), "-X POST https://ping.example.com/ping/"+token[1]+"\n")
 
 	// The token is not shown again: neither by show nor export.
 	for _, args := range [][]string{{"show", fmt.Sprint(id)}, {"export"}, {"list"}} {
