@@ -5,8 +5,8 @@
 // transaction. A crash before the commit re-publishes that batch: delivery
 // is at least once, and consumers dedupe on ce_id. While Kafka cannot take
 // a row (too few replicas in sync, no leader, out of reach) its batch
-// waits, unless the producer was given a message timeout: a key's rows
-// then keep their order through any outage.
+// waits, as long as the producer has no message timeout (the relay's
+// default), so a key's rows keep their order through any outage.
 package relay
 
 import (
