@@ -26,6 +26,9 @@ import (
 // OutboxWriter writes messages in one transaction.
 type OutboxWriter interface {
 	WriteOutbox(ctx context.Context, msgs []outbox.Message) error
+	// WriteOutboxAgain writes those of msgs not in the outbox yet: after
+	// an attempt that failed, which may have committed all the same.
+	WriteOutboxAgain(ctx context.Context, msgs []outbox.Message) error
 }
 
 // Config tunes batching.
@@ -136,7 +139,11 @@ func (r *Recorder) write(ctx context.Context, results []probe.Result) {
 	}
 	policy := retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2,
 		AttemptTimeout: r.cfg.WriteTimeout, Grace: r.cfg.ShutdownGrace}
+	attempt := 0
 	err := retry.Do(ctx, policy, func(actx context.Context) error {
+		if attempt++; attempt > 1 {
+			return r.w.WriteOutboxAgain(actx, msgs)
+		}
 		return r.w.WriteOutbox(actx, msgs)
 	}, func(attempt int, err error, wait time.Duration) {
 		r.failingSince.CompareAndSwap(0, time.Now().UnixNano())

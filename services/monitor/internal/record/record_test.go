@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,10 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/platform/checkevent"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/probe"
 	"github.com/sitewatch/sitewatch/services/monitor/internal/site"
+	"github.com/sitewatch/sitewatch/services/monitor/internal/store"
 )
 
 func TestMessageCarriesTheContract(t *testing.T) {
@@ -97,6 +100,49 @@ func (f *flakyWriter) WriteOutbox(ctx context.Context, msgs []outbox.Message) er
 	}
 	f.batches = append(f.batches, msgs)
 	return nil
+}
+
+// WriteOutboxAgain is WriteOutbox: a failed attempt here wrote nothing.
+func (f *flakyWriter) WriteOutboxAgain(ctx context.Context, msgs []outbox.Message) error {
+	return f.WriteOutbox(ctx, msgs)
+}
+
+// lostAnswer is the real store whose first write commits and is then
+// reported failed, as when the connection or the primary goes at COMMIT
+// (seen in the PostgreSQL failover test).
+type lostAnswer struct {
+	*store.Store
+	lost atomic.Bool
+}
+
+func (l *lostAnswer) WriteOutbox(ctx context.Context, msgs []outbox.Message) error {
+	if err := l.Store.WriteOutbox(ctx, msgs); err != nil {
+		return err
+	}
+	if l.lost.CompareAndSwap(false, true) {
+		return errors.New("unexpected EOF")
+	}
+	return nil
+}
+
+func TestARetryAfterACommitWhoseAnswerWasLostWritesEachResultOnce(t *testing.T) {
+	pool := dbtest.Pool(t, dbtest.New(t))
+	w := &lostAnswer{Store: store.New(pool)}
+	r := newRecorder(t, Config{BatchSize: 10, FlushInterval: time.Hour, ShutdownGrace: 2 * time.Second, WriteTimeout: 5 * time.Second}, w)
+	in := make(chan probe.Result, 25)
+	for i := range 25 {
+		in <- result(i + 1)
+	}
+	close(in)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // writes get the shutdown grace: a retry that cannot succeed gives up, counted as lost
+	r.Run(ctx, in)
+	require.True(t, w.lost.Load())
+	require.Zero(t, testutil.ToFloat64(r.lost), "the batch written again is found written, not refused for ever")
+	var rows, ids int
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT event_id) FROM outbox").Scan(&rows, &ids))
+	require.Equal(t, 25, rows)
+	require.Equal(t, 25, ids)
 }
 
 func TestRecorderBatchesAndRetriesWithoutLosingResults(t *testing.T) {

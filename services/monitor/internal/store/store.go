@@ -19,6 +19,8 @@ import (
 )
 
 var (
+	//go:embed outbox_written.sql
+	outboxWrittenSQL string
 	//go:embed insert_site.sql
 	insertSiteSQL string
 	//go:embed list_sites.sql
@@ -546,7 +548,50 @@ func (st *Store) RemoveSite(ctx context.Context, id int64) error {
 
 // WriteOutbox writes msgs in one transaction.
 func (st *Store) WriteOutbox(ctx context.Context, msgs []outbox.Message) error {
+	return st.writeOutbox(ctx, msgs, false)
+}
+
+// WriteOutboxAgain is WriteOutbox after an attempt that failed but may
+// have committed all the same, its answer lost with the connection (a
+// primary that crashed after its standby had the commit): messages the
+// outbox already holds, by event id, are not written twice, which the
+// outbox's unique event ids would refuse for ever.
+func (st *Store) WriteOutboxAgain(ctx context.Context, msgs []outbox.Message) error {
+	return st.writeOutbox(ctx, msgs, true)
+}
+
+func (st *Store) writeOutbox(ctx context.Context, msgs []outbox.Message, again bool) error {
 	return pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		if again {
+			ids := make([]string, len(msgs))
+			for i, m := range msgs {
+				ids[i] = m.EventID
+			}
+			rows, err := tx.Query(ctx, outboxWrittenSQL, ids)
+			if err != nil {
+				return fmt.Errorf("finding the messages written already: %w", err)
+			}
+			written, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("finding the messages written already: %w", err)
+			}
+			if len(written) > 0 {
+				skip := make(map[string]bool, len(written))
+				for _, id := range written {
+					skip[id] = true
+				}
+				rest := make([]outbox.Message, 0, len(msgs)-len(written))
+				for _, m := range msgs {
+					if !skip[m.EventID] {
+						rest = append(rest, m)
+					}
+				}
+				msgs = rest
+			}
+			if len(msgs) == 0 {
+				return nil
+			}
+		}
 		return outbox.Write(ctx, tx, msgs...)
 	})
 }
