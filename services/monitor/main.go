@@ -231,8 +231,9 @@ func silenceCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 // withStore runs a CLI command group: -database-url (or DATABASE_URL,
-// DATABASE_URL_FILE) and the group's own flags before the subcommand, a deadline, and a store opened
-// only once the subcommand's input is known to be valid.
+// DATABASE_URL_FILE) and the group's own flags before the subcommand, a
+// deadline, and a store opened only once the subcommand's input is known
+// to be valid.
 func withStore(ctx context.Context, name string, args []string, stderr io.Writer,
 	run func(ctx context.Context, rest []string, open func() (*store.Store, error)) int, flags ...func(*flag.FlagSet)) int {
 	var databaseURL string
