@@ -23,6 +23,20 @@ die() {
 
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
+# as_postgres CMD...: run CMD as the user of the servers our scripts start:
+# postgres as root (PostgreSQL and PgBouncer refuse root), else ourselves.
+as_postgres() {
+  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# pg_bindir: the newest installed PostgreSQL's bin directory.
+pg_bindir() {
+  local b
+  b=$(printf '%s\n' /usr/lib/postgresql/*/bin/postgres | sort -V | tail -n 1)
+  [[ -x $b ]] || die "no PostgreSQL server under /usr/lib/postgresql (scripts/pg.sh up installs it)"
+  dirname "$b"
+}
+
 # lock FILE: serialise concurrent runs of the same script via fd 9.
 # Daemons we spawn must get `9>&-` so they do not inherit (and hold) the lock.
 lock() {

@@ -17,10 +17,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() { echo "usage: $0 up DIR PORT session|transaction|statement UPSTREAM_PORT | down DIR" >&2; exit 2; }
 
-as() {
-  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
 up() {
   local dir=$1 port=$2 mode=$3 upstream=$4 r
   [[ $port =~ ^[0-9]+$ ]] || die "PORT must be a number, got '$port'"
@@ -48,7 +44,7 @@ pidfile = $dir/pgbouncer.pid
 logfile = $dir/pgbouncer.log
 INI
   if is_root; then chown -R postgres: "$dir"; fi
-  as pgbouncer -d "$dir/pgbouncer.ini" >>"$dir/start.log" 2>&1 || die "starting PgBouncer failed" "$dir/start.log" "$dir/pgbouncer.log"
+  as_postgres pgbouncer -d "$dir/pgbouncer.ini" >>"$dir/start.log" 2>&1 || die "starting PgBouncer failed" "$dir/start.log" "$dir/pgbouncer.log"
   wait_for 30 tcp_open 127.0.0.1 "$port" || die "PgBouncer does not listen on 127.0.0.1:$port after 30s" "$dir/pgbouncer.log"
 }
 

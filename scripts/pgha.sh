@@ -25,17 +25,6 @@ usage() {
   exit 2
 }
 
-as() {
-  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-bindir() {
-  local b
-  b=$(printf '%s\n' /usr/lib/postgresql/*/bin/postgres | sort -V | tail -n 1)
-  [[ -x $b ]] || die "no PostgreSQL server under /usr/lib/postgresql (scripts/pg.sh up installs it)"
-  dirname "$b"
-}
-
 node() {
   [[ $1 == primary || $1 == standby ]] || usage
 }
@@ -43,16 +32,16 @@ node() {
 ctl() {
   local dir=$1 node=$2
   shift 2
-  as "$(bindir)/pg_ctl" -D "$dir/$node" "$@"
+  as_postgres "$(pg_bindir)/pg_ctl" -D "$dir/$node" "$@"
 }
 
 up() {
   local dir=$1 p1=$2 p2=$3 bin
   [[ $p1 =~ ^[0-9]+$ ]] || die "PRIMARY_PORT must be a number, got '$p1'"
   [[ $p2 =~ ^[0-9]+$ ]] || die "STANDBY_PORT must be a number, got '$p2'"
-  bin=$(bindir)
+  bin=$(pg_bindir)
   if is_root; then chown postgres: "$dir"; fi
-  as "$bin/initdb" -N -D "$dir/primary" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+  as_postgres "$bin/initdb" -N -D "$dir/primary" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
     die "initdb failed" "$dir/initdb.log"
   cat >"$dir/primary/pg_hba.conf" <<'HBA'
 local all         all                trust
@@ -71,13 +60,13 @@ hot_standby = on
 synchronous_commit = on
 CONF
   ctl "$dir" primary -l "$dir/primary.log" -w -t 60 start >/dev/null || die "starting the primary failed" "$dir/primary.log"
-  as "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$p1" -U postgres -d postgres >"$dir/bootstrap.log" 2>&1 <<'SQL' ||
+  as_postgres "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$p1" -U postgres -d postgres >"$dir/bootstrap.log" 2>&1 <<'SQL' ||
 SELECT pg_create_physical_replication_slot('standby');
 CREATE ROLE sitewatch LOGIN;
 CREATE DATABASE sitewatch OWNER sitewatch;
 SQL
     die "creating the slot, role and database failed" "$dir/bootstrap.log" "$dir/primary.log"
-  as "$bin/pg_basebackup" -h 127.0.0.1 -p "$p1" -U postgres -D "$dir/standby" -X stream -S standby -R -c fast -N \
+  as_postgres "$bin/pg_basebackup" -h 127.0.0.1 -p "$p1" -U postgres -D "$dir/standby" -X stream -S standby -R -c fast -N \
     >"$dir/basebackup.log" 2>&1 || die "pg_basebackup failed" "$dir/basebackup.log"
   # Later lines win: the standby's own port and name; once promoted it has
   # no standby of its own to wait for.
@@ -88,11 +77,11 @@ synchronous_standby_names = ''
 CONF
   ctl "$dir" standby -l "$dir/standby.log" -w -t 60 start >/dev/null || die "starting the standby failed" "$dir/standby.log"
   # Only now: until the standby streams, every commit would wait for it.
-  as "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$p1" -U postgres -d postgres \
+  as_postgres "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$p1" -U postgres -d postgres \
     -c "ALTER SYSTEM SET synchronous_standby_names = 'standby'" -c "SELECT pg_reload_conf()" >>"$dir/bootstrap.log" 2>&1 ||
     die "making the standby synchronous failed" "$dir/bootstrap.log"
   streaming() {
-    [[ $(as "$bin/psql" -X -Atq -h "$dir" -p "$p1" -U postgres -d postgres \
+    [[ $(as_postgres "$bin/psql" -X -Atq -h "$dir" -p "$p1" -U postgres -d postgres \
       -c "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'" 2>/dev/null) == sync ]]
   }
   wait_for 60 streaming || die "the standby does not stream synchronously after 60s" "$dir/standby.log" "$dir/primary.log"

@@ -15,28 +15,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() { echo "usage: $0 up DIR PORT | down DIR" >&2; exit 2; }
 
-# as CMD...: run as the server's user.
-as() {
-  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-bindir() {
-  local b
-  b=$(printf '%s\n' /usr/lib/postgresql/*/bin/postgres | sort -V | tail -n 1)
-  [[ -x $b ]] || die "no PostgreSQL server under /usr/lib/postgresql (scripts/pg.sh up installs it)"
-  dirname "$b"
-}
-
 up() {
   local dir=$1 port=$2 bin f
   [[ $port =~ ^[0-9]+$ ]] || die "PORT must be a number, got '$port'"
   for f in server.crt server.key ca.pem; do
     [[ -f $dir/$f ]] || die "$dir/$f is missing"
   done
-  bin=$(bindir)
+  bin=$(pg_bindir)
   chmod 0600 "$dir/server.key" # the server refuses a key others can read
   if is_root; then chown -R postgres: "$dir"; fi
-  as "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+  as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
     die "initdb failed" "$dir/initdb.log"
   cat >"$dir/data/pg_hba.conf" <<'HBA'
 local   all  all                trust
@@ -56,15 +44,15 @@ ssl_key_file = '$dir/server.key'
 ssl_ca_file = '$dir/ca.pem'
 CONF
   if is_root; then chown postgres: "$dir/data/pg_hba.conf" "$dir/data/postgresql.conf"; fi
-  as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null || die "starting the TLS PostgreSQL failed" "$dir/server.log"
-  as "$bin/psql" -X -q -h "$dir" -p "$port" -U postgres -d postgres -c 'CREATE ROLE certuser LOGIN' >/dev/null ||
+  as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null || die "starting the TLS PostgreSQL failed" "$dir/server.log"
+  as_postgres "$bin/psql" -X -q -h "$dir" -p "$port" -U postgres -d postgres -c 'CREATE ROLE certuser LOGIN' >/dev/null ||
     die "creating role certuser failed" "$dir/server.log"
 }
 
 down() {
   local dir=$1
   [[ -f $dir/data/postmaster.pid ]] || return 0
-  as "$(bindir)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+  as_postgres "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
 }
 
 case ${1:-} in
