@@ -284,3 +284,22 @@ func (c *Cluster) script(args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// Kafka is one of the Kafkas a benchmark compares: its name, its clients'
+// configuration and a maker of topics deleted when the test ends.
+type Kafka struct {
+	Name     string
+	Config   kafkaclient.Config
+	NewTopic func(partitions int) string
+}
+
+// SingleAndCluster is the single development broker and the three-broker
+// cluster (StartCluster: topics replicated three times, two in sync), in
+// that order: for measuring the same work on both in one run.
+func SingleAndCluster(t testing.TB) []Kafka {
+	c := StartCluster(t)
+	return []Kafka{
+		{Name: "brokers=1", Config: Config(t), NewTopic: func(p int) string { return NewTopic(t, p) }},
+		{Name: "brokers=3", Config: c.Config(), NewTopic: c.NewTopic},
+	}
+}

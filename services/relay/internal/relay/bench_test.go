@@ -179,23 +179,15 @@ func BenchmarkRelayThroughput(b *testing.B) {
 // times, two in sync, acks=all), one after the other in one run.
 func BenchmarkRelayOnACluster(b *testing.B) {
 	n := benchRows(b)
-	cluster := kafkatest.StartCluster(b)
-	for _, k := range []struct {
-		name  string
-		cfg   kafkaclient.Config
-		topic func() string
-	}{
-		{"brokers=1", kafkatest.Config(b), func() string { return kafkatest.NewTopic(b, 6) }},
-		{"brokers=3", cluster.Config(), func() string { return cluster.NewTopic(6) }},
-	} {
-		b.Run(k.name, func(b *testing.B) {
+	for _, k := range kafkatest.SingleAndCluster(b) {
+		b.Run(k.Name, func(b *testing.B) {
 			for range b.N {
-				topic := k.topic()
+				topic := k.NewTopic(6)
 				url := dbtest.New(b)
 				preload(b, dbtest.Pool(b, url), topic, n)
-				rate := runUntilDrained(b, url, benchProducer(b, k.cfg), n)
+				rate := runUntilDrained(b, url, benchProducer(b, k.Config), n)
 				b.ReportMetric(rate, "rows/s")
-				fmt.Printf("relay on %s: %d rows: %.0f rows/s\n", k.name, n, rate)
+				fmt.Printf("relay on %s: %d rows: %.0f rows/s\n", k.Name, n, rate)
 			}
 		})
 	}

@@ -69,20 +69,12 @@ func BenchmarkSinkPreloaded(b *testing.B) {
 // one after the other in one run.
 func BenchmarkSinkOnACluster(b *testing.B) {
 	n := envInt(b, "SITEWATCH_SINK_BENCH_MESSAGES", 500_000)
-	cluster := kafkatest.StartCluster(b)
-	for _, k := range []struct {
-		name  string
-		cfg   kafkaclient.Config
-		topic func() string
-	}{
-		{"brokers=1", kafkatest.Config(b), func() string { return kafkatest.NewTopic(b, 3) }},
-		{"brokers=3", cluster.Config(), func() string { return cluster.NewTopic(3) }},
-	} {
-		topic := k.topic()
-		first := preload(b, k.cfg, topic, n)
-		b.Run(k.name, func(b *testing.B) {
+	for _, k := range kafkatest.SingleAndCluster(b) {
+		topic := k.NewTopic(3)
+		first := preload(b, k.Config, topic, n)
+		b.Run(k.Name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				drain(b, k.cfg, topic, first, n, DefaultBatchSize, DefaultWriters)
+				drain(b, k.Config, topic, first, n, DefaultBatchSize, DefaultWriters)
 			}
 		})
 	}
