@@ -6,7 +6,8 @@
 --   monitor: writes sites and its settings (regions, channels, silences, status pages),
 --            and the heartbeats' deadlines, inserts results into the outbox, reads incidents and deliveries
 --            (monitor incidents, channels show)
---   relay:   reads, flips and deletes outbox rows
+--   relay:   reads, flips and deletes outbox rows, and creates and drops
+--            its partitions through the owner's SECURITY DEFINER functions
 --   sink:    writes stats and what it derives (rollups, state, incidents,
 --            deliveries) and its replicas' progress (sink_replicas), inserts incident events into the outbox, reads
 --            sites and their settings, and adds and drops stats' daily
@@ -62,7 +63,16 @@ BEGIN
     END LOOP;
     -- Sequences behind plain (not identity) id columns.
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'sitewatch_sink') THEN
-        GRANT USAGE ON SEQUENCE stats_id_seq TO sitewatch_sink;
+        GRANT USAGE ON SEQUENCE stats_id_seq, outbox_id_seq TO sitewatch_sink;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'sitewatch_monitor') THEN
+        GRANT USAGE ON SEQUENCE outbox_id_seq TO sitewatch_monitor;
+    END IF;
+    -- The outbox's partitions are created and dropped by the relay
+    -- through the owner's functions (outbox.sql).
+    REVOKE EXECUTE ON FUNCTION outbox_extend(regclass, bigint, integer), outbox_drop(regclass) FROM PUBLIC;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'sitewatch_relay') THEN
+        GRANT EXECUTE ON FUNCTION outbox_extend(regclass, bigint, integer), outbox_drop(regclass) TO sitewatch_relay;
     END IF;
     -- The partition functions run as the owner: only the sink may call them.
     REVOKE EXECUTE ON FUNCTION stats_partition_create(date), stats_partitions_drop(date) FROM PUBLIC;

@@ -27,16 +27,28 @@ var (
 	optionsSQL string
 )
 
+// LegacyDDL creates an outbox table named "outbox" of the earlier,
+// unpartitioned layout, as outbox.DDL made it before sitewatch's migration
+// 00029: for tests that the relay still serves one, and of its conversion
+// (CALL outbox_partition).
+//
+//go:embed legacy.sql
+var LegacyDDL string
+
 // Shape is what the catalog says of a table: the parts the relay relies on.
 type Shape struct {
 	Columns  []Column
 	Indexes  []string // definitions without names: "UNIQUE USING btree (event_id)"
 	Triggers []Trigger
 	// Options are the storage parameters ("fillfactor=80",
-	// "autovacuum_vacuum_threshold=10000"), sorted. Diff ignores them: a
-	// team's table may tune its own; sitewatch's migrations keep them equal
-	// to outbox.DDL's (db.TestMigratedOutboxIsTheDDLsOutbox).
+	// "autovacuum_vacuum_threshold=10000"), sorted; of a partitioned
+	// table, its newest partition's, which the next ones copy. Diff ignores
+	// them: a team's table may tune its own.
 	Options []string
+	// Partitioned is outbox.DDL's layout; the earlier single table has the
+	// same columns and still works (the relay deletes its published rows
+	// and relies on vacuum): Check accepts it, Diff says how to convert it.
+	Partitioned bool
 }
 
 // Column is one column as the catalog describes it.
@@ -109,7 +121,7 @@ func ReadShape(ctx context.Context, db Querier, table string) (Shape, error) {
 	if err != nil {
 		return Shape{}, fmt.Errorf("reading the triggers of %s: %w", table, err)
 	}
-	if err := db.QueryRow(ctx, optionsSQL, ident).Scan(&s.Options); err != nil {
+	if err := db.QueryRow(ctx, optionsSQL, ident).Scan(&s.Options, &s.Partitioned); err != nil {
 		return Shape{}, fmt.Errorf("reading the storage parameters of %s: %w", table, err)
 	}
 	return s, nil
@@ -144,9 +156,10 @@ func ReferenceShape(ctx context.Context, conn interface {
 func Diff(table, ref Shape) (missing, extra []string) {
 	cols := map[string]Column{}
 	for _, c := range table.Columns {
-		cols[c.Name] = c
+		cols[c.Name] = sequenceAnonymous(c)
 	}
 	for _, want := range ref.Columns {
+		want = sequenceAnonymous(want)
 		got, ok := cols[want.Name]
 		switch {
 		case !ok:
@@ -181,6 +194,10 @@ func Diff(table, ref Shape) (missing, extra []string) {
 			extra = append(extra, tr.String())
 		}
 	}
+	if ref.Partitioned && !table.Partitioned && len(table.Columns) > 0 {
+		extra = append(extra, "layout: one table, the earlier layout (it works, but its size depends on vacuum): "+
+			"CALL outbox_partition('<table>') of outbox.sql converts it in place")
+	}
 	return missing, extra
 }
 
@@ -206,6 +223,16 @@ func Check(ctx context.Context, conn interface {
 		return fmt.Errorf("outbox table %s cannot be served by the relay:\n  %s", table, strings.Join(missing, "\n  "))
 	}
 	return nil
+}
+
+// sequenceAnonymous leaves the sequence's name out of a nextval default
+// (each table has its own: "billing_outbox_id_seq"), and reads an identity
+// column, the earlier layout's id, as one: either numbers rows as written.
+func sequenceAnonymous(c Column) Column {
+	if c.Identity != "" || strings.HasPrefix(c.Expr, "nextval(") && c.Computed == "" {
+		c.Identity, c.Expr = "", "nextval(its sequence)"
+	}
+	return c
 }
 
 func randomHex(n int) string {

@@ -38,6 +38,7 @@ type Config struct {
 	MaxAttempts       int
 	Retention         time.Duration
 	RetentionInterval time.Duration
+	PartitionRows     int64
 	CESource          string
 	CEType            string
 	IDHeader          string
@@ -59,8 +60,9 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetryBackoff, "retry-backoff", time.Second, "first wait before retrying a row Kafka refused; doubles per attempt")
 	fs.DurationVar(&c.RetryMaxBackoff, "retry-max-backoff", 5*time.Minute, "longest wait between retries of a row")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 10, "attempts before a refused row is parked")
-	fs.DurationVar(&c.Retention, "retention", 24*time.Hour, "delete published rows older than this (0 keeps them)")
-	fs.DurationVar(&c.RetentionInterval, "retention-interval", time.Minute, "how often published rows are deleted")
+	fs.DurationVar(&c.Retention, "retention", 24*time.Hour, "keep published rows at least this long, then drop them with their partition (0 keeps them)")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", time.Minute, "how often published rows are deleted from an outbox of the earlier, unpartitioned layout")
+	fs.Int64Var(&c.PartitionRows, "partition-rows", relay.DefaultPartitionRows, "ids per partition the relay creates ahead of the writers (a partition is dropped once all of it is published and past -retention)")
 	fs.StringVar(&c.CESource, "ce-source", "", "CloudEvents ce_source header of rows whose writer set none (default /relay/SOURCE-NAME)")
 	fs.StringVar(&c.CEType, "ce-type", "outbox.message", "CloudEvents ce_type header of rows whose writer set none")
 	fs.StringVar(&c.IDHeader, "id-header", "outbox_id", "header carrying the outbox row id (\"none\": no such header)")
@@ -93,6 +95,7 @@ func (c Config) Validate() error {
 	check(c.MaxAttempts >= 1, "max-attempts: %d: want at least 1", c.MaxAttempts)
 	check(c.Retention >= 0, "retention: %s: want 0 (keep) or more", c.Retention)
 	check(c.RetentionInterval >= time.Second, "retention-interval: %s: want at least 1s", c.RetentionInterval)
+	check(c.PartitionRows >= relay.MinPartitionRows, "partition-rows: %d: want at least %d", c.PartitionRows, relay.MinPartitionRows)
 	// The database URLs are the sources' (checked above).
 	errs = append(errs, c.Service.ValidateOps())
 	return errors.Join(errs...)

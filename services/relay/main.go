@@ -86,7 +86,8 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		BatchSize: cfg.BatchSize, Workers: cfg.Workers, PollInterval: cfg.PollInterval, Rebalance: cfg.Rebalance,
 		Retry:     store.Retry{Backoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff, MaxAttempts: cfg.MaxAttempts},
 		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval, RetentionBatch: 1000,
-		SQLTimeout: sqlTimeout, DrainTimeout: cfg.DrainTimeout,
+		PartitionRows: cfg.PartitionRows,
+		SQLTimeout:    sqlTimeout, DrainTimeout: cfg.DrainTimeout,
 		MaxMessageBytes: cfg.MaxMessageBytes,
 	}
 	sources, err := cfg.loadSources()

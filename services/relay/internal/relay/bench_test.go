@@ -17,6 +17,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/outbox/outboxtest"
 	"github.com/sitewatch/sitewatch/platform/kafkaclient"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 )
@@ -37,9 +38,12 @@ var payload = []byte(`{"schema_version":1,"event_id":"0191c3a5-7b1e-7c3d-8e2f-12
 	`"url":"https://status.example.com/health","checked_at":"2026-11-24T01:02:03.456Z","status_code":200,` +
 	`"duration_ms":123.4,"regex":"ok|healthy","regex_matched":true}`)
 
-func preload(b *testing.B, pool *pgxpool.Pool, topic string, n int) {
+// preload writes n rows to table.
+func preload(b *testing.B, pool *pgxpool.Pool, table, topic string, n int) {
 	b.Helper()
 	ctx := context.Background()
+	w, err := outbox.NewWriter(table)
+	require.NoError(b, err)
 	const chunk = 10_000
 	for done := 0; done < n; done += chunk {
 		msgs := make([]outbox.Message, min(chunk, n-done))
@@ -47,10 +51,25 @@ func preload(b *testing.B, pool *pgxpool.Pool, topic string, n int) {
 			msgs[i] = outbox.Message{Topic: topic, Key: []byte(strconv.Itoa((done + i) % 1000)), Payload: payload,
 				Headers: map[string]string{"ce_type": "io.sitewatch.check.completed"}}
 		}
-		require.NoError(b, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, msgs...) }))
+		require.NoError(b, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return w.Write(ctx, tx, msgs...) }))
 	}
-	_, err := pool.Exec(ctx, "VACUUM ANALYZE outbox")
+	_, err = pool.Exec(ctx, "VACUUM ANALYZE "+table)
 	require.NoError(b, err)
+}
+
+// Layouts are the two outbox layouts the relay serves, by the table each
+// is measured on: the partitioned one of outbox.sql (sitewatch's own,
+// since migration 00029) and the earlier single table, created beside it
+// from outboxtest.LegacyDDL.
+var layouts = []struct{ name, table string }{{"partitioned", "outbox"}, {"single-table", "legacy.outbox"}}
+
+// layoutDB returns a new database with both layouts' tables.
+func layoutDB(b *testing.B) string {
+	b.Helper()
+	url := dbtest.New(b)
+	_, err := dbtest.Pool(b, url).Exec(context.Background(), "CREATE SCHEMA legacy; SET search_path = legacy; "+outboxtest.LegacyDDL+"; RESET search_path")
+	require.NoError(b, err)
+	return url
 }
 
 func benchConfig() Config {
@@ -86,10 +105,10 @@ func (ackProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
 func (ackProducer) Purge(int) error { return nil }
 
 // runUntilDrained runs a relay on a preloaded table and returns rows/s.
-func runUntilDrained(b *testing.B, dbURL string, p Producer, n int) float64 {
+func runUntilDrained(b *testing.B, dbURL, table string, p Producer, n int) float64 {
 	b.Helper()
 	pool := dbtest.Pool(b, dbURL)
-	r, err := New(context.Background(), benchConfig(), Source{Name: "bench", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"*"}},
+	r, err := New(context.Background(), benchConfig(), Source{Name: "bench", DatabaseURL: dbURL, Table: table, Topics: []string{"*"}},
 		p, zap.NewNop(), NewMetrics(prometheus.NewRegistry()))
 	require.NoError(b, err)
 	defer r.Close()
@@ -99,7 +118,7 @@ func runUntilDrained(b *testing.B, dbURL string, p Producer, n int) float64 {
 	go func() { r.Run(ctx); close(done) }()
 	for {
 		var pending int
-		require.NoError(b, pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE NOT published").Scan(&pending))
+		require.NoError(b, pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table+" WHERE NOT published").Scan(&pending))
 		if pending == 0 {
 			break
 		}
@@ -146,30 +165,36 @@ func produceRaw(b *testing.B, topic string, n int) float64 {
 
 // BenchmarkRelayThroughput preloads the outbox and measures rows/s until
 // every row is acknowledged and flipped, beside the two ceilings: the
-// database's claim-and-flip rate alone and librdkafka's produce rate alone.
-// Run it with `make bench` (or go test -run '^$' -bench Relay ./internal/relay).
+// database's claim-and-flip rate alone and librdkafka's produce rate
+// alone; for the partitioned layout and, in the same run, the earlier
+// single table. Run it with `make bench` (or go test -run '^$' -bench
+// Relay ./internal/relay).
 func BenchmarkRelayThroughput(b *testing.B) {
 	n := benchRows(b)
 	for range b.N {
 		topic := kafkatest.NewTopic(b, 6)
-
-		dbOnly := dbtest.New(b)
-		preload(b, dbtest.Pool(b, dbOnly), topic, n)
-		dbCeiling := runUntilDrained(b, dbOnly, ackProducer{}, n)
-
 		kafkaCeiling := produceRaw(b, topic, n)
-
-		full := dbtest.New(b)
-		preload(b, dbtest.Pool(b, full), topic, n)
-		relayRate := runUntilDrained(b, full, benchProducer(b, kafkatest.Config(b)), n)
-
-		ceiling := min(dbCeiling, kafkaCeiling)
-		b.ReportMetric(relayRate, "rows/s")
-		b.ReportMetric(dbCeiling, "db-ceiling-rows/s")
 		b.ReportMetric(kafkaCeiling, "kafka-ceiling-rows/s")
-		b.ReportMetric(relayRate/ceiling, "of-ceiling")
-		fmt.Printf("relay: %d rows: %.0f rows/s; ceilings: database claim-and-flip %.0f rows/s, librdkafka produce %.0f rows/s; relay = %.2f of the lower ceiling\n",
-			n, relayRate, dbCeiling, kafkaCeiling, relayRate/ceiling)
+		rates := map[string]float64{}
+		for _, l := range layouts {
+			dbOnly := layoutDB(b)
+			preload(b, dbtest.Pool(b, dbOnly), l.table, topic, n)
+			dbCeiling := runUntilDrained(b, dbOnly, l.table, ackProducer{}, n)
+
+			full := layoutDB(b)
+			preload(b, dbtest.Pool(b, full), l.table, topic, n)
+			relayRate := runUntilDrained(b, full, l.table, benchProducer(b, kafkatest.Config(b)), n)
+			rates[l.name] = relayRate
+
+			ceiling := min(dbCeiling, kafkaCeiling)
+			b.ReportMetric(relayRate, l.name+"-rows/s")
+			b.ReportMetric(dbCeiling, l.name+"-db-ceiling-rows/s")
+			b.ReportMetric(relayRate/dbCeiling, l.name+"-of-db-ceiling")
+			fmt.Printf("relay, %s: %d rows: %.0f rows/s; ceilings: database claim-and-flip %.0f rows/s, librdkafka produce %.0f rows/s; relay = %.2f of the database's, %.2f of the lower\n",
+				l.name, n, relayRate, dbCeiling, kafkaCeiling, relayRate/dbCeiling, relayRate/ceiling)
+		}
+		b.ReportMetric(rates["partitioned"]/rates["single-table"], "partitioned/single-table")
+		fmt.Printf("relay: the partitioned layout publishes %.2fx the single table's rows/s\n", rates["partitioned"]/rates["single-table"])
 	}
 }
 
@@ -184,8 +209,8 @@ func BenchmarkRelayOnACluster(b *testing.B) {
 			for range b.N {
 				topic := k.NewTopic(6)
 				url := dbtest.New(b)
-				preload(b, dbtest.Pool(b, url), topic, n)
-				rate := runUntilDrained(b, url, benchProducer(b, k.Config), n)
+				preload(b, dbtest.Pool(b, url), "outbox", topic, n)
+				rate := runUntilDrained(b, url, "outbox", benchProducer(b, k.Config), n)
 				b.ReportMetric(rate, "rows/s")
 				fmt.Printf("relay on %s: %d rows: %.0f rows/s\n", k.Name, n, rate)
 			}

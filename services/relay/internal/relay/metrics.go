@@ -11,7 +11,7 @@ import (
 // Metrics are the relay's Prometheus metrics, labelled by source.
 type Metrics struct {
 	published, failed, transient, deleted *prometheus.CounterVec
-	parked                                *prometheus.CounterVec
+	parked, partitions                    *prometheus.CounterVec
 	batchSeconds                          *prometheus.HistogramVec
 	steps                                 *prometheus.CounterVec // seconds by source and step
 
@@ -39,13 +39,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Published rows deleted after the retention period."}, src),
 		parked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_parked_total",
 			Help: "Rows parked: attempts used up, a topic the source may not publish to, or a row that can never be produced (NULLs, too large)."}, []string{"source", "reason"}),
+		partitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_partitions_total",
+			Help: "Partitions of a partitioned outbox the relay created ahead of the writers, and dropped once published and past the retention."}, []string{"source", "action"}),
 		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sitewatch_relay_batch_duration_seconds",
 			Help: "Time from claiming a batch to committing it.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, src),
 	}
 	m.steps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitewatch_relay_step_seconds_total",
 		Help: "Time spent by step, summed over the workers: claim (selecting and locking a batch), produce (until Kafka acknowledged it), " +
 			"flip (marking rows published, failed or parked), commit; retention (deleting published rows)."}, []string{"source", "step"})
-	reg.MustRegister(m.published, m.failed, m.transient, m.deleted, m.parked, m.batchSeconds, m.steps, m)
+	reg.MustRegister(m.published, m.failed, m.transient, m.deleted, m.parked, m.partitions, m.batchSeconds, m.steps, m)
 	return m
 }
 
@@ -61,6 +63,11 @@ var Steps = []string{"claim", "produce", "flip", "commit", "retention"}
 // step is the counter of seconds of one of Steps for source.
 func (m *Metrics) step(source, name string) prometheus.Counter {
 	return m.steps.WithLabelValues(source, name)
+}
+
+func (m *Metrics) observePartitions(source string, created, dropped int) {
+	m.partitions.WithLabelValues(source, "created").Add(float64(created))
+	m.partitions.WithLabelValues(source, "dropped").Add(float64(dropped))
 }
 
 func (m *Metrics) observeDeleted(source string, n int64) {

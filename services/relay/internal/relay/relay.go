@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,7 +110,16 @@ type Config struct {
 	Retention         time.Duration // published rows older than this are deleted; 0 keeps them
 	RetentionInterval time.Duration
 	RetentionBatch    int
+	// PartitionRows is the size, in ids, of the partitions the relay
+	// creates ahead of the writers of a partitioned outbox.
+	PartitionRows int64
 }
+
+// DefaultPartitionRows is the partition size of outbox.sql and of the relay.
+const DefaultPartitionRows = 1_000_000
+
+// MinPartitionRows is the smallest partition size the relay accepts.
+const MinPartitionRows = 1000
 
 // Validate reports every setting that cannot work; it does not change c.
 func (c Config) Validate() error {
@@ -130,6 +140,7 @@ func (c Config) Validate() error {
 	check(c.Retry.MaxBackoff >= c.Retry.Backoff, "retry max backoff %s: want at least the backoff %s", c.Retry.MaxBackoff, c.Retry.Backoff)
 	check(c.Retry.MaxAttempts >= 1, "retry max attempts %d: want at least 1", c.Retry.MaxAttempts)
 	check(c.Retention >= 0, "retention %s: want 0 (keep) or more", c.Retention)
+	check(c.PartitionRows >= MinPartitionRows, "partition rows %d: want at least %d", c.PartitionRows, MinPartitionRows)
 	if c.Retention > 0 {
 		check(c.RetentionInterval > 0, "retention interval %s: want more than 0", c.RetentionInterval)
 		check(c.RetentionBatch >= 1, "retention batch %d: want at least 1", c.RetentionBatch)
@@ -165,9 +176,10 @@ type Relay struct {
 	metrics  *Metrics
 	mu       sync.Mutex
 	lastLoop time.Time
-	acks     ackState     // guarded by mu
-	waiting  atomic.Int32 // workers idle until a notification or the poll
-	onFatal  func(error)  // set by Run: stops every worker
+	acks     ackState        // guarded by mu
+	waiting  atomic.Int32    // workers idle until a notification or the poll
+	nudges   []chan struct{} // one per worker: wakes it (the floor went down)
+	onFatal  func(error)     // set by Run: stops every worker
 }
 
 // New checks cfg and src, connects to the source's database and checks
@@ -195,6 +207,11 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 		pool.Close()
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
+	if !info.Partitioned {
+		logger.Warn("the outbox table is of the earlier, unpartitioned layout: it is published as before, but its size depends on vacuum keeping up; "+
+			"convert it in place (no row is copied or published again) with outbox.sql's CALL outbox_partition(table), which the relay notices within seconds",
+			zap.String("table", src.Table))
+	}
 	coord, err := lease.New(lease.Config{
 		DatabaseURL: src.DatabaseURL, AppName: "sitewatch-relay-lease", Group: "lanes of " + info.Channel,
 		// The outbox table's oid is the namespace: relays of different
@@ -207,7 +224,10 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
 	r := &Relay{cfg: cfg, src: src, pool: pool, store: st, floor: st.NewFloor(), coord: coord, producer: producer,
-		logger: logger, metrics: m, lastLoop: time.Now()}
+		logger: logger, metrics: m, lastLoop: time.Now(), nudges: make([]chan struct{}, cfg.Workers)}
+	for w := range r.nudges {
+		r.nudges[w] = make(chan struct{}, 1)
+	}
 	m.add(r)
 	return r, nil
 }
@@ -348,7 +368,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.work(ctx, w, wakes[w])
+			r.work(ctx, w, wakes[w], r.nudges[w])
 		}()
 	}
 	if r.cfg.Retention > 0 {
@@ -358,10 +378,14 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.retain(ctx)
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		r.keepFloor(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		r.keepPartitions(ctx)
 	}()
 	wg.Wait()
 	stopCoord()
@@ -372,7 +396,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
-func (r *Relay) work(ctx context.Context, worker int, wake <-chan struct{}) {
+func (r *Relay) work(ctx context.Context, worker int, wake, nudge <-chan struct{}) {
 	backoff := retry.NewBackoff(workerBackoff)
 	for ctx.Err() == nil {
 		res, err := r.publishBatch(ctx, worker)
@@ -397,7 +421,7 @@ func (r *Relay) work(ctx context.Context, worker int, wake <-chan struct{}) {
 			continue // more rows are likely waiting
 		default:
 			backoff.Reset()
-			r.idle(ctx, wake, r.cfg.PollInterval)
+			r.idle(ctx, wake, nudge, r.cfg.PollInterval)
 			continue
 		}
 		// Backing off: a notification does not cut the wait short.
@@ -405,8 +429,8 @@ func (r *Relay) work(ctx context.Context, worker int, wake <-chan struct{}) {
 	}
 }
 
-// idle waits for a notification, the poll interval or the end of ctx.
-func (r *Relay) idle(ctx context.Context, wake <-chan struct{}, poll time.Duration) {
+// idle waits for a notification, a nudge, the poll interval or the end of ctx.
+func (r *Relay) idle(ctx context.Context, wake, nudge <-chan struct{}, poll time.Duration) {
 	r.waiting.Add(1)
 	defer r.waiting.Add(-1)
 	t := time.NewTimer(poll)
@@ -414,6 +438,7 @@ func (r *Relay) idle(ctx context.Context, wake <-chan struct{}, poll time.Durati
 	select {
 	case <-ctx.Done():
 	case <-wake:
+	case <-nudge:
 	case <-t.C:
 	}
 }
@@ -703,14 +728,145 @@ func (r *Relay) keepFloor(ctx context.Context) {
 	}
 }
 
+// Partitions of a partitioned outbox are tended every partitionEvery by
+// the replica that leases lane 0: partitionsAhead of them are kept ahead of
+// the writers, and each partition the floor has passed is checked once for
+// a waiting row the floor passed over, then dropped once Retention has gone
+// by. A drop waits at most dropLockWait for each of its locks (writers
+// queue behind a waiting lock request), and is tried again later.
+const (
+	partitionEvery   = 2 * time.Second
+	partitionsAhead  = 2
+	partitionTimeout = time.Minute
+	dropLockWait     = 2 * time.Second
+)
+
+// keepPartitions tends the table's partitions until ctx ends; it also
+// notices the table's layout changing (a conversion while the relay runs).
+func (r *Relay) keepPartitions(ctx context.Context) {
+	sealed := map[string]time.Time{} // partitions below the floor, since
+	for retry.Sleep(ctx, partitionEvery) {
+		pctx, cancel := context.WithTimeout(ctx, partitionTimeout)
+		err := r.tendPartitions(pctx, sealed)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			r.logger.Warn("tending the outbox's partitions failed; trying again", zap.Error(err))
+		}
+	}
+}
+
+func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time) error {
+	was := r.store.Partitioned()
+	info, err := r.store.Info(ctx, r.pool)
+	if err != nil {
+		return err
+	}
+	if info.Partitioned != was {
+		r.logger.Info("the outbox table's layout changed", zap.Bool("partitioned", info.Partitioned))
+	}
+	if !info.Partitioned || !slices.Contains(r.coord.Shards(), 0) {
+		clear(sealed)
+		return nil
+	}
+	created, err := r.store.Extend(ctx, r.pool, r.cfg.PartitionRows, partitionsAhead)
+	if err != nil {
+		return err
+	}
+	r.metrics.observePartitions(r.src.Name, created, 0)
+	parts, err := r.store.Partitions(ctx, r.pool)
+	if err != nil {
+		return err
+	}
+	floor := r.floor.ID()
+	// Rows in the DEFAULT partition came when no range took them, and the
+	// next range made starts above them: below the newest range's first id.
+	var newest int64
+	present := map[string]bool{}
+	for _, p := range parts {
+		present[p.Name] = true
+		if !p.Default {
+			newest = max(newest, p.First)
+		}
+	}
+	for name := range sealed {
+		if !present[name] {
+			delete(sealed, name)
+		}
+	}
+	for _, p := range parts {
+		end := p.End
+		if p.Default {
+			end = newest
+		}
+		if end > floor {
+			delete(sealed, p.Name)
+			continue
+		}
+		since, ok := sealed[p.Name]
+		if !ok {
+			// Once, as the floor passes it: a row in it the floor passed
+			// over (an id drawn long before its commit) is found now.
+			if !p.Default {
+				id, err := r.store.Waiting(ctx, r.pool, p)
+				if err != nil {
+					return err
+				}
+				if id != 0 {
+					r.lowerFloor(id, p)
+					continue
+				}
+			}
+			sealed[p.Name] = time.Now()
+			continue
+		}
+		if r.cfg.Retention == 0 || time.Since(since) < r.cfg.Retention {
+			continue
+		}
+		waiting, err := r.store.Drop(ctx, r.pool, p, dropLockWait)
+		if err != nil {
+			r.logger.Warn("dropping a published partition failed; it stays for now", zap.String("partition", p.Name), zap.Error(err))
+			continue
+		}
+		if waiting != 0 {
+			r.lowerFloor(waiting, p)
+			delete(sealed, p.Name)
+			continue
+		}
+		if p.Default {
+			sealed[p.Name] = time.Now() // emptied; looked at again a retention later
+			continue
+		}
+		delete(sealed, p.Name)
+		r.metrics.observePartitions(r.src.Name, 0, 1)
+		r.logger.Info("dropped a published outbox partition", zap.String("partition", p.Name),
+			zap.Int64("first_id", p.First), zap.Int64("end_id", p.End))
+	}
+	return nil
+}
+
+// lowerFloor takes the claims back down to a row found waiting below the
+// floor, in partition p, and wakes the idle workers for it.
+func (r *Relay) lowerFloor(id int64, p store.Partition) {
+	r.logger.Info("a row waits below the floor; claims go back for it", zap.Int64("id", id), zap.String("partition", p.Name))
+	r.floor.Lower(id)
+	for _, n := range r.nudges {
+		select {
+		case n <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // retentionTimeout bounds one retention delete (a batch of RetentionBatch rows).
 const retentionTimeout = 30 * time.Second
 
-// retain deletes published rows past the retention, a small batch at a
-// time so neither locks nor WAL pile up, until none are left; then waits.
+// retain deletes published rows past the retention from a table of the
+// earlier layout, a small batch at a time so neither locks nor WAL pile
+// up, until none are left; then waits. A partitioned table drops whole
+// partitions instead (keepPartitions).
 func (r *Relay) retain(ctx context.Context) {
 	for {
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && !r.store.Partitioned() {
 			dctx, cancel := context.WithTimeout(ctx, retentionTimeout)
 			sw := ops.StartStopwatch()
 			n, err := r.store.DeletePublished(dctx, r.pool, r.cfg.Retention, r.cfg.RetentionBatch)
@@ -746,7 +902,7 @@ type Stats struct {
 func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Lanes: r.coord.Owned(), WaitingWorkers: int(r.waiting.Load())}
 	var err error
-	if st.Pending, st.OldestPending, err = r.store.Pending(ctx, r.pool); err != nil {
+	if st.Pending, st.OldestPending, err = r.store.Pending(ctx, r.pool, r.floor.ID()); err != nil {
 		return st, err
 	}
 	st.Parked, err = r.store.ParkedCount(ctx, r.pool)

@@ -33,7 +33,7 @@ var allLanes = func() []int16 {
 func testConfig() Config {
 	return Config{BatchSize: 100, Workers: 2, PollInterval: time.Minute, Rebalance: 200 * time.Millisecond,
 		SQLTimeout: 30 * time.Second, DrainTimeout: time.Second, MaxMessageBytes: 1000000, Retry: store.Retry{Backoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 3},
-		RetentionInterval: time.Hour, RetentionBatch: 10}
+		RetentionInterval: time.Hour, RetentionBatch: 10, PartitionRows: DefaultPartitionRows}
 }
 
 func newRelay(t *testing.T, dbURL string, p Producer, cfg Config, topics ...string) *Relay {
@@ -453,10 +453,13 @@ func TestOutOfOrderCommitsMissNoRow(t *testing.T) {
 	}
 }
 
+// On a table of the earlier layout, whose index of waiting rows finds a
+// row below the floor at the next refresh (a partitioned table's are
+// found by the partition checks: TestPartitionsAreKeptAheadCheckedAndDropped).
 func TestClaimsStartAtAFloorThatWaitsForTransactionsInFlight(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := dbtest.New(t)
+	dbURL := legacyDB(t)
 	pool := dbtest.Pool(t, dbURL)
 	r := newRelay(t, dbURL, &fakeProducer{}, testConfig())
 	refresh := func() int64 {
@@ -506,10 +509,12 @@ func TestClaimsStartAtAFloorThatWaitsForTransactionsInFlight(t *testing.T) {
 	}
 }
 
+// On a table of the earlier layout, whose retention deletes rows (a
+// partitioned table's drops partitions: TestPartitionsAreKeptAheadCheckedAndDropped).
 func TestRunWakesOnNotifyRetainsAndStopsAfterTheBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := dbtest.New(t)
+	dbURL := legacyDB(t)
 	pool := dbtest.Pool(t, dbURL)
 	topic := kafkatest.NewTopic(t, 1)
 	cfg := testConfig()

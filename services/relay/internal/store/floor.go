@@ -28,7 +28,7 @@ import (
 // its transaction wrote anything (a sequence cache, ids allocated ahead by
 // the application).
 type Floor struct {
-	query  string
+	store  *Store
 	active atomic.Int64
 
 	mu       sync.Mutex
@@ -39,7 +39,17 @@ type Floor struct {
 
 // NewFloor returns a floor of 0 (claims look at every row) for the
 // store's table; Refresh raises it.
-func (s *Store) NewFloor() *Floor { return &Floor{query: s.q.floor} }
+func (s *Store) NewFloor() *Floor { return &Floor{store: s} }
+
+// Lower moves the floor down to id at once: a waiting row found below it.
+func (f *Floor) Lower(id int64) {
+	for {
+		cur := f.active.Load()
+		if id >= cur || f.active.CompareAndSwap(cur, id) {
+			return
+		}
+	}
+}
 
 // ID is the floor: claims need not look below it.
 func (f *Floor) ID() int64 { return f.active.Load() }
@@ -50,7 +60,16 @@ func (f *Floor) ID() int64 { return f.active.Load() }
 func (f *Floor) Refresh(ctx context.Context, db DB) (int64, error) {
 	var lowest int64
 	var xminText, xmaxText string
-	if err := db.QueryRow(ctx, f.query).Scan(&lowest, &xminText, &xmaxText); err != nil {
+	// The single table's index of waiting rows finds rows below the
+	// floor; a partitioned table has none, and its rows below the floor
+	// are found by the partition checks, which call Lower.
+	var err error
+	if f.store.Partitioned() {
+		err = db.QueryRow(ctx, f.store.q.floorPartitioned, f.ID()).Scan(&lowest, &xminText, &xmaxText)
+	} else {
+		err = db.QueryRow(ctx, f.store.q.floor).Scan(&lowest, &xminText, &xmaxText)
+	}
+	if err != nil {
 		return f.ID(), fmt.Errorf("reading the outbox's lowest waiting id: %w", err)
 	}
 	xmin, err := strconv.ParseUint(xminText, 10, 64)

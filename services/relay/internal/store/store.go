@@ -6,8 +6,12 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +46,22 @@ var (
 	requeueSQL string
 	//go:embed table_info.sql
 	tableInfoSQL string
+
+	// The partitioned layout's own statements (outbox.sql).
+	//go:embed floor_partitioned.sql
+	floorPartitionedSQL string
+	//go:embed requeue_partitioned.sql
+	requeuePartitionedSQL string
+	//go:embed partitions.sql
+	partitionsSQL string
+	//go:embed extend.sql
+	extendSQL string
+	//go:embed drop_partition.sql
+	dropPartitionSQL string
+	//go:embed lock_timeout.sql
+	lockTimeoutSQL string
+	//go:embed waiting_between.sql
+	waitingBetweenSQL string
 )
 
 // Row is one outbox row claimed for publishing.
@@ -99,12 +119,19 @@ type queries struct {
 	pending         string
 	requeue         string
 	tableInfo       string
+
+	floorPartitioned   string
+	requeuePartitioned string
+	waitingBetween     string
 }
 
-// Store runs the relay's queries against one table.
+// Store runs the relay's queries against one table, in either layout:
+// partitioned (outbox.sql) or the earlier single table, which keeps
+// working as it did (a DELETE for retention, vacuum for the rest).
 type Store struct {
-	table string
-	q     queries
+	table       string
+	q           queries
+	partitioned atomic.Bool
 }
 
 // New returns a Store for table ("outbox" or "schema.outbox").
@@ -127,6 +154,10 @@ func New(table string) (*Store, error) {
 		pending:         fill(pendingSQL),
 		requeue:         fill(requeueSQL),
 		tableInfo:       fill(tableInfoSQL),
+
+		floorPartitioned:   fill(floorPartitionedSQL),
+		requeuePartitioned: fill(requeuePartitionedSQL),
+		waitingBetween:     fill(waitingBetweenSQL),
 	}}
 	return s, nil
 }
@@ -137,15 +168,29 @@ type TableInfo struct {
 	Schema  string
 	Name    string
 	Channel string // LISTEN/NOTIFY channel of the outbox_notify trigger
+	// Partitioned is the layout of outbox.sql; false is the earlier single
+	// table (CALL outbox_partition converts it).
+	Partitioned bool
 }
 
-// Info resolves the table; it fails if the table does not exist.
+// ErrNoPartitionFunctions says a partitioned table lacks the functions the
+// relay keeps its partitions with.
+var ErrNoPartitionFunctions = errors.New("outbox_extend, outbox_drop or outbox_partitions is missing: apply outbox.sql (the outbox package's DDL) again")
+
+// Info resolves the table and its layout, which the store's statements
+// follow from then on; it fails if the table does not exist, lacks a
+// column, or is partitioned without the functions of outbox.sql.
 func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 	var oid int64
 	var ti TableInfo
-	if err := db.QueryRow(ctx, s.q.tableInfo, s.table).Scan(&oid, &ti.Schema, &ti.Name, &ti.Channel); err != nil {
+	var functions bool
+	if err := db.QueryRow(ctx, s.q.tableInfo, s.table).Scan(&oid, &ti.Schema, &ti.Name, &ti.Channel, &ti.Partitioned, &functions); err != nil {
 		return TableInfo{}, fmt.Errorf("looking up outbox table %s: %w", s.table, err)
 	}
+	if ti.Partitioned && !functions {
+		return TableInfo{}, fmt.Errorf("outbox table %s is partitioned but %w", s.table, ErrNoPartitionFunctions)
+	}
+	s.partitioned.Store(ti.Partitioned)
 	rows, err := db.Query(ctx, s.q.checkColumns)
 	if err == nil {
 		rows.Close()
@@ -262,12 +307,12 @@ func (s *Store) Park(ctx context.Context, tx DB, ids []int64, reason string) err
 	return nil
 }
 
-// Pending returns the number of rows waiting to be published and the age
-// of the oldest.
-func (s *Store) Pending(ctx context.Context, db DB) (int64, time.Duration, error) {
+// Pending returns the number of rows waiting to be published from floor
+// on and the age of the oldest.
+func (s *Store) Pending(ctx context.Context, db DB, floor int64) (int64, time.Duration, error) {
 	var n int64
 	var age float64
-	if err := db.QueryRow(ctx, s.q.pending).Scan(&n, &age); err != nil {
+	if err := db.QueryRow(ctx, s.q.pending, floor).Scan(&n, &age); err != nil {
 		return 0, 0, fmt.Errorf("counting pending outbox rows: %w", err)
 	}
 	return n, time.Duration(age * float64(time.Second)), nil
@@ -297,8 +342,13 @@ func (s *Store) Parked(ctx context.Context, db DB, limit int) ([]ParkedRow, erro
 
 // Requeue gives parked rows (the ids given, or all if all) a fresh set of
 // attempts and returns how many it requeued.
+// In a partitioned table they are written again, with new ids.
 func (s *Store) Requeue(ctx context.Context, db DB, ids []int64, all bool) (int64, error) {
-	tag, err := db.Exec(ctx, s.q.requeue, ids, all)
+	q := s.q.requeue
+	if s.partitioned.Load() {
+		q = s.q.requeuePartitioned
+	}
+	tag, err := db.Exec(ctx, q, ids, all)
 	if err != nil {
 		return 0, fmt.Errorf("requeueing parked outbox rows: %w", err)
 	}
@@ -313,4 +363,95 @@ func (s *Store) DeletePublished(ctx context.Context, db DB, retention time.Durat
 		return 0, fmt.Errorf("deleting published outbox rows: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// Partitioned reports the layout Info last found.
+func (s *Store) Partitioned() bool { return s.partitioned.Load() }
+
+// Partition is one partition of a partitioned outbox: ids from First up to
+// End (excluded); the DEFAULT partition has no End.
+type Partition struct {
+	Name    string
+	First   int64
+	End     int64
+	Default bool
+}
+
+// Partitions lists the table's partitions in id order, the DEFAULT one last.
+func (s *Store) Partitions(ctx context.Context, db DB) ([]Partition, error) {
+	rows, err := db.Query(ctx, partitionsSQL, s.table)
+	if err != nil {
+		return nil, fmt.Errorf("listing the outbox's partitions: %w", err)
+	}
+	defer rows.Close()
+	var out []Partition
+	for rows.Next() {
+		var p Partition
+		var end *int64
+		if err := rows.Scan(&p.Name, &p.First, &end); err != nil {
+			return nil, fmt.Errorf("listing the outbox's partitions: %w", err)
+		}
+		if end == nil {
+			p.Default, p.End = true, math.MaxInt64
+		} else {
+			p.End = *end
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing the outbox's partitions: %w", err)
+	}
+	return out, nil
+}
+
+// Extend creates partitions of size ids until ahead of them lie beyond
+// the highest id written, and returns how many it created.
+func (s *Store) Extend(ctx context.Context, db DB, size int64, ahead int) (int, error) {
+	var n int
+	if err := db.QueryRow(ctx, extendSQL, s.table, size, ahead).Scan(&n); err != nil {
+		return 0, fmt.Errorf("creating outbox partitions ahead: %w", err)
+	}
+	return n, nil
+}
+
+// Waiting returns the lowest id of a row waiting to be published in p, or
+// 0 if none is.
+func (s *Store) Waiting(ctx context.Context, db DB, p Partition) (int64, error) {
+	var id *int64
+	if err := db.QueryRow(ctx, s.q.waitingBetween, p.First, p.End).Scan(&id); err != nil {
+		return 0, fmt.Errorf("looking for waiting rows in outbox partition %s: %w", p.Name, err)
+	}
+	if id == nil {
+		return 0, nil
+	}
+	return *id, nil
+}
+
+// Drop drops partition p (empties it, if it is the DEFAULT partition),
+// carrying its parked rows over into the table, unless a row in it waits:
+// then it returns that row's id and leaves p alone. Each lock is waited
+// for at most lockWait; an error then says the partition stays for now.
+func (s *Store) Drop(ctx context.Context, pool Beginner, p Partition, lockWait time.Duration) (waiting int64, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockTimeoutSQL, strconv.FormatInt(lockWait.Milliseconds(), 10)+"ms"); err != nil {
+			return err
+		}
+		var id *int64
+		if err := tx.QueryRow(ctx, dropPartitionSQL, p.Name).Scan(&id); err != nil {
+			return err
+		}
+		if id != nil {
+			waiting = *id
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("dropping outbox partition %s: %w", p.Name, err)
+	}
+	return waiting, nil
+}
+
+// Beginner starts transactions: a pool or a connection.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
 }

@@ -1,0 +1,238 @@
+-- +goose Up
+-- The outbox, partitioned by id ranges: rows are inserted, flipped
+-- published in place (a HOT update: no index covers a column the flip
+-- changes) and dropped a whole partition at a time once published and past
+-- the relay's retention, so the table's size no longer depends on vacuum.
+-- The functions are outbox.sql's as of this migration; the table's rows
+-- stay where they are (its heap becomes the first partition, outbox_p0).
+-- The partitions of outbox table tbl: name, first id, the id after the
+-- last (NULL for the DEFAULT partition, and a first id of NULL for the
+-- unbounded first partition of a converted table), in id order.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION outbox_partitions(tbl regclass)
+RETURNS TABLE (part regclass, first_id bigint, end_id bigint) LANGUAGE sql STABLE AS $$
+    SELECT c.oid::regclass,
+           (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''(-?\d+)''\)'))[1]::bigint,
+           (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''(-?\d+)''\)'))[1]::bigint
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = tbl
+    ORDER BY 3 NULLS LAST, 2 NULLS FIRST
+$$;
+-- +goose StatementEnd
+
+-- Creates partitions of tbl, partition_rows ids each, until ahead of them
+-- lie beyond the highest id written; returns how many it created. A new
+-- partition copies the storage parameters (fillfactor, autovacuum) of the
+-- newest one (or of the DEFAULT partition), so settings put on a partition
+-- carry on to the next ones.
+-- Only the parent's SHARE UPDATE EXCLUSIVE lock is taken (ATTACH): writers
+-- and relays go on meanwhile.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION outbox_extend(tbl regclass, partition_rows bigint, ahead integer)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    sch text;
+    rel text;
+    top bigint;
+    next_id bigint;
+    opts text[];
+    created integer := 0;
+    part text;
+BEGIN
+    IF partition_rows < 1 OR ahead < 1 THEN
+        RAISE EXCEPTION 'outbox_extend: partition_rows (%) and ahead (%) must be at least 1', partition_rows, ahead;
+    END IF;
+    SELECT n.nspname, c.relname INTO sch, rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    EXECUTE format('SELECT max(id) FROM %s', tbl) INTO top;
+    top := coalesce(top, 0);
+    SELECT max(end_id) INTO next_id FROM outbox_partitions(tbl);
+    SELECT c.reloptions INTO opts FROM outbox_partitions(tbl) p JOIN pg_class c ON c.oid = p.part
+    ORDER BY p.end_id DESC NULLS LAST LIMIT 1;
+    -- Rows above every range (in the DEFAULT partition) are left where
+    -- they are; new ranges start after them.
+    next_id := greatest(coalesce(next_id, top + 1), top + 1);
+    WHILE next_id <= top + ahead::bigint * partition_rows LOOP
+        part := left(rel, 40) || '_p' || next_id;
+        EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)', sch, part, tbl);
+        IF opts IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE %I.%I SET (%s)', sch, part, array_to_string(opts, ', '));
+        END IF;
+        -- Per partition, and none on a column the publish flip changes:
+        -- the flip stays a HOT update, in its page, touching no index.
+        EXECUTE format('ALTER TABLE %I.%I ADD PRIMARY KEY (id), ADD UNIQUE (event_id)', sch, part);
+        EXECUTE format('CREATE INDEX ON %I.%I (next_attempt_at) WHERE next_attempt_at IS NOT NULL', sch, part);
+        EXECUTE format('CREATE INDEX ON %I.%I (id) WHERE parked_at IS NOT NULL', sch, part);
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%s) TO (%s)',
+                       tbl, sch, part, next_id, next_id + partition_rows);
+        next_id := next_id + partition_rows;
+        created := created + 1;
+    END LOOP;
+    RETURN created;
+END
+$$;
+-- +goose StatementEnd
+
+-- outbox_extend and outbox_drop run as the table's owner (they create,
+-- attach and drop partitions): only the relay's role may call them.
+--   GRANT EXECUTE ON FUNCTION outbox_extend(regclass, bigint, integer), outbox_drop(regclass) TO your_relay_role;
+-- Drops partition part of an outbox table once no row in it waits to be
+-- published, or empties it if it is the DEFAULT partition. Parked rows are
+-- carried over first: written again into the table (new ids, the same
+-- event ids), so they stay listed and can be requeued. Returns NULL when
+-- done, or the lowest id still waiting (nothing is dropped then). The
+-- caller sets lock_timeout: the partition is locked first, which stops
+-- any writer to it, then the parent, briefly, for the DROP.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION outbox_drop(part regclass) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    parent regclass;
+    waiting bigint;
+    is_default boolean;
+    empty boolean;
+BEGIN
+    SELECT i.inhparent::regclass, pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' INTO parent, is_default
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhrelid = part;
+    IF parent IS NULL THEN
+        RAISE EXCEPTION 'outbox_drop: % is not a partition of an outbox table', part;
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', part);
+    EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s)', part) INTO empty;
+    IF empty AND is_default THEN
+        RETURN NULL; -- nothing to empty: the parent is left alone
+    END IF;
+    EXECUTE format('SELECT min(id) FROM %s WHERE NOT published AND parked_at IS NULL', part) INTO waiting;
+    IF waiting IS NOT NULL THEN
+        RETURN waiting;
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', parent);
+    EXECUTE format($q$INSERT INTO %s (event_id, topic_name, msg_key, payload, headers, created_at, attempts,
+                                          last_error, next_attempt_at, parked_at)
+                      SELECT event_id, topic_name, msg_key, payload, headers, created_at, attempts,
+                             last_error, next_attempt_at, parked_at
+                      FROM %s WHERE parked_at IS NOT NULL ORDER BY id$q$, parent, part);
+    IF is_default THEN
+        EXECUTE format('TRUNCATE %s', part);
+    ELSE
+        EXECUTE format('DROP TABLE %s', part);
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+
+-- Converts outbox table tbl of the earlier, unpartitioned layout to the
+-- partitioned one; a partitioned table is left as it is. The table's rows
+-- stay in its heap, which becomes the first partition (tbl_p0), published
+-- flags, retries and parked rows as they were; an empty table is dropped
+-- instead. Writers and relays wait for the conversion's ACCESS EXCLUSIVE
+-- lock, held until the caller commits: a moment, as no row is copied.
+-- +goose StatementBegin
+CREATE OR REPLACE PROCEDURE outbox_partition(tbl regclass, partition_rows bigint DEFAULT 1000000)
+LANGUAGE plpgsql AS $$
+DECLARE
+    sch text;
+    rel text;
+    kind "char";
+    top bigint;
+    old text;
+    idx record;
+BEGIN
+    SELECT n.nspname, c.relname, c.relkind INTO sch, rel, kind
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    IF kind = 'p' THEN
+        RETURN;
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', tbl);
+    EXECUTE format('SELECT max(id) FROM %s', tbl) INTO top;
+    old := left(rel, 40) || '_p0';
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN id DROP IDENTITY IF EXISTS', tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS outbox_notify ON %s', tbl);
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', tbl, old);
+    -- The old table's indexes, renamed with it, free their names.
+    FOR idx IN SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               WHERE i.indrelid = format('%I.%I', sch, old)::regclass AND c.relname LIKE rel || '%' LOOP
+        EXECUTE format('ALTER INDEX %I.%I RENAME TO %I', sch, idx.relname, old || substr(idx.relname, length(rel) + 1));
+    END LOOP;
+    EXECUTE format('CREATE TABLE %I.%I (LIKE %I.%I INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE) PARTITION BY RANGE (id)',
+                   sch, rel, sch, old);
+    EXECUTE format('CREATE SEQUENCE %I.%I START %s OWNED BY %I.%I.id', sch, rel || '_id_seq', coalesce(top, 0) + 1, sch, rel);
+    EXECUTE format('ALTER TABLE %I.%I ALTER COLUMN id SET DEFAULT nextval(%L)', sch, rel, format('%I.%I', sch, rel || '_id_seq'));
+    EXECUTE format('ALTER TABLE %I.%I ADD PRIMARY KEY (id)', sch, rel);
+    IF top IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE %I.%I ATTACH PARTITION %I.%I FOR VALUES FROM (MINVALUE) TO (%s)', sch, rel, sch, old, top + 1);
+    END IF;
+    EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT', sch, left(rel, 40) || '_default', sch, rel);
+    EXECUTE format('ALTER TABLE %I.%I SET (%s)', sch, left(rel, 40) || '_default',
+                   coalesce((SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = format('%I.%I', sch, old)::regclass),
+                            'fillfactor = 100'));
+    IF top IS NULL THEN
+        EXECUTE format('DROP TABLE %I.%I', sch, old);
+    END IF;
+    -- The new partitions take the old table's storage parameters.
+    PERFORM outbox_extend(format('%I.%I', sch, rel)::regclass, partition_rows, 2);
+    EXECUTE format('CREATE TRIGGER outbox_notify AFTER INSERT ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()', sch, rel);
+END
+$$;
+-- +goose StatementEnd
+
+
+REVOKE EXECUTE ON FUNCTION outbox_extend(regclass, bigint, integer), outbox_drop(regclass) FROM PUBLIC;
+
+CALL outbox_partition('outbox');
+
+-- +goose Down
+-- Back to one table: every row copied, ids, flags and parked rows kept.
+LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;
+ALTER TABLE outbox RENAME TO outbox_partitioned;
+ALTER INDEX outbox_pkey RENAME TO outbox_partitioned_pkey;
+ALTER SEQUENCE outbox_id_seq RENAME TO outbox_partitioned_id_seq;
+DROP TRIGGER outbox_notify ON outbox_partitioned;
+CREATE TABLE outbox (
+    id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id        uuid        NOT NULL UNIQUE,
+    topic_name      text        NOT NULL,
+    msg_key         bytea,
+    payload         bytea       NOT NULL,
+    headers         jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    published       boolean     NOT NULL DEFAULT false,
+    published_at    timestamptz,
+    attempts        integer     NOT NULL DEFAULT 0,
+    last_error      text,
+    lane            smallint    NOT NULL GENERATED ALWAYS AS (
+        CASE WHEN msg_key IS NULL THEN (id % 64)::smallint
+             ELSE (hashtextextended(encode(msg_key, 'hex'), 0) & 63)::smallint END) STORED,
+    next_attempt_at timestamptz,
+    parked_at       timestamptz
+);
+INSERT INTO outbox (id, event_id, topic_name, msg_key, payload, headers, created_at, published, published_at,
+                    attempts, last_error, next_attempt_at, parked_at)
+OVERRIDING SYSTEM VALUE
+SELECT id, event_id, topic_name, msg_key, payload, headers, created_at, published, published_at,
+       attempts, last_error, next_attempt_at, parked_at
+FROM outbox_partitioned ORDER BY id;
+SELECT setval(pg_get_serial_sequence('outbox', 'id'), (SELECT last_value FROM outbox_partitioned_id_seq),
+              (SELECT is_called FROM outbox_partitioned_id_seq));
+DROP TABLE outbox_partitioned;
+ALTER TABLE outbox SET (
+    fillfactor = 80,
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 10000,
+    autovacuum_vacuum_insert_scale_factor = 0,
+    autovacuum_vacuum_insert_threshold = 10000,
+    autovacuum_analyze_scale_factor = 0,
+    autovacuum_analyze_threshold = 10000,
+    autovacuum_vacuum_cost_delay = 0,
+    autovacuum_vacuum_cost_limit = 10000
+);
+CREATE INDEX outbox_pending ON outbox (id) WHERE NOT published AND parked_at IS NULL;
+CREATE INDEX outbox_retrying ON outbox (next_attempt_at)
+    WHERE NOT published AND parked_at IS NULL AND next_attempt_at IS NOT NULL;
+CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published;
+CREATE INDEX outbox_parked ON outbox (id) WHERE parked_at IS NOT NULL;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+DROP PROCEDURE outbox_partition(regclass, bigint);
+DROP FUNCTION outbox_drop(regclass);
+DROP FUNCTION outbox_extend(regclass, bigint, integer);
+DROP FUNCTION outbox_partitions(regclass);

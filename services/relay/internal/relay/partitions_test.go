@@ -1,0 +1,198 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/outbox/outboxtest"
+)
+
+// legacyDB returns a database whose outbox is of the earlier, unpartitioned
+// layout (outboxtest.LegacyDDL).
+func legacyDB(t testing.TB) string {
+	t.Helper()
+	url := dbtest.New(t)
+	_, err := dbtest.Pool(t, url).Exec(context.Background(), "DROP TABLE outbox; "+outboxtest.LegacyDDL)
+	require.NoError(t, err)
+	return url
+}
+
+// partitionedDB returns a database whose outbox is partitioned into
+// partitions of rows ids (the migrations' are a million).
+func partitionedDB(t testing.TB, rows int64) string {
+	t.Helper()
+	url := dbtest.New(t)
+	_, err := dbtest.Pool(t, url).Exec(context.Background(),
+		fmt.Sprintf("DROP TABLE outbox; %s; CALL outbox_partition('outbox', %d)", outboxtest.LegacyDDL, rows))
+	require.NoError(t, err)
+	return url
+}
+
+// partitions lists the outbox's partitions: name, first id, end.
+func partitions(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), "SELECT part::text FROM outbox_partitions('outbox')")
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return names
+}
+
+// startRelay runs r until the test ends.
+func startRelay(t *testing.T, r *Relay) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// The replica leasing lane 0 keeps partitions ahead of the writers, checks
+// each partition as the floor passes it (a waiting row the floor passed
+// over is published), and drops it once the retention has gone by,
+// carrying its parked rows over.
+func TestPartitionsAreKeptAheadCheckedAndDropped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := partitionedDB(t, MinPartitionRows)
+	pool := dbtest.Pool(t, dbURL)
+	require.Equal(t, []string{"outbox_p1", "outbox_p1001", "outbox_default"}, partitions(t, pool), "outbox_partition made two ahead")
+
+	// A row for a topic the source may not publish to is parked in p1.
+	forbidden := outbox.Message{Topic: "forbidden", Payload: []byte("parked")}
+	writeRows(t, pool, forbidden)
+	msgs := make([]outbox.Message, 1499)
+	for i := range msgs {
+		msgs[i] = outbox.Message{Topic: "t", Key: []byte(fmt.Sprint(i % 7)), Payload: []byte("x")}
+	}
+	writeRows(t, pool, msgs...) // ids 2..1500
+	var parkedEvent string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT event_id::text FROM outbox WHERE id = 1").Scan(&parkedEvent))
+
+	cfg := testConfig()
+	cfg.PartitionRows, cfg.Retention = MinPartitionRows, time.Second
+	m := NewMetrics(prometheus.NewRegistry())
+	r, err := New(ctx, cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"t"}},
+		&fakeProducer{}, zaptest.NewLogger(t), m)
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	startRelay(t, r)
+
+	require.Eventually(t, func() bool { return !slices.Contains(partitions(t, pool), "outbox_p1") }, 30*time.Second, 50*time.Millisecond,
+		"p1, all published or parked, is dropped once the floor passed it and the retention went by")
+	require.Equal(t, []string{"outbox_p1001", "outbox_p2001", "outbox_p3001", "outbox_default"}, partitions(t, pool),
+		"two partitions lie ahead of the highest id (1,500)")
+	var id int64
+	var reason string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT id, last_error FROM outbox WHERE event_id = $1 AND parked_at IS NOT NULL", parkedEvent).Scan(&id, &reason))
+	require.Greater(t, id, int64(1500), "the parked row was carried over, with a new id")
+	require.Contains(t, reason, "topic not allowed")
+	var left, published int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE published) FROM outbox").Scan(&left, &published))
+	require.Equal(t, 500+1, left, "rows 1001..1500 and the parked row are left")
+	require.Equal(t, 500, published)
+
+	// A row of p1001 waits again below the floor (as a row whose id was
+	// drawn long before its commit would): it is found when the floor
+	// passes p1001, and published before p1001 is dropped.
+	_, err = pool.Exec(ctx, "UPDATE outbox SET published = false, published_at = NULL WHERE id = 1200")
+	require.NoError(t, err)
+	writeRows(t, pool, msgs[:600]...) // ids from 1,502 (1,501 is the carried row) past 2,000
+	require.Eventually(t, func() bool { return !slices.Contains(partitions(t, pool), "outbox_p1001") }, 30*time.Second, 50*time.Millisecond,
+		"p1001 is dropped")
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE NOT published AND parked_at IS NULL").Scan(&left))
+	require.Zero(t, left)
+	require.Equal(t, 1499+1+600, int(testutil.ToFloat64(m.published.WithLabelValues("test"))),
+		"every row published once, row 1200 twice")
+	require.GreaterOrEqual(t, testutil.ToFloat64(m.partitions.WithLabelValues("test", "dropped")), 2.0)
+	require.GreaterOrEqual(t, testutil.ToFloat64(m.partitions.WithLabelValues("test", "created")), 2.0)
+}
+
+// countingProducer acknowledges every message and counts each event id.
+type countingProducer struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (c *countingProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
+	c.mu.Lock()
+	c.seen[headerMap(m)["ce_id"]]++
+	c.mu.Unlock()
+	go func() { ch <- m }()
+	return nil
+}
+
+func (c *countingProducer) Purge(int) error { return nil }
+
+// A populated table of the earlier layout is converted in place while a
+// writer writes and a relay publishes: no row is lost or published twice,
+// and the relay goes on in the new layout (partitions kept ahead).
+func TestConvertingATableWhileARelayRunsLosesAndRepeatsNoRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := legacyDB(t)
+	pool := dbtest.Pool(t, dbURL)
+	cfg := testConfig()
+	cfg.PollInterval = 20 * time.Millisecond
+	cfg.PartitionRows = MinPartitionRows
+	p := &countingProducer{seen: map[string]int{}}
+	r := newRelay(t, dbURL, p, cfg)
+	require.False(t, r.store.Partitioned())
+	startRelay(t, r)
+
+	written := 0
+	write := func(n int) {
+		for range n {
+			msgs := make([]outbox.Message, 50)
+			for i := range msgs {
+				msgs[i] = outbox.Message{Topic: "t", Key: []byte(fmt.Sprint(written % 13)), Payload: []byte("x")}
+				written++
+			}
+			writeRows(t, pool, msgs...)
+		}
+	}
+	write(40) // 2,000 rows, some published by now, some not
+	converted := make(chan error, 1)
+	go func() {
+		_, err := pool.Exec(ctx, fmt.Sprintf("CALL outbox_partition('outbox', %d)", MinPartitionRows))
+		converted <- err
+	}()
+	write(40) // writers wait for the conversion's lock, then go on
+	require.NoError(t, <-converted)
+	write(40)
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE NOT published").Scan(&waiting))
+		return waiting == 0
+	}, 30*time.Second, 20*time.Millisecond, "every row is published")
+	require.Eventually(t, r.store.Partitioned, 10*time.Second, 20*time.Millisecond, "the relay noticed the new layout")
+
+	var rows int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&rows))
+	require.Equal(t, written, rows, "no row lost")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	require.Len(t, p.seen, written, "every row produced")
+	for id, n := range p.seen {
+		require.Equal(t, 1, n, "event %s produced once", id)
+	}
+	require.Eventually(t, func() bool {
+		var ahead int64
+		require.NoError(t, pool.QueryRow(ctx, "SELECT max(end_id) - (SELECT max(id) FROM outbox) FROM outbox_partitions('outbox')").Scan(&ahead))
+		return ahead > MinPartitionRows
+	}, 10*time.Second, 20*time.Millisecond, "partitions are kept ahead of the writers")
+}
