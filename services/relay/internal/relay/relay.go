@@ -179,6 +179,7 @@ type Relay struct {
 	acks     ackState        // guarded by mu
 	waiting  atomic.Int32    // workers idle until a notification or the poll
 	nudges   []chan struct{} // one per worker: wakes it (the floor went down)
+	cursors  []cursor        // one per worker, only its own goroutine's
 	onFatal  func(error)     // set by Run: stops every worker
 }
 
@@ -224,7 +225,8 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
 	r := &Relay{cfg: cfg, src: src, pool: pool, store: st, floor: st.NewFloor(), coord: coord, producer: producer,
-		logger: logger, metrics: m, lastLoop: time.Now(), nudges: make([]chan struct{}, cfg.Workers)}
+		logger: logger, metrics: m, lastLoop: time.Now(), nudges: make([]chan struct{}, cfg.Workers),
+		cursors: make([]cursor, cfg.Workers)}
 	for w := range r.nudges {
 		r.nudges[w] = make(chan struct{}, 1)
 	}
@@ -463,10 +465,29 @@ func (r *Relay) publishBatch(ctx context.Context, worker int) (Result, error) {
 	if len(lanes) == 0 {
 		return Result{}, nil
 	}
-	return r.publish(ctx, lanes)
+	return r.publishFrom(ctx, lanes, &r.cursors[worker])
+}
+
+// cursor is where a worker's next claim starts: past the rows of its lanes
+// its batches have seen to the end, which the floor (where claims start
+// otherwise) trails by up to a second's worth of rows, each of which a
+// claim from the floor steps over. It starts at no row of the lanes that
+// still waits: none its batch left unacknowledged, deferred or refused,
+// none waiting out a retry backoff. It is good for one lane set and until
+// the floor changes (Floor.Gen): then claims start at the floor again,
+// where a row committed late (below the cursor) is found.
+type cursor struct {
+	lanes string
+	gen   uint64
+	next  int64
 }
 
 func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
+	return r.publishFrom(ctx, lanes, nil)
+}
+
+// publishFrom is publish from the cursor cur, when good, and moves it.
+func (r *Relay) publishFrom(ctx context.Context, lanes []int16, cur *cursor) (Result, error) {
 	var res Result
 	start := time.Now()
 	sw := ops.StartStopwatch() // the claim's lap includes beginning the transaction
@@ -485,7 +506,14 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 		_ = tx.Rollback(rctx)
 	}()
 
-	rows, err := r.store.Claim(cctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes, r.floor.ID())
+	gen, from, laneSet := r.floor.Gen(), r.floor.ID(), ""
+	if cur != nil {
+		laneSet = fmt.Sprint(lanes)
+		if cur.lanes == laneSet && cur.gen == gen {
+			from = max(from, cur.next)
+		}
+	}
+	rows, retrying, err := r.store.Claim(cctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes, from)
 	sw.Lap(r.metrics.step(r.src.Name, "claim"))
 	if err != nil {
 		return res, err
@@ -537,6 +565,9 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 		return res, fmt.Errorf("committing outbox batch: %w", err)
 	}
 	sw.Lap(r.metrics.step(r.src.Name, "commit"))
+	if cur != nil {
+		*cur = cursor{lanes: laneSet, gen: gen, next: nextClaim(rows, sendable, out.acked, retrying)}
+	}
 	if out.fatal != nil { // what was acknowledged is flipped; now stop
 		return res, fmt.Errorf("%w: %w", ErrFatal, out.fatal)
 	}
@@ -558,6 +589,29 @@ func (r *Relay) publish(ctx context.Context, lanes []int16) (Result, error) {
 			zap.Int("parked", len(parked)))
 	}
 	return res, nil
+}
+
+// nextClaim is where the next claim of the lanes of a batch may start: past
+// its rows, but at its lowest sendable row Kafka did not acknowledge and at
+// the lowest row waiting out a backoff (retrying, or 0).
+func nextClaim(rows, sendable []store.Row, acked []int64, retrying int64) int64 {
+	next := rows[len(rows)-1].ID + 1
+	if retrying > 0 {
+		next = min(next, retrying)
+	}
+	if len(acked) < len(sendable) {
+		done := make(map[int64]bool, len(acked))
+		for _, id := range acked {
+			done[id] = true
+		}
+		for _, row := range sendable {
+			if !done[row.ID] {
+				next = min(next, row.ID)
+				break // rows are in id order
+			}
+		}
+	}
+	return next
 }
 
 type produced struct {

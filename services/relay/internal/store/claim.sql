@@ -7,7 +7,9 @@
 -- NULLs in another team's table are read as empty, and the row parked.
 -- Rows below $4, the Floor, are all published or parked: the index scan
 -- starts there instead of stepping over every entry vacuum has not yet
--- removed.
+-- removed. The last column is the lowest id of a row of these lanes
+-- waiting out a retry backoff (NULL if none): a worker's next claim must
+-- not start above it (see the relay's cursor).
 WITH blocked AS (
     SELECT DISTINCT msg_key
     FROM {{table}}
@@ -17,7 +19,9 @@ WITH blocked AS (
 SELECT o.id, coalesce(o.event_id::text, ''), coalesce(o.topic_name, ''), o.msg_key,
        CASE WHEN octet_length(o.payload) + coalesce(octet_length(o.msg_key), 0) <= $3 THEN o.payload END,
        octet_length(o.payload) + coalesce(octet_length(o.msg_key), 0),
-       coalesce(o.headers, '{}'::jsonb), coalesce(o.created_at, now()), coalesce(o.attempts, 0)
+       coalesce(o.headers, '{}'::jsonb), coalesce(o.created_at, now()), coalesce(o.attempts, 0),
+       (SELECT min(r.id) FROM {{table}} AS r
+        WHERE r.next_attempt_at IS NOT NULL AND NOT r.published AND r.parked_at IS NULL AND r.lane = ANY($2::smallint[]))
 FROM {{table}} AS o
 WHERE NOT o.published AND o.parked_at IS NULL AND o.lane = ANY($2::smallint[]) AND o.id >= $4
   AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())

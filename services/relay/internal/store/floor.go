@@ -30,6 +30,7 @@ import (
 type Floor struct {
 	store  *Store
 	active atomic.Int64
+	gen    atomic.Uint64 // counts refreshes and lowerings
 
 	mu       sync.Mutex
 	cand     int64  // waiting to become the floor
@@ -45,11 +46,20 @@ func (s *Store) NewFloor() *Floor { return &Floor{store: s} }
 func (f *Floor) Lower(id int64) {
 	for {
 		cur := f.active.Load()
-		if id >= cur || f.active.CompareAndSwap(cur, id) {
+		if id >= cur {
+			return
+		}
+		if f.active.CompareAndSwap(cur, id) {
+			f.gen.Add(1)
 			return
 		}
 	}
 }
+
+// Gen changes with every refresh and lowering: a claim position worked
+// out since the floor's last change (see relay's cursor) is still good
+// while Gen stays the same.
+func (f *Floor) Gen() uint64 { return f.gen.Load() }
 
 // ID is the floor: claims need not look below it.
 func (f *Floor) ID() int64 { return f.active.Load() }
@@ -94,5 +104,6 @@ func (f *Floor) Refresh(ctx context.Context, db DB) (int64, error) {
 		f.cand, f.candXmax, f.hasCand = lowest, xmax, true
 	}
 	f.active.Store(active)
+	f.gen.Add(1)
 	return active, nil
 }

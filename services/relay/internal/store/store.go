@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -203,22 +204,24 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 	return ti, nil
 }
 
-// Claim locks up to limit publishable rows of lanes with ids from floor on
-// (see Floor), oldest first, until tx ends.
+// Claim locks up to limit publishable rows of lanes with ids from from on
+// (the Floor, or above), oldest first, until tx ends. It also returns the
+// lowest id of a row of lanes waiting out a retry backoff, or 0.
 // Payloads larger than maxBytes (with the key) are not loaded.
-func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxBytes, floor int64) ([]Row, error) {
-	rows, err := tx.Query(ctx, s.q.claim, limit, lanes, maxBytes, floor)
+func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxBytes, from int64) ([]Row, int64, error) {
+	rows, err := tx.Query(ctx, s.q.claim, limit, lanes, maxBytes, from)
 	if err != nil {
-		return nil, fmt.Errorf("claiming outbox batch: %w", err)
+		return nil, 0, fmt.Errorf("claiming outbox batch: %w", err)
 	}
 	defer rows.Close()
 	var out []Row
+	var retrying *int64
 	for rows.Next() {
 		var r Row
 		var headers []byte
 		var size *int64
-		if err := rows.Scan(&r.ID, &r.EventID, &r.Topic, &r.Key, &r.Payload, &size, &headers, &r.CreatedAt, &r.Attempts); err != nil {
-			return nil, fmt.Errorf("reading outbox row: %w", err)
+		if err := rows.Scan(&r.ID, &r.EventID, &r.Topic, &r.Key, &r.Payload, &size, &headers, &r.CreatedAt, &r.Attempts, &retrying); err != nil {
+			return nil, 0, fmt.Errorf("reading outbox row: %w", err)
 		}
 		switch {
 		case r.EventID == "":
@@ -234,9 +237,12 @@ func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxB
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claiming outbox batch: %w", err)
+		return nil, 0, fmt.Errorf("claiming outbox batch: %w", err)
 	}
-	return out, nil
+	if retrying == nil {
+		return out, 0, nil
+	}
+	return out, *retrying, nil
 }
 
 // InvalidHeaders is the one header of a message whose row's headers are not
@@ -260,7 +266,7 @@ func (s *Store) MarkPublished(ctx context.Context, tx DB, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, s.q.markPublished, ids); err != nil {
+	if _, err := tx.Exec(ctx, s.q.markPublished, ids, slices.Min(ids), slices.Max(ids)); err != nil {
 		return fmt.Errorf("marking %d outbox rows published: %w", len(ids), err)
 	}
 	return nil
