@@ -3,7 +3,9 @@ package relay
 import (
 	"context"
 	"fmt"
+	"html"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
+	"github.com/sitewatch/sitewatch/outbox/outboxtest"
 	"github.com/sitewatch/sitewatch/platform/kafkatest"
 )
 
@@ -35,25 +38,33 @@ type soakSample struct {
 	at          time.Duration
 	published   int64
 	rate        float64 // rows/s since the previous sample
-	totalBytes  int64   // pg_total_relation_size
-	live, dead  int64   // pg_stat_user_tables
+	totalBytes  int64   // pg_total_relation_size, of every partition
+	live, dead  int64   // pg_stat_user_tables, summed over the partitions
 	autovacuums int64
 }
 
-// BenchmarkSoak pushes SOAK_EVENTS events (make soak: 10,000,000), written
+// BenchmarkSoak pushes SOAK_EVENTS events (make soak: 30,000,000), written
 // with package outbox by a writer running alongside, through the relay to
 // Kafka with retention on (SOAK_RETENTION, 30s), and reports the relay's
 // throughput over the first tenth of the events, the first tenth begun
-// after the retention period (before it nothing is deleted, so the start
+// after the retention period (before it nothing is dropped, so the start
 // is faster than the steady state) and the last tenth, the time per row of
 // each step (sitewatch_relay_step_seconds_total), and the outbox table's
-// size and dead tuples over time: with the table's autovacuum settings
-// (migration 00016, outbox.DDL) the size stays bounded. The writer
-// keeps at most SOAK_BACKLOG (100,000) rows waiting, so the table holds the
-// backlog plus the retention window, not the whole run.
+// size, live and dead tuples over time. The writer keeps at most
+// SOAK_BACKLOG (100,000) rows waiting, so the table holds the backlog plus
+// the retention window and the partitions not yet dropped, not the whole
+// run. The size is also given per live row, against the bytes per row of
+// the first rows written (before the relay starts): a table that keeps
+// only live rows stays near 1.
 //
-// SOAK_AUTOVACUUM_DEFAULTS=1 resets the table's storage parameters first,
-// for a comparison with PostgreSQL's defaults.
+// The table is sitewatch's (the migrations: partitioned, its partitions
+// with migration 00016's autovacuum settings). SOAK_AUTOVACUUM_DEFAULTS=1
+// resets every partition's autovacuum settings first (the partitions the
+// relay creates copy the newest's), for PostgreSQL's defaults;
+// SOAK_SINGLE_TABLE=1 soaks a table of the earlier, unpartitioned layout.
+// SOAK_OUT names a file the samples are written to (tab-separated, with a
+// first line naming the run): every such file in its directory is drawn
+// into soak-outbox-size.svg there.
 //
 // Skipped unless SOAK_EVENTS is set: run it with `make soak`.
 func BenchmarkSoak(b *testing.B) {
@@ -70,30 +81,81 @@ func BenchmarkSoak(b *testing.B) {
 	every := soakEnv(b, "SOAK_SAMPLE", 10*time.Second)
 	for range b.N {
 		ctx, cancel := context.WithCancel(context.Background())
-		dbURL := dbtest.New(b)
+		layout := "partitioned"
+		if os.Getenv("SOAK_SINGLE_TABLE") != "" {
+			layout = "single-table"
+		}
+		dbURL, table := layoutDB(b, layout)
 		pool := dbtest.Pool(b, dbURL)
 		topic := kafkatest.NewTopic(b, 6)
+		settings := "tuned autovacuum (migration 00016)"
 		if os.Getenv("SOAK_AUTOVACUUM_DEFAULTS") != "" { // the comparison: PostgreSQL's defaults
-			_, err := pool.Exec(ctx, `ALTER TABLE outbox RESET (fillfactor, autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold,
-				autovacuum_vacuum_insert_scale_factor, autovacuum_vacuum_insert_threshold, autovacuum_analyze_scale_factor,
-				autovacuum_analyze_threshold, autovacuum_vacuum_cost_delay, autovacuum_vacuum_cost_limit)`)
+			settings = "PostgreSQL's default autovacuum"
+			_, err := pool.Exec(ctx, `DO $$ DECLARE t regclass; BEGIN
+				FOR t IN SELECT relid FROM pg_partition_tree('`+table+`') WHERE isleaf LOOP
+					EXECUTE format('ALTER TABLE %s RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold,
+						autovacuum_vacuum_insert_scale_factor, autovacuum_vacuum_insert_threshold, autovacuum_analyze_scale_factor,
+						autovacuum_analyze_threshold, autovacuum_vacuum_cost_delay, autovacuum_vacuum_cost_limit)', t);
+				END LOOP; END $$`)
 			require.NoError(b, err)
 		}
+		writer, err := outbox.NewWriter(table)
+		require.NoError(b, err)
 		cfg := benchConfig()
 		cfg.Retention, cfg.RetentionInterval, cfg.RetentionBatch = retention, time.Second, 1000
+		cfg.PartitionRows = 250_000
+		if v := os.Getenv("SOAK_PARTITION_ROWS"); v != "" {
+			cfg.PartitionRows, err = strconv.ParseInt(v, 10, 64)
+			require.NoError(b, err, "SOAK_PARTITION_ROWS")
+		}
 		m := NewMetrics(prometheus.NewRegistry())
-		r, err := New(ctx, cfg, Source{Name: "soak", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"*"}},
+		r, err := New(ctx, cfg, Source{Name: "soak", DatabaseURL: dbURL, Table: table, Topics: []string{"*"}},
 			benchProducer(b, kafkatest.Config(b)), zap.NewNop(), m)
 		require.NoError(b, err)
 		published := func() int64 { return int64(testutil.ToFloat64(m.published.WithLabelValues("soak"))) }
+		measure := func(s *soakSample) {
+			sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+			defer scancel()
+			require.NoError(b, pool.QueryRow(sctx, `SELECT sum(pg_total_relation_size(t.relid))::bigint, coalesce(sum(s.n_live_tup), 0)::bigint,
+				coalesce(sum(s.n_dead_tup), 0)::bigint, coalesce(sum(s.autovacuum_count), 0)::bigint
+				FROM pg_partition_tree($1) t LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid`, table).
+				Scan(&s.totalBytes, &s.live, &s.dead, &s.autovacuums))
+		}
+
+		writerErr := make(chan error, 1)
+		written := int64(0)
+		write := func(msgs []outbox.Message) error {
+			for i := range msgs {
+				msgs[i] = outbox.Message{Topic: topic, Key: []byte(strconv.FormatInt((written+int64(i))%1000, 10)), Payload: payload,
+					Headers: map[string]string{"ce_type": "io.sitewatch.check.completed"}}
+			}
+			wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+			defer wcancel()
+			if err := pgx.BeginFunc(wctx, pool, func(tx pgx.Tx) error { return writer.Write(wctx, tx, msgs...) }); err != nil {
+				return fmt.Errorf("writing outbox rows: %w", err)
+			}
+			written += int64(len(msgs))
+			return nil
+		}
+		// The bytes a row takes freshly written: the first backlog's.
+		seed := make([]outbox.Message, 1000)
+		for written < min(backlog, total) {
+			require.NoError(b, write(seed[:min(int64(len(seed)), min(backlog, total)-written)]))
+		}
+		var fresh soakSample
+		_, err = pool.Exec(ctx, "ANALYZE "+table)
+		require.NoError(b, err)
+		measure(&fresh)
+		var freshRows int64
+		require.NoError(b, pool.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&freshRows))
+		bytesPerRow := float64(fresh.totalBytes) / float64(freshRows)
 
 		relayDone := make(chan struct{})
 		go func() { r.Run(ctx); close(relayDone) }()
-		writerErr := make(chan error, 1)
 		go func() {
 			const chunk = 1000
 			msgs := make([]outbox.Message, chunk)
-			for written := int64(0); written < total; {
+			for written < total {
 				for written-published() > backlog {
 					if ctx.Err() != nil {
 						writerErr <- ctx.Err()
@@ -101,19 +163,10 @@ func BenchmarkSoak(b *testing.B) {
 					}
 					time.Sleep(10 * time.Millisecond) // the writer waits for the relay
 				}
-				n := min(chunk, total-written)
-				for i := range n {
-					msgs[i] = outbox.Message{Topic: topic, Key: []byte(strconv.FormatInt((written+i)%1000, 10)), Payload: payload,
-						Headers: map[string]string{"ce_type": "io.sitewatch.check.completed"}}
-				}
-				wctx, wcancel := context.WithTimeout(ctx, time.Minute)
-				err := pgx.BeginFunc(wctx, pool, func(tx pgx.Tx) error { return outbox.Write(wctx, tx, msgs[:n]...) })
-				wcancel()
-				if err != nil {
-					writerErr <- fmt.Errorf("writing outbox rows: %w", err)
+				if err := write(msgs[:min(chunk, total-written)]); err != nil {
+					writerErr <- err
 					return
 				}
-				written += n
 			}
 			writerErr <- nil
 		}()
@@ -123,10 +176,7 @@ func BenchmarkSoak(b *testing.B) {
 			if dt := (s.at - prev.at).Seconds(); dt > 0 {
 				s.rate = float64(s.published-prev.published) / dt
 			}
-			sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-			defer scancel()
-			require.NoError(b, pool.QueryRow(sctx, `SELECT pg_total_relation_size('outbox'), n_live_tup, n_dead_tup, autovacuum_count
-				FROM pg_stat_user_tables WHERE relid = 'outbox'::regclass`).Scan(&s.totalBytes, &s.live, &s.dead, &s.autovacuums))
+			measure(&s)
 			return s
 		}
 		start := time.Now()
@@ -145,11 +195,11 @@ func BenchmarkSoak(b *testing.B) {
 		next := 1
 		tick := time.NewTicker(50 * time.Millisecond)
 		lastSample := time.Now()
-		var opts []string
-		require.NoError(b, pool.QueryRow(ctx, "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = 'outbox'::regclass").Scan(&opts))
-		fmt.Printf("soak: outbox storage parameters %v\n", opts)
-		fmt.Printf("soak: %d events, retention %s, backlog at most %d\n%8s %12s %10s %10s %10s %10s %6s\n", total, retention, backlog,
-			"t", "published", "rows/s", "size MB", "live", "dead", "avac")
+		shape, err := outboxtest.ReadShape(ctx, pool, table)
+		require.NoError(b, err)
+		fmt.Printf("soak: %s outbox, %s; storage parameters %v; %.0f bytes per row freshly written\n", layout, settings, shape.Options, bytesPerRow)
+		fmt.Printf("soak: %d events, retention %s, backlog at most %d\n%8s %12s %10s %10s %10s %10s %8s %6s\n", total, retention, backlog,
+			"t", "published", "rows/s", "size MB", "live", "dead", "per live", "avac")
 		for next <= 10 {
 			<-tick.C
 			p := published()
@@ -162,8 +212,8 @@ func BenchmarkSoak(b *testing.B) {
 				lastSample = time.Now()
 				s := sample(start, samples[len(samples)-1])
 				samples = append(samples, s)
-				fmt.Printf("%8s %12d %10.0f %10.1f %10d %10d %6d\n", s.at.Round(time.Second), s.published, s.rate,
-					float64(s.totalBytes)/(1<<20), s.live, s.dead, s.autovacuums)
+				fmt.Printf("%8s %12d %10.0f %10.1f %10d %10d %8.2f %6d\n", s.at.Round(time.Second), s.published, s.rate,
+					float64(s.totalBytes)/(1<<20), s.live, s.dead, perLive(s, bytesPerRow), s.autovacuums)
 			}
 		}
 		tick.Stop()
@@ -190,6 +240,45 @@ func BenchmarkSoak(b *testing.B) {
 			maxBytes, maxDead = max(maxBytes, s.totalBytes), max(maxDead, s.dead)
 		}
 		final := samples[len(samples)-1]
+		// After the first tenth: how far the size strays (a partition is
+		// dropped at a time, so it saws between two bounds), whether the
+		// peaks grow (each tenth's largest size), and the most the table
+		// takes per live row.
+		var lo, hi int64
+		var worstPerLive float64
+		peaks := make([]int64, 11)
+		for _, s := range samples {
+			tenth := int(s.published * 10 / total)
+			if tenth < 1 {
+				continue
+			}
+			if lo == 0 || s.totalBytes < lo {
+				lo = s.totalBytes
+			}
+			hi = max(hi, s.totalBytes)
+			peaks[min(tenth, 10)-1] = max(peaks[min(tenth, 10)-1], s.totalBytes)
+			worstPerLive = max(worstPerLive, perLive(s, bytesPerRow))
+		}
+		var peakLo, peakHi int64
+		for _, p := range peaks[1:9] { // tenths 2 to 9, each sampled through
+			if p > 0 && (peakLo == 0 || p < peakLo) {
+				peakLo = p
+			}
+			peakHi = max(peakHi, p)
+		}
+		if lo > 0 && peakLo > 0 {
+			b.ReportMetric(float64(hi)/float64(lo), "size-max/min-after-first-tenth")
+			b.ReportMetric(float64(peakHi)/float64(peakLo), "tenths-peak-max/min")
+			b.ReportMetric(worstPerLive, "max-size-per-live-row")
+			fmt.Printf("soak: after the first tenth the size stayed within %.1f–%.1f MB (max/min %.2f); each tenth's peak within %.1f–%.1f MB (max/min %.2f); at most %.2fx the live rows' size\n",
+				float64(lo)/(1<<20), float64(hi)/(1<<20), float64(hi)/float64(lo),
+				float64(peakLo)/(1<<20), float64(peakHi)/(1<<20), float64(peakHi)/float64(peakLo), worstPerLive)
+		}
+		if out := os.Getenv("SOAK_OUT"); out != "" {
+			name := fmt.Sprintf("%s, %s, %d events: relay %.0f rows/s steady", layout, settings, total, steadyRate)
+			require.NoError(b, writeSoakSamples(out, name, samples))
+			require.NoError(b, drawSoakPlot(filepath.Dir(out)))
+		}
 		b.ReportMetric(first, "first-tenth-rows/s")
 		b.ReportMetric(last, "last-tenth-rows/s")
 		b.ReportMetric(last/first, "end/start")
@@ -217,4 +306,92 @@ func BenchmarkSoak(b *testing.B) {
 		fmt.Printf("soak: %d events in %s; relay %.0f rows/s over the first tenth, %.0f over the last (%.2f); outbox at most %.1f MB (%.1f MB at the end), at most %d dead tuples, %d autovacuums\n",
 			total, marks[10].Round(time.Second), first, last, last/first, float64(maxBytes)/(1<<20), float64(final.totalBytes)/(1<<20), maxDead, final.autovacuums)
 	}
+}
+
+// perLive is the table's size over what its live rows take freshly written.
+func perLive(s soakSample, bytesPerRow float64) float64 {
+	if s.live == 0 {
+		return 0
+	}
+	return float64(s.totalBytes) / (float64(s.live) * bytesPerRow)
+}
+
+// writeSoakSamples writes a run's samples to path: its name on the first
+// line, then published events and size in bytes, tab-separated.
+func writeSoakSamples(path, name string, samples []soakSample) error {
+	var sb strings.Builder
+	sb.WriteString("# " + name + "\n")
+	for _, s := range samples {
+		fmt.Fprintf(&sb, "%d\t%d\n", s.published, s.totalBytes)
+	}
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
+// drawSoakPlot draws every run's samples in dir (*.tsv, as
+// writeSoakSamples writes them) as one line each, the outbox's size over
+// the events published, into dir/soak-outbox-size.svg.
+func drawSoakPlot(dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.tsv"))
+	if err != nil {
+		return err
+	}
+	type run struct {
+		name string
+		x, y []float64
+	}
+	var runs []run
+	var maxX, maxY float64
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var r run
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			if name, ok := strings.CutPrefix(line, "# "); ok {
+				r.name = name
+				continue
+			}
+			var x, y float64
+			if _, err := fmt.Sscanf(line, "%g\t%g", &x, &y); err != nil {
+				return fmt.Errorf("%s: %q: %w", f, line, err)
+			}
+			r.x, r.y = append(r.x, x/1e6), append(r.y, y/(1<<20))
+			maxX, maxY = max(maxX, x/1e6), max(maxY, y/(1<<20))
+		}
+		runs = append(runs, r)
+	}
+	if len(runs) == 0 || maxX == 0 || maxY == 0 {
+		return fmt.Errorf("no samples in %s", dir)
+	}
+	const w, h, left, right, top, bottom = 900.0, 420.0, 70.0, 20.0, 20.0, 60.0
+	maxY *= 1.1
+	px := func(x float64) float64 { return left + x/maxX*(w-left-right) }
+	py := func(y float64) float64 { return h - bottom - y/maxY*(h-top-bottom) }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h+20*float64(len(runs)))
+	fmt.Fprintf(&sb, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	for i := 0; i <= 5; i++ {
+		y := maxY * float64(i) / 5
+		fmt.Fprintf(&sb, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="end">%.0f</text>`+"\n",
+			left, w-right, py(y), py(y), left-6, py(y)+4, y)
+		x := maxX * float64(i) / 5
+		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`+"\n", px(x), h-bottom+16, x)
+	}
+	fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">events published (millions)</text>`+"\n", (left+w-right)/2, h-bottom+36)
+	fmt.Fprintf(&sb, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">outbox size (MB)</text>`+"\n", (top+h-bottom)/2)
+	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"}
+	for i, r := range runs {
+		var pts []string
+		for j := range r.x {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(r.x[j]), py(r.y[j])))
+		}
+		c := colors[i%len(colors)]
+		fmt.Fprintf(&sb, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", c, strings.Join(pts, " "))
+		ly := h + 20*float64(i) - 4
+		fmt.Fprintf(&sb, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="3"/><text x="%.1f" y="%.1f">%s</text>`+"\n",
+			left, left+24, ly-4, ly-4, c, left+30, ly, html.EscapeString(r.name))
+	}
+	sb.WriteString("</svg>\n")
+	return os.WriteFile(filepath.Join(dir, "soak-outbox-size.svg"), []byte(sb.String()), 0o644)
 }
