@@ -6,8 +6,9 @@
 --   monitor: writes sites and its settings (regions, channels, silences, status pages),
 --            and the heartbeats' deadlines, inserts results into the outbox, reads incidents and deliveries
 --            (monitor incidents, channels show)
---   relay:   reads, flips and deletes outbox rows, and creates and drops
---            its partitions through the owner's SECURITY DEFINER functions
+--   relay:   reads, flips and deletes outbox rows, writes a requeued parked
+--            row again (a new id), and creates and drops the outbox's
+--            partitions through the owner's SECURITY DEFINER functions
 --   sink:    writes stats and what it derives (rollups, state, incidents,
 --            deliveries) and its replicas' progress (sink_replicas), inserts incident events into the outbox, reads
 --            sites and their settings, and adds and drops stats' daily
@@ -38,7 +39,7 @@ BEGIN
             ('sitewatch_monitor', 'incidents',         'SELECT'),
             ('sitewatch_monitor', 'deliveries',        'SELECT'),
 
-            ('sitewatch_relay',   'outbox',            'SELECT, UPDATE, DELETE'),
+            ('sitewatch_relay',   'outbox',            'SELECT, INSERT, UPDATE, DELETE'),
 
             ('sitewatch_sink',    'stats',             'SELECT, INSERT'),
             ('sitewatch_sink',    'rollups',           'SELECT, INSERT, UPDATE, DELETE'),
@@ -67,6 +68,9 @@ BEGIN
     END IF;
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'sitewatch_monitor') THEN
         GRANT USAGE ON SEQUENCE outbox_id_seq TO sitewatch_monitor;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'sitewatch_relay') THEN
+        GRANT USAGE ON SEQUENCE outbox_id_seq TO sitewatch_relay;
     END IF;
     -- The outbox's partitions are created and dropped by the relay
     -- through the owner's functions (outbox.sql).

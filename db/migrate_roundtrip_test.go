@@ -2,6 +2,9 @@ package db_test
 
 import (
 	"context"
+	"io/fs"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/db"
 	"github.com/sitewatch/sitewatch/db/dbtest"
+	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/outbox/outboxtest"
 )
 
@@ -110,4 +114,20 @@ func TestMigratedOutboxIsTheDDLsOutbox(t *testing.T) {
 	// and in the migrated ones, which also keep 00016's autovacuum settings.
 	require.Equal(t, []string{"fillfactor=80"}, ref.Options)
 	require.Contains(t, got.Options, "fillfactor=80")
+}
+
+// Migration 00029 carries outbox.DDL's partition functions as they are:
+// the relay calls the same functions on sitewatch's outbox as on another
+// team's. (A later change to them in outbox.sql needs a migration too.)
+func TestMigration00029HasTheDDLsPartitionFunctions(t *testing.T) {
+	migration, err := fs.ReadFile(db.Migrations(), "00029_outbox_partitioned.sql")
+	require.NoError(t, err)
+	body := strings.ReplaceAll(strings.ReplaceAll(string(migration), "-- +goose StatementBegin\n", ""), "-- +goose StatementEnd\n", "")
+	functions := regexp.MustCompile(`(?ms)^CREATE OR REPLACE (?:FUNCTION|PROCEDURE) (outbox_(?:partitions|extend|drop|partition))\(.*?^\$\$;$`).FindAllStringSubmatch(outbox.DDL, -1)
+	var names []string
+	for _, f := range functions {
+		names = append(names, f[1])
+		require.True(t, strings.Contains(body, f[0]), "migration 00029 has %s as outbox.DDL has it", f[1])
+	}
+	require.ElementsMatch(t, []string{"outbox_partitions", "outbox_extend", "outbox_drop", "outbox_partition"}, names)
 }

@@ -103,11 +103,11 @@ func TestEachServiceRunsWithOnlyItsOwnRole(t *testing.T) {
 	denied := map[string][]string{
 		"sitewatch_monitor": {"SELECT count(*) FROM stats", "DELETE FROM incidents", "UPDATE deliveries SET attempts = 0",
 			"DELETE FROM outbox", "SELECT count(*) FROM outbox", "CREATE TABLE x (id int)", "SELECT stats_partitions_drop('2100-01-01')",
-			"SELECT count(*) FROM rollups"},
+			"SELECT count(*) FROM rollups", "SELECT outbox_drop('outbox_default')"},
 		"sitewatch_relay": {"SELECT count(*) FROM sites", "SELECT count(*) FROM channels", "INSERT INTO stats (event_id) VALUES (gen_random_uuid())",
 			"DELETE FROM sites", "SELECT stats_partition_create('2100-01-01')"},
 		"sitewatch_sink": {"UPDATE sites SET enabled = false", "DELETE FROM outbox", "UPDATE outbox SET published = true",
-			"DELETE FROM stats", "INSERT INTO channels (name, kind, url) VALUES ('x', 'webhook', 'https://x/')", "SELECT secret FROM channels LIMIT 0 FOR UPDATE"},
+			"DELETE FROM stats", "SELECT outbox_extend('outbox', 1000, 9)", "INSERT INTO channels (name, kind, url) VALUES ('x', 'webhook', 'https://x/')", "SELECT secret FROM channels LIMIT 0 FOR UPDATE"},
 	}
 	for role, statements := range denied {
 		conn, err := pgx.Connect(ctx, asRole(t, owner, role))

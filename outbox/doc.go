@@ -6,5 +6,7 @@
 // The package depends on pgx only; it knows nothing about Kafka.
 //
 // Apply DDL to your database once to create the table, or use sitewatch's
-// migrations.
+// migrations. The table is partitioned by id ranges: the relay drops a
+// partition whole once its rows are published and past the retention, so
+// the table stays small without depending on vacuum.
 package outbox

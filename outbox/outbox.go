@@ -16,8 +16,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// DDL creates the default outbox table (named "outbox"), its indexes and
-// its notify trigger; it is idempotent.
+// DDL creates the default outbox table (named "outbox"), partitioned by id
+// ranges, with its first partitions, the functions that keep them
+// (outbox_extend, outbox_drop; grant your relay's role EXECUTE on them) and
+// its notify trigger; it is idempotent, and converts a table of the
+// earlier, unpartitioned layout in place (CALL outbox_partition).
 //
 //go:embed outbox.sql
 var DDL string

@@ -80,8 +80,14 @@ $$;
 -- carried over first: written again into the table (new ids, the same
 -- event ids), so they stay listed and can be requeued. Returns NULL when
 -- done, or the lowest id still waiting (nothing is dropped then). The
--- caller sets lock_timeout: the partition is locked first, which stops
--- any writer to it, then the parent, briefly, for the DROP.
+-- caller sets lock_timeout. The partition is locked first in SHARE mode:
+-- no row of it can change while it is looked through, and readers and
+-- claims (which do not write to it) go on; then the parent, briefly, for
+-- the DROP. Sessions that take the parent's locks first and then a
+-- partition's write lock (an UPDATE whose generic plan keeps every
+-- partition) can meet it in a deadlock, which PostgreSQL breaks by failing
+-- one: the relay plans its statements for their parameters, so its own
+-- lock only the partitions they touch.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION outbox_drop(part regclass) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
@@ -96,7 +102,7 @@ BEGIN
     IF parent IS NULL THEN
         RAISE EXCEPTION 'outbox_drop: % is not a partition of an outbox table', part;
     END IF;
-    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', part);
+    EXECUTE format('LOCK TABLE %s IN SHARE MODE', part);
     EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s)', part) INTO empty;
     IF empty AND is_default THEN
         RETURN NULL; -- nothing to empty: the parent is left alone
@@ -175,7 +181,6 @@ BEGIN
 END
 $$;
 -- +goose StatementEnd
-
 
 REVOKE EXECUTE ON FUNCTION outbox_extend(regclass, bigint, integer), outbox_drop(regclass) FROM PUBLIC;
 

@@ -54,6 +54,9 @@ func parked(ctx context.Context, sub string, src relay.Source, ids []int64, all 
 		return fmt.Errorf("connecting to source %s: %w", src.Name, err)
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
+	if _, err := st.Info(ctx, conn); err != nil { // and its layout
+		return err
+	}
 	if sub == "requeue" {
 		n, err := st.Requeue(ctx, conn, ids, all)
 		if err != nil {

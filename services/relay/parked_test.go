@@ -47,12 +47,19 @@ func TestParkedListAndRequeue(t *testing.T) {
 	require.Equal(t, command.ExitUsage, code)
 	require.Contains(t, stderr, `source "billing": no such source`)
 
+	var event string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT event_id::text FROM outbox WHERE id = 1").Scan(&event))
 	code, out, stderr = run("requeue", "1")
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "requeued 1 parked rows")
+	// The outbox is partitioned: the row is written again, above every
+	// other, so that claims from the floor find it and its partition can go.
 	var parked, attempts int
-	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FILTER (WHERE parked_at IS NOT NULL), (SELECT attempts FROM outbox WHERE id = 1) FROM outbox").Scan(&parked, &attempts))
+	var id int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL), id, attempts
+		FROM outbox WHERE event_id = $1 AND parked_at IS NULL AND NOT published`, event).Scan(&parked, &id, &attempts))
 	require.Equal(t, 1, parked)
+	require.Greater(t, id, int64(3), "written again with a new id")
 	require.Zero(t, attempts, "a requeued row gets a fresh set of attempts")
 
 	code, _, stderr = run()
