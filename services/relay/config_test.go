@@ -33,8 +33,9 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 
 	t.Setenv("RELAY_BATCH_SIZE", "0")
 	_, err = loadConfig(t, "-poll-interval=1ms", "-table=a.b.c", "-kafka-brokers=nohost", "-topics=[", "-max-attempts=0",
-		"-message-timeout=500ms", "-drain-timeout=0s")
+		"-message-timeout=500ms", "-drain-timeout=0s", "-partition-rows=10")
 	require.ErrorContains(t, err, "batch-size: 0")
+	require.ErrorContains(t, err, "partition-rows: 10: want at least 1000")
 	require.ErrorContains(t, err, "message-timeout: 500ms")
 	require.ErrorContains(t, err, "drain-timeout: 0s")
 	require.ErrorContains(t, err, "poll-interval: 1ms")

@@ -107,7 +107,7 @@ type Config struct {
 	DrainTimeout      time.Duration // how long a batch still waits for Kafka once shutdown began
 	MaxMessageBytes   int64         // key + payload; a larger row is parked unread (the producer's message.max.bytes)
 	Retry             store.Retry
-	Retention         time.Duration // published rows older than this are deleted; 0 keeps them
+	Retention         time.Duration // published rows are kept at least this long, then go with their partition (or are deleted); 0 keeps them
 	RetentionInterval time.Duration
 	RetentionBatch    int
 	// PartitionRows is the size, in ids, of the partitions the relay
