@@ -126,14 +126,15 @@ $$;
 -- carried over first: written again into the table (new ids, the same
 -- event ids), so they stay listed and can be requeued. Returns NULL when
 -- done, or the lowest id still waiting (nothing is dropped then). The
--- caller sets lock_timeout. The partition is locked first in SHARE mode:
--- no row of it can change while it is looked through, and readers and
--- claims (which do not write to it) go on; then the parent, briefly, for
--- the DROP. Sessions that take the parent's locks first and then a
--- partition's write lock (an UPDATE whose generic plan keeps every
--- partition) can meet it in a deadlock, which PostgreSQL breaks by failing
--- one: the relay plans its statements for their parameters, so its own
--- lock only the partitions they touch.
+-- partition is looked through before any lock is taken, so that writers
+-- never wait for it; the relay calls this only for a partition its floor
+-- passed a retention ago, and once the floor passed it no transaction
+-- still running can write below it (see the relay's Floor), except with an
+-- id drawn long before its row is written (a sequence cache): such a row,
+-- its range gone, goes to the DEFAULT partition, which is looked through
+-- too. Then the parent is locked, the order every statement on the table
+-- takes its locks in, so no deadlock can form; the caller's lock_timeout
+-- bounds the wait, during which writers queue behind the request.
 CREATE OR REPLACE FUNCTION outbox_drop(part regclass) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
@@ -147,7 +148,6 @@ BEGIN
     IF parent IS NULL THEN
         RAISE EXCEPTION 'outbox_drop: % is not a partition of an outbox table', part;
     END IF;
-    EXECUTE format('LOCK TABLE %s IN SHARE MODE', part);
     EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s)', part) INTO empty;
     IF empty AND is_default THEN
         RETURN NULL; -- nothing to empty: the parent is left alone

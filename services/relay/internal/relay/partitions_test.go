@@ -19,6 +19,7 @@ import (
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/outbox/outboxtest"
+	"github.com/sitewatch/sitewatch/services/relay/internal/store"
 )
 
 // legacyDB returns a database whose outbox is of the earlier, unpartitioned
@@ -195,4 +196,17 @@ func TestConvertingATableWhileARelayRunsLosesAndRepeatsNoRow(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, "SELECT max(end_id) - (SELECT max(id) FROM outbox) FROM outbox_partitions('outbox')").Scan(&ahead))
 		return ahead > MinPartitionRows
 	}, 10*time.Second, 20*time.Millisecond, "partitions are kept ahead of the writers")
+}
+
+// A partitioned table without the functions that keep its partitions is
+// refused at start, naming what to apply.
+func TestAPartitionedTableWithoutItsFunctionsIsRefused(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.New(t)
+	_, err := dbtest.Pool(t, dbURL).Exec(context.Background(), "DROP FUNCTION outbox_drop(regclass)")
+	require.NoError(t, err)
+	_, err = New(context.Background(), testConfig(), Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"*"}},
+		&fakeProducer{}, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
+	require.ErrorIs(t, err, store.ErrNoPartitionFunctions)
+	require.ErrorContains(t, err, "apply outbox.sql")
 }

@@ -92,7 +92,8 @@ func BenchmarkSoak(b *testing.B) {
 		if os.Getenv("SOAK_AUTOVACUUM_DEFAULTS") != "" { // the comparison: PostgreSQL's defaults
 			settings = "PostgreSQL's default autovacuum"
 			_, err := pool.Exec(ctx, `DO $$ DECLARE t regclass; BEGIN
-				FOR t IN SELECT relid FROM pg_partition_tree('`+table+`') WHERE isleaf LOOP
+				FOR t IN SELECT oid FROM pg_class WHERE relkind = 'r'
+					AND oid IN (SELECT relid FROM pg_partition_tree('`+table+`') UNION SELECT '`+table+`'::regclass) LOOP
 					EXECUTE format('ALTER TABLE %s RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold,
 						autovacuum_vacuum_insert_scale_factor, autovacuum_vacuum_insert_threshold, autovacuum_analyze_scale_factor,
 						autovacuum_analyze_threshold, autovacuum_vacuum_cost_delay, autovacuum_vacuum_cost_limit)', t);
@@ -118,7 +119,9 @@ func BenchmarkSoak(b *testing.B) {
 			defer scancel()
 			require.NoError(b, pool.QueryRow(sctx, `SELECT sum(pg_total_relation_size(t.relid))::bigint, coalesce(sum(s.n_live_tup), 0)::bigint,
 				coalesce(sum(s.n_dead_tup), 0)::bigint, coalesce(sum(s.autovacuum_count), 0)::bigint
-				FROM pg_partition_tree($1) t LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid`, table).
+				FROM (SELECT c.oid AS relid FROM pg_class c WHERE c.relkind = 'r'
+					AND c.oid IN (SELECT relid FROM pg_partition_tree($1) UNION SELECT $1::regclass)) t
+				LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid`, table).
 				Scan(&s.totalBytes, &s.live, &s.dead, &s.autovacuums))
 		}
 

@@ -65,14 +65,6 @@ var (
 	waitingBetweenSQL string
 )
 
-// planned runs a statement unnamed, so PostgreSQL plans it for its
-// parameters every time: on a partitioned outbox the plan then holds, and
-// locks, only the partitions the ids or the floor select, where a cached
-// generic plan would lock them all; a partition being dropped (outbox_drop)
-// is then never locked by the batch that claims and flips rows beside it.
-// Planning costs a millisecond or two, once per batch.
-const planned = pgx.QueryExecModeDescribeExec
-
 // Row is one outbox row claimed for publishing.
 type Row struct {
 	ID        int64
@@ -217,7 +209,7 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 // lowest id of a row of lanes waiting out a retry backoff, or 0.
 // Payloads larger than maxBytes (with the key) are not loaded.
 func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxBytes, from int64) ([]Row, int64, error) {
-	rows, err := tx.Query(ctx, s.q.claim, planned, limit, lanes, maxBytes, from)
+	rows, err := tx.Query(ctx, s.q.claim, limit, lanes, maxBytes, from)
 	if err != nil {
 		return nil, 0, fmt.Errorf("claiming outbox batch: %w", err)
 	}
@@ -274,7 +266,7 @@ func (s *Store) MarkPublished(ctx context.Context, tx DB, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, s.q.markPublished, planned, ids, slices.Min(ids), slices.Max(ids)); err != nil {
+	if _, err := tx.Exec(ctx, s.q.markPublished, ids, slices.Min(ids), slices.Max(ids)); err != nil {
 		return fmt.Errorf("marking %d outbox rows published: %w", len(ids), err)
 	}
 	return nil
@@ -287,7 +279,7 @@ func (s *Store) MarkFailed(ctx context.Context, tx DB, ids []int64, errs []strin
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, s.q.markFailed, planned, ids, errs,
+	rows, err := tx.Query(ctx, s.q.markFailed, ids, errs,
 		retry.Backoff.Seconds(), retry.MaxBackoff.Seconds(), retry.MaxAttempts)
 	if err != nil {
 		return nil, fmt.Errorf("recording %d failed outbox rows: %w", len(ids), err)
@@ -315,7 +307,7 @@ func (s *Store) Park(ctx context.Context, tx DB, ids []int64, reason string) err
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, s.q.park, planned, ids, reason); err != nil {
+	if _, err := tx.Exec(ctx, s.q.park, ids, reason); err != nil {
 		return fmt.Errorf("parking %d outbox rows: %w", len(ids), err)
 	}
 	return nil
