@@ -7,6 +7,12 @@
 // a row (too few replicas in sync, no leader, out of reach) its batch
 // waits, as long as the producer has no message timeout (the relay's
 // default), so a key's rows keep their order through any outage.
+//
+// A partitioned outbox (outbox.sql) keeps itself small: the replica that
+// leases lane 0 creates partitions ahead of the writers and drops each one
+// whose rows are all published a retention after the floor passed it
+// (keepPartitions). A table of the earlier, single-table layout is served
+// too, its published rows deleted by retention (retain).
 package relay
 
 import (
