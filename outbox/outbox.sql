@@ -178,7 +178,7 @@ $$;
 -- instead. Writers and relays wait for the conversion's ACCESS EXCLUSIVE
 -- lock, held until the caller commits: a moment, as no row is copied.
 CREATE OR REPLACE PROCEDURE outbox_partition(tbl regclass, partition_rows bigint DEFAULT 1000000)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     sch text;
     rel text;

@@ -135,7 +135,7 @@ $$;
 -- lock, held until the caller commits: a moment, as no row is copied.
 -- +goose StatementBegin
 CREATE OR REPLACE PROCEDURE outbox_partition(tbl regclass, partition_rows bigint DEFAULT 1000000)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     sch text;
     rel text;

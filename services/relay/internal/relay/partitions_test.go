@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -209,4 +210,44 @@ func TestAPartitionedTableWithoutItsFunctionsIsRefused(t *testing.T) {
 		&fakeProducer{}, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
 	require.ErrorIs(t, err, store.ErrNoPartitionFunctions)
 	require.ErrorContains(t, err, "apply outbox.sql")
+}
+
+// Another team's outbox in a schema of its own, off the relay's
+// search_path: outbox.sql's functions are found in the table's schema, the
+// conversion runs from any search_path, and the relay keeps the partitions.
+func TestAnOutboxInASchemaOfItsOwn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	var schema string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT current_schema() || '_orders'").Scan(&schema))
+	legacy := regexp.MustCompile(`\boutbox\b`).ReplaceAllString(outboxtest.LegacyDDL, "events")
+	_, err := pool.Exec(ctx, "CREATE SCHEMA "+schema+"; SET search_path = "+schema+"; "+outbox.DDL+"; "+legacy+"; RESET search_path")
+	require.NoError(t, err)
+	writeTo := func(table string) {
+		w, err := outbox.NewWriter(table)
+		require.NoError(t, err)
+		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			return w.Write(ctx, tx, outbox.Message{Topic: "t", Payload: []byte("x")})
+		}))
+	}
+	writeTo(schema + ".events")
+	_, err = pool.Exec(ctx, fmt.Sprintf("CALL %s.outbox_partition('%s.events', %d)", schema, schema, MinPartitionRows))
+	require.NoError(t, err, "converted from a search_path without the schema")
+	writeTo(schema + ".events")
+
+	cfg := testConfig()
+	cfg.PartitionRows = MinPartitionRows
+	r, err := New(ctx, cfg, Source{Name: "test", DatabaseURL: dbURL, Table: schema + ".events", Topics: []string{"*"}},
+		&fakeProducer{}, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	require.True(t, r.store.Partitioned())
+	_, err = r.store.Extend(ctx, r.pool, MinPartitionRows, 5)
+	require.NoError(t, err)
+	parts, err := r.store.Partitions(ctx, r.pool)
+	require.NoError(t, err)
+	require.Len(t, parts, 1+6+1, "the first partition (the old table, ids 1 and below), six of 1,000 ids reaching past the highest id (2) plus five partitions, the DEFAULT one")
+	require.Equal(t, 2, drain(t, r))
 }

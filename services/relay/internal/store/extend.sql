@@ -1,2 +1,3 @@
+-- {{schema}} is the table's schema, where outbox.sql makes its functions.
 -- Partitions of $2 ids created until $3 of them lie ahead of the writers.
-SELECT outbox_extend($1::regclass, $2, $3)
+SELECT {{schema}}.outbox_extend($1::regclass, $2, $3)

@@ -133,6 +133,15 @@ type Store struct {
 	table       string
 	q           queries
 	partitioned atomic.Bool
+	// The calls of outbox.sql's functions, in the table's schema (where
+	// outbox.sql makes them, whatever a connection's search_path): set by
+	// Info.
+	calls atomic.Pointer[calls]
+}
+
+// calls are the statements that call outbox.sql's partition functions.
+type calls struct {
+	partitions, extend, drop string
 }
 
 // New returns a Store for table ("outbox" or "schema.outbox").
@@ -191,6 +200,9 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 	if ti.Partitioned && !functions {
 		return TableInfo{}, fmt.Errorf("outbox table %s is partitioned but %w", s.table, ErrNoPartitionFunctions)
 	}
+	schema := pgx.Identifier{ti.Schema}.Sanitize()
+	inSchema := func(sql string) string { return strings.ReplaceAll(sql, "{{schema}}", schema) }
+	s.calls.Store(&calls{partitions: inSchema(partitionsSQL), extend: inSchema(extendSQL), drop: inSchema(dropPartitionSQL)})
 	s.partitioned.Store(ti.Partitioned)
 	rows, err := db.Query(ctx, s.q.checkColumns)
 	if err == nil {
@@ -371,7 +383,8 @@ func (s *Store) DeletePublished(ctx context.Context, db DB, retention time.Durat
 	return tag.RowsAffected(), nil
 }
 
-// Partitioned reports the layout Info last found.
+// Partitioned reports the layout Info last found. Partitions, Extend and
+// Drop need Info called first.
 func (s *Store) Partitioned() bool { return s.partitioned.Load() }
 
 // Partition is one partition of a partitioned outbox: ids from First up to
@@ -385,7 +398,7 @@ type Partition struct {
 
 // Partitions lists the table's partitions in id order, the DEFAULT one last.
 func (s *Store) Partitions(ctx context.Context, db DB) ([]Partition, error) {
-	rows, err := db.Query(ctx, partitionsSQL, s.table)
+	rows, err := db.Query(ctx, s.calls.Load().partitions, s.table)
 	if err != nil {
 		return nil, fmt.Errorf("listing the outbox's partitions: %w", err)
 	}
@@ -414,7 +427,7 @@ func (s *Store) Partitions(ctx context.Context, db DB) ([]Partition, error) {
 // the highest id written, and returns how many it created.
 func (s *Store) Extend(ctx context.Context, db DB, size int64, ahead int) (int, error) {
 	var n int
-	if err := db.QueryRow(ctx, extendSQL, s.table, size, ahead).Scan(&n); err != nil {
+	if err := db.QueryRow(ctx, s.calls.Load().extend, s.table, size, ahead).Scan(&n); err != nil {
 		return 0, fmt.Errorf("creating outbox partitions ahead: %w", err)
 	}
 	return n, nil
@@ -443,7 +456,7 @@ func (s *Store) Drop(ctx context.Context, pool Beginner, p Partition, lockWait t
 			return err
 		}
 		var id *int64
-		if err := tx.QueryRow(ctx, dropPartitionSQL, p.Name).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, s.calls.Load().drop, p.Name).Scan(&id); err != nil {
 			return err
 		}
 		if id != nil {

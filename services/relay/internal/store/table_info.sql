@@ -1,13 +1,14 @@
 -- The table's oid (keys its advisory locks), schema, name and notification
 -- channel (as outbox_notify names it), resolved like any query would, and
--- its layout: partitioned (the partition functions of outbox.sql present)
--- or the earlier single table.
+-- its layout: partitioned (the partition functions of outbox.sql present
+-- in the table's schema, where outbox.sql makes them) or the earlier
+-- single table.
 SELECT c.oid::bigint, n.nspname, c.relname,
        CASE WHEN octet_length(n.nspname || '.' || c.relname) > 63 THEN 'outbox_' || md5(n.nspname || '.' || c.relname)
             ELSE n.nspname || '.' || c.relname END,
        c.relkind = 'p',
-       to_regprocedure('outbox_extend(regclass, bigint, integer)') IS NOT NULL
-           AND to_regprocedure('outbox_drop(regclass)') IS NOT NULL
-           AND to_regprocedure('outbox_partitions(regclass)') IS NOT NULL
+       to_regprocedure(quote_ident(n.nspname) || '.outbox_extend(regclass, bigint, integer)') IS NOT NULL
+           AND to_regprocedure(quote_ident(n.nspname) || '.outbox_drop(regclass)') IS NOT NULL
+           AND to_regprocedure(quote_ident(n.nspname) || '.outbox_partitions(regclass)') IS NOT NULL
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = $1::regclass
