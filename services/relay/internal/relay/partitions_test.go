@@ -251,3 +251,22 @@ func TestAnOutboxInASchemaOfItsOwn(t *testing.T) {
 	require.Len(t, parts, 1+6+1, "the first partition (the old table, ids 1 and below), six of 1,000 ids reaching past the highest id (2) plus five partitions, the DEFAULT one")
 	require.Equal(t, 2, drain(t, r))
 }
+
+// kafkaStalled, which holds partition drops back (a drop would wait on the
+// batch's transaction, and writers on the drop), is true only while a
+// batch waits with no row acknowledged for the time given.
+func TestKafkaStalledSaysWhenABatchWaitsWithoutAcks(t *testing.T) {
+	t.Parallel()
+	r := &Relay{}
+	require.False(t, r.kafkaStalled(time.Second), "no batch in flight")
+	r.sending()
+	require.False(t, r.kafkaStalled(time.Second), "a batch just sent")
+	r.mu.Lock()
+	r.acks.inFlightSince = time.Now().Add(-2 * time.Second)
+	r.mu.Unlock()
+	require.True(t, r.kafkaStalled(time.Second), "in flight for 2 s, nothing acknowledged")
+	r.acked()
+	require.False(t, r.kafkaStalled(time.Second), "a row acknowledged just now")
+	r.sent(1, 0, "")
+	require.False(t, r.kafkaStalled(0), "nothing in flight")
+}

@@ -306,6 +306,18 @@ func (r *Relay) sent(acked, transient int, why string) {
 	}
 }
 
+// kafkaStalled reports whether a batch waits for Kafka with no row
+// acknowledged for longer than after.
+func (r *Relay) kafkaStalled(after time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.acks
+	if a.inFlight == 0 {
+		return false
+	}
+	return time.Since(a.inFlightSince) > after && time.Since(a.lastAck) > after
+}
+
 // Publishing says why Kafka acknowledges none of the relay's rows, when
 // for longer than after rows have waited for Kafka (a batch in flight, or
 // rows that came back unacknowledged and are sent again) with none
@@ -792,22 +804,27 @@ func (r *Relay) keepFloor(ctx context.Context) {
 // the replica that leases lane 0: partitionsAhead of them are kept ahead of
 // the writers, and each partition the floor has passed is checked once for
 // a waiting row the floor passed over, then dropped once Retention has gone
-// by. A drop waits at most dropLockWait for each of its locks (writers
-// queue behind a waiting lock request), and is tried again later.
+// by. A drop waits at most dropLockWait for the parent's lock, and writers
+// queue behind the request meanwhile: so no drop is tried while a batch
+// waits on Kafka (its transaction holds the table until Kafka answers),
+// and after a drop that failed none for dropBackoff.
 const (
 	partitionEvery   = 2 * time.Second
 	partitionsAhead  = 2
 	partitionTimeout = time.Minute
-	dropLockWait     = 2 * time.Second
+	dropLockWait     = time.Second
+	dropBackoff      = time.Minute
+	kafkaStalledFor  = time.Second
 )
 
 // keepPartitions tends the table's partitions until ctx ends; it also
 // notices the table's layout changing (a conversion while the relay runs).
 func (r *Relay) keepPartitions(ctx context.Context) {
 	sealed := map[string]time.Time{} // partitions below the floor, since
+	var dropAfter time.Time
 	for retry.Sleep(ctx, partitionEvery) {
 		pctx, cancel := context.WithTimeout(ctx, partitionTimeout)
-		err := r.tendPartitions(pctx, sealed)
+		err := r.tendPartitions(pctx, sealed, &dropAfter)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			r.logger.Warn("tending the outbox's partitions failed; trying again", zap.Error(err))
@@ -815,7 +832,7 @@ func (r *Relay) keepPartitions(ctx context.Context) {
 	}
 }
 
-func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time) error {
+func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time, dropAfter *time.Time) error {
 	was := r.store.Partitioned()
 	info, err := r.store.Info(ctx, r.pool)
 	if err != nil {
@@ -879,12 +896,14 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time)
 			sealed[p.Name] = time.Now()
 			continue
 		}
-		if r.cfg.Retention == 0 || time.Since(since) < r.cfg.Retention {
+		if r.cfg.Retention == 0 || time.Since(since) < r.cfg.Retention || time.Now().Before(*dropAfter) || r.kafkaStalled(kafkaStalledFor) {
 			continue
 		}
 		waiting, err := r.store.Drop(ctx, r.pool, p, dropLockWait)
 		if err != nil {
-			r.logger.Warn("dropping a published partition failed; it stays for now", zap.String("partition", p.Name), zap.Error(err))
+			*dropAfter = time.Now().Add(dropBackoff)
+			r.logger.Warn("dropping a published partition failed; it stays for now", zap.String("partition", p.Name),
+				zap.Error(err), zap.Duration("next_try_in", dropBackoff))
 			continue
 		}
 		if waiting != 0 {
