@@ -524,14 +524,14 @@ func (r *Relay) publishFrom(ctx context.Context, lanes []int16, cur *cursor) (Re
 		_ = tx.Rollback(rctx)
 	}()
 
-	gen, from, laneSet := r.floor.Gen(), r.floor.ID(), ""
+	gen, floor, from, laneSet := r.floor.Gen(), r.floor.ID(), int64(0), ""
 	if cur != nil {
 		laneSet = fmt.Sprint(lanes)
 		if cur.lanes == laneSet && cur.gen == gen {
-			from = max(from, cur.next)
+			from = cur.next
 		}
 	}
-	rows, retrying, err := r.store.Claim(cctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes, from)
+	rows, retrying, err := r.store.Claim(cctx, tx, lanes, r.cfg.BatchSize, r.cfg.MaxMessageBytes, floor, from)
 	sw.Lap(r.metrics.step(r.src.Name, "claim"))
 	if err != nil {
 		return res, err

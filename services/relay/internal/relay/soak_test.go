@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"html"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,6 +67,12 @@ type soakSample struct {
 // first line naming the run): every such file in its directory is drawn
 // into soak-outbox-size.svg there.
 //
+// SOAK_RATE paces the writer to that many rows/s (0, the default: as fast
+// as the relay takes them). Flat out, the retention window holds however
+// many rows the relay published in its last SOAK_RETENTION, so the table's
+// size follows the machine's throughput; paced below the relay's rate, the
+// window holds a steady number of rows and the size shows the layout alone.
+//
 // Skipped unless SOAK_EVENTS is set: run it with `make soak`.
 func BenchmarkSoak(b *testing.B) {
 	total, err := strconv.ParseInt(os.Getenv("SOAK_EVENTS"), 10, 64)
@@ -76,6 +83,12 @@ func BenchmarkSoak(b *testing.B) {
 	if v := os.Getenv("SOAK_BACKLOG"); v != "" {
 		backlog, err = strconv.ParseInt(v, 10, 64)
 		require.NoError(b, err, "SOAK_BACKLOG")
+	}
+	var pace float64
+	if v := os.Getenv("SOAK_RATE"); v != "" {
+		pace, err = strconv.ParseFloat(v, 64)
+		require.NoError(b, err, "SOAK_RATE")
+		require.GreaterOrEqual(b, pace, 0.0, "SOAK_RATE")
 	}
 	retention := soakEnv(b, "SOAK_RETENTION", 30*time.Second)
 	every := soakEnv(b, "SOAK_SAMPLE", 10*time.Second)
@@ -158,7 +171,17 @@ func BenchmarkSoak(b *testing.B) {
 		go func() {
 			const chunk = 1000
 			msgs := make([]outbox.Message, chunk)
+			paceFrom, seeded := time.Now(), written
 			for written < total {
+				if pace > 0 { // at most pace rows/s since the relay started
+					due := paceFrom.Add(time.Duration(float64(written-seeded) / pace * float64(time.Second)))
+					select {
+					case <-ctx.Done():
+						writerErr <- ctx.Err()
+						return
+					case <-time.After(time.Until(due)):
+					}
+				}
 				for written-published() > backlog {
 					if ctx.Err() != nil {
 						writerErr <- ctx.Err()
@@ -201,7 +224,7 @@ func BenchmarkSoak(b *testing.B) {
 		shape, err := outboxtest.ReadShape(ctx, pool, table)
 		require.NoError(b, err)
 		fmt.Printf("soak: %s outbox, %s; storage parameters %v; %.0f bytes per row freshly written\n", layout, settings, shape.Options, bytesPerRow)
-		fmt.Printf("soak: %d events, retention %s, backlog at most %d\n%8s %12s %10s %10s %10s %10s %8s %6s\n", total, retention, backlog,
+		fmt.Printf("soak: %d events, written at %s, retention %s, backlog at most %d, %d rows a partition\n%8s %12s %10s %10s %10s %10s %8s %6s\n", total, paceName(pace), retention, backlog, cfg.PartitionRows,
 			"t", "published", "rows/s", "size MB", "live", "dead", "per live", "avac")
 		for next <= 10 {
 			<-tick.C
@@ -279,6 +302,9 @@ func BenchmarkSoak(b *testing.B) {
 		}
 		if out := os.Getenv("SOAK_OUT"); out != "" {
 			name := fmt.Sprintf("%s, %s, %d events: relay %.0f rows/s steady", layout, settings, total, steadyRate)
+			if pace > 0 {
+				name = fmt.Sprintf("%s, %s, %d events written at %.0f rows/s, %d rows a partition", layout, settings, total, pace, cfg.PartitionRows)
+			}
 			require.NoError(b, writeSoakSamples(out, name, samples))
 			require.NoError(b, drawSoakPlot(filepath.Dir(out)))
 		}
@@ -311,6 +337,14 @@ func BenchmarkSoak(b *testing.B) {
 	}
 }
 
+// paceName says how fast the soak's writer writes.
+func paceName(pace float64) string {
+	if pace == 0 {
+		return "the relay's pace"
+	}
+	return fmt.Sprintf("%.0f rows/s", pace)
+}
+
 // perLive is the table's size over what its live rows take freshly written.
 func perLive(s soakSample, bytesPerRow float64) float64 {
 	if s.live == 0 {
@@ -328,6 +362,18 @@ func writeSoakSamples(path, name string, samples []soakSample) error {
 		fmt.Fprintf(&sb, "%d\t%d\n", s.published, s.totalBytes)
 	}
 	return os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
+// niceStep is the least of 1, 2 or 5 times a power of ten that is at
+// least d: an axis's tick spacing, so that ticks fall on round numbers.
+func niceStep(d float64) float64 {
+	p := math.Pow(10, math.Floor(math.Log10(d)))
+	for _, m := range []float64{1, 2, 5} {
+		if m*p >= d {
+			return m * p
+		}
+	}
+	return 10 * p
 }
 
 // drawSoakPlot draws every run's samples in dir (*.tsv, as
@@ -368,18 +414,19 @@ func drawSoakPlot(dir string) error {
 		return fmt.Errorf("no samples in %s", dir)
 	}
 	const w, h, left, right, top, bottom = 900.0, 420.0, 70.0, 20.0, 20.0, 60.0
-	maxY *= 1.1
+	stepX, stepY := niceStep(maxX/6), niceStep(maxY*1.05/8)
+	maxX, maxY = math.Ceil(maxX/stepX)*stepX, math.Ceil(maxY*1.05/stepY)*stepY
 	px := func(x float64) float64 { return left + x/maxX*(w-left-right) }
 	py := func(y float64) float64 { return h - bottom - y/maxY*(h-top-bottom) }
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h+20*float64(len(runs)))
 	fmt.Fprintf(&sb, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	for i := 0; i <= 5; i++ {
-		y := maxY * float64(i) / 5
-		fmt.Fprintf(&sb, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="end">%.0f</text>`+"\n",
+	for y := 0.0; y <= maxY+stepY/2; y += stepY {
+		fmt.Fprintf(&sb, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="end">%g</text>`+"\n",
 			left, w-right, py(y), py(y), left-6, py(y)+4, y)
-		x := maxX * float64(i) / 5
-		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`+"\n", px(x), h-bottom+16, x)
+	}
+	for x := 0.0; x <= maxX+stepX/2; x += stepX {
+		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">%g</text>`+"\n", px(x), h-bottom+16, x)
 	}
 	fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">events published (millions)</text>`+"\n", (left+w-right)/2, h-bottom+36)
 	fmt.Fprintf(&sb, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">outbox size (MB)</text>`+"\n", (top+h-bottom)/2)

@@ -7,21 +7,26 @@
 -- NULLs in another team's table are read as empty, and the row parked.
 -- Rows below $4, the Floor, are all published or parked: the index scan
 -- starts there instead of stepping over every entry vacuum has not yet
--- removed. The last column is the lowest id of a row of these lanes
--- waiting out a retry backoff (NULL if none): a worker's next claim must
--- not start above it (see the relay's cursor).
+-- removed; a worker's claims start higher, at its cursor. The last column
+-- is the lowest id of a row of these lanes waiting out a retry backoff
+-- (NULL if none): a worker's next claim must not start above it (see the
+-- relay's cursor). $5 is the Floor itself: no row below it waits out a
+-- backoff, so the two look-ups of such rows start there and, in a
+-- partitioned table, leave out every partition below it at the
+-- executor's start instead of reading each one's index.
 WITH blocked AS (
     SELECT DISTINCT msg_key
     FROM {{table}}
     WHERE NOT published AND parked_at IS NULL AND next_attempt_at > now()
-      AND msg_key IS NOT NULL AND lane = ANY($2::smallint[])
+      AND msg_key IS NOT NULL AND lane = ANY($2::smallint[]) AND id >= $5
 )
 SELECT o.id, coalesce(o.event_id::text, ''), coalesce(o.topic_name, ''), o.msg_key,
        CASE WHEN octet_length(o.payload) + coalesce(octet_length(o.msg_key), 0) <= $3 THEN o.payload END,
        octet_length(o.payload) + coalesce(octet_length(o.msg_key), 0),
        coalesce(o.headers, '{}'::jsonb), coalesce(o.created_at, now()), coalesce(o.attempts, 0),
        (SELECT min(r.id) FROM {{table}} AS r
-        WHERE r.next_attempt_at IS NOT NULL AND NOT r.published AND r.parked_at IS NULL AND r.lane = ANY($2::smallint[]))
+        WHERE r.next_attempt_at IS NOT NULL AND NOT r.published AND r.parked_at IS NULL AND r.lane = ANY($2::smallint[])
+          AND r.id >= $5)
 FROM {{table}} AS o
 WHERE NOT o.published AND o.parked_at IS NULL AND o.lane = ANY($2::smallint[]) AND o.id >= $4
   AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())

@@ -217,11 +217,11 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 }
 
 // Claim locks up to limit publishable rows of lanes with ids from from on
-// (the Floor, or above), oldest first, until tx ends. It also returns the
-// lowest id of a row of lanes waiting out a retry backoff, or 0.
+// (floor, the Floor's id, or above), oldest first, until tx ends. It also
+// returns the lowest id of a row of lanes waiting out a retry backoff, or 0.
 // Payloads larger than maxBytes (with the key) are not loaded.
-func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxBytes, from int64) ([]Row, int64, error) {
-	rows, err := tx.Query(ctx, s.q.claim, limit, lanes, maxBytes, from)
+func (s *Store) Claim(ctx context.Context, tx DB, lanes []int16, limit int, maxBytes, floor, from int64) ([]Row, int64, error) {
+	rows, err := tx.Query(ctx, s.q.claim, limit, lanes, maxBytes, max(floor, from), floor)
 	if err != nil {
 		return nil, 0, fmt.Errorf("claiming outbox batch: %w", err)
 	}
