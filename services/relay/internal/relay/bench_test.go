@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,6 +125,7 @@ func runUntilDrained(b *testing.B, dbURL, table string, p Producer, n int) float
 	defer r.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	go func() { r.Run(ctx); close(done) }()
 	// The relay's own count: a query would compete with it for the database.
@@ -130,6 +133,7 @@ func runUntilDrained(b *testing.B, dbURL, table string, p Producer, n int) float
 		time.Sleep(10 * time.Millisecond)
 	}
 	took := time.Since(start)
+	cpu1 := cpuSeconds() // before the relay's connections close, and their backends with them
 	cancel()
 	<-done
 	var steps []string
@@ -137,7 +141,72 @@ func runUntilDrained(b *testing.B, dbURL, table string, p Producer, n int) float
 		steps = append(steps, fmt.Sprintf("%s %.1f", step, testutil.ToFloat64(m.steps.WithLabelValues("bench", step))*1e6/float64(n)))
 	}
 	fmt.Printf("  %s: µs per row by step, summed over workers: %s\n", table, strings.Join(steps, ", "))
+	var used []string
+	var sum float64
+	for _, kind := range cpuKinds {
+		d := cpu1[kind] - cpu0[kind]
+		sum += d
+		used = append(used, fmt.Sprintf("%s %.1f", kind, d*1e6/float64(n)))
+	}
+	fmt.Printf("  %s: CPU µs per row: %s; %.1f in all, %.2f of the machine's %d cores\n", table,
+		strings.Join(used, ", "), sum*1e6/float64(n), sum/took.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())
 	return float64(n) / took.Seconds()
+}
+
+// cpuKinds are the kinds of process cpuSeconds tells apart.
+var cpuKinds = []string{"postgres", "broker", "relay", "kernel", "other"}
+
+// cpuSeconds returns the CPU time (user and system) the processes running
+// now have used, from /proc (Linux; empty elsewhere), by kind: PostgreSQL's
+// backends, the Kafka broker, this process (the relay and librdkafka's
+// threads), the kernel's threads (writeback, softirqs) and the rest. The
+// database, the broker and the relay share this machine's cores: where the
+// time goes tells what bounds the relay's rows/s.
+func cpuSeconds() map[string]float64 {
+	out := map[string]float64{}
+	tasks, _ := filepath.Glob("/proc/[0-9]*/task/[0-9]*/stat")
+	self := strconv.Itoa(os.Getpid())
+	kinds := map[string]string{} // by pid
+	for _, path := range tasks {
+		pid := strings.Split(path, "/")[2]
+		kind, ok := kinds[pid]
+		if !ok {
+			kind = processKind(pid, self)
+			kinds[pid] = kind
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			continue // the task ended meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseFloat(f[11], 64)
+		stime, _ := strconv.ParseFloat(f[12], 64)
+		out[kind] += (utime + stime) / 100 // USER_HZ, 100 on Linux
+	}
+	return out
+}
+
+// processKind is which of cpuKinds process pid is.
+func processKind(pid, self string) string {
+	if pid == self {
+		return "relay"
+	}
+	comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+	stat, _ := os.ReadFile("/proc/" + pid + "/stat")
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	switch name := strings.TrimSpace(string(comm)); {
+	case name == "postgres":
+		return "postgres"
+	case name == "java":
+		return "broker"
+	case pid == "2" || len(f) > 1 && f[1] == "2": // kthreadd and its children
+		return "kernel"
+	}
+	return "other"
 }
 
 // produceRaw is librdkafka alone: n messages like the relay's, all acked.

@@ -514,7 +514,9 @@ func (r *Relay) publishFrom(ctx context.Context, lanes []int16, cur *cursor) (Re
 	}
 	cctx, cancel := sql()
 	defer cancel()
-	tx, err := r.pool.Begin(cctx)
+	// Read committed whatever the database's default: the claim's snapshot
+	// must be taken once the lanes' locks are held (store.Claim).
+	tx, err := r.pool.BeginTx(cctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return res, fmt.Errorf("beginning outbox transaction: %w", err)
 	}

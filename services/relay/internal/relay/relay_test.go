@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -678,4 +679,71 @@ func TestFatalProducerErrorStopsTheRelay(t *testing.T) {
 	require.False(t, s.Published)
 	require.False(t, s.Parked, "not parked: the producer failed, not the row")
 	require.Zero(t, s.Attempts)
+}
+
+// gateProducer acknowledges each message once open is closed.
+type gateProducer struct {
+	open     chan struct{}
+	produced atomic.Int64
+}
+
+func (g *gateProducer) Produce(m *kafka.Message, ch chan kafka.Event) error {
+	g.produced.Add(1)
+	go func() { <-g.open; ch <- m }()
+	return nil
+}
+
+func (g *gateProducer) Purge(int) error { return nil }
+
+// Should two relays ever hold a lane at once (a lease lost mid-batch), the
+// second's batch waits at the lanes' locks for the first's to end, then
+// sees its rows flipped: none is produced twice, none out of order.
+func TestASecondRelayOnALaneWaitsForTheFirstsBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.New(t)
+	pool := dbtest.Pool(t, url)
+	var msgs []outbox.Message
+	for i := range 10 {
+		msgs = append(msgs, outbox.Message{Topic: "t", Key: []byte(strconv.Itoa(i % 3)), Payload: []byte(`{}`)})
+	}
+	writeRows(t, pool, msgs...)
+	first, second := &gateProducer{open: make(chan struct{})}, &gateProducer{open: make(chan struct{})}
+	close(second.open)
+	a, b := newRelay(t, url, first, testConfig()), newRelay(t, url, second, testConfig())
+	release := sync.OnceFunc(func() { close(first.open) })
+	t.Cleanup(release) // before the relays close, should the test fail with the batch waiting
+
+	type result struct {
+		res Result
+		err error
+	}
+	publish := func(r *Relay) chan result {
+		done := make(chan result, 1)
+		go func() {
+			res, err := r.publish(ctx, allLanes)
+			done <- result{res, err}
+		}()
+		return done
+	}
+	aDone := publish(a)
+	require.Eventually(t, func() bool { return first.produced.Load() == 10 }, 10*time.Second, 10*time.Millisecond,
+		"the first relay's batch is produced and waits for Kafka")
+	bDone := publish(b)
+	require.Eventually(t, func() bool {
+		var waiting int
+		assert.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&waiting))
+		return waiting == 1
+	}, 10*time.Second, 10*time.Millisecond, "the second relay's claim waits for the lanes' locks")
+	require.Zero(t, second.produced.Load())
+
+	release()
+	ra := <-aDone
+	require.NoError(t, ra.err)
+	require.Equal(t, 10, ra.res.Published)
+	rb := <-bDone
+	require.NoError(t, rb.err)
+	require.Zero(t, rb.res.Claimed, "the second relay sees the first's rows flipped")
+	require.Zero(t, second.produced.Load())
 }

@@ -1,8 +1,7 @@
 -- The oldest publishable rows of the lanes this relay holds. A key with a
 -- row waiting out its retry backoff is blocked entirely, so its later rows
--- cannot overtake it. FOR UPDATE without SKIP LOCKED: should two relays
--- ever hold a lane at once (a lease lost mid-batch), the second waits for
--- the first to commit instead of publishing past its rows. A payload
+-- cannot overtake it. No row is locked: the caller holds the lanes' batch
+-- locks (lock_lanes.sql), taken before this statement. A payload
 -- larger than $3 bytes (with its key) is not loaded: the row is parked.
 -- NULLs in another team's table are read as empty, and the row parked.
 -- Rows below $4, the Floor, are all published or parked: the index scan
@@ -33,4 +32,3 @@ WHERE NOT o.published AND o.parked_at IS NULL AND o.lane = ANY($2::smallint[]) A
   AND (o.msg_key IS NULL OR o.msg_key NOT IN (SELECT msg_key FROM blocked))
 ORDER BY o.id
 LIMIT $1
-FOR UPDATE OF o
