@@ -15,7 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
@@ -246,7 +249,7 @@ func TestAnOutboxInASchemaOfItsOwn(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(r.Close)
 	require.True(t, r.store.Partitioned())
-	_, err = r.store.Extend(ctx, r.pool, MinPartitionRows, 5)
+	_, err = r.store.Extend(ctx, r.pool, MinPartitionRows, 5, time.Minute)
 	require.NoError(t, err)
 	parts, err := r.store.Partitions(ctx, r.pool)
 	require.NoError(t, err)
@@ -271,4 +274,46 @@ func TestKafkaStalledSaysWhenABatchWaitsWithoutAcks(t *testing.T) {
 	require.False(t, r.kafkaStalled(time.Second), "a row acknowledged just now")
 	r.sent(1, 0, "")
 	require.False(t, r.kafkaStalled(0), "nothing in flight")
+}
+
+// Partition DDL that cannot get its lock within ddlLockWait (here a
+// transaction holds the table) fails without holding the relay's reads up
+// longer, and is tried again seconds later, not a minute: a single failure
+// must not leave a minute of rows in the table.
+func TestFailedPartitionDDLIsTriedAgainWithinSeconds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := partitionedDB(t, MinPartitionRows)
+	pool := dbtest.Pool(t, dbURL)
+	msgs := make([]outbox.Message, 1500)
+	for i := range msgs {
+		msgs[i] = outbox.Message{Topic: "t", Key: []byte(fmt.Sprint(i % 7)), Payload: []byte("x")}
+	}
+	writeRows(t, pool, msgs...)
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = holder.Rollback(ctx) })
+	_, err = holder.Exec(ctx, "SELECT FROM outbox LIMIT 1") // holds the table until it ends
+	require.NoError(t, err)
+
+	cfg := testConfig()
+	cfg.PartitionRows, cfg.Retention = MinPartitionRows, time.Second
+	core, logs := observer.New(zap.WarnLevel)
+	m := NewMetrics(prometheus.NewRegistry())
+	r, err := New(ctx, cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"t"}},
+		&fakeProducer{}, zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core())), m)
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	startRelay(t, r)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(m.published.WithLabelValues("test")) == 1500 },
+		30*time.Second, 20*time.Millisecond, "the relay publishes while its DDL waits")
+	require.Eventually(t, func() bool { return logs.FilterMessageSnippet("tending the outbox's partitions failed").Len() > 0 },
+		30*time.Second, 20*time.Millisecond, "making partitions ahead waits for the DEFAULT partition's lock and fails")
+	require.Equal(t, []string{"outbox_p1", "outbox_p1001", "outbox_default"}, partitions(t, pool))
+	require.NoError(t, holder.Commit(ctx))
+	failedAt := time.Now()
+	require.Eventually(t, func() bool {
+		return slices.Equal(partitions(t, pool), []string{"outbox_p1001", "outbox_p2001", "outbox_p3001", "outbox_default"})
+	}, 20*time.Second, 50*time.Millisecond, "partitions are made ahead and p1 is dropped at the next try, after the first backoff (5 s) and a round (2 s)")
+	t.Logf("done %s after the holder ended", time.Since(failedAt).Round(time.Millisecond))
 }

@@ -806,27 +806,51 @@ func (r *Relay) keepFloor(ctx context.Context) {
 // the replica that leases lane 0: partitionsAhead of them are kept ahead of
 // the writers, and each partition the floor has passed is checked once for
 // a waiting row the floor passed over, then dropped once Retention has gone
-// by. A drop waits at most dropLockWait for the parent's lock, and writers
-// queue behind the request meanwhile: so no drop is tried while a batch
-// waits on Kafka (its transaction holds the table until Kafka answers),
-// and after a drop that failed none for dropBackoff.
+// by. Both are DDL that waits at most ddlLockWait for its lock while the
+// table's other users queue behind the request: a drop locks the table
+// (writers wait), making a partition locks the DEFAULT partition (the
+// relays' reads wait), so a transaction that holds the table (a batch
+// waiting on Kafka, a long report, pg_dump) makes it fail. So no drop is
+// tried while a batch of this relay waits on Kafka, and after DDL that
+// failed none is tried for a while (ddlBackoff): 5 s, then twice as long
+// after each failure in a row, up to a minute. A single failure costs 5 s
+// of drops, not a minute of rows in the table; a table that stays busy
+// holds its users up for ddlLockWait a minute at most. Meanwhile rows past
+// the partitions made ahead go to the DEFAULT partition.
 const (
 	partitionEvery   = 2 * time.Second
 	partitionsAhead  = 2
 	partitionTimeout = time.Minute
-	dropLockWait     = time.Second
-	dropBackoff      = time.Minute
+	ddlLockWait      = time.Second
 	kafkaStalledFor  = time.Second
 )
+
+var ddlBackoff = retry.Policy{Initial: 5 * time.Second, Max: time.Minute, Jitter: 0.2}
+
+// ddlGate says when the partitions' DDL may next be tried.
+type ddlGate struct {
+	after   time.Time
+	backoff *retry.Backoff
+}
+
+// closed reports whether DDL must wait.
+func (g *ddlGate) closed() bool { return time.Now().Before(g.after) }
+
+// failed puts DDL off by the next wait, which it returns.
+func (g *ddlGate) failed() time.Duration {
+	wait := g.backoff.Next()
+	g.after = time.Now().Add(wait)
+	return wait
+}
 
 // keepPartitions tends the table's partitions until ctx ends; it also
 // notices the table's layout changing (a conversion while the relay runs).
 func (r *Relay) keepPartitions(ctx context.Context) {
 	sealed := map[string]time.Time{} // partitions below the floor, since
-	var dropAfter time.Time
+	gate := &ddlGate{backoff: retry.NewBackoff(ddlBackoff)}
 	for retry.Sleep(ctx, partitionEvery) {
 		pctx, cancel := context.WithTimeout(ctx, partitionTimeout)
-		err := r.tendPartitions(pctx, sealed, &dropAfter)
+		err := r.tendPartitions(pctx, sealed, gate)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			r.logger.Warn("tending the outbox's partitions failed; trying again", zap.Error(err))
@@ -834,7 +858,7 @@ func (r *Relay) keepPartitions(ctx context.Context) {
 	}
 }
 
-func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time, dropAfter *time.Time) error {
+func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time, gate *ddlGate) error {
 	was := r.store.Partitioned()
 	info, err := r.store.Info(ctx, r.pool)
 	if err != nil {
@@ -847,9 +871,15 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time,
 		clear(sealed)
 		return nil
 	}
-	created, err := r.store.Extend(ctx, r.pool, r.cfg.PartitionRows, partitionsAhead)
+	if gate.closed() {
+		return nil
+	}
+	created, err := r.store.Extend(ctx, r.pool, r.cfg.PartitionRows, partitionsAhead, ddlLockWait)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (partitions' DDL put off for %s)", err, gate.failed())
+	}
+	if created > 0 {
+		gate.backoff.Reset()
 	}
 	r.metrics.observePartitions(r.src.Name, created, 0)
 	parts, err := r.store.Partitions(ctx, r.pool)
@@ -898,16 +928,17 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time,
 			sealed[p.Name] = time.Now()
 			continue
 		}
-		if r.cfg.Retention == 0 || time.Since(since) < r.cfg.Retention || time.Now().Before(*dropAfter) || r.kafkaStalled(kafkaStalledFor) {
+		if r.cfg.Retention == 0 || time.Since(since) < r.cfg.Retention || gate.closed() || r.kafkaStalled(kafkaStalledFor) {
 			continue
 		}
-		waiting, err := r.store.Drop(ctx, r.pool, p, dropLockWait)
+		waiting, err := r.store.Drop(ctx, r.pool, p, ddlLockWait)
 		if err != nil {
-			*dropAfter = time.Now().Add(dropBackoff)
+			wait := gate.failed()
 			r.logger.Warn("dropping a published partition failed; it stays for now", zap.String("partition", p.Name),
-				zap.Error(err), zap.Duration("next_try_in", dropBackoff))
+				zap.Error(err), zap.Duration("next_try_in", wait))
 			continue
 		}
+		gate.backoff.Reset()
 		if waiting != 0 {
 			r.lowerFloor(waiting, p)
 			delete(sealed, p.Name)

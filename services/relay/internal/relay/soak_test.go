@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
@@ -124,7 +125,7 @@ func BenchmarkSoak(b *testing.B) {
 		}
 		m := NewMetrics(prometheus.NewRegistry())
 		r, err := New(ctx, cfg, Source{Name: "soak", DatabaseURL: dbURL, Table: table, Topics: []string{"*"}},
-			benchProducer(b, kafkatest.Config(b)), zap.NewNop(), m)
+			benchProducer(b, kafkatest.Config(b)), soakLogger(), m)
 		require.NoError(b, err)
 		published := func() int64 { return int64(testutil.ToFloat64(m.published.WithLabelValues("soak"))) }
 		measure := func(s *soakSample) {
@@ -335,6 +336,12 @@ func BenchmarkSoak(b *testing.B) {
 		fmt.Printf("soak: %d events in %s; relay %.0f rows/s over the first tenth, %.0f over the last (%.2f); outbox at most %.1f MB (%.1f MB at the end), at most %d dead tuples, %d autovacuums\n",
 			total, marks[10].Round(time.Second), first, last, last/first, float64(maxBytes)/(1<<20), float64(final.totalBytes)/(1<<20), maxDead, final.autovacuums)
 	}
+}
+
+// soakLogger prints the relay's warnings (a partition drop that failed,
+// say) among the soak's samples.
+func soakLogger() *zap.Logger {
+	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.Lock(os.Stdout), zap.WarnLevel))
 }
 
 // paceName says how fast the soak's writer writes.

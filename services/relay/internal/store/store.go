@@ -299,10 +299,11 @@ func DecodeHeaders(raw []byte) map[string]string {
 
 // decodePlainHeaders reads the usual headers column, a JSON object of
 // strings without escapes (as jsonb prints it: {"k": "v"}), several times
-// as fast as encoding/json (BenchmarkDecodeHeaders), with which decoding
-// every row's headers took a tenth of the relay process's CPU time. ok is false for anything else, which
-// encoding/json then reads: escapes, other values, invalid UTF-8 (which it
-// replaces), malformed JSON.
+// as fast as encoding/json (the relay's BenchmarkDecodeHeaders), with
+// which decoding every row's headers took a tenth of the relay process's
+// CPU time. ok is false for anything else, which encoding/json then reads:
+// escapes, other values, invalid UTF-8 (which it replaces), malformed JSON;
+// FuzzDecodeHeaders requires the two to agree.
 func decodePlainHeaders(raw []byte) (h map[string]string, ok bool) {
 	if !utf8.Valid(raw) {
 		return nil, false
@@ -520,9 +521,12 @@ func (s *Store) Partitions(ctx context.Context, db DB) ([]Partition, error) {
 
 // Extend creates partitions of size ids until ahead of them lie beyond
 // the highest id written, and returns how many it created.
-func (s *Store) Extend(ctx context.Context, db DB, size int64, ahead int) (int, error) {
+func (s *Store) Extend(ctx context.Context, pool Beginner, size int64, ahead int, lockWait time.Duration) (int, error) {
 	var n int
-	if err := db.QueryRow(ctx, s.calls.Load().extend, s.table, size, ahead).Scan(&n); err != nil {
+	err := withLockTimeout(ctx, pool, lockWait, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, s.calls.Load().extend, s.table, size, ahead).Scan(&n)
+	})
+	if err != nil {
 		return 0, fmt.Errorf("creating outbox partitions ahead: %w", err)
 	}
 	return n, nil
@@ -546,10 +550,7 @@ func (s *Store) Waiting(ctx context.Context, db DB, p Partition) (int64, error) 
 // then it returns that row's id and leaves p alone. Each lock is waited
 // for at most lockWait; an error then says the partition stays for now.
 func (s *Store) Drop(ctx context.Context, pool Beginner, p Partition, lockWait time.Duration) (waiting int64, err error) {
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockTimeoutSQL, strconv.FormatInt(lockWait.Milliseconds(), 10)+"ms"); err != nil {
-			return err
-		}
+	err = withLockTimeout(ctx, pool, lockWait, func(tx pgx.Tx) error {
 		var id *int64
 		if err := tx.QueryRow(ctx, s.calls.Load().drop, p.Name).Scan(&id); err != nil {
 			return err
@@ -563,6 +564,18 @@ func (s *Store) Drop(ctx context.Context, pool Beginner, p Partition, lockWait t
 		return 0, fmt.Errorf("dropping outbox partition %s: %w", p.Name, err)
 	}
 	return waiting, nil
+}
+
+// withLockTimeout runs fn in a transaction whose statements wait at most
+// lockWait for a lock: a partition's DDL, behind whose lock request the
+// table's other users queue.
+func withLockTimeout(ctx context.Context, pool Beginner, lockWait time.Duration, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockTimeoutSQL, strconv.FormatInt(lockWait.Milliseconds(), 10)+"ms"); err != nil {
+			return fmt.Errorf("setting lock_timeout: %w", err)
+		}
+		return fn(tx)
+	})
 }
 
 // Beginner starts transactions: a pool or a connection.
