@@ -73,8 +73,14 @@ $$;
 -- partition copies the storage parameters (fillfactor, autovacuum) of the
 -- newest one (or of the DEFAULT partition), so settings put on a partition
 -- carry on to the next ones.
--- Only the parent's SHARE UPDATE EXCLUSIVE lock is taken (ATTACH): writers
--- and relays go on meanwhile.
+-- When partitions are needed it locks what ATTACH locks, in ATTACH's
+-- order: the parent in SHARE UPDATE EXCLUSIVE mode (writers and relays go
+-- on) and the DEFAULT partition in ACCESS EXCLUSIVE mode (statements that
+-- read it, such as the relays' claims, wait until the end of the
+-- transaction; writers wait only for rows it would take). The highest id
+-- is read again under those locks, so that once writers have outrun the
+-- partitions made ahead (their rows in the DEFAULT partition) the new
+-- partitions start above every row, however fast rows keep coming.
 CREATE OR REPLACE FUNCTION outbox_extend(tbl regclass, partition_rows bigint, ahead integer)
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
@@ -85,11 +91,22 @@ DECLARE
     opts text[];
     created integer := 0;
     part text;
+    dflt regclass;
 BEGIN
     IF partition_rows < 1 OR ahead < 1 THEN
         RAISE EXCEPTION 'outbox_extend: partition_rows (%) and ahead (%) must be at least 1', partition_rows, ahead;
     END IF;
     SELECT n.nspname, c.relname INTO sch, rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    EXECUTE format('SELECT max(id) FROM %s', tbl) INTO top;
+    SELECT max(end_id) INTO next_id FROM outbox_partitions(tbl);
+    IF greatest(coalesce(next_id, 0), coalesce(top, 0) + 1) > coalesce(top, 0) + ahead::bigint * partition_rows THEN
+        RETURN 0; -- enough lie ahead; nothing is locked
+    END IF;
+    EXECUTE format('LOCK TABLE ONLY %s IN SHARE UPDATE EXCLUSIVE MODE', tbl);
+    SELECT p.part INTO dflt FROM outbox_partitions(tbl) p WHERE p.end_id IS NULL;
+    IF dflt IS NOT NULL THEN
+        EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', dflt);
+    END IF;
     EXECUTE format('SELECT max(id) FROM %s', tbl) INTO top;
     top := coalesce(top, 0);
     SELECT max(end_id) INTO next_id FROM outbox_partitions(tbl);

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -316,4 +317,41 @@ func TestFailedPartitionDDLIsTriedAgainWithinSeconds(t *testing.T) {
 		return slices.Equal(partitions(t, pool), []string{"outbox_p1001", "outbox_p2001", "outbox_p3001", "outbox_default"})
 	}, 20*time.Second, 50*time.Millisecond, "partitions are made ahead and p1 is dropped at the next try, after the first backoff (5 s) and a round (2 s)")
 	t.Logf("done %s after the holder ended", time.Since(failedAt).Round(time.Millisecond))
+}
+
+// Writers that outran the partitions made ahead leave rows in the DEFAULT
+// partition, and may still be adding one there while partitions are made:
+// the new ones start above every such row, not at the highest id seen
+// before their locks were taken (ATTACH then failed on that row, again and
+// again while writers kept writing).
+func TestMakingPartitionsCatchesUpWithWritersInTheDefaultPartition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := partitionedDB(t, MinPartitionRows)
+	pool := dbtest.Pool(t, dbURL)
+	msgs := make([]outbox.Message, 2500)
+	for i := range msgs {
+		msgs[i] = outbox.Message{Topic: "t", Payload: []byte("x")}
+	}
+	writeRows(t, pool, msgs...) // 2,001..2,500 in the DEFAULT partition
+	writer, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = writer.Rollback(ctx) })
+	require.NoError(t, outbox.Write(ctx, writer, msgs[0])) // 2,501, not committed yet
+
+	extended := make(chan error, 1)
+	go func() {
+		_, err := pool.Exec(ctx, "SELECT outbox_extend('outbox', 1000, 2)")
+		extended <- err
+	}()
+	require.Eventually(t, func() bool {
+		var waiting bool
+		assert.NoError(t, pool.QueryRow(ctx, `SELECT count(*) = 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE '%outbox_extend%' AND wait_event_type = 'Lock'`).Scan(&waiting))
+		return waiting
+	}, 10*time.Second, 10*time.Millisecond, "making partitions waits for the writer")
+	require.NoError(t, writer.Commit(ctx))
+	require.NoError(t, <-extended)
+	require.Equal(t, []string{"outbox_p1", "outbox_p1001", "outbox_p2502", "outbox_p3502", "outbox_default"}, partitions(t, pool),
+		"the new partitions start above the row the writer added to the DEFAULT partition")
 }

@@ -1,0 +1,108 @@
+-- +goose Up
+-- outbox_extend catches up with writers that outran the partitions made
+-- ahead (their rows in the DEFAULT partition): it locks what ATTACH locks
+-- before it reads the highest id, so a new partition never starts below a
+-- row the DEFAULT partition took meanwhile (which made ATTACH fail, again
+-- and again while writers kept writing). Nothing else changes; outbox.sql
+-- has the same function.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION outbox_extend(tbl regclass, partition_rows bigint, ahead integer)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    sch text;
+    rel text;
+    top bigint;
+    next_id bigint;
+    opts text[];
+    created integer := 0;
+    part text;
+    dflt regclass;
+BEGIN
+    IF partition_rows < 1 OR ahead < 1 THEN
+        RAISE EXCEPTION 'outbox_extend: partition_rows (%) and ahead (%) must be at least 1', partition_rows, ahead;
+    END IF;
+    SELECT n.nspname, c.relname INTO sch, rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    EXECUTE format('SELECT max(id) FROM %s', tbl) INTO top;
+    SELECT max(end_id) INTO next_id FROM outbox_partitions(tbl);
+    IF greatest(coalesce(next_id, 0), coalesce(top, 0) + 1) > coalesce(top, 0) + ahead::bigint * partition_rows THEN
+        RETURN 0; -- enough lie ahead; nothing is locked
+    END IF;
+    EXECUTE format('LOCK TABLE ONLY %s IN SHARE UPDATE EXCLUSIVE MODE', tbl);
+    SELECT p.part INTO dflt FROM outbox_partitions(tbl) p WHERE p.end_id IS NULL;
+    IF dflt IS NOT NULL THEN
+        EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', dflt);
+    END IF;
+    EXECUTE format('SELECT max(id) FROM %s', tbl) INTO top;
+    top := coalesce(top, 0);
+    SELECT max(end_id) INTO next_id FROM outbox_partitions(tbl);
+    SELECT c.reloptions INTO opts FROM outbox_partitions(tbl) p JOIN pg_class c ON c.oid = p.part
+    ORDER BY p.end_id DESC NULLS LAST LIMIT 1;
+    -- Rows above every range (in the DEFAULT partition) are left where
+    -- they are; new ranges start after them.
+    next_id := greatest(coalesce(next_id, top + 1), top + 1);
+    WHILE next_id <= top + ahead::bigint * partition_rows LOOP
+        part := left(rel, 40) || '_p' || next_id;
+        EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)', sch, part, tbl);
+        IF opts IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE %I.%I SET (%s)', sch, part, array_to_string(opts, ', '));
+        END IF;
+        -- Per partition, and none on a column the publish flip changes:
+        -- the flip stays a HOT update, in its page, touching no index.
+        EXECUTE format('ALTER TABLE %I.%I ADD PRIMARY KEY (id), ADD UNIQUE (event_id)', sch, part);
+        EXECUTE format('CREATE INDEX ON %I.%I (next_attempt_at) WHERE next_attempt_at IS NOT NULL', sch, part);
+        EXECUTE format('CREATE INDEX ON %I.%I (id) WHERE parked_at IS NOT NULL', sch, part);
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%s) TO (%s)',
+                       tbl, sch, part, next_id, next_id + partition_rows);
+        next_id := next_id + partition_rows;
+        created := created + 1;
+    END LOOP;
+    RETURN created;
+END
+$$;
+-- +goose StatementEnd
+
+-- +goose Down
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION outbox_extend(tbl regclass, partition_rows bigint, ahead integer)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    sch text;
+    rel text;
+    top bigint;
+    next_id bigint;
+    opts text[];
+    created integer := 0;
+    part text;
+BEGIN
+    IF partition_rows < 1 OR ahead < 1 THEN
+        RAISE EXCEPTION 'outbox_extend: partition_rows (%) and ahead (%) must be at least 1', partition_rows, ahead;
+    END IF;
+    SELECT n.nspname, c.relname INTO sch, rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    EXECUTE format('SELECT max(id) FROM %s', tbl) INTO top;
+    top := coalesce(top, 0);
+    SELECT max(end_id) INTO next_id FROM outbox_partitions(tbl);
+    SELECT c.reloptions INTO opts FROM outbox_partitions(tbl) p JOIN pg_class c ON c.oid = p.part
+    ORDER BY p.end_id DESC NULLS LAST LIMIT 1;
+    -- Rows above every range (in the DEFAULT partition) are left where
+    -- they are; new ranges start after them.
+    next_id := greatest(coalesce(next_id, top + 1), top + 1);
+    WHILE next_id <= top + ahead::bigint * partition_rows LOOP
+        part := left(rel, 40) || '_p' || next_id;
+        EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)', sch, part, tbl);
+        IF opts IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE %I.%I SET (%s)', sch, part, array_to_string(opts, ', '));
+        END IF;
+        -- Per partition, and none on a column the publish flip changes:
+        -- the flip stays a HOT update, in its page, touching no index.
+        EXECUTE format('ALTER TABLE %I.%I ADD PRIMARY KEY (id), ADD UNIQUE (event_id)', sch, part);
+        EXECUTE format('CREATE INDEX ON %I.%I (next_attempt_at) WHERE next_attempt_at IS NOT NULL', sch, part);
+        EXECUTE format('CREATE INDEX ON %I.%I (id) WHERE parked_at IS NOT NULL', sch, part);
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%s) TO (%s)',
+                       tbl, sch, part, next_id, next_id + partition_rows);
+        next_id := next_id + partition_rows;
+        created := created + 1;
+    END LOOP;
+    RETURN created;
+END
+$$;
+-- +goose StatementEnd
