@@ -78,9 +78,10 @@ $$;
 -- on) and the DEFAULT partition in ACCESS EXCLUSIVE mode (statements that
 -- read it, such as the relays' claims, wait until the end of the
 -- transaction; writers wait only for rows it would take). The highest id
--- is read again under those locks, so that once writers have outrun the
--- partitions made ahead (their rows in the DEFAULT partition) the new
--- partitions start above every row, however fast rows keep coming.
+-- and the highest id drawn are read under those locks, so that once
+-- writers have outrun the partitions made ahead (their rows in the DEFAULT
+-- partition) the new partitions start above every row and every writer
+-- waiting, however fast rows keep coming.
 CREATE OR REPLACE FUNCTION outbox_extend(tbl regclass, partition_rows bigint, ahead integer)
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
@@ -92,6 +93,8 @@ DECLARE
     created integer := 0;
     part text;
     dflt regclass;
+    seq text;
+    drawn bigint;
 BEGIN
     IF partition_rows < 1 OR ahead < 1 THEN
         RAISE EXCEPTION 'outbox_extend: partition_rows (%) and ahead (%) must be at least 1', partition_rows, ahead;
@@ -109,13 +112,27 @@ BEGIN
     END IF;
     EXECUTE format('SELECT max(id) FROM %s', tbl) INTO top;
     top := coalesce(top, 0);
+    -- The highest id drawn: a writer may hold one it has not written yet.
+    seq := pg_get_serial_sequence(tbl::text, 'id');
+    drawn := top;
+    IF seq IS NOT NULL THEN
+        EXECUTE format('SELECT greatest(last_value - CASE WHEN is_called THEN 0 ELSE 1 END, %s) FROM %s', top, seq) INTO drawn;
+    END IF;
     SELECT max(end_id) INTO next_id FROM outbox_partitions(tbl);
     SELECT c.reloptions INTO opts FROM outbox_partitions(tbl) p JOIN pg_class c ON c.oid = p.part
     ORDER BY p.end_id DESC NULLS LAST LIMIT 1;
-    -- Rows above every range (in the DEFAULT partition) are left where
-    -- they are; new ranges start after them.
+    -- Rows above every range are in the DEFAULT partition, and so is the
+    -- row of a writer that drew its id above every range and now waits
+    -- for the lock held here: a new range must take neither (ATTACH would
+    -- fail on the one, the writer on the other). So once writers have
+    -- reached the end of the ranges, new ones start a margin above every
+    -- id drawn: each writer waiting here holds one id, and there are fewer
+    -- of them than the margin; the ids skipped go to the DEFAULT partition.
+    IF drawn >= coalesce(next_id, 1) THEN
+        next_id := drawn + 1 + least(10000, partition_rows / 10);
+    END IF;
     next_id := greatest(coalesce(next_id, top + 1), top + 1);
-    WHILE next_id <= top + ahead::bigint * partition_rows LOOP
+    WHILE next_id <= drawn + ahead::bigint * partition_rows LOOP
         part := left(rel, 40) || '_p' || next_id;
         EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)', sch, part, tbl);
         IF opts IS NOT NULL THEN

@@ -320,10 +320,12 @@ func TestFailedPartitionDDLIsTriedAgainWithinSeconds(t *testing.T) {
 }
 
 // Writers that outran the partitions made ahead leave rows in the DEFAULT
-// partition, and may still be adding one there while partitions are made:
-// the new ones start above every such row, not at the highest id seen
-// before their locks were taken (ATTACH then failed on that row, again and
-// again while writers kept writing).
+// partition, and may still be adding rows there while partitions are
+// made: the new ones start above every such row (ATTACH failed on a row
+// written after the highest id was read, again and again while writers
+// kept writing) and above the id of a writer waiting to write there (which
+// failed, its row outside the DEFAULT partition's range once the new
+// partitions were attached).
 func TestMakingPartitionsCatchesUpWithWritersInTheDefaultPartition(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -334,24 +336,38 @@ func TestMakingPartitionsCatchesUpWithWritersInTheDefaultPartition(t *testing.T)
 		msgs[i] = outbox.Message{Topic: "t", Payload: []byte("x")}
 	}
 	writeRows(t, pool, msgs...) // 2,001..2,500 in the DEFAULT partition
-	writer, err := pool.Begin(ctx)
+	first, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = writer.Rollback(ctx) })
-	require.NoError(t, outbox.Write(ctx, writer, msgs[0])) // 2,501, not committed yet
+	t.Cleanup(func() { _ = first.Rollback(ctx) })
+	require.NoError(t, outbox.Write(ctx, first, msgs[0])) // 2,501, not committed yet
 
+	waiting := func(n int) func() bool {
+		return func() bool {
+			var count int
+			assert.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&count))
+			return count == n
+		}
+	}
 	extended := make(chan error, 1)
 	go func() {
 		_, err := pool.Exec(ctx, "SELECT outbox_extend('outbox', 1000, 2)")
 		extended <- err
 	}()
-	require.Eventually(t, func() bool {
-		var waiting bool
-		assert.NoError(t, pool.QueryRow(ctx, `SELECT count(*) = 1 FROM pg_stat_activity
-			WHERE datname = current_database() AND query LIKE '%outbox_extend%' AND wait_event_type = 'Lock'`).Scan(&waiting))
-		return waiting
-	}, 10*time.Second, 10*time.Millisecond, "making partitions waits for the writer")
-	require.NoError(t, writer.Commit(ctx))
+	require.Eventually(t, waiting(1), 10*time.Second, 10*time.Millisecond, "making partitions waits for the first writer")
+	second, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = second.Rollback(ctx) })
+	wrote := make(chan error, 1)
+	go func() { wrote <- outbox.Write(ctx, second, msgs[0]) }() // draws 2,502, then waits
+	require.Eventually(t, waiting(2), 10*time.Second, 10*time.Millisecond, "a second writer waits behind it")
+	require.NoError(t, first.Commit(ctx))
 	require.NoError(t, <-extended)
-	require.Equal(t, []string{"outbox_p1", "outbox_p1001", "outbox_p2502", "outbox_p3502", "outbox_default"}, partitions(t, pool),
-		"the new partitions start above the row the writer added to the DEFAULT partition")
+	require.NoError(t, <-wrote, "the waiting writer's row still belongs to the DEFAULT partition")
+	require.NoError(t, second.Commit(ctx))
+	require.Equal(t, []string{"outbox_p1", "outbox_p1001", "outbox_p2603", "outbox_p3603", "outbox_default"}, partitions(t, pool),
+		"the new partitions start a margin (100 ids) above the highest id drawn, 2,502")
+	var inDefault int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox_default WHERE id > 2000").Scan(&inDefault))
+	require.Equal(t, 502, inDefault)
 }
