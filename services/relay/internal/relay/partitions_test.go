@@ -308,7 +308,7 @@ func TestFailedPartitionDDLIsTriedAgainWithinSeconds(t *testing.T) {
 	startRelay(t, r)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(m.published.WithLabelValues("test")) == 1500 },
 		30*time.Second, 20*time.Millisecond, "the relay publishes while its DDL waits")
-	require.Eventually(t, func() bool { return logs.FilterMessageSnippet("tending the outbox's partitions failed").Len() > 0 },
+	require.Eventually(t, func() bool { return logs.FilterMessageSnippet("making outbox partitions ahead failed").Len() > 0 },
 		30*time.Second, 20*time.Millisecond, "making partitions ahead waits for the DEFAULT partition's lock and fails")
 	require.Equal(t, []string{"outbox_p1", "outbox_p1001", "outbox_default"}, partitions(t, pool))
 	require.NoError(t, holder.Commit(ctx))

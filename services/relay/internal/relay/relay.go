@@ -871,17 +871,17 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time,
 		clear(sealed)
 		return nil
 	}
-	if gate.closed() {
-		return nil
+	if !gate.closed() {
+		created, err := r.store.Extend(ctx, r.pool, r.cfg.PartitionRows, partitionsAhead, ddlLockWait)
+		switch {
+		case err != nil: // the partitions are still checked below
+			r.logger.Warn("making outbox partitions ahead failed; rows past them go to the DEFAULT partition meanwhile",
+				zap.Error(err), zap.Duration("next_try_in", gate.failed()))
+		case created > 0:
+			gate.backoff.Reset()
+			r.metrics.observePartitions(r.src.Name, created, 0)
+		}
 	}
-	created, err := r.store.Extend(ctx, r.pool, r.cfg.PartitionRows, partitionsAhead, ddlLockWait)
-	if err != nil {
-		return fmt.Errorf("%w (partitions' DDL put off for %s)", err, gate.failed())
-	}
-	if created > 0 {
-		gate.backoff.Reset()
-	}
-	r.metrics.observePartitions(r.src.Name, created, 0)
 	parts, err := r.store.Partitions(ctx, r.pool)
 	if err != nil {
 		return err

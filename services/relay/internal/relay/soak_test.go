@@ -61,9 +61,10 @@ type soakSample struct {
 //
 // The table is sitewatch's (the migrations: partitioned, its partitions
 // with migration 00016's autovacuum settings), its partitions remade of
-// SOAK_PARTITION_ROWS ids (250,000) before the first row is written. SOAK_AUTOVACUUM_DEFAULTS=1
-// resets every partition's autovacuum settings first (the partitions the
-// relay creates copy the newest's), for PostgreSQL's defaults;
+// SOAK_PARTITION_ROWS ids (250,000) before the first row is written.
+// SOAK_AUTOVACUUM_DEFAULTS=1 resets every partition's autovacuum settings
+// first (the partitions the relay creates copy the newest's), for
+// PostgreSQL's defaults;
 // SOAK_SINGLE_TABLE=1 soaks a table of the earlier, unpartitioned layout.
 // SOAK_OUT names a file the samples are written to (tab-separated, with a
 // first line naming the run): every such file in its directory is drawn
