@@ -58,6 +58,19 @@ func partitions(t *testing.T, pool *pgxpool.Pool) []string {
 	return names
 }
 
+// testRows returns n messages for topic "t", their keys spread over keys
+// values (none without a key if keys is 0).
+func testRows(n, keys int) []outbox.Message {
+	msgs := make([]outbox.Message, n)
+	for i := range msgs {
+		msgs[i] = outbox.Message{Topic: "t", Payload: []byte("x")}
+		if keys > 0 {
+			msgs[i].Key = []byte(fmt.Sprint(i % keys))
+		}
+	}
+	return msgs
+}
+
 // startRelay runs r until the test ends.
 func startRelay(t *testing.T, r *Relay) {
 	t.Helper()
@@ -81,10 +94,7 @@ func TestPartitionsAreKeptAheadCheckedAndDropped(t *testing.T) {
 	// A row for a topic the source may not publish to is parked in p1.
 	forbidden := outbox.Message{Topic: "forbidden", Payload: []byte("parked")}
 	writeRows(t, pool, forbidden)
-	msgs := make([]outbox.Message, 1499)
-	for i := range msgs {
-		msgs[i] = outbox.Message{Topic: "t", Key: []byte(fmt.Sprint(i % 7)), Payload: []byte("x")}
-	}
+	msgs := testRows(1499, 7)
 	writeRows(t, pool, msgs...) // ids 2..1500
 	var parkedEvent string
 	require.NoError(t, pool.QueryRow(ctx, "SELECT event_id::text FROM outbox WHERE id = 1").Scan(&parkedEvent))
@@ -286,11 +296,7 @@ func TestFailedPartitionDDLIsTriedAgainWithinSeconds(t *testing.T) {
 	ctx := context.Background()
 	dbURL := partitionedDB(t, MinPartitionRows)
 	pool := dbtest.Pool(t, dbURL)
-	msgs := make([]outbox.Message, 1500)
-	for i := range msgs {
-		msgs[i] = outbox.Message{Topic: "t", Key: []byte(fmt.Sprint(i % 7)), Payload: []byte("x")}
-	}
-	writeRows(t, pool, msgs...)
+	writeRows(t, pool, testRows(1500, 7)...)
 	holder, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = holder.Rollback(ctx) })
@@ -331,10 +337,7 @@ func TestMakingPartitionsCatchesUpWithWritersInTheDefaultPartition(t *testing.T)
 	ctx := context.Background()
 	dbURL := partitionedDB(t, MinPartitionRows)
 	pool := dbtest.Pool(t, dbURL)
-	msgs := make([]outbox.Message, 2500)
-	for i := range msgs {
-		msgs[i] = outbox.Message{Topic: "t", Payload: []byte("x")}
-	}
+	msgs := testRows(2500, 0)
 	writeRows(t, pool, msgs...) // 2,001..2,500 in the DEFAULT partition
 	first, err := pool.Begin(ctx)
 	require.NoError(t, err)
