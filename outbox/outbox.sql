@@ -95,6 +95,8 @@ DECLARE
     dflt regclass;
     seq text;
     drawn bigint;
+    margin bigint := least(10000, partition_rows / 10);
+    shut boolean;
 BEGIN
     IF partition_rows < 1 OR ahead < 1 THEN
         RAISE EXCEPTION 'outbox_extend: partition_rows (%) and ahead (%) must be at least 1', partition_rows, ahead;
@@ -124,12 +126,17 @@ BEGIN
     -- Rows above every range are in the DEFAULT partition, and so is the
     -- row of a writer that drew its id above every range and now waits
     -- for the lock held here: a new range must take neither (ATTACH would
-    -- fail on the one, the writer on the other). So once writers have
-    -- reached the end of the ranges, new ones start a margin above every
-    -- id drawn: each writer waiting here holds one id, and there are fewer
-    -- of them than the margin; the ids skipped go to the DEFAULT partition.
-    IF drawn >= coalesce(next_id, 1) THEN
-        next_id := drawn + 1 + least(10000, partition_rows / 10);
+    -- fail on the one, the writer on the other). Writers keep drawing ids
+    -- while the locks are held, and those that cross the end of the ranges
+    -- wait here too. So once writers are within a margin of that end, new
+    -- ranges start a margin above every id drawn: a writer would have to
+    -- draw more ids than the margin in the milliseconds the locks are held
+    -- to fail; the ids skipped go to the DEFAULT partition. No margin when
+    -- this transaction already shuts writers out (outbox_partition does).
+    SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'relation' AND relation = tbl AND pid = pg_backend_pid() AND granted
+                   AND mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')) INTO shut;
+    IF NOT shut AND (next_id IS NULL AND drawn > 0 OR drawn + margin >= next_id) THEN
+        next_id := drawn + 1 + margin;
     END IF;
     next_id := greatest(coalesce(next_id, top + 1), top + 1);
     WHILE next_id <= drawn + ahead::bigint * partition_rows LOOP

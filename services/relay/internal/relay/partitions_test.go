@@ -374,3 +374,33 @@ func TestMakingPartitionsCatchesUpWithWritersInTheDefaultPartition(t *testing.T)
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox_default WHERE id > 2000").Scan(&inDefault))
 	require.Equal(t, 502, inDefault)
 }
+
+// Writers keep drawing ids while outbox_extend holds its locks, and one
+// that crosses the end of the ranges then waits for the DEFAULT partition:
+// had the new range taken its id, its statement would fail. So once
+// writers are within a margin (a tenth of a partition, here 100 ids) of
+// the end, new partitions start that margin above the highest id drawn.
+// (The race itself lies inside one statement, out of a test's reach; the
+// layout it needs is what is tested.) A conversion, which shuts writers
+// out, starts its partitions right above the table's rows.
+func TestNewPartitionsStartAMarginAboveWritersNearTheEnd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, partitionedDB(t, MinPartitionRows))
+	writeRows(t, pool, testRows(1950, 0)...) // 51 ids short of the end (2,001)
+	_, err := pool.Exec(ctx, "SELECT outbox_extend('outbox', 1000, 2)")
+	require.NoError(t, err)
+	require.Equal(t, []string{"outbox_p1", "outbox_p1001", "outbox_p2051", "outbox_p3051", "outbox_default"}, partitions(t, pool),
+		"the new partitions start 100 ids above the highest id drawn, 1,950")
+	writeRows(t, pool, testRows(150, 0)...)
+	var inDefault int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox_default").Scan(&inDefault))
+	require.Equal(t, 50, inDefault, "ids 2,001..2,050 go to the DEFAULT partition")
+
+	legacy := dbtest.Pool(t, legacyDB(t))
+	writeRows(t, legacy, testRows(1950, 0)...)
+	_, err = legacy.Exec(ctx, fmt.Sprintf("CALL outbox_partition('outbox', %d)", MinPartitionRows))
+	require.NoError(t, err)
+	require.Equal(t, []string{"outbox_p0", "outbox_p1951", "outbox_p2951", "outbox_default"}, partitions(t, legacy),
+		"converted: the new partitions start right above the highest row")
+}
