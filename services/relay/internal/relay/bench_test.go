@@ -143,8 +143,9 @@ func runUntilDrained(b *testing.B, dbURL, table string, p Producer, n int) float
 	fmt.Printf("  %s: µs per row by step, summed over workers: %s\n", table, strings.Join(steps, ", "))
 	var used []string
 	var sum float64
+	spent := cpuSpent(cpu0, cpu1)
 	for _, kind := range cpuKinds {
-		d := cpu1[kind] - cpu0[kind]
+		d := spent[kind]
 		sum += d
 		used = append(used, fmt.Sprintf("%s %.1f", kind, d*1e6/float64(n)))
 	}
@@ -156,14 +157,21 @@ func runUntilDrained(b *testing.B, dbURL, table string, p Producer, n int) float
 // cpuKinds are the kinds of process cpuSeconds tells apart.
 var cpuKinds = []string{"postgres", "broker", "relay", "kernel", "other"}
 
-// cpuSeconds returns the CPU time (user and system) the processes running
-// now have used, from /proc (Linux; empty elsewhere), by kind: PostgreSQL's
-// backends, the Kafka broker, this process (the relay and librdkafka's
-// threads), the kernel's threads (writeback, softirqs) and the rest. The
-// database, the broker and the relay share this machine's cores: where the
-// time goes tells what bounds the relay's rows/s.
-func cpuSeconds() map[string]float64 {
-	out := map[string]float64{}
+// taskCPU is a thread's kind (see cpuKinds) and the CPU seconds it used.
+type taskCPU struct {
+	kind    string
+	seconds float64
+}
+
+// cpuSeconds returns the CPU time (user and system) each thread running
+// now has used, from /proc (Linux; empty elsewhere), by its
+// /proc/PID/task/TID path. Its kind tells PostgreSQL's backends, the Kafka
+// broker, this process (the relay and librdkafka's threads), the kernel's
+// threads (writeback, softirqs) and the rest apart. The database, the
+// broker and the relay share this machine's cores: where the time goes
+// tells what bounds the relay's rows/s.
+func cpuSeconds() map[string]taskCPU {
+	out := map[string]taskCPU{}
 	tasks, _ := filepath.Glob("/proc/[0-9]*/task/[0-9]*/stat")
 	self := strconv.Itoa(os.Getpid())
 	kinds := map[string]string{} // by pid
@@ -185,7 +193,20 @@ func cpuSeconds() map[string]float64 {
 		}
 		utime, _ := strconv.ParseFloat(f[11], 64)
 		stime, _ := strconv.ParseFloat(f[12], 64)
-		out[kind] += (utime + stime) / 100 // USER_HZ, 100 on Linux
+		out[path] = taskCPU{kind: kind, seconds: (utime + stime) / 100} // USER_HZ, 100 on Linux
+	}
+	return out
+}
+
+// cpuSpent is the CPU time used between two readings of cpuSeconds, by
+// kind: each thread's growth, all of it for a thread started meanwhile. A
+// thread that ended meanwhile (a kernel worker, say) is left out, its time
+// lost: subtracting its first reading from nothing made a kind's sum
+// negative.
+func cpuSpent(before, after map[string]taskCPU) map[string]float64 {
+	out := map[string]float64{}
+	for path, t := range after {
+		out[t.kind] += t.seconds - before[path].seconds
 	}
 	return out
 }
