@@ -119,7 +119,7 @@ func TestMigratedOutboxIsTheDDLsOutbox(t *testing.T) {
 
 // The migrations carry outbox.DDL's partition functions as they are: the
 // newest migration that makes each one (00029 all four, 00031
-// outbox_extend) has it exactly as outbox.sql has it today, so the relay
+// outbox_extend, 00032 outbox_drop) has it exactly as outbox.sql has it today, so the relay
 // calls the same functions on sitewatch's outbox as on another team's. A
 // change to them in outbox.sql needs a migration too.
 func TestMigrationsHaveTheDDLsPartitionFunctions(t *testing.T) {

@@ -172,32 +172,42 @@ $$;
 -- passed a retention ago, and once the floor passed it no transaction
 -- still running can write below it (see the relay's Floor), except with an
 -- id drawn long before its row is written (a sequence cache): such a row,
--- its range gone, goes to the DEFAULT partition, which is looked through
--- too. Then the parent is locked, the order every statement on the table
--- takes its locks in, so no deadlock can form; the caller's lock_timeout
--- bounds the wait, during which writers queue behind the request.
+-- its range gone, goes to the DEFAULT partition. Then the parent is
+-- locked, the order every statement on the table takes its locks in, so no
+-- deadlock can form; the caller's lock_timeout bounds the wait, during
+-- which writers queue behind the request. Rows keep coming to the DEFAULT
+-- partition while writers write past the ranges or into a gap between
+-- them, whatever the floor: it is looked through again under the lock,
+-- when every writer that wrote to it has committed and the others wait,
+-- and is left as it is (NULL, or the row waiting) if it changed.
 CREATE OR REPLACE FUNCTION outbox_drop(part regclass) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     parent regclass;
     waiting bigint;
     is_default boolean;
-    empty boolean;
+    seen bigint;
+    now_seen bigint;
 BEGIN
     SELECT i.inhparent::regclass, pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' INTO parent, is_default
     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhrelid = part;
     IF parent IS NULL THEN
         RAISE EXCEPTION 'outbox_drop: % is not a partition of an outbox table', part;
     END IF;
-    EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s)', part) INTO empty;
-    IF empty AND is_default THEN
+    EXECUTE format('SELECT count(*), min(id) FILTER (WHERE NOT published AND parked_at IS NULL) FROM %s', part) INTO seen, waiting;
+    IF seen = 0 AND is_default THEN
         RETURN NULL; -- nothing to empty: the parent is left alone
     END IF;
-    EXECUTE format('SELECT min(id) FROM %s WHERE NOT published AND parked_at IS NULL', part) INTO waiting;
     IF waiting IS NOT NULL THEN
         RETURN waiting;
     END IF;
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', parent);
+    IF is_default THEN
+        EXECUTE format('SELECT count(*), min(id) FILTER (WHERE NOT published AND parked_at IS NULL) FROM %s', part) INTO now_seen, waiting;
+        IF waiting IS NOT NULL OR now_seen <> seen THEN
+            RETURN waiting; -- rows came meanwhile: emptied once they too are published and kept
+        END IF;
+    END IF;
     EXECUTE format($q$INSERT INTO %s (event_id, topic_name, msg_key, payload, headers, created_at, attempts,
                                           last_error, next_attempt_at, parked_at)
                       SELECT event_id, topic_name, msg_key, payload, headers, created_at, attempts,

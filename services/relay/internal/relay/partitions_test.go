@@ -404,3 +404,97 @@ func TestNewPartitionsStartAMarginAboveWritersNearTheEnd(t *testing.T) {
 	require.Equal(t, []string{"outbox_p0", "outbox_p1951", "outbox_p2951", "outbox_default"}, partitions(t, legacy),
 		"converted: the new partitions start right above the highest row")
 }
+
+// Rows writers left in the DEFAULT partition while they outran the
+// partitions made ahead (the relay down, say) are emptied out once all of
+// them are published and the retention has gone by, while writers go on
+// writing; a row added to it meanwhile holds the emptying back.
+func TestTheDefaultPartitionIsEmptiedWhileWritersGoOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := partitionedDB(t, MinPartitionRows)
+	pool := dbtest.Pool(t, dbURL)
+	writeRows(t, pool, testRows(2500, 7)...) // 2,001..2,500 in the DEFAULT partition
+	inDefault := func() int {
+		var n int
+		assert.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox_default").Scan(&n))
+		return n
+	}
+	require.Equal(t, 500, inDefault())
+
+	cfg := testConfig()
+	cfg.PartitionRows, cfg.Retention = MinPartitionRows, time.Second
+	m := NewMetrics(prometheus.NewRegistry())
+	r, err := New(ctx, cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"t"}},
+		&fakeProducer{}, zaptest.NewLogger(t), m)
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	startRelay(t, r)
+	wctx, stop := context.WithCancel(ctx)
+	wrote := make(chan int)
+	go func() { // a writer going on, 20 rows every 20 ms
+		n := 0
+		for wctx.Err() == nil {
+			assert.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, testRows(20, 7)...) }))
+			n += 20
+			time.Sleep(20 * time.Millisecond)
+		}
+		wrote <- n
+	}()
+	t.Cleanup(func() {
+		if wctx.Err() == nil {
+			stop()
+			<-wrote
+		}
+	})
+	require.Eventually(t, func() bool { return inDefault() == 0 }, 30*time.Second, 50*time.Millisecond,
+		"the DEFAULT partition is emptied once its rows are published and the retention went by")
+	stop()
+	n := <-wrote
+	require.Positive(t, n)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(m.published.WithLabelValues("test")) == float64(2500+n) },
+		10*time.Second, 20*time.Millisecond, "every row is published, once")
+}
+
+// outbox_drop looks the DEFAULT partition through again under its lock: a
+// row written to it by a transaction that committed while the function
+// waited for the lock (after its first look) is not emptied out with the
+// published ones.
+func TestEmptyingTheDefaultPartitionKeepsARowThatCameMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, partitionedDB(t, MinPartitionRows))
+	writeRows(t, pool, testRows(2500, 0)...) // 2,001..2,500 in the DEFAULT partition
+	_, err := pool.Exec(ctx, "UPDATE outbox SET published = true, published_at = now()")
+	require.NoError(t, err)
+	late, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = late.Rollback(ctx) })
+	require.NoError(t, outbox.Write(ctx, late, testRows(1, 0)...)) // 2,501, not committed yet
+
+	dropped := make(chan int64, 1)
+	go func() {
+		var waiting *int64
+		assert.NoError(t, pool.QueryRow(ctx, "SELECT outbox_drop('outbox_default')").Scan(&waiting))
+		dropped <- ptrOr(waiting, 0)
+	}()
+	require.Eventually(t, func() bool {
+		var n int
+		assert.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n))
+		return n == 1
+	}, 10*time.Second, 10*time.Millisecond, "outbox_drop waits for the writer's lock")
+	require.NoError(t, late.Commit(ctx))
+	require.Equal(t, int64(2501), <-dropped, "the row that came meanwhile waits to be published")
+	var left int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox_default").Scan(&left))
+	require.Equal(t, 501, left, "nothing was emptied")
+}
+
+// ptrOr is *p, or or if p is nil.
+func ptrOr[T any](p *T, or T) T {
+	if p == nil {
+		return or
+	}
+	return *p
+}

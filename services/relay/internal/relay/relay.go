@@ -846,7 +846,7 @@ func (g *ddlGate) failed() time.Duration {
 // keepPartitions tends the table's partitions until ctx ends; it also
 // notices the table's layout changing (a conversion while the relay runs).
 func (r *Relay) keepPartitions(ctx context.Context) {
-	sealed := map[string]time.Time{} // partitions below the floor, since
+	sealed := map[string]seal{} // partitions below the floor
 	gate := &ddlGate{backoff: retry.NewBackoff(ddlBackoff)}
 	for retry.Sleep(ctx, partitionEvery) {
 		pctx, cancel := context.WithTimeout(ctx, partitionTimeout)
@@ -858,7 +858,7 @@ func (r *Relay) keepPartitions(ctx context.Context) {
 	}
 }
 
-func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time, gate *ddlGate) error {
+func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]seal, gate *ddlGate) error {
 	was := r.store.Partitioned()
 	info, err := r.store.Info(ctx, r.pool)
 	if err != nil {
@@ -887,15 +887,9 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time,
 		return err
 	}
 	floor := r.floor.ID()
-	// Rows in the DEFAULT partition came when no range took them, and the
-	// next range made starts above them: below the newest range's first id.
-	var newest int64
 	present := map[string]bool{}
 	for _, p := range parts {
 		present[p.Name] = true
-		if !p.Default {
-			newest = max(newest, p.First)
-		}
 	}
 	for name := range sealed {
 		if !present[name] {
@@ -903,32 +897,43 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time,
 		}
 	}
 	for _, p := range parts {
+		// Every id in p lies below end. The DEFAULT partition has no range:
+		// its end is one above its highest row. Rows keep coming to it
+		// (writers past the ranges, or in a gap between them), but once the
+		// floor passed its end, only above it: so it is sealed only while
+		// its end stays the same.
 		end := p.End
 		if p.Default {
-			end = newest
+			top, err := r.store.Top(ctx, r.pool, p)
+			if err != nil {
+				return err
+			}
+			if top == 0 {
+				delete(sealed, p.Name)
+				continue
+			}
+			end = top + 1
 		}
 		if end > floor {
 			delete(sealed, p.Name)
 			continue
 		}
-		since, ok := sealed[p.Name]
-		if !ok {
+		s, ok := sealed[p.Name]
+		if !ok || s.end != end {
 			// Once, as the floor passes it: a row in it the floor passed
 			// over (an id drawn long before its commit) is found now.
-			if !p.Default {
-				id, err := r.store.Waiting(ctx, r.pool, p)
-				if err != nil {
-					return err
-				}
-				if id != 0 {
-					r.lowerFloor(id, p)
-					continue
-				}
+			id, err := r.store.Waiting(ctx, r.pool, p)
+			if err != nil {
+				return err
 			}
-			sealed[p.Name] = time.Now()
+			if id != 0 {
+				r.lowerFloor(id, p)
+				continue
+			}
+			sealed[p.Name] = seal{since: time.Now(), end: end}
 			continue
 		}
-		if r.cfg.Retention == 0 || time.Since(since) < r.cfg.Retention || gate.closed() || r.kafkaStalled(kafkaStalledFor) {
+		if r.cfg.Retention == 0 || time.Since(s.since) < r.cfg.Retention || gate.closed() || r.kafkaStalled(kafkaStalledFor) {
 			continue
 		}
 		waiting, err := r.store.Drop(ctx, r.pool, p, ddlLockWait)
@@ -939,21 +944,25 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]time.Time,
 			continue
 		}
 		gate.backoff.Reset()
+		delete(sealed, p.Name)
 		if waiting != 0 {
 			r.lowerFloor(waiting, p)
-			delete(sealed, p.Name)
 			continue
 		}
-		if p.Default {
-			sealed[p.Name] = time.Now() // emptied; looked at again a retention later
+		if p.Default { // emptied, or left for rows that came meanwhile: its end says which
 			continue
 		}
-		delete(sealed, p.Name)
 		r.metrics.observePartitions(r.src.Name, 0, 1)
 		r.logger.Info("dropped a published outbox partition", zap.String("partition", p.Name),
 			zap.Int64("first_id", p.First), zap.Int64("end_id", p.End))
 	}
 	return nil
+}
+
+// seal is when the floor passed a partition's end (see tendPartitions).
+type seal struct {
+	since time.Time
+	end   int64
 }
 
 // lowerFloor takes the claims back down to a row found waiting below the

@@ -65,6 +65,10 @@ var (
 	lockTimeoutSQL string
 	//go:embed waiting_between.sql
 	waitingBetweenSQL string
+	//go:embed partition_top.sql
+	partitionTopSQL string
+	//go:embed partition_waiting.sql
+	partitionWaitingSQL string
 
 	//go:embed lock_lanes.sql
 	lockLanesSQL string
@@ -535,14 +539,36 @@ func (s *Store) Extend(ctx context.Context, pool Beginner, size int64, ahead int
 // Waiting returns the lowest id of a row waiting to be published in p, or
 // 0 if none is.
 func (s *Store) Waiting(ctx context.Context, db DB, p Partition) (int64, error) {
+	sql, args := s.q.waitingBetween, []any{p.First, p.End}
+	if p.Default {
+		sql, args = inPartition(partitionWaitingSQL, p), nil
+	}
 	var id *int64
-	if err := db.QueryRow(ctx, s.q.waitingBetween, p.First, p.End).Scan(&id); err != nil {
+	if err := db.QueryRow(ctx, sql, args...).Scan(&id); err != nil {
 		return 0, fmt.Errorf("looking for waiting rows in outbox partition %s: %w", p.Name, err)
 	}
 	if id == nil {
 		return 0, nil
 	}
 	return *id, nil
+}
+
+// Top returns the highest id in partition p, or 0 if p is empty.
+func (s *Store) Top(ctx context.Context, db DB, p Partition) (int64, error) {
+	var id *int64
+	if err := db.QueryRow(ctx, inPartition(partitionTopSQL, p)).Scan(&id); err != nil {
+		return 0, fmt.Errorf("reading the highest id of outbox partition %s: %w", p.Name, err)
+	}
+	if id == nil {
+		return 0, nil
+	}
+	return *id, nil
+}
+
+// inPartition fills a query on one partition in: p.Name is PostgreSQL's
+// own rendering of the partition's regclass (outbox_partitions).
+func inPartition(sql string, p Partition) string {
+	return strings.ReplaceAll(sql, "{{partition}}", p.Name)
 }
 
 // Drop drops partition p (empties it, if it is the DEFAULT partition),
