@@ -904,7 +904,7 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]seal, gate
 		// its end stays the same.
 		end := p.End
 		if p.Default {
-			top, err := r.store.Top(ctx, r.pool, p)
+			top, err := r.store.DefaultTop(ctx, r.pool, p)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -65,10 +66,10 @@ var (
 	lockTimeoutSQL string
 	//go:embed waiting_between.sql
 	waitingBetweenSQL string
-	//go:embed partition_top.sql
-	partitionTopSQL string
-	//go:embed partition_waiting.sql
-	partitionWaitingSQL string
+	//go:embed default_top.sql
+	defaultTopSQL string
+	//go:embed default_waiting.sql
+	defaultWaitingSQL string
 
 	//go:embed lock_lanes.sql
 	lockLanesSQL string
@@ -133,6 +134,8 @@ type queries struct {
 	floorPartitioned   string
 	requeuePartitioned string
 	waitingBetween     string
+	defaultTop         string
+	defaultWaiting     string
 }
 
 // Store runs the relay's queries against one table, in either layout:
@@ -181,6 +184,8 @@ func New(table string) (*Store, error) {
 		floorPartitioned:   fill(floorPartitionedSQL),
 		requeuePartitioned: fill(requeuePartitionedSQL),
 		waitingBetween:     fill(waitingBetweenSQL),
+		defaultTop:         fill(defaultTopSQL),
+		defaultWaiting:     fill(defaultWaitingSQL),
 	}}
 	return s, nil
 }
@@ -494,6 +499,9 @@ type Partition struct {
 	First   int64
 	End     int64
 	Default bool
+	// outside is the SQL condition on id met by the DEFAULT partition's
+	// rows only (see outsideRanges).
+	outside string
 }
 
 // Partitions lists the table's partitions in id order, the DEFAULT one last.
@@ -520,7 +528,41 @@ func (s *Store) Partitions(ctx context.Context, db DB) ([]Partition, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing the outbox's partitions: %w", err)
 	}
+	for i := range out {
+		if out[i].Default {
+			out[i].outside = outsideRanges(out)
+		}
+	}
 	return out, nil
+}
+
+// outsideRanges is the SQL condition on id that the rows of the DEFAULT
+// partition among parts meet, and no other: below the first range, between
+// two ranges (the gaps outbox_extend leaves), or past the last.
+func outsideRanges(parts []Partition) string {
+	var ranges []Partition
+	for _, p := range parts {
+		if !p.Default {
+			ranges = append(ranges, p)
+		}
+	}
+	slices.SortFunc(ranges, func(a, b Partition) int { return cmp.Compare(a.First, b.First) })
+	var conds []string
+	from := int64(math.MinInt64)
+	for _, p := range ranges {
+		switch {
+		case p.First <= from:
+		case from == math.MinInt64:
+			conds = append(conds, "id < "+strconv.FormatInt(p.First, 10))
+		default:
+			conds = append(conds, "id >= "+strconv.FormatInt(from, 10)+" AND id < "+strconv.FormatInt(p.First, 10))
+		}
+		from = max(from, p.End)
+	}
+	if from == math.MinInt64 {
+		return "true"
+	}
+	return strings.Join(append(conds, "id >= "+strconv.FormatInt(from, 10)), " OR ")
 }
 
 // Extend creates partitions of size ids until ahead of them lie beyond
@@ -541,7 +583,7 @@ func (s *Store) Extend(ctx context.Context, pool Beginner, size int64, ahead int
 func (s *Store) Waiting(ctx context.Context, db DB, p Partition) (int64, error) {
 	sql, args := s.q.waitingBetween, []any{p.First, p.End}
 	if p.Default {
-		sql, args = inPartition(partitionWaitingSQL, p), nil
+		sql, args = strings.ReplaceAll(s.q.defaultWaiting, "{{outside}}", p.outside), nil
 	}
 	var id *int64
 	if err := db.QueryRow(ctx, sql, args...).Scan(&id); err != nil {
@@ -553,22 +595,17 @@ func (s *Store) Waiting(ctx context.Context, db DB, p Partition) (int64, error) 
 	return *id, nil
 }
 
-// Top returns the highest id in partition p, or 0 if p is empty.
-func (s *Store) Top(ctx context.Context, db DB, p Partition) (int64, error) {
+// DefaultTop returns the highest id in DEFAULT partition p (from
+// Partitions), or 0 if p is empty.
+func (s *Store) DefaultTop(ctx context.Context, db DB, p Partition) (int64, error) {
 	var id *int64
-	if err := db.QueryRow(ctx, inPartition(partitionTopSQL, p)).Scan(&id); err != nil {
+	if err := db.QueryRow(ctx, strings.ReplaceAll(s.q.defaultTop, "{{outside}}", p.outside)).Scan(&id); err != nil {
 		return 0, fmt.Errorf("reading the highest id of outbox partition %s: %w", p.Name, err)
 	}
 	if id == nil {
 		return 0, nil
 	}
 	return *id, nil
-}
-
-// inPartition fills a query on one partition in: p.Name is PostgreSQL's
-// own rendering of the partition's regclass (outbox_partitions).
-func inPartition(sql string, p Partition) string {
-	return strings.ReplaceAll(sql, "{{partition}}", p.Name)
 }
 
 // Drop drops partition p (empties it, if it is the DEFAULT partition),
