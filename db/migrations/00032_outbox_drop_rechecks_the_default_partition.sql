@@ -30,7 +30,7 @@ BEGIN
         RETURN waiting;
     END IF;
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', parent);
-    IF is_default THEN
+    IF is_default THEN -- looked through again under the lock (the relay looks for this line)
         EXECUTE format('SELECT count(*), min(id) FILTER (WHERE NOT published AND parked_at IS NULL) FROM %s', part) INTO now_seen, waiting;
         IF waiting IS NOT NULL OR now_seen <> seen THEN
             RETURN waiting; -- rows came meanwhile: emptied once they too are published and kept

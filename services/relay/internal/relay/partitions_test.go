@@ -3,8 +3,10 @@ package relay
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/sitewatch/sitewatch/db"
 	"github.com/sitewatch/sitewatch/db/dbtest"
 	"github.com/sitewatch/sitewatch/outbox"
 	"github.com/sitewatch/sitewatch/outbox/outboxtest"
@@ -454,6 +457,45 @@ func TestTheDefaultPartitionIsEmptiedWhileWritersGoOn(t *testing.T) {
 	require.Positive(t, n)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(m.published.WithLabelValues("test")) == float64(2500+n) },
 		10*time.Second, 20*time.Millisecond, "every row is published, once")
+}
+
+// A table whose outbox_drop predates migration 00032 (another team's that
+// has not applied outbox.sql again) gets its DEFAULT partition left alone,
+// as emptying it without a second look under the lock could take a row
+// committed meanwhile; the relay says so at start, and drops its other
+// partitions as before.
+func TestAnOutboxDropOfBeforeMigration00032LeavesTheDefaultPartitionAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := partitionedDB(t, MinPartitionRows)
+	pool := dbtest.Pool(t, dbURL)
+	raw, err := fs.ReadFile(db.Migrations(), "00032_outbox_drop_rechecks_the_default_partition.sql")
+	require.NoError(t, err)
+	_, down, found := strings.Cut(string(raw), "-- +goose Down")
+	require.True(t, found)
+	_, err = pool.Exec(ctx, down) // outbox_drop as migration 00029 made it
+	require.NoError(t, err)
+	writeRows(t, pool, testRows(2500, 7)...) // 2,001..2,500 in the DEFAULT partition
+
+	cfg := testConfig()
+	cfg.PartitionRows, cfg.Retention = MinPartitionRows, time.Second
+	core, logs := observer.New(zap.WarnLevel)
+	m := NewMetrics(prometheus.NewRegistry())
+	r, err := New(ctx, cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"t"}},
+		&fakeProducer{}, zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core())), m)
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	require.Equal(t, 1, logs.FilterMessageSnippet("predates outbox.sql's of sitewatch's migration 00032").Len())
+	startRelay(t, r)
+	require.Eventually(t, func() bool { return !slices.Contains(partitions(t, pool), "outbox_p1001") }, 30*time.Second, 50*time.Millisecond,
+		"the published partitions are dropped as before")
+	// The DEFAULT partition, sealed in the same round as p1001, would be
+	// emptied in the round that dropped it, right after it.
+	require.Never(t, func() bool {
+		var n int
+		assert.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox_default").Scan(&n))
+		return n != 500
+	}, 3*time.Second, 100*time.Millisecond, "the DEFAULT partition is left as it is")
 }
 
 // outbox_drop looks the DEFAULT partition through again under its lock: a

@@ -219,6 +219,11 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 			"convert it in place (no row is copied or published again) with outbox.sql's CALL outbox_partition(table), which the relay notices within seconds",
 			zap.String("table", src.Table))
 	}
+	if info.Partitioned && !info.EmptiesDefault {
+		logger.Warn("the outbox table's outbox_drop predates outbox.sql's of sitewatch's migration 00032: rows writers leave in the DEFAULT partition "+
+			"(past the partitions made ahead) are published but not emptied out; apply outbox.sql again",
+			zap.String("table", src.Table))
+	}
 	coord, err := lease.New(lease.Config{
 		DatabaseURL: src.DatabaseURL, AppName: "sitewatch-relay-lease", Group: "lanes of " + info.Channel,
 		// The outbox table's oid is the namespace: relays of different
@@ -903,6 +908,9 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]seal, gate
 		// floor passed its end, only above it: so it is sealed only while
 		// its end stays the same.
 		end := p.End
+		if p.Default && !info.EmptiesDefault {
+			continue
+		}
 		if p.Default {
 			top, err := r.store.DefaultTop(ctx, r.pool, p)
 			if err != nil {

@@ -199,6 +199,10 @@ type TableInfo struct {
 	// Partitioned is the layout of outbox.sql; false is the earlier single
 	// table (CALL outbox_partition converts it).
 	Partitioned bool
+	// EmptiesDefault says outbox_drop may be given the DEFAULT partition:
+	// it looks it through again under its lock (outbox.sql since sitewatch's
+	// migration 00032).
+	EmptiesDefault bool
 }
 
 // ErrNoPartitionFunctions says a partitioned table lacks the functions the
@@ -212,7 +216,7 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 	var oid int64
 	var ti TableInfo
 	var functions bool
-	if err := db.QueryRow(ctx, s.q.tableInfo, s.table).Scan(&oid, &ti.Schema, &ti.Name, &ti.Channel, &ti.Partitioned, &functions); err != nil {
+	if err := db.QueryRow(ctx, s.q.tableInfo, s.table).Scan(&oid, &ti.Schema, &ti.Name, &ti.Channel, &ti.Partitioned, &functions, &ti.EmptiesDefault); err != nil {
 		return TableInfo{}, fmt.Errorf("looking up outbox table %s: %w", s.table, err)
 	}
 	if ti.Partitioned && !functions {
