@@ -74,6 +74,22 @@ func testRows(n, keys int) []outbox.Message {
 	return msgs
 }
 
+// partitionsRelay returns a relay of topic "t" on dbURL's outbox keeping
+// partitions of MinPartitionRows ids with a second's retention, its
+// metrics, and the warnings it logs.
+func partitionsRelay(t *testing.T, dbURL string) (*Relay, *Metrics, *observer.ObservedLogs) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.PartitionRows, cfg.Retention = MinPartitionRows, time.Second
+	core, logs := observer.New(zap.WarnLevel)
+	m := NewMetrics(prometheus.NewRegistry())
+	r, err := New(context.Background(), cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"t"}},
+		&fakeProducer{}, zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core())), m)
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	return r, m, logs
+}
+
 // startRelay runs r until the test ends.
 func startRelay(t *testing.T, r *Relay) {
 	t.Helper()
@@ -102,13 +118,7 @@ func TestPartitionsAreKeptAheadCheckedAndDropped(t *testing.T) {
 	var parkedEvent string
 	require.NoError(t, pool.QueryRow(ctx, "SELECT event_id::text FROM outbox WHERE id = 1").Scan(&parkedEvent))
 
-	cfg := testConfig()
-	cfg.PartitionRows, cfg.Retention = MinPartitionRows, time.Second
-	m := NewMetrics(prometheus.NewRegistry())
-	r, err := New(ctx, cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"t"}},
-		&fakeProducer{}, zaptest.NewLogger(t), m)
-	require.NoError(t, err)
-	t.Cleanup(r.Close)
+	r, m, _ := partitionsRelay(t, dbURL)
 	startRelay(t, r)
 
 	require.Eventually(t, func() bool { return !slices.Contains(partitions(t, pool), "outbox_p1") }, 30*time.Second, 50*time.Millisecond,
@@ -128,7 +138,7 @@ func TestPartitionsAreKeptAheadCheckedAndDropped(t *testing.T) {
 	// A row of p1001 waits again below the floor (as a row whose id was
 	// drawn long before its commit would): it is found when the floor
 	// passes p1001, and published before p1001 is dropped.
-	_, err = pool.Exec(ctx, "UPDATE outbox SET published = false, published_at = NULL WHERE id = 1200")
+	_, err := pool.Exec(ctx, "UPDATE outbox SET published = false, published_at = NULL WHERE id = 1200")
 	require.NoError(t, err)
 	writeRows(t, pool, msgs[:600]...) // ids from 1,502 (1,501 is the carried row) past 2,000
 	require.Eventually(t, func() bool { return !slices.Contains(partitions(t, pool), "outbox_p1001") }, 30*time.Second, 50*time.Millisecond,
@@ -306,14 +316,7 @@ func TestFailedPartitionDDLIsTriedAgainWithinSeconds(t *testing.T) {
 	_, err = holder.Exec(ctx, "SELECT FROM outbox LIMIT 1") // holds the table until it ends
 	require.NoError(t, err)
 
-	cfg := testConfig()
-	cfg.PartitionRows, cfg.Retention = MinPartitionRows, time.Second
-	core, logs := observer.New(zap.WarnLevel)
-	m := NewMetrics(prometheus.NewRegistry())
-	r, err := New(ctx, cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"t"}},
-		&fakeProducer{}, zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core())), m)
-	require.NoError(t, err)
-	t.Cleanup(r.Close)
+	r, m, logs := partitionsRelay(t, dbURL)
 	startRelay(t, r)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(m.published.WithLabelValues("test")) == 1500 },
 		30*time.Second, 20*time.Millisecond, "the relay publishes while its DDL waits")
@@ -425,13 +428,7 @@ func TestTheDefaultPartitionIsEmptiedWhileWritersGoOn(t *testing.T) {
 	}
 	require.Equal(t, 500, inDefault())
 
-	cfg := testConfig()
-	cfg.PartitionRows, cfg.Retention = MinPartitionRows, time.Second
-	m := NewMetrics(prometheus.NewRegistry())
-	r, err := New(ctx, cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"t"}},
-		&fakeProducer{}, zaptest.NewLogger(t), m)
-	require.NoError(t, err)
-	t.Cleanup(r.Close)
+	r, m, _ := partitionsRelay(t, dbURL)
 	startRelay(t, r)
 	wctx, stop := context.WithCancel(ctx)
 	wrote := make(chan int)
@@ -477,14 +474,7 @@ func TestAnOutboxDropOfBeforeMigration00032LeavesTheDefaultPartitionAlone(t *tes
 	require.NoError(t, err)
 	writeRows(t, pool, testRows(2500, 7)...) // 2,001..2,500 in the DEFAULT partition
 
-	cfg := testConfig()
-	cfg.PartitionRows, cfg.Retention = MinPartitionRows, time.Second
-	core, logs := observer.New(zap.WarnLevel)
-	m := NewMetrics(prometheus.NewRegistry())
-	r, err := New(ctx, cfg, Source{Name: "test", DatabaseURL: dbURL, Table: "outbox", Topics: []string{"t"}},
-		&fakeProducer{}, zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core())), m)
-	require.NoError(t, err)
-	t.Cleanup(r.Close)
+	r, _, logs := partitionsRelay(t, dbURL)
 	require.Equal(t, 1, logs.FilterMessageSnippet("predates outbox.sql's of sitewatch's migration 00032").Len())
 	startRelay(t, r)
 	require.Eventually(t, func() bool { return !slices.Contains(partitions(t, pool), "outbox_p1001") }, 30*time.Second, 50*time.Millisecond,
