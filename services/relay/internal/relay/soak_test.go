@@ -43,6 +43,7 @@ type soakSample struct {
 	totalBytes  int64   // pg_total_relation_size, of every partition
 	live, dead  int64   // pg_stat_user_tables, summed over the partitions
 	autovacuums int64
+	inDefault   int64 // live rows of the DEFAULT partition, as pg_stat_user_tables has them
 }
 
 // BenchmarkSoak pushes SOAK_EVENTS events (make soak: 30,000,000), written
@@ -127,10 +128,12 @@ func BenchmarkSoak(b *testing.B) {
 		}
 		if layout == "partitioned" && cfg.PartitionRows != DefaultPartitionRows {
 			// The migration made its first partitions of a million ids:
-			// the soak's size begins at the first row instead.
+			// the soak's size begins at the first row instead, with
+			// partitions for the backlog written before the relay starts
+			// (else it would go to the DEFAULT partition).
 			_, err = pool.Exec(ctx, "SELECT outbox_drop(part) FROM outbox_partitions($1) WHERE end_id IS NOT NULL", table)
 			require.NoError(b, err)
-			_, err = pool.Exec(ctx, "SELECT outbox_extend($1, $2, 2)", table, cfg.PartitionRows)
+			_, err = pool.Exec(ctx, "SELECT outbox_extend($1, $2, $3)", table, cfg.PartitionRows, backlog/cfg.PartitionRows+2)
 			require.NoError(b, err)
 		}
 		m := NewMetrics(prometheus.NewRegistry())
@@ -142,11 +145,12 @@ func BenchmarkSoak(b *testing.B) {
 			sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 			defer scancel()
 			require.NoError(b, pool.QueryRow(sctx, `SELECT sum(pg_total_relation_size(t.relid))::bigint, coalesce(sum(s.n_live_tup), 0)::bigint,
-				coalesce(sum(s.n_dead_tup), 0)::bigint, coalesce(sum(s.autovacuum_count), 0)::bigint
-				FROM (SELECT c.oid AS relid FROM pg_class c WHERE c.relkind = 'r'
+				coalesce(sum(s.n_dead_tup), 0)::bigint, coalesce(sum(s.autovacuum_count), 0)::bigint,
+				coalesce(sum(s.n_live_tup) FILTER (WHERE t.bound = 'DEFAULT'), 0)::bigint
+				FROM (SELECT c.oid AS relid, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_class c WHERE c.relkind = 'r'
 					AND c.oid IN (SELECT relid FROM pg_partition_tree($1) UNION SELECT $1::regclass)) t
 				LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid`, table).
-				Scan(&s.totalBytes, &s.live, &s.dead, &s.autovacuums))
+				Scan(&s.totalBytes, &s.live, &s.dead, &s.autovacuums, &s.inDefault))
 		}
 
 		writerErr := make(chan error, 1)
@@ -235,8 +239,8 @@ func BenchmarkSoak(b *testing.B) {
 		shape, err := outboxtest.ReadShape(ctx, pool, table)
 		require.NoError(b, err)
 		fmt.Printf("soak: %s outbox, %s; storage parameters %v; %.0f bytes per row freshly written\n", layout, settings, shape.Options, bytesPerRow)
-		fmt.Printf("soak: %d events, written at %s, retention %s, backlog at most %d, %d rows a partition\n%8s %12s %10s %10s %10s %10s %8s %6s\n", total, paceName(pace), retention, backlog, cfg.PartitionRows,
-			"t", "published", "rows/s", "size MB", "live", "dead", "per live", "avac")
+		fmt.Printf("soak: %d events, written at %s, retention %s, backlog at most %d, %d rows a partition\n%8s %12s %10s %10s %10s %10s %8s %6s %10s\n", total, paceName(pace), retention, backlog, cfg.PartitionRows,
+			"t", "published", "rows/s", "size MB", "live", "dead", "per live", "avac", "in default")
 		for next <= 10 {
 			<-tick.C
 			p := published()
@@ -249,8 +253,8 @@ func BenchmarkSoak(b *testing.B) {
 				lastSample = time.Now()
 				s := sample(start, samples[len(samples)-1])
 				samples = append(samples, s)
-				fmt.Printf("%8s %12d %10.0f %10.1f %10d %10d %8.2f %6d\n", s.at.Round(time.Second), s.published, s.rate,
-					float64(s.totalBytes)/(1<<20), s.live, s.dead, perLive(s, bytesPerRow), s.autovacuums)
+				fmt.Printf("%8s %12d %10.0f %10.1f %10d %10d %8.2f %6d %10d\n", s.at.Round(time.Second), s.published, s.rate,
+					float64(s.totalBytes)/(1<<20), s.live, s.dead, perLive(s, bytesPerRow), s.autovacuums, s.inDefault)
 			}
 		}
 		tick.Stop()
