@@ -908,9 +908,6 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]seal, gate
 		// floor passed its end, only above it: so it is sealed only while
 		// its end stays the same.
 		end := p.End
-		if p.Default && !info.EmptiesDefault {
-			continue
-		}
 		if p.Default {
 			top, err := r.store.DefaultTop(ctx, r.pool, p)
 			if err != nil {
@@ -941,7 +938,8 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]seal, gate
 			sealed[p.Name] = seal{since: time.Now(), end: end}
 			continue
 		}
-		if r.cfg.Retention == 0 || time.Since(s.since) < r.cfg.Retention || gate.closed() || r.kafkaStalled(kafkaStalledFor) {
+		if r.cfg.Retention == 0 || time.Since(s.since) < r.cfg.Retention || gate.closed() || r.kafkaStalled(kafkaStalledFor) ||
+			p.Default && !info.EmptiesDefault {
 			continue
 		}
 		waiting, err := r.store.Drop(ctx, r.pool, p, ddlLockWait)
