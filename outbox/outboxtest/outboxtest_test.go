@@ -36,6 +36,7 @@ func TestCheckNamesWhatIsWrong(t *testing.T) {
 		"nullable":       {"ALTER TABLE outbox ALTER COLUMN topic_name DROP NOT NULL", []string{"column topic_name: want topic_name text NOT NULL, have topic_name text"}},
 		"no trigger":     {"DROP TRIGGER outbox_notify ON outbox", []string{"notify trigger calling outbox_notify()", "missing (the relay would only poll)"}},
 		"no index":       {"ALTER TABLE outbox DROP CONSTRAINT outbox_pkey", []string{"index UNIQUE USING btree (id): missing"}},
+		"no drop function": {"DROP FUNCTION outbox_drop(regclass)", []string{"function outbox_drop(part regclass): missing in the table's schema (the relay refuses the table)"}},
 		"lane expression": {"ALTER TABLE outbox DROP COLUMN lane; ALTER TABLE outbox ADD COLUMN lane smallint NOT NULL GENERATED ALWAYS AS ((id % 32)::smallint) STORED",
 			[]string{"column lane: want lane smallint NOT NULL GENERATED AS"}},
 	} {
@@ -83,6 +84,27 @@ func TestTheEarlierLayoutPassesAndConverts(t *testing.T) {
 	missing, extra = outboxtest.Diff(got, ref)
 	require.Empty(t, missing)
 	require.Empty(t, extra)
+}
+
+// A partition function other than outbox.DDL's (a team's outbox.sql of an
+// earlier sitewatch: outbox_drop before migration 00032) still lets the
+// relay serve the table, and Diff says to apply outbox.sql again.
+func TestAnEarlierPartitionFunctionIsNamed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := outboxtest.Pool(t, outboxtest.Schema(t))
+	_, err := pool.Exec(ctx, outbox.DDL)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "CREATE OR REPLACE FUNCTION outbox_drop(part regclass) RETURNS bigint LANGUAGE sql AS 'SELECT NULL::bigint'")
+	require.NoError(t, err)
+	require.NoError(t, outboxtest.Check(ctx, pool, "outbox"))
+	ref, err := outboxtest.ReferenceShape(ctx, pool)
+	require.NoError(t, err)
+	got, err := outboxtest.ReadShape(ctx, pool, "outbox")
+	require.NoError(t, err)
+	missing, extra := outboxtest.Diff(got, ref)
+	require.Empty(t, missing)
+	require.Equal(t, []string{"function outbox_drop(part regclass): not outbox.DDL's (of an earlier outbox.sql?): apply outbox.sql again"}, extra)
 }
 
 func TestExtraColumnsAreFine(t *testing.T) {

@@ -25,6 +25,8 @@ var (
 	channelSQL string
 	//go:embed options.sql
 	optionsSQL string
+	//go:embed functions.sql
+	functionsSQL string
 )
 
 // LegacyDDL creates an outbox table named "outbox" of the earlier,
@@ -49,7 +51,19 @@ type Shape struct {
 	// same columns and still works (the relay deletes its published rows
 	// and relies on vacuum): Check accepts it, Diff says how to convert it.
 	Partitioned bool
+	// Functions are outbox.sql's partition functions in the table's schema.
+	Functions []Function
 }
+
+// Function is one of outbox.sql's partition functions as the catalog has it.
+type Function struct {
+	Signature string // "outbox_drop(part regclass)"
+	BodyMD5   string
+}
+
+// relayCalls are the partition functions the relay calls: it refuses a
+// partitioned table without them.
+var relayCalls = []string{"outbox_partitions(", "outbox_extend(", "outbox_drop("}
 
 // Column is one column as the catalog describes it.
 type Column struct {
@@ -124,6 +138,13 @@ func ReadShape(ctx context.Context, db Querier, table string) (Shape, error) {
 	if err := db.QueryRow(ctx, optionsSQL, ident).Scan(&s.Options, &s.Partitioned); err != nil {
 		return Shape{}, fmt.Errorf("reading the storage parameters of %s: %w", table, err)
 	}
+	rows, err = db.Query(ctx, functionsSQL, ident)
+	if err == nil {
+		s.Functions, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Function])
+	}
+	if err != nil {
+		return Shape{}, fmt.Errorf("reading the partition functions of %s: %w", table, err)
+	}
 	return s, nil
 }
 
@@ -192,6 +213,19 @@ func Diff(table, ref Shape) (missing, extra []string) {
 	for _, tr := range table.Triggers {
 		if !slices.Contains(ref.Triggers, tr) {
 			extra = append(extra, tr.String())
+		}
+	}
+	if table.Partitioned {
+		for _, want := range ref.Functions {
+			i := slices.IndexFunc(table.Functions, func(f Function) bool { return f.Signature == want.Signature })
+			switch {
+			case i < 0 && slices.ContainsFunc(relayCalls, func(c string) bool { return strings.HasPrefix(want.Signature, c) }):
+				missing = append(missing, "function "+want.Signature+": missing in the table's schema (the relay refuses the table): apply outbox.sql")
+			case i < 0:
+				extra = append(extra, "function "+want.Signature+": missing in the table's schema (only to convert a table): apply outbox.sql")
+			case table.Functions[i].BodyMD5 != want.BodyMD5:
+				extra = append(extra, "function "+want.Signature+": not outbox.DDL's (of an earlier outbox.sql?): apply outbox.sql again")
+			}
 		}
 	}
 	if ref.Partitioned && !table.Partitioned && len(table.Columns) > 0 {
