@@ -31,11 +31,11 @@ func TestCheckNamesWhatIsWrong(t *testing.T) {
 		breakIt string
 		want    []string
 	}{
-		"missing column": {"ALTER TABLE outbox DROP COLUMN parked_at", []string{"column parked_at timestamp with time zone: missing"}},
-		"wrong type":     {"ALTER TABLE outbox ALTER COLUMN attempts TYPE bigint", []string{"column attempts: want attempts integer NOT NULL DEFAULT 0, have attempts bigint NOT NULL DEFAULT 0"}},
-		"nullable":       {"ALTER TABLE outbox ALTER COLUMN topic_name DROP NOT NULL", []string{"column topic_name: want topic_name text NOT NULL, have topic_name text"}},
-		"no trigger":     {"DROP TRIGGER outbox_notify ON outbox", []string{"notify trigger calling outbox_notify()", "missing (the relay would only poll)"}},
-		"no index":       {"ALTER TABLE outbox DROP CONSTRAINT outbox_pkey", []string{"index UNIQUE USING btree (id): missing"}},
+		"missing column":   {"ALTER TABLE outbox DROP COLUMN parked_at", []string{"column parked_at timestamp with time zone: missing"}},
+		"wrong type":       {"ALTER TABLE outbox ALTER COLUMN attempts TYPE bigint", []string{"column attempts: want attempts integer NOT NULL DEFAULT 0, have attempts bigint NOT NULL DEFAULT 0"}},
+		"nullable":         {"ALTER TABLE outbox ALTER COLUMN topic_name DROP NOT NULL", []string{"column topic_name: want topic_name text NOT NULL, have topic_name text"}},
+		"no trigger":       {"DROP TRIGGER outbox_notify ON outbox", []string{"notify trigger calling outbox_notify()", "missing (the relay would only poll)"}},
+		"no index":         {"ALTER TABLE outbox DROP CONSTRAINT outbox_pkey", []string{"index UNIQUE USING btree (id): missing"}},
 		"no drop function": {"DROP FUNCTION outbox_drop(regclass)", []string{"function outbox_drop(part regclass): missing in the table's schema (the relay refuses the table)"}},
 		"lane expression": {"ALTER TABLE outbox DROP COLUMN lane; ALTER TABLE outbox ADD COLUMN lane smallint NOT NULL GENERATED ALWAYS AS ((id % 32)::smallint) STORED",
 			[]string{"column lane: want lane smallint NOT NULL GENERATED AS"}},
