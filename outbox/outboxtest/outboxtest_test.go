@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitewatch/sitewatch/outbox"
@@ -98,11 +99,7 @@ func TestAnEarlierPartitionFunctionIsNamed(t *testing.T) {
 	_, err = pool.Exec(ctx, "CREATE OR REPLACE FUNCTION outbox_drop(part regclass) RETURNS bigint LANGUAGE sql AS 'SELECT NULL::bigint'")
 	require.NoError(t, err)
 	require.NoError(t, outboxtest.Check(ctx, pool, "outbox"))
-	ref, err := outboxtest.ReferenceShape(ctx, pool)
-	require.NoError(t, err)
-	got, err := outboxtest.ReadShape(ctx, pool, "outbox")
-	require.NoError(t, err)
-	missing, extra := outboxtest.Diff(got, ref)
+	missing, extra := diffOutbox(t, pool)
 	require.Empty(t, missing)
 	require.Equal(t, []string{"function outbox_drop(part regclass): not outbox.DDL's (of an earlier outbox.sql?): apply outbox.sql again"}, extra)
 }
@@ -114,11 +111,7 @@ func TestExtraColumnsAreFine(t *testing.T) {
 	_, err := pool.Exec(ctx, outbox.DDL+"; ALTER TABLE outbox ADD COLUMN tenant text")
 	require.NoError(t, err)
 	require.NoError(t, outboxtest.Check(ctx, pool, "outbox"))
-	ref, err := outboxtest.ReferenceShape(ctx, pool)
-	require.NoError(t, err)
-	got, err := outboxtest.ReadShape(ctx, pool, "outbox")
-	require.NoError(t, err)
-	missing, extra := outboxtest.Diff(got, ref)
+	missing, extra := diffOutbox(t, pool)
 	require.Empty(t, missing)
 	require.Equal(t, []string{"column tenant text"}, extra)
 	require.ErrorContains(t, outboxtest.Check(ctx, pool, "nope"), "nope")
@@ -135,4 +128,15 @@ func TestRunOnATableWithALongName(t *testing.T) {
 	var schema string
 	require.NoError(t, pool.QueryRow(context.Background(), "SELECT current_schema()").Scan(&schema))
 	outboxtest.Run(t, outboxtest.Config{DatabaseURL: url, Table: schema + "." + long})
+}
+
+// diffOutbox compares the table "outbox" of pool's schema with outbox.DDL.
+func diffOutbox(t *testing.T, pool *pgxpool.Pool) (missing, extra []string) {
+	t.Helper()
+	ctx := context.Background()
+	ref, err := outboxtest.ReferenceShape(ctx, pool)
+	require.NoError(t, err)
+	got, err := outboxtest.ReadShape(ctx, pool, "outbox")
+	require.NoError(t, err)
+	return outboxtest.Diff(got, ref)
 }
