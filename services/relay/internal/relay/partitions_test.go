@@ -153,6 +153,68 @@ func TestPartitionsAreKeptAheadCheckedAndDropped(t *testing.T) {
 	require.GreaterOrEqual(t, testutil.ToFloat64(m.partitions.WithLabelValues("test", "created")), 2.0)
 }
 
+// Partitions are kept ahead for aheadFor of the writers' pace, not just
+// partitionsAhead of them: small partitions, at a pace that outran them
+// between two rounds, sent rows to the DEFAULT partition.
+func TestPartitionsAheadLastTheWritersPace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := partitionedDB(t, MinPartitionRows)
+	pool := dbtest.Pool(t, dbURL)
+	r, _, _ := partitionsRelay(t, dbURL)
+	startRelay(t, r)
+	burst := func() {
+		for range 8 {
+			writeRows(t, pool, testRows(500, 7)...)
+		}
+	}
+	ahead := func() (top int64, n int) {
+		require.NoError(t, pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM outbox`).Scan(&top))
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox_partitions('outbox') WHERE first_id > $1`, top).Scan(&n))
+		return top, n
+	}
+
+	// A round has seen 1,500 rows once it made two partitions ahead of them.
+	writeRows(t, pool, testRows(1500, 7)...)
+	require.Eventually(t, func() bool { return slices.Contains(partitions(t, pool), "outbox_p3001") }, 30*time.Second, 50*time.Millisecond)
+
+	// The first burst, 4,000 ids in about a round, outruns those two.
+	burst()
+	require.Eventually(t, func() bool { _, n := ahead(); return n >= 8 }, 30*time.Second, 50*time.Millisecond,
+		"20 s of ids at that pace are more than eight partitions")
+	top, n := ahead()
+	t.Logf("%d partitions of %d ids ahead of id %d", n, MinPartitionRows, top)
+
+	// The next burst at that pace stays in the ranges, but for the ids
+	// below the first (the margin outbox_extend leaves writers that outran
+	// the ranges).
+	burst()
+	var strays int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox_default
+		WHERE id >= (SELECT min(first_id) FROM outbox_partitions('outbox') WHERE first_id > $1)`, top).Scan(&strays))
+	require.Zero(t, strays, "no row of the second burst went to the DEFAULT partition past the ranges")
+}
+
+func TestWriterPaceKeepsItsPeakForAWhile(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	var w writerPace
+	require.Equal(t, partitionsAhead, w.ahead(25_000), "no pace yet")
+	w.observe(at, 1000)
+	require.Equal(t, partitionsAhead, w.ahead(25_000), "one look is no pace")
+	w.observe(at.Add(2*time.Second), 31_000) // 15,000 ids a second: 300,000 in 20 s
+	require.Equal(t, 12, w.ahead(25_000))
+	require.Equal(t, partitionsAhead, w.ahead(DefaultPartitionRows), "a million ids last 20 s up to 100,000 a second")
+	w.observe(at.Add(4*time.Second), 33_000) // slower: the peak decays, a minute to half
+	require.Equal(t, 12, w.ahead(25_000))
+	w.observe(at.Add(62*time.Second), 33_000)
+	require.Equal(t, 6, w.ahead(25_000), "half the pace a minute later")
+	w.observe(at.Add(64*time.Second), 1) // the highest rows gone (an emptied DEFAULT partition)
+	require.Equal(t, 6, w.ahead(25_000), "ids going back is no pace")
+	w.observe(at.Add(65*time.Second), 10_000_001)
+	require.Equal(t, maxPartitionsAhead, w.ahead(25_000), "at most maxPartitionsAhead")
+}
+
 // countingProducer acknowledges every message and counts each event id.
 type countingProducer struct {
 	mu   sync.Mutex

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -808,8 +809,8 @@ func (r *Relay) keepFloor(ctx context.Context) {
 }
 
 // Partitions of a partitioned outbox are tended every partitionEvery by
-// the replica that leases lane 0: partitionsAhead of them are kept ahead of
-// the writers, and each partition the floor has passed is checked once for
+// the replica that leases lane 0: partitionsAhead of them or more (see
+// writerPace) are kept ahead of the writers, and each partition the floor has passed is checked once for
 // a waiting row the floor passed over, then dropped once Retention has gone
 // by. Both are DDL that waits at most ddlLockWait for its lock while the
 // table's other users queue behind the request: a drop locks the table
@@ -832,6 +833,45 @@ const (
 
 var ddlBackoff = retry.Policy{Initial: 5 * time.Second, Max: time.Minute, Jitter: 0.2}
 
+// The partitions made ahead last the writers aheadFor at their fastest
+// lately (their peak pace, which halves every paceHalfLife they go
+// slower), so that a late round, or DDL put off by ddlBackoff, does not
+// let them outrun the ranges into the DEFAULT partition: at least
+// partitionsAhead, at most maxPartitionsAhead, as each partition is one
+// more for every claim's plan to lock. Of the default million ids that is
+// two up to 100,000 rows/s; of 25,000, twelve at 15,000 rows/s.
+const (
+	aheadFor           = 20 * time.Second
+	paceHalfLife       = time.Minute
+	maxPartitionsAhead = 32
+)
+
+// writerPace is how fast writers add ids, at their fastest lately.
+type writerPace struct {
+	at   time.Time
+	top  int64
+	peak float64 // ids a second
+}
+
+// observe records top, the highest id written, at time now.
+func (w *writerPace) observe(now time.Time, top int64) {
+	if !w.at.IsZero() {
+		dt := now.Sub(w.at).Seconds()
+		rate := 0.0
+		if dt > 0 && top > w.top {
+			rate = float64(top-w.top) / dt
+		}
+		w.peak = max(rate, w.peak*math.Exp2(-dt/paceHalfLife.Seconds()))
+	}
+	w.at, w.top = now, top
+}
+
+// ahead returns how many partitions of rows ids to keep ahead.
+func (w *writerPace) ahead(rows int64) int {
+	n := math.Ceil(w.peak * aheadFor.Seconds() / float64(rows))
+	return int(min(max(n, partitionsAhead), maxPartitionsAhead))
+}
+
 // ddlGate says when the partitions' DDL may next be tried.
 type ddlGate struct {
 	after   time.Time
@@ -853,9 +893,10 @@ func (g *ddlGate) failed() time.Duration {
 func (r *Relay) keepPartitions(ctx context.Context) {
 	sealed := map[string]seal{} // partitions below the floor
 	gate := &ddlGate{backoff: retry.NewBackoff(ddlBackoff)}
+	pace := &writerPace{}
 	for retry.Sleep(ctx, partitionEvery) {
 		pctx, cancel := context.WithTimeout(ctx, partitionTimeout)
-		err := r.tendPartitions(pctx, sealed, gate)
+		err := r.tendPartitions(pctx, sealed, gate, pace)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			r.logger.Warn("tending the outbox's partitions failed; trying again", zap.Error(err))
@@ -863,7 +904,7 @@ func (r *Relay) keepPartitions(ctx context.Context) {
 	}
 }
 
-func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]seal, gate *ddlGate) error {
+func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]seal, gate *ddlGate, pace *writerPace) error {
 	was := r.store.Partitioned()
 	info, err := r.store.Info(ctx, r.pool)
 	if err != nil {
@@ -874,10 +915,16 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]seal, gate
 	}
 	if !info.Partitioned || !slices.Contains(r.coord.Shards(), 0) {
 		clear(sealed)
+		*pace = writerPace{}
 		return nil
 	}
+	top, err := r.store.Top(ctx, r.pool)
+	if err != nil {
+		return err
+	}
+	pace.observe(time.Now(), top)
 	if !gate.closed() {
-		created, err := r.store.Extend(ctx, r.pool, r.cfg.PartitionRows, partitionsAhead, ddlLockWait)
+		created, err := r.store.Extend(ctx, r.pool, r.cfg.PartitionRows, pace.ahead(r.cfg.PartitionRows), ddlLockWait)
 		switch {
 		case err != nil: // the partitions are still checked below
 			r.logger.Warn("making outbox partitions ahead failed; rows past them go to the DEFAULT partition meanwhile",

@@ -70,6 +70,8 @@ var (
 	defaultTopSQL string
 	//go:embed default_waiting.sql
 	defaultWaitingSQL string
+	//go:embed top.sql
+	topSQL string
 
 	//go:embed lock_lanes.sql
 	lockLanesSQL string
@@ -136,6 +138,7 @@ type queries struct {
 	waitingBetween     string
 	defaultTop         string
 	defaultWaiting     string
+	top                string
 }
 
 // Store runs the relay's queries against one table, in either layout:
@@ -186,6 +189,7 @@ func New(table string) (*Store, error) {
 		waitingBetween:     fill(waitingBetweenSQL),
 		defaultTop:         fill(defaultTopSQL),
 		defaultWaiting:     fill(defaultWaitingSQL),
+		top:                fill(topSQL),
 	}}
 	return s, nil
 }
@@ -610,6 +614,15 @@ func (s *Store) DefaultTop(ctx context.Context, db DB, p Partition) (int64, erro
 		return 0, nil
 	}
 	return *id, nil
+}
+
+// Top returns the highest id in the table, or 0 if it is empty.
+func (s *Store) Top(ctx context.Context, db DB) (int64, error) {
+	var id int64
+	if err := db.QueryRow(ctx, s.q.top).Scan(&id); err != nil {
+		return 0, fmt.Errorf("reading the outbox's highest id: %w", err)
+	}
+	return id, nil
 }
 
 // Drop drops partition p (empties it, if it is the DEFAULT partition),
