@@ -5,6 +5,7 @@ package config
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -165,10 +166,16 @@ func DatabaseURLField(field, u string) error {
 	return nil
 }
 
+// sessionSQL sets up each connection of a pool: JIT compiling off.
+//
+//go:embed session.sql
+var sessionSQL string
+
 // OpenPool opens a connection pool to databaseURL for a service: named
 // app in pg_stat_activity, and with room for conns connections at once (the
 // service's concurrent users of the pool) unless the URL sets
-// pool_max_conns itself. Connecting is lazy: a database that is down fails
+// pool_max_conns itself. Its sessions do not JIT-compile (session.sql)
+// unless the URL sets jit. Connecting is lazy: a database that is down fails
 // the first query, not this.
 func OpenPool(ctx context.Context, databaseURL, app string, conns int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
@@ -180,6 +187,14 @@ func OpenPool(ctx context.Context, databaseURL, app string, conns int) (*pgxpool
 	}
 	if !strings.Contains(databaseURL, "pool_max_conns") {
 		cfg.MaxConns = int32(max(conns, 1))
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			if _, err := conn.Exec(ctx, sessionSQL); err != nil {
+				return fmt.Errorf("setting up the session: %w", err)
+			}
+			return nil
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
