@@ -111,6 +111,20 @@ BEGIN
     SELECT p.part INTO dflt FROM outbox_partitions(tbl) p WHERE p.end_id IS NULL;
     IF dflt IS NOT NULL THEN
         EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', dflt);
+        -- The DEFAULT partition gets the look-up indexes of the others
+        -- (tables made before sitewatch's migration 00033 lack them): rows
+        -- pile up in it while writers outrun the ranges (the relay down),
+        -- and without them every claim read all of its rows above the
+        -- floor looking for rows in backoff, just when the relay has the
+        -- most to catch up with.
+        IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = dflt
+                       AND pg_get_expr(i.indpred, i.indrelid) = '(next_attempt_at IS NOT NULL)') THEN
+            EXECUTE format('CREATE INDEX ON %s (next_attempt_at) WHERE next_attempt_at IS NOT NULL', dflt);
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = dflt
+                       AND pg_get_expr(i.indpred, i.indrelid) = '(parked_at IS NOT NULL)') THEN
+            EXECUTE format('CREATE INDEX ON %s (id) WHERE parked_at IS NOT NULL', dflt);
+        END IF;
     END IF;
     EXECUTE format('SELECT max(id) FROM %s', tbl) INTO top;
     top := coalesce(top, 0);
@@ -164,8 +178,8 @@ $$;
 --   GRANT EXECUTE ON FUNCTION outbox_extend(regclass, bigint, integer), outbox_drop(regclass) TO your_relay_role;
 -- Drops partition part of an outbox table once no row in it waits to be
 -- published, or empties it if it is the DEFAULT partition. Parked rows are
--- carried over first: written again into the table (new ids, the same
--- event ids), so they stay listed and can be requeued. Returns NULL when
+-- carried over: written again into the table (new ids, the same event
+-- ids) once it is gone, so they stay listed and can be requeued. Returns NULL when
 -- done, or the lowest id still waiting (nothing is dropped then). The
 -- partition is looked through before any lock is taken, so that writers
 -- never wait for it; the relay calls this only for a partition its floor
@@ -188,6 +202,7 @@ DECLARE
     is_default boolean;
     seen bigint;
     now_seen bigint;
+    parked jsonb;
 BEGIN
     SELECT i.inhparent::regclass, pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' INTO parent, is_default
     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhrelid = part;
@@ -208,15 +223,21 @@ BEGIN
             RETURN waiting; -- rows came meanwhile: emptied once they too are published and kept
         END IF;
     END IF;
-    EXECUTE format($q$INSERT INTO %s (event_id, topic_name, msg_key, payload, headers, created_at, attempts,
-                                          last_error, next_attempt_at, parked_at)
-                      SELECT event_id, topic_name, msg_key, payload, headers, created_at, attempts,
-                             last_error, next_attempt_at, parked_at
-                      FROM %s WHERE parked_at IS NOT NULL ORDER BY id$q$, parent, part);
+    -- Parked rows are held aside while the partition goes: written again
+    -- with new ids, they may land in the DEFAULT partition (ids no range
+    -- takes), which is the one being emptied.
+    EXECUTE format('SELECT jsonb_agg(to_jsonb(p) ORDER BY p.id) FROM %s p WHERE parked_at IS NOT NULL', part) INTO parked;
     IF is_default THEN
         EXECUTE format('TRUNCATE %s', part);
     ELSE
         EXECUTE format('DROP TABLE %s', part);
+    END IF;
+    IF parked IS NOT NULL THEN
+        EXECUTE format($q$INSERT INTO %s (event_id, topic_name, msg_key, payload, headers, created_at, attempts,
+                                              last_error, next_attempt_at, parked_at)
+                          SELECT event_id, topic_name, msg_key, payload, headers, created_at, attempts,
+                                 last_error, next_attempt_at, parked_at
+                          FROM jsonb_populate_recordset(NULL::%s, $1) ORDER BY id$q$, parent, parent) USING parked;
     END IF;
     RETURN NULL;
 END

@@ -586,6 +586,66 @@ func TestEmptyingTheDefaultPartitionKeepsARowThatCameMeanwhile(t *testing.T) {
 }
 
 // ptrOr is *p, or or if p is nil.
+// Emptying the DEFAULT partition keeps its parked rows, even when the ids
+// they are written again with land in it: before, they were written back
+// into it, then emptied out with it.
+func TestEmptyingTheDefaultPartitionKeepsItsParkedRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, partitionedDB(t, MinPartitionRows))
+	writeRows(t, pool, testRows(2500, 0)...) // 2,001..2,500 in the DEFAULT partition; 2,501 next, there too
+	_, err := pool.Exec(ctx, `UPDATE outbox SET published = id <> 2100, published_at = now(),
+		parked_at = CASE WHEN id = 2100 THEN now() END, last_error = CASE WHEN id = 2100 THEN 'parked here' END`)
+	require.NoError(t, err)
+	var event string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT event_id::text FROM outbox WHERE id = 2100").Scan(&event))
+
+	var waiting *int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT outbox_drop('outbox_default')").Scan(&waiting))
+	require.Nil(t, waiting)
+	var id int64
+	var reason string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT id, last_error FROM outbox WHERE event_id = $1 AND parked_at IS NOT NULL", event).
+		Scan(&id, &reason), "the parked row is still there")
+	require.Equal(t, int64(2501), id, "written again, into the DEFAULT partition")
+	require.Equal(t, "parked here", reason)
+	var left int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox_default").Scan(&left))
+	require.Equal(t, 1, left, "the rest was emptied out")
+}
+
+// The DEFAULT partition has the look-up indexes of the others, and a table
+// made without them gets them the next time partitions are made: rows
+// piled up there (writers that outran the ranges) made each claim read all
+// of them, looking for rows in backoff.
+func TestTheDefaultPartitionHasTheLookUpIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t, partitionedDB(t, MinPartitionRows))
+	predicates := func() []string {
+		rows, err := pool.Query(ctx, `SELECT coalesce(pg_get_expr(indpred, indrelid), '') FROM pg_index
+			WHERE indrelid = 'outbox_default'::regclass ORDER BY 1`)
+		require.NoError(t, err)
+		preds, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return preds
+	}
+	want := []string{"", "(next_attempt_at IS NOT NULL)", "(parked_at IS NOT NULL)"}
+	require.Equal(t, want, predicates(), "made with the table")
+
+	_, err := pool.Exec(ctx, `DO $$DECLARE i regclass; BEGIN
+		FOR i IN SELECT indexrelid FROM pg_index WHERE indrelid = 'outbox_default'::regclass AND indpred IS NOT NULL LOOP
+			EXECUTE format('DROP INDEX %s', i);
+		END LOOP; END$$`)
+	require.NoError(t, err)
+	require.Equal(t, []string{""}, predicates(), "as before migration 00033")
+	writeRows(t, pool, testRows(1500, 0)...)
+	var created int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT outbox_extend('outbox', $1, 2)", MinPartitionRows).Scan(&created))
+	require.Positive(t, created)
+	require.Equal(t, want, predicates(), "made again with the next partitions")
+}
+
 func ptrOr[T any](p *T, or T) T {
 	if p == nil {
 		return or
