@@ -57,6 +57,13 @@ start_engine() {
   is_root || die "no Docker engine answers and this is not root: start dockerd (or run as root and this script installs Debian's docker.io and starts it)"
   command -v dockerd >/dev/null 2>&1 || apt_install docker.io
   command -v dockerd >/dev/null 2>&1 || die "dockerd still missing after apt-get install docker.io"
+  # A containerd pid file left by an engine that was killed, whose pid
+  # another process has since taken, makes dockerd take that process for
+  # its containerd and wait for it until it gives up.
+  local cpid=/var/run/docker/containerd/containerd.pid
+  if [[ -e $cpid && $(cat "/proc/$(cat "$cpid" 2>/dev/null)/comm" 2>/dev/null) != containerd ]]; then
+    rm -f "$cpid"
+  fi
   echo "docker engine: starting dockerd (log: $DLOG)" >&2
   # Not a child of this shell's lock or terminal: it outlives the script.
   setsid dockerd --pidfile "$DPID" </dev/null >>"$DLOG" 2>&1 9>&- &

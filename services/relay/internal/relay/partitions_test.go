@@ -605,10 +605,12 @@ func TestEmptyingTheDefaultPartitionKeepsItsParkedRows(t *testing.T) {
 	require.Nil(t, waiting)
 	var id int64
 	var reason string
-	require.NoError(t, pool.QueryRow(ctx, "SELECT id, last_error FROM outbox WHERE event_id = $1 AND parked_at IS NOT NULL", event).
-		Scan(&id, &reason), "the parked row is still there")
+	var payload []byte
+	require.NoError(t, pool.QueryRow(ctx, "SELECT id, last_error, payload FROM outbox WHERE event_id = $1 AND parked_at IS NOT NULL", event).
+		Scan(&id, &reason, &payload), "the parked row is still there")
 	require.Equal(t, int64(2501), id, "written again, into the DEFAULT partition")
 	require.Equal(t, "parked here", reason)
+	require.Equal(t, []byte("x"), payload)
 	var left int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox_default").Scan(&left))
 	require.Equal(t, 1, left, "the rest was emptied out")

@@ -810,9 +810,9 @@ func (r *Relay) keepFloor(ctx context.Context) {
 
 // Partitions of a partitioned outbox are tended every partitionEvery by
 // the replica that leases lane 0: partitionsAhead of them or more (see
-// writerPace) are kept ahead of the writers, and each partition the floor has passed is checked once for
-// a waiting row the floor passed over, then dropped once Retention has gone
-// by. Both are DDL that waits at most ddlLockWait for its lock while the
+// writerPace) are kept ahead of the writers, and each partition the floor
+// has passed is checked once for a waiting row the floor passed over, then
+// dropped once Retention has gone by. Both are DDL that waits at most ddlLockWait for its lock while the
 // table's other users queue behind the request: a drop locks the table
 // (writers wait), making a partition locks the DEFAULT partition (the
 // relays' reads wait), so a transaction that holds the table (a batch
