@@ -585,7 +585,6 @@ func TestEmptyingTheDefaultPartitionKeepsARowThatCameMeanwhile(t *testing.T) {
 	require.Equal(t, 501, left, "nothing was emptied")
 }
 
-// ptrOr is *p, or or if p is nil.
 // Emptying the DEFAULT partition keeps its parked rows, even when the ids
 // they are written again with land in it: before, they were written back
 // into it, then emptied out with it.
@@ -648,6 +647,7 @@ func TestTheDefaultPartitionHasTheLookUpIndexes(t *testing.T) {
 	require.Equal(t, want, predicates(), "made again with the next partitions")
 }
 
+// ptrOr is *p, or or if p is nil.
 func ptrOr[T any](p *T, or T) T {
 	if p == nil {
 		return or
