@@ -104,6 +104,35 @@ func TestAnEarlierPartitionFunctionIsNamed(t *testing.T) {
 	require.Equal(t, []string{"function outbox_drop(part regclass): not outbox.DDL's (of an earlier outbox.sql?): apply outbox.sql again"}, extra)
 }
 
+// A partition filled above half its page (an earlier outbox.sql's 80) is
+// named: applying outbox.sql again sets every partition to 50.
+func TestAFillfactorAboveHalfIsNamed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := outboxtest.Pool(t, outboxtest.Schema(t))
+	_, err := pool.Exec(ctx, outbox.DDL)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `DO $$DECLARE p regclass; BEGIN
+		FOR p IN SELECT part FROM outbox_partitions('outbox') LOOP
+			EXECUTE format('ALTER TABLE %s SET (fillfactor = 80)', p);
+		END LOOP; END$$`)
+	require.NoError(t, err)
+	missing, extra := diffOutbox(t, pool)
+	require.Empty(t, missing)
+	require.Len(t, extra, 1)
+	require.Contains(t, extra[0], "storage parameter fillfactor=80: above 50")
+
+	_, err = pool.Exec(ctx, outbox.DDL)
+	require.NoError(t, err)
+	missing, extra = diffOutbox(t, pool)
+	require.Empty(t, missing)
+	require.Empty(t, extra)
+	var above int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox_partitions('outbox') o JOIN pg_class c ON c.oid = o.part
+		WHERE NOT 'fillfactor=50' = ANY(c.reloptions)`).Scan(&above))
+	require.Zero(t, above, "every partition, the DEFAULT one too")
+}
+
 func TestExtraColumnsAreFine(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

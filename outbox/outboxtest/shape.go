@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -42,10 +43,11 @@ type Shape struct {
 	Columns  []Column
 	Indexes  []string // definitions without names: "UNIQUE USING btree (event_id)"
 	Triggers []Trigger
-	// Options are the storage parameters ("fillfactor=80",
+	// Options are the storage parameters ("fillfactor=50",
 	// "autovacuum_vacuum_threshold=10000"), sorted; of a partitioned
-	// table, its newest partition's, which the next ones copy. Diff ignores
-	// them: a team's table may tune its own.
+	// table, its newest partition's, which the next ones copy. A team's
+	// table may tune its own: Diff names only a fillfactor above 50 in a
+	// partitioned table, which leaves too little room for the publish flip.
 	Options []string
 	// Partitioned is outbox.DDL's layout; the earlier single table has the
 	// same columns and still works (the relay deletes its published rows
@@ -228,6 +230,10 @@ func Diff(table, ref Shape) (missing, extra []string) {
 			}
 		}
 	}
+	if ff := fillfactor(table.Options); table.Partitioned && ff > 50 {
+		extra = append(extra, fmt.Sprintf("storage parameter fillfactor=%d: above 50, most publish flips leave their page "+
+			"(no HOT update; each adds an entry to every unique index): apply outbox.sql again", ff))
+	}
 	if ref.Partitioned && !table.Partitioned && len(table.Columns) > 0 {
 		extra = append(extra, "layout: one table, the earlier layout (it works, but its size depends on vacuum): "+
 			"CALL outbox_partition('<table>') of outbox.sql converts it in place")
@@ -273,4 +279,17 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// fillfactor is the fillfactor of storage parameters opts: PostgreSQL's
+// 100 if they do not set it.
+func fillfactor(opts []string) int {
+	for _, o := range opts {
+		if v, ok := strings.CutPrefix(o, "fillfactor="); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+	}
+	return 100
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -645,6 +646,47 @@ func TestTheDefaultPartitionHasTheLookUpIndexes(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT outbox_extend('outbox', $1, 2)", MinPartitionRows).Scan(&created))
 	require.Positive(t, created)
 	require.Equal(t, want, predicates(), "made again with the next partitions")
+}
+
+// The publish flip stays in each row's page (a HOT update): a batch flips
+// every row of a page in one statement, and sitewatch's outbox (migration
+// 00034, outbox.sql) leaves half of each page for their new versions. At
+// the fillfactor of 80 before, three in four rows of check-result size
+// moved to another page, adding an entry to each unique index.
+func TestThePublishFlipStaysInEachRowsPage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.New(t)
+	pool := dbtest.Pool(t, dbURL)
+	const n = 1000
+	msgs := make([]outbox.Message, n)
+	for i := range msgs {
+		msgs[i] = outbox.Message{Topic: "t", Key: []byte(strconv.Itoa(i % 100)), Payload: payload,
+			Headers: map[string]string{"ce_type": "io.sitewatch.check.completed"}}
+	}
+	writeRows(t, pool, msgs...)
+	pages := func() map[int64]int64 {
+		rows, err := pool.Query(ctx, "SELECT id, (ctid::text::point)[0]::bigint FROM outbox")
+		require.NoError(t, err)
+		out := map[int64]int64{}
+		var id, page int64
+		_, err = pgx.ForEachRow(rows, []any{&id, &page}, func() error { out[id] = page; return nil })
+		require.NoError(t, err)
+		return out
+	}
+	before := pages()
+	require.Len(t, before, n)
+
+	cfg := testConfig()
+	cfg.BatchSize = n // one statement flips them all
+	require.Equal(t, n, drain(t, newRelay(t, dbURL, &fakeProducer{}, cfg)))
+	moved := 0
+	for id, page := range pages() {
+		if before[id] != page {
+			moved++
+		}
+	}
+	require.Zero(t, moved, "rows whose flip left their page, of %d", n)
 }
 
 // ptrOr is *p, or or if p is nil.
