@@ -15,7 +15,7 @@ DOCKER_ENV   := eval "$$(scripts/docker.sh env)";
 COMPOSE      := docker compose -f deploy/docker-compose.yml
 TEST_FLAGS   ?= -race -count=1 -timeout 30m
 
-.PHONY: all build vet lint test test-unit fuzz up down run migrate bench soak tidy fmt binaries clean \
+.PHONY: all build vet lint test test-unit fuzz up down run migrate bench bench-before soak tidy fmt binaries clean \
 	docker up-containers down-containers
 
 all: build vet lint test
@@ -103,6 +103,11 @@ down-containers:
 ## bench: benchmarks against real PostgreSQL and Kafka
 bench: up
 	@$(INFRA_ENV) for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem -timeout 30m ./...); done
+
+## bench-before: the relay's throughput benchmark of commit BASE (62cfdc3, the code before
+## issue 22) and of this checkout, one after the other RUNS (3) times (scripts/bench-before.sh)
+bench-before: up
+	@$(INFRA_ENV) scripts/bench-before.sh $(or $(BASE),62cfdc3) $(or $(RUNS),3)
 
 ## soak: SOAK_EVENTS (30,000,000) events through the relay with retention on, three times:
 ## flat out with PostgreSQL's default autovacuum settings, then with sitewatch's tuned ones

@@ -230,7 +230,7 @@ func Diff(table, ref Shape) (missing, extra []string) {
 			}
 		}
 	}
-	if ff := fillfactor(table.Options); table.Partitioned && ff > 50 {
+	if ff := table.Fillfactor(); table.Partitioned && ff > 50 {
 		extra = append(extra, fmt.Sprintf("storage parameter fillfactor=%d: above 50, most publish flips leave their page "+
 			"(no HOT update; each adds an entry to every unique index): apply outbox.sql again", ff))
 	}
@@ -281,10 +281,10 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// fillfactor is the fillfactor of storage parameters opts: PostgreSQL's
-// 100 if they do not set it.
-func fillfactor(opts []string) int {
-	for _, o := range opts {
+// Fillfactor is the fillfactor of the table's storage parameters (of its
+// newest partition): PostgreSQL's 100 if they do not set it.
+func (s Shape) Fillfactor() int {
+	for _, o := range s.Options {
 		if v, ok := strings.CutPrefix(o, "fillfactor="); ok {
 			if n, err := strconv.Atoi(v); err == nil {
 				return n

@@ -59,6 +59,7 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
+	relay.UseGCPercent()
 	producer, err := kafka.NewProducer(cfg.Kafka.ConfigMap(kafka.ConfigMap{
 		"enable.idempotence":        true, // no duplicates or reordering from librdkafka's own retries
 		"acks":                      "all",
@@ -66,7 +67,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		"message.timeout.ms":        int(cfg.MessageTimeout.Milliseconds()),
 		"message.max.bytes":         int(cfg.MaxMessageBytes) + 64<<10, // room for headers and framing
 		"partitioner":               "murmur2_random",                  // same key → same partition as Java clients
-		"go.delivery.report.fields": "none",                            // the opaque row index is all we need
+		"go.delivery.report.fields": "none",                            // the opaque row is all we need
 		// An unknown topic fails its rows after this long instead of
 		// holding the batch for the whole message timeout.
 		"topic.metadata.propagation.max.ms": 5000,

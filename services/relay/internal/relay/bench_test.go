@@ -123,6 +123,7 @@ func runUntilDrained(b *testing.B, dbURL, table string, p Producer, n int) float
 		p, zap.NewNop(), m)
 	require.NoError(b, err)
 	defer r.Close()
+	defer UseGCPercent()() // as the relay's process does
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	cpu0 := cpuSeconds()

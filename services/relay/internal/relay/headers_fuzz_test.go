@@ -32,7 +32,8 @@ var fuzzSource = Source{Name: "fuzz", CESource: "/relay/fuzz", CEType: "outbox.m
 func kafkaHeaders(t *testing.T, row *store.Row) map[string]string {
 	t.Helper()
 	r := &Relay{src: fuzzSource}
-	m := r.message(row, 0)
+	var buf []byte
+	m := r.message(row, &buf)
 	got := map[string]string{}
 	for _, h := range m.Headers {
 		if _, dup := got[h.Key]; dup {
