@@ -828,17 +828,18 @@ func (r *Relay) keepFloor(ctx context.Context) {
 // the replica that leases lane 0: partitionsAhead of them or more (see
 // writerPace) are kept ahead of the writers, and each partition the floor
 // has passed is checked once for a waiting row the floor passed over, then
-// dropped once Retention has gone by. Both are DDL that waits at most ddlLockWait for its lock while the
-// table's other users queue behind the request: a drop locks the table
-// (writers wait), making a partition locks the DEFAULT partition (the
-// relays' reads wait), so a transaction that holds the table (a batch
-// waiting on Kafka, a long report, pg_dump) makes it fail. So no drop is
-// tried while a batch of this relay waits on Kafka, and after DDL that
-// failed none is tried for a while (ddlBackoff): 5 s, then twice as long
-// after each failure in a row, up to a minute. A single failure costs 5 s
-// of drops, not a minute of rows in the table; a table that stays busy
-// holds its users up for ddlLockWait a minute at most. Meanwhile rows past
-// the partitions made ahead go to the DEFAULT partition.
+// dropped once Retention has gone by. Both are DDL that waits at most
+// ddlLockWait for its lock while the table's other users queue behind the
+// request: a drop locks the table (writers wait), making a partition locks
+// the DEFAULT partition (the relays' reads wait), so a transaction that
+// holds the table (a batch waiting on Kafka, a long report, pg_dump) makes
+// it fail. So no drop is tried while a batch of this relay waits on Kafka,
+// and after DDL that failed none is tried for a while (ddlBackoff): 5 s,
+// then twice as long after each failure in a row, up to a minute. A single
+// failure costs 5 s of drops, not a minute of rows in the table; a table
+// that stays busy holds its users up for ddlLockWait a minute at most.
+// Meanwhile rows past the partitions made ahead go to the DEFAULT
+// partition.
 const (
 	partitionEvery   = 2 * time.Second
 	partitionsAhead  = 2
