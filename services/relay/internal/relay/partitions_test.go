@@ -551,6 +551,34 @@ func TestAnOutboxDropOfBeforeMigration00032LeavesTheDefaultPartitionAlone(t *tes
 	}, 3*time.Second, 100*time.Millisecond, "the DEFAULT partition is left as it is")
 }
 
+// A partitioned table whose newest partition has a fillfactor above 50
+// (another team's, converted by a bare CALL outbox_partition from a table
+// at 80) is named at start, with its fillfactor and the remedy. Only the
+// newest range partition counts, as the next ones copy it: with it at 50,
+// older ones at 80 are not named.
+func TestAFillfactorAboveHalfIsNamedAtStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := partitionedDB(t, MinPartitionRows) // outboxtest.LegacyDDL's fillfactor, 80
+	pool := dbtest.Pool(t, dbURL)
+	const named = "has a fillfactor above 50"
+
+	_, _, logs := partitionsRelay(t, dbURL)
+	warned := logs.FilterMessageSnippet(named).All()
+	require.Len(t, warned, 1)
+	require.Equal(t, int64(80), warned[0].ContextMap()["fillfactor"])
+	require.Contains(t, warned[0].Message, "apply outbox.sql again")
+
+	var newest string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT part::text FROM outbox_partitions('outbox')
+		WHERE end_id IS NOT NULL ORDER BY first_id DESC LIMIT 1`).Scan(&newest))
+	_, err := pool.Exec(ctx, "ALTER TABLE "+newest+" SET (fillfactor = 50)")
+	require.NoError(t, err)
+	require.Greater(t, len(partitions(t, pool)), 2, "older partitions stay at 80")
+	_, _, logs = partitionsRelay(t, dbURL)
+	require.Zero(t, logs.FilterMessageSnippet(named).Len())
+}
+
 // outbox_drop looks the DEFAULT partition through again under its lock: a
 // row written to it by a transaction that committed while the function
 // waited for the lock (after its first look) is not emptied out with the

@@ -215,16 +215,7 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 		pool.Close()
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
-	if !info.Partitioned {
-		logger.Warn("the outbox table is of the earlier, unpartitioned layout: it is published as before, but its size depends on vacuum keeping up; "+
-			"convert it in place (no row is copied or published again) with outbox.sql's CALL outbox_partition(table), which the relay notices within seconds",
-			zap.String("table", src.Table))
-	}
-	if info.Partitioned && !info.EmptiesDefault {
-		logger.Warn("the outbox table's outbox_drop predates outbox.sql's of sitewatch's migration 00032: rows writers leave in the DEFAULT partition "+
-			"(past the partitions made ahead) are published but not emptied out; apply outbox.sql again",
-			zap.String("table", src.Table))
-	}
+	warnAboutTable(logger, src.Table, info)
 	coord, err := lease.New(lease.Config{
 		DatabaseURL: src.DatabaseURL, AppName: "sitewatch-relay-lease", Group: "lanes of " + info.Channel,
 		// The outbox table's oid is the namespace: relays of different
@@ -244,6 +235,29 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 	}
 	m.add(r)
 	return r, nil
+}
+
+// warnAboutTable logs what of the table's layout makes the relay serve it
+// less well than outbox.sql's, and how to mend it: at start, and when a
+// conversion changes the layout.
+func warnAboutTable(logger *zap.Logger, table string, info store.TableInfo) {
+	if !info.Partitioned {
+		logger.Warn("the outbox table is of the earlier, unpartitioned layout: it is published as before, but its size depends on vacuum keeping up; "+
+			"convert it in place (no row is copied or published again) with outbox.sql's CALL outbox_partition(table), which the relay notices within seconds",
+			zap.String("table", table))
+		return
+	}
+	if !info.EmptiesDefault {
+		logger.Warn("the outbox table's outbox_drop predates outbox.sql's of sitewatch's migration 00032: rows writers leave in the DEFAULT partition "+
+			"(past the partitions made ahead) are published but not emptied out; apply outbox.sql again",
+			zap.String("table", table))
+	}
+	if info.Fillfactor > 50 {
+		logger.Warn("the outbox table's newest partition, which the next ones copy, has a fillfactor above 50: most publish flips of a batch "+
+			"leave their page (no HOT update; each adds an entry to every unique index) and cost about 2.5 times as much; apply outbox.sql again, "+
+			"which sets 50",
+			zap.String("table", table), zap.Int("fillfactor", info.Fillfactor))
+	}
 }
 
 // Close releases the database pool.
@@ -929,6 +943,7 @@ func (r *Relay) tendPartitions(ctx context.Context, sealed map[string]seal, gate
 	}
 	if info.Partitioned != was {
 		r.logger.Info("the outbox table's layout changed", zap.Bool("partitioned", info.Partitioned))
+		warnAboutTable(r.logger, r.src.Table, info)
 	}
 	if !info.Partitioned || !slices.Contains(r.coord.Shards(), 0) {
 		clear(sealed)

@@ -207,6 +207,10 @@ type TableInfo struct {
 	// it looks it through again under its lock (outbox.sql since sitewatch's
 	// migration 00032).
 	EmptiesDefault bool
+	// Fillfactor is the table's, or its newest range partition's, which
+	// the next partitions copy: above 50 most publish flips of a batch
+	// leave their page (see outbox.sql).
+	Fillfactor int
 }
 
 // ErrNoPartitionFunctions says a partitioned table lacks the functions the
@@ -220,7 +224,7 @@ func (s *Store) Info(ctx context.Context, db DB) (TableInfo, error) {
 	var oid int64
 	var ti TableInfo
 	var functions bool
-	if err := db.QueryRow(ctx, s.q.tableInfo, s.table).Scan(&oid, &ti.Schema, &ti.Name, &ti.Channel, &ti.Partitioned, &functions, &ti.EmptiesDefault); err != nil {
+	if err := db.QueryRow(ctx, s.q.tableInfo, s.table).Scan(&oid, &ti.Schema, &ti.Name, &ti.Channel, &ti.Partitioned, &functions, &ti.EmptiesDefault, &ti.Fillfactor); err != nil {
 		return TableInfo{}, fmt.Errorf("looking up outbox table %s: %w", s.table, err)
 	}
 	if ti.Partitioned && !functions {
