@@ -41,6 +41,26 @@ func TestCheckSessionsRefusesATransactionPooler(t *testing.T) {
 	}
 }
 
+// A pool's sessions get the settings its service asks for (the relay: no
+// parallel plans), but for those its URL sets itself.
+func TestPoolSessionsGetTheirServicesSettings(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	show := func(url string) (workers, jit string) {
+		pool, err := config.OpenPool(ctx, url, "test", 1, config.Setting{Name: "max_parallel_workers_per_gather", Value: "0"})
+		require.NoError(t, err)
+		defer pool.Close()
+		require.NoError(t, pool.QueryRow(ctx, "SELECT current_setting('max_parallel_workers_per_gather'), current_setting('jit')").Scan(&workers, &jit))
+		return workers, jit
+	}
+	workers, jit := show(dbURL)
+	require.Equal(t, []string{"0", "off"}, []string{workers, jit}, "asked by the service")
+	workers, jit = show(dbURL + "&max_parallel_workers_per_gather=3")
+	require.Equal(t, []string{"3", "off"}, []string{workers, jit}, "the URL's own")
+}
+
 // A service's sessions do not JIT-compile: the relay's claim spent 1.5 s
 // compiling for 0.3 ms of work. Set per session, so through PgBouncer too
 // (which refuses the startup parameter); a URL that sets jit keeps it.

@@ -206,7 +206,7 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 	}
 	// A batch per worker, retention, metrics and /readyz at once (the
 	// lease has a connection of its own).
-	pool, err := config.OpenPool(ctx, src.DatabaseURL, "sitewatch-relay", cfg.Workers+3)
+	pool, err := config.OpenPool(ctx, src.DatabaseURL, "sitewatch-relay", cfg.Workers+3, noParallelQuery)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
@@ -236,6 +236,17 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 	m.add(r)
 	return r, nil
 }
+
+// noParallelQuery is the relay's sessions': no parallel plans. Its
+// statements read a batch's worth of rows by index, but a partition the
+// planner has no statistics of (a new one, until autovacuum's analyze
+// comes by, which on PostgreSQL's defaults is late) looks full to it, and
+// it planned the claim's two look-ups of rows in backoff as parallel scans:
+// each claim then started four background workers, and took 49 ms instead
+// of 3 (TestTheClaimIsNeverAParallelPlan). On PostgreSQL's default
+// autovacuum settings the claim took 90 µs a row, summed over workers,
+// where the benchmark's analyzed table took 12.
+var noParallelQuery = config.Setting{Name: "max_parallel_workers_per_gather", Value: "0"}
 
 // warnAboutTable logs what of the table's layout makes the relay serve it
 // less well than outbox.sql's, and how to mend it: at start, and when a
