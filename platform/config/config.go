@@ -174,17 +174,17 @@ var sessionSQL string
 // Setting is a PostgreSQL setting each session of a pool gets (OpenPool).
 type Setting struct{ Name, Value string }
 
-// NoJIT is every pool's: no JIT compiling. The services' statements take
+// noJIT is every pool's: no JIT compiling. The services' statements take
 // well under a millisecond, and one whose estimated cost passes
 // jit_above_cost (the relay's claim over a partitioned outbox, whose
 // never-analyzed partitions the planner takes for full ones) spent 1.5 s
 // compiling for 0.3 ms of work, on every run of its generic plan.
-var NoJIT = Setting{"jit", "off"}
+var noJIT = Setting{"jit", "off"}
 
 // OpenPool opens a connection pool to databaseURL for a service: named
 // app in pg_stat_activity, and with room for conns connections at once (the
 // service's concurrent users of the pool) unless the URL sets
-// pool_max_conns itself. Each session gets NoJIT and settings (session.sql),
+// pool_max_conns itself. Each session gets noJIT and settings (session.sql),
 // but for those the URL sets itself. Connecting is lazy: a database that is
 // down fails the first query, not this.
 func OpenPool(ctx context.Context, databaseURL, app string, conns int, settings ...Setting) (*pgxpool.Pool, error) {
@@ -199,7 +199,7 @@ func OpenPool(ctx context.Context, databaseURL, app string, conns int, settings 
 		cfg.MaxConns = int32(max(conns, 1))
 	}
 	var names, values []string
-	for _, s := range append([]Setting{NoJIT}, settings...) {
+	for _, s := range append([]Setting{noJIT}, settings...) {
 		if _, set := cfg.ConnConfig.RuntimeParams[s.Name]; !set {
 			names, values = append(names, s.Name), append(values, s.Value)
 		}

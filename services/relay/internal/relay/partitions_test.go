@@ -554,8 +554,8 @@ func TestAnOutboxDropOfBeforeMigration00032LeavesTheDefaultPartitionAlone(t *tes
 // The claim is never a parallel plan, even over a partition the planner
 // has no statistics of (a new one, until autovacuum's analyze comes by):
 // there its generic plan ran the two look-ups of rows in backoff as
-// parallel scans, starting four background workers a claim, 49 ms instead
-// of 3. The claim runs as the relay's workers run it, on its pool, and is
+// parallel scans, starting four background workers a claim (49 ms instead
+// of 3 over 200,000 rows; 14.6 instead of 2.8 here). The claim runs as the relay's workers run it, on its pool, and is
 // explained as prepared, with its generic plan.
 func TestTheClaimIsNeverAParallelPlan(t *testing.T) {
 	t.Parallel()

@@ -243,9 +243,9 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 // comes by, which on PostgreSQL's defaults is late) looks full to it, and
 // it planned the claim's two look-ups of rows in backoff as parallel scans:
 // each claim then started four background workers, and took 49 ms instead
-// of 3 (TestTheClaimIsNeverAParallelPlan). On PostgreSQL's default
-// autovacuum settings the claim took 90 µs a row, summed over workers,
-// where the benchmark's analyzed table took 12.
+// of 3 over 200,000 such rows (TestTheClaimIsNeverAParallelPlan). In the
+// soak on PostgreSQL's default autovacuum settings the claim took 78-98 µs
+// a row, summed over workers; without parallel plans it takes 26-39.
 var noParallelQuery = config.Setting{Name: "max_parallel_workers_per_gather", Value: "0"}
 
 // warnAboutTable logs what of the table's layout makes the relay serve it
