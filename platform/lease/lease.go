@@ -378,7 +378,9 @@ func (c *Coordinator) joinMembers(ctx context.Context, conn *pgx.Conn) (int, err
 }
 
 // key1 is the first lock key as pg_locks shows it (classid, an oid).
-func (c *Coordinator) key1() int64 { return int64(uint32(c.cfg.Key1)) }
+func (c Config) key1() int64 { return int64(uint32(c.Key1)) }
+
+func (c *Coordinator) key1() int64 { return c.cfg.key1() }
 
 // rebalance moves this replica's share towards ceil(Shards / members),
 // or towards the fair share of the weight with Weigh.

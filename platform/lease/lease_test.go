@@ -211,3 +211,46 @@ func TestMinShare(t *testing.T) {
 	require.Equal(t, 84, MinShare(256, 3), "86 + 86 + 84")
 	require.Equal(t, 0, MinShare(4, 5), "more members than shards: one holds none")
 }
+
+func TestMembersNamesEachReplicaAndItsShards(t *testing.T) {
+	t.Parallel()
+	_, pool, cfg := table(t)
+	cfg.AppName = "members-test"
+	a, _ := start(t, cfg)
+	b, stopB := start(t, cfg)
+	waitOwned(t, "two replicas hold half the shards each", func() bool { return a.Owned() == testShards/2 && b.Owned() == testShards/2 })
+
+	ctx := context.Background()
+	members, err := Members(ctx, pool, cfg)
+	require.NoError(t, err)
+	require.Len(t, members, 2)
+	held := map[int]bool{}
+	var got [][]int16
+	for _, m := range members {
+		require.Equal(t, "members-test", m.Application)
+		require.NotEmpty(t, m.Client)
+		require.WithinDuration(t, time.Now(), m.Since, time.Minute)
+		require.Len(t, m.Shards, testShards/2)
+		var shards []int16
+		for _, s := range m.Shards {
+			require.False(t, held[s], "shard %d listed twice", s)
+			held[s] = true
+			shards = append(shards, int16(s))
+		}
+		got = append(got, shards)
+	}
+	require.ElementsMatch(t, [][]int16{a.Shards(), b.Shards()}, got, "each member's shards as it holds them")
+
+	other := cfg
+	other.Key1++
+	members, err = Members(ctx, pool, other)
+	require.NoError(t, err)
+	require.Empty(t, members, "another group's key names no member")
+
+	stopB()
+	waitOwned(t, "the survivor takes every shard", func() bool { return a.Owned() == testShards })
+	members, err = Members(ctx, pool, cfg)
+	require.NoError(t, err)
+	require.Len(t, members, 1)
+	require.Len(t, members[0].Shards, testShards)
+}

@@ -5,6 +5,7 @@
 //	relay [run] [flags]                     publish until SIGTERM
 //	relay parked list [flags]               rows parked after Kafka refused them
 //	relay parked requeue [flags] ID...|-all give parked rows a fresh set of attempts
+//	relay status [flags]                    a source's table, its relays, what to fix
 package main
 
 import (
@@ -34,6 +35,8 @@ const usage = `usage:
   relay [run] [flags]                           publish until SIGTERM
   relay parked list [flags] [-source NAME] [-limit N]
   relay parked requeue [flags] [-source NAME] (ID... | -all)
+  relay status [flags] [-source NAME]           the table's layout, partitions and size, the relays
+                                                leasing its lanes, and what to fix (exit 1 if anything)
   relay healthcheck [-ops-addr ADDR]            exit 0 if the running relay's /healthz answers 200
 
 Flags and their RELAY_* environment variables: relay run -h
@@ -41,7 +44,7 @@ Flags and their RELAY_* environment variables: relay run -h
 
 func main() {
 	command.Main("relay", "run", usage, map[string]command.Func{"run": runCommand, "parked": parkedCommand,
-		"healthcheck": command.Healthcheck(":9102")})
+		"status": statusCommand, "healthcheck": command.Healthcheck(":9102")})
 }
 
 func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {

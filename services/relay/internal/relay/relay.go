@@ -216,13 +216,9 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
 	warnAboutTable(logger, src.Table, info)
-	coord, err := lease.New(lease.Config{
-		DatabaseURL: src.DatabaseURL, AppName: "sitewatch-relay-lease", Group: "lanes of " + info.Channel,
-		// The outbox table's oid is the namespace: relays of different
-		// tables, and the monitor's shards of the sites table, never meet.
-		Key1: int32(info.OID), ShardBase: 0, Shards: Lanes, MemberBase: 1 << 16, MaxMembers: 1024,
-		Channel: info.Channel, Rebalance: cfg.Rebalance, StatementTimeout: 10 * time.Second, DeadPeer: 10 * time.Second,
-	}, logger)
+	lanes := LaneLease(src, info)
+	lanes.Rebalance, lanes.StatementTimeout, lanes.DeadPeer = cfg.Rebalance, 10*time.Second, 10*time.Second
+	coord, err := lease.New(lanes, logger)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
@@ -248,27 +244,41 @@ func New(ctx context.Context, cfg Config, src Source, producer Producer, logger 
 // a row, summed over workers; without parallel plans it takes 26-39.
 var noParallelQuery = config.Setting{Name: "max_parallel_workers_per_gather", Value: "0"}
 
-// warnAboutTable logs what of the table's layout makes the relay serve it
-// less well than outbox.sql's, and how to mend it: at start, and when a
-// conversion changes the layout.
+// warnAboutTable logs TableAdvice: at start, and when a conversion changes
+// the layout.
 func warnAboutTable(logger *zap.Logger, table string, info store.TableInfo) {
-	if !info.Partitioned {
-		logger.Warn("the outbox table is of the earlier, unpartitioned layout: it is published as before, but its size depends on vacuum keeping up; "+
-			"convert it in place (no row is copied or published again) with outbox.sql's CALL outbox_partition(table), which the relay notices within seconds",
-			zap.String("table", table))
-		return
+	for _, advice := range TableAdvice(info) {
+		logger.Warn(advice, zap.String("table", table))
 	}
+}
+
+// TableAdvice says what of an outbox table's layout makes the relay serve
+// it less well than outbox.sql's, and how to mend it; nothing when nothing
+// does. The relay logs it at start; relay status prints it.
+func TableAdvice(info store.TableInfo) []string {
+	if !info.Partitioned {
+		return []string{"the outbox table is of the earlier, unpartitioned layout: it is published as before, but its size depends on vacuum keeping up; " +
+			"convert it in place (no row is copied or published again) with outbox.sql's CALL outbox_partition(table), which the relay notices within seconds"}
+	}
+	var advice []string
 	if !info.EmptiesDefault {
-		logger.Warn("the outbox table's outbox_drop predates outbox.sql's of sitewatch's migration 00032: rows writers leave in the DEFAULT partition "+
-			"(past the partitions made ahead) are published but not emptied out; apply outbox.sql again",
-			zap.String("table", table))
+		advice = append(advice, "the outbox table's outbox_drop predates outbox.sql's of sitewatch's migration 00032: rows writers leave in the DEFAULT partition "+
+			"(past the partitions made ahead) are published but not emptied out; apply outbox.sql again")
 	}
 	if info.Fillfactor > 50 {
-		logger.Warn("the outbox table's newest partition, which the next ones copy, has a fillfactor above 50: most publish flips of a batch "+
+		advice = append(advice, fmt.Sprintf("the outbox table's newest partition, which the next ones copy, has a fillfactor of %d, above 50: most publish flips of a batch "+
 			"leave their page (no HOT update; each adds an entry to every unique index) and cost about 2.5 times as much; apply outbox.sql again, "+
-			"which sets 50",
-			zap.String("table", table), zap.Int("fillfactor", info.Fillfactor))
+			"which sets 50", info.Fillfactor))
 	}
+	return advice
+}
+
+// LaneLease is the lease of src's lanes: the outbox table's oid is the
+// namespace, so relays of different tables, and the monitor's shards of
+// the sites table, never meet.
+func LaneLease(src Source, info store.TableInfo) lease.Config {
+	return lease.Config{DatabaseURL: src.DatabaseURL, AppName: "sitewatch-relay-lease", Group: "lanes of " + info.Channel,
+		Key1: int32(info.OID), ShardBase: 0, Shards: Lanes, MemberBase: 1 << 16, MaxMembers: 1024, Channel: info.Channel}
 }
 
 // Close releases the database pool.

@@ -42,6 +42,8 @@ var (
 	parkSQL string
 	//go:embed parked_count.sql
 	parkedCountSQL string
+	//go:embed sizes.sql
+	sizesSQL string
 	//go:embed parked_list.sql
 	parkedListSQL string
 	//go:embed pending.sql
@@ -460,6 +462,37 @@ func (s *Store) ParkedCount(ctx context.Context, db DB) (int64, error) {
 		return 0, fmt.Errorf("counting parked outbox rows: %w", err)
 	}
 	return n, nil
+}
+
+// Size is what a table, or a partition of it, holds: the rows the planner
+// estimates (-1 before its first vacuum or analyze) and its bytes on disk,
+// indexes and TOAST included.
+type Size struct {
+	Rows  int64
+	Bytes int64
+}
+
+// Sizes returns the Size of each partition of the table by its name (as
+// Partitions names them), or of the table itself if it is not partitioned.
+func (s *Store) Sizes(ctx context.Context, db DB) (map[string]Size, error) {
+	rows, err := db.Query(ctx, sizesSQL, s.table)
+	if err != nil {
+		return nil, fmt.Errorf("reading the outbox's size: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]Size{}
+	for rows.Next() {
+		var name string
+		var size Size
+		if err := rows.Scan(&name, &size.Rows, &size.Bytes); err != nil {
+			return nil, fmt.Errorf("reading the outbox's size: %w", err)
+		}
+		out[name] = size
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the outbox's size: %w", err)
+	}
+	return out, nil
 }
 
 // Parked lists up to limit parked rows, oldest first.
