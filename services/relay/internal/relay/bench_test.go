@@ -28,13 +28,19 @@ import (
 
 // benchRows is how many outbox rows each measurement preloads
 // (SITEWATCH_BENCH_ROWS overrides the 500,000 default).
-func benchRows(b *testing.B) int {
-	if v := os.Getenv("SITEWATCH_BENCH_ROWS"); v != "" {
-		n, err := strconv.Atoi(v)
-		require.NoError(b, err, "SITEWATCH_BENCH_ROWS")
-		return n
+func benchRows(b *testing.B) int { return benchInt(b, "SITEWATCH_BENCH_ROWS", 500_000) }
+
+// benchInt is the whole number above zero in the environment variable
+// name, or def if it is unset.
+func benchInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return 500_000
+	n, err := strconv.Atoi(v)
+	require.NoError(b, err, name)
+	require.Positive(b, n, name)
+	return n
 }
 
 // payload is a check-result-sized message (~250 bytes of JSON).
@@ -83,9 +89,13 @@ func layoutDB(b *testing.B, layout string) (url, table string) {
 	return url, schema + ".outbox"
 }
 
-func benchConfig() Config {
+// benchConfig is the relay's configuration in the benchmarks: batches of
+// 2,000 rows, 4 workers (SITEWATCH_BENCH_BATCH and SITEWATCH_BENCH_WORKERS
+// override them).
+func benchConfig(b *testing.B) Config {
 	cfg := testConfig()
-	cfg.BatchSize, cfg.Workers, cfg.PollInterval, cfg.Rebalance = 2000, 4, 100*time.Millisecond, time.Second
+	cfg.BatchSize, cfg.Workers = benchInt(b, "SITEWATCH_BENCH_BATCH", 2000), benchInt(b, "SITEWATCH_BENCH_WORKERS", 4)
+	cfg.PollInterval, cfg.Rebalance = 100*time.Millisecond, time.Second
 	return cfg
 }
 
@@ -119,7 +129,7 @@ func (ackProducer) Purge(int) error { return nil }
 func runUntilDrained(b *testing.B, dbURL, table string, p Producer, n int) float64 {
 	b.Helper()
 	m := NewMetrics(prometheus.NewRegistry())
-	r, err := New(context.Background(), benchConfig(), Source{Name: "bench", DatabaseURL: dbURL, Table: table, Topics: []string{"*"}},
+	r, err := New(context.Background(), benchConfig(b), Source{Name: "bench", DatabaseURL: dbURL, Table: table, Topics: []string{"*"}},
 		p, zap.NewNop(), m)
 	require.NoError(b, err)
 	defer r.Close()

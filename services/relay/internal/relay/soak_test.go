@@ -68,6 +68,8 @@ type soakSample struct {
 // first (the partitions the relay creates copy the newest's), for
 // PostgreSQL's defaults;
 // SOAK_SINGLE_TABLE=1 soaks a table of the earlier, unpartitioned layout.
+// The relay runs as in the other benchmarks (benchConfig: batches of 2,000,
+// 4 workers, or SITEWATCH_BENCH_BATCH and SITEWATCH_BENCH_WORKERS).
 // SOAK_OUT names a file the samples are written to (tab-separated, with a
 // first line naming the run): every such file in its directory is drawn
 // into soak-outbox-size.svg there.
@@ -120,7 +122,7 @@ func BenchmarkSoak(b *testing.B) {
 		}
 		writer, err := outbox.NewWriter(table)
 		require.NoError(b, err)
-		cfg := benchConfig()
+		cfg := benchConfig(b)
 		cfg.Retention, cfg.RetentionInterval, cfg.RetentionBatch = retention, time.Second, 1000
 		cfg.PartitionRows = 250_000
 		if v := os.Getenv("SOAK_PARTITION_ROWS"); v != "" {
