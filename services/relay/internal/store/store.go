@@ -42,14 +42,14 @@ var (
 	parkSQL string
 	//go:embed parked_count.sql
 	parkedCountSQL string
-	//go:embed sizes.sql
-	sizesSQL string
 	//go:embed parked_list.sql
 	parkedListSQL string
 	//go:embed pending.sql
 	pendingSQL string
 	//go:embed requeue.sql
 	requeueSQL string
+	//go:embed sizes.sql
+	sizesSQL string // $1 names the table: no {{table}}
 	//go:embed table_info.sql
 	tableInfoSQL string
 
