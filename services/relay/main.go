@@ -5,7 +5,7 @@
 //	relay [run] [flags]                     publish until SIGTERM
 //	relay parked list [flags]               rows parked after Kafka refused them
 //	relay parked requeue [flags] ID...|-all give parked rows a fresh set of attempts
-//	relay status [flags]                    a source's table, its relays, what to fix
+//	relay status [flags]                    each source's table, its relays, what to fix
 package main
 
 import (
@@ -35,8 +35,8 @@ const usage = `usage:
   relay [run] [flags]                           publish until SIGTERM
   relay parked list [flags] [-source NAME] [-limit N]
   relay parked requeue [flags] [-source NAME] (ID... | -all)
-  relay status [flags] [-source NAME]           the table's layout, partitions and size, the relays
-                                                leasing its lanes, and what to fix (exit 1 if anything)
+  relay status [flags] [-source NAME]           each source's table (or NAME's): its layout, partitions and
+                                                size, the relays leasing its lanes, and what to fix (exit 1 if anything)
   relay healthcheck [-ops-addr ADDR]            exit 0 if the running relay's /healthz answers 200
 
 Flags and their RELAY_* environment variables: relay run -h

@@ -35,7 +35,7 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("relay status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.register(fs)
-	source := fs.String("source", "", "source name (required with several sources)")
+	source := fs.String("source", "", "source name (every source if not given)")
 	if err := configParse(fs, args); err != nil {
 		return command.ExitUsage
 	}
@@ -46,19 +46,27 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err == nil {
 		err = command.NoArgs(fs.Args())
 	}
-	var src relay.Source
-	if err == nil {
+	if err == nil && *source != "" {
+		var src relay.Source
 		src, err = pickSource(srcs, *source)
+		srcs = []relay.Source{src}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "relay status: %v\n", err)
 		return command.ExitUsage
 	}
-	if err := status(ctx, src, stdout); err != nil {
-		fmt.Fprintf(stderr, "relay status: %v\n", err)
-		return command.ExitError
+	code := command.ExitOK
+	for i, src := range srcs {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		// One source's failure does not hide the others'.
+		if err := status(ctx, src, stdout); err != nil {
+			fmt.Fprintf(stderr, "relay status: source %s: %v\n", src.Name, err)
+			code = command.ExitError
+		}
 	}
-	return command.ExitOK
+	return code
 }
 
 // status prints src's table, its relays and what to fix; errToFix if

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -89,7 +91,7 @@ func TestStatusShowsTheTableItsRelaysAndWhatToFix(t *testing.T) {
 	code, out, stderr = run()
 	require.Equal(t, command.ExitError, code)
 	require.Contains(t, out, "to fix:\n  - the outbox table's newest partition, which the next ones copy, has a fillfactor of 80, above 50")
-	require.Contains(t, stderr, "relay status: the table has something to fix (listed above)")
+	require.Contains(t, stderr, "relay status: source default: the table has something to fix (listed above)")
 
 	// Another team's table of the earlier layout: one table, and how to convert it.
 	var schema string
@@ -110,6 +112,31 @@ func TestStatusShowsTheTableItsRelaysAndWhatToFix(t *testing.T) {
 	code, _, stderr = run("extra")
 	require.Equal(t, command.ExitUsage, code)
 	require.Contains(t, stderr, `unexpected arguments ["extra"]`)
+
+	// Several sources: each is shown, one's failure does not hide the
+	// others', and -source picks one.
+	file := filepath.Join(t.TempDir(), "sources.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`sources:
+  - name: gone
+    database_url: `+dbURL+`
+    table: nosuch.outbox
+    topics: ["*"]
+  - name: orders
+    database_url: `+dbURL+`
+    table: `+schema+`.outbox
+    topics: ["*"]
+`), 0o600))
+	code, out, stderr = run("-sources-file", file)
+	require.Equal(t, command.ExitError, code)
+	require.Contains(t, stderr, `relay status: source gone: looking up outbox table "nosuch"."outbox"`)
+	require.Contains(t, out, "source orders: table "+schema+".outbox, one table")
+	code, out, stderr = run("-sources-file", file, "-source", "orders")
+	require.Equal(t, command.ExitError, code, "the earlier layout is something to fix")
+	require.NotContains(t, stderr, "source gone")
+	require.Contains(t, out, "source orders:")
+	code, _, stderr = run("-sources-file", file, "-source", "billing")
+	require.Equal(t, command.ExitUsage, code)
+	require.Contains(t, stderr, `source "billing": no such source`)
 }
 
 func TestRanges(t *testing.T) {
