@@ -45,18 +45,11 @@ const parkedTimeout = 30 * time.Second
 func parked(ctx context.Context, sub string, src relay.Source, ids []int64, all bool, limit int, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, parkedTimeout)
 	defer cancel()
-	st, err := store.New(src.Table)
+	st, conn, _, err := openSource(ctx, src)
 	if err != nil {
 		return err
-	}
-	conn, err := pgx.Connect(ctx, src.DatabaseURL)
-	if err != nil {
-		return fmt.Errorf("connecting to source %s: %w", src.Name, err)
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
-	if _, err := st.Info(ctx, conn); err != nil { // and its layout
-		return err
-	}
 	if sub == "requeue" {
 		n, err := st.Requeue(ctx, conn, ids, all)
 		if err != nil {
@@ -77,4 +70,23 @@ func parked(ctx context.Context, sub string, src relay.Source, ids []int64, all 
 			r.ParkedAt.UTC().Format("2006-01-02 15:04:05"), command.Escape(r.LastError))
 	}
 	return tw.Flush()
+}
+
+// openSource connects to src's database and resolves its table and layout,
+// for the commands that read or change it once: the caller closes conn.
+func openSource(ctx context.Context, src relay.Source) (*store.Store, *pgx.Conn, store.TableInfo, error) {
+	st, err := store.New(src.Table)
+	if err != nil {
+		return nil, nil, store.TableInfo{}, err
+	}
+	conn, err := pgx.Connect(ctx, src.DatabaseURL)
+	if err != nil {
+		return nil, nil, store.TableInfo{}, fmt.Errorf("connecting to source %s: %w", src.Name, err)
+	}
+	info, err := st.Info(ctx, conn)
+	if err != nil {
+		_ = conn.Close(context.Background())
+		return nil, nil, store.TableInfo{}, err
+	}
+	return st, conn, info, nil
 }

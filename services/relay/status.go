@@ -12,8 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/sitewatch/sitewatch/platform/command"
 	"github.com/sitewatch/sitewatch/platform/lease"
 	"github.com/sitewatch/sitewatch/services/relay/internal/relay"
@@ -74,19 +72,11 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 func status(ctx context.Context, src relay.Source, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	st, err := store.New(src.Table)
+	st, conn, info, err := openSource(ctx, src)
 	if err != nil {
 		return err
-	}
-	conn, err := pgx.Connect(ctx, src.DatabaseURL)
-	if err != nil {
-		return fmt.Errorf("connecting to source %s: %w", src.Name, err)
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
-	info, err := st.Info(ctx, conn)
-	if err != nil {
-		return err
-	}
 	sizes, err := st.Sizes(ctx, conn)
 	if err != nil {
 		return err
