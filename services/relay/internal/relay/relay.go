@@ -125,6 +125,15 @@ type Config struct {
 // DefaultPartitionRows is the partition size of outbox.sql and of the relay.
 const DefaultPartitionRows = 1_000_000
 
+// DefaultWorkers and DefaultBatchSize are the relay's defaults: 4,000 rows
+// in flight. Each worker's claim also reads its co-workers' rows (keys
+// hash to lanes), so more workers cost the database more CPU a row
+// (README: Workers cost the database).
+const (
+	DefaultWorkers   = 2
+	DefaultBatchSize = 2000
+)
+
 // MinPartitionRows is the smallest partition size the relay accepts.
 const MinPartitionRows = 1000
 

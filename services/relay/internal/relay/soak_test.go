@@ -68,8 +68,9 @@ type soakSample struct {
 // first (the partitions the relay creates copy the newest's), for
 // PostgreSQL's defaults;
 // SOAK_SINGLE_TABLE=1 soaks a table of the earlier, unpartitioned layout.
-// The relay runs as in the other benchmarks (benchConfig: batches of 2,000,
-// 4 workers, or SITEWATCH_BENCH_BATCH and SITEWATCH_BENCH_WORKERS).
+// The relay runs as in the other benchmarks (benchConfig: the relay's
+// default batch size and workers, or SITEWATCH_BENCH_BATCH and
+// SITEWATCH_BENCH_WORKERS).
 // SOAK_OUT names a file the samples are written to (tab-separated, with a
 // first line naming the run): every such file in its directory is drawn
 // into soak-outbox-size.svg there.
