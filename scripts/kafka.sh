@@ -62,6 +62,10 @@ is_ours() {
   [[ " ${argv[*]} " == *" kafka.Kafka $PROPS "* ]]
 }
 gone() { ! is_ours "$1"; }
+# running PID: PID is our broker, asked again 0.2 s later before saying no: while the
+# launcher's bash execs the JVM, /proc/PID/cmdline can read empty for an instant (a
+# clean-clone make test once failed "Kafka (pid ) exited during startup" with the JVM up).
+running() { is_ours "$1" || { sleep 0.2; is_ours "$1"; }; }
 
 # broker_pid: print our live broker's PID; falls back to scanning /proc if the pid file is stale/lost.
 broker_pid() {
@@ -207,7 +211,7 @@ first_error() {
 wait_ready() {
   local pid=$1 from=${2:-0} deadline=$((SECONDS + 90))
   until probe; do
-    is_ours "$pid" || die "Kafka (pid $pid) exited during startup$(first_error "$from")" "$LOGS/kafka.out" "$LOGS/server.log"
+    running "$pid" || die "Kafka (pid $pid) exited during startup$(first_error "$from")" "$LOGS/kafka.out" "$LOGS/server.log"
     ((SECONDS < deadline)) || die "Kafka not ready on 127.0.0.1:$PORT after 90s" "$LOGS/server.log" "$SETUP_LOG"
     sleep 0.5
   done
@@ -250,8 +254,8 @@ up() {
     java -Xms256m -Xmx512m -XX:+ExitOnOutOfMemoryError -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dkafka.logs.dir="$LOGS" -Dlog4j2.configurationFile="$SCRIPTS/kafka/log4j2.properties" \
     -cp "$LIBS/*" kafka.Kafka "$PROPS" </dev/null >>"$LOGS/kafka.out" 2>&1 9>&- &
-  wait_for 10 broker_pid >/dev/null || die "Kafka JVM did not launch" "$LOGS/kafka.out"
-  wait_ready "$(broker_pid)" "$from"
+  pid=$(wait_for 10 broker_pid) || die "Kafka JVM did not launch" "$LOGS/kafka.out"
+  wait_ready "$pid" "$from"
 }
 
 # Graceful stop (controlled shutdown on SIGTERM), SIGKILL after 30s.
