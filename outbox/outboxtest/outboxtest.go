@@ -241,6 +241,14 @@ func DatabaseURL(t testing.TB) string {
 // the test ends, and returns a URL whose search_path points at it.
 func Schema(t testing.TB) string {
 	t.Helper()
+	return WithSearchPath(DatabaseURL(t), SchemaWith(t, ""))
+}
+
+// SchemaWith creates a schema on DATABASE_URL's database, dropped (with
+// all it holds) when the test ends, runs ddl with its search_path set to
+// it, and returns its name: another team's table beside the test's own.
+func SchemaWith(t testing.TB, ddl string) string {
+	t.Helper()
 	admin := DatabaseURL(t)
 	schema := "t_" + randomHex(6)
 	exec := func(sql string) error {
@@ -262,7 +270,12 @@ func Schema(t testing.TB) string {
 			t.Logf("dropping schema %s: %v", schema, err)
 		}
 	})
-	return WithSearchPath(admin, schema)
+	if ddl != "" {
+		if err := exec("SET search_path = " + schema + "; " + ddl); err != nil {
+			t.Fatalf("creating the tables of schema %s: %v", schema, err)
+		}
+	}
+	return schema
 }
 
 // Pool opens a connection pool closed when the test ends.

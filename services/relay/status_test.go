@@ -94,10 +94,7 @@ func TestStatusShowsTheTableItsRelaysAndWhatToFix(t *testing.T) {
 	require.Contains(t, stderr, "relay status: source default: the table has something to fix (listed above)")
 
 	// Another team's table of the earlier layout: one table, and how to convert it.
-	var schema string
-	require.NoError(t, pool.QueryRow(ctx, "SELECT current_schema() || '_orders'").Scan(&schema))
-	_, err = pool.Exec(ctx, "CREATE SCHEMA "+schema+"; SET search_path = "+schema+"; "+outboxtest.LegacyDDL+"; RESET search_path")
-	require.NoError(t, err)
+	schema := outboxtest.SchemaWith(t, outboxtest.LegacyDDL)
 	code, out, _ = run("-table", schema+".outbox")
 	require.Equal(t, command.ExitError, code)
 	require.Contains(t, out, "table "+schema+".outbox, one table, the earlier layout, fillfactor 80")

@@ -312,11 +312,8 @@ func TestAnOutboxInASchemaOfItsOwn(t *testing.T) {
 	ctx := context.Background()
 	dbURL := dbtest.New(t)
 	pool := dbtest.Pool(t, dbURL)
-	var schema string
-	require.NoError(t, pool.QueryRow(ctx, "SELECT current_schema() || '_orders'").Scan(&schema))
 	legacy := regexp.MustCompile(`\boutbox\b`).ReplaceAllString(outboxtest.LegacyDDL, "events")
-	_, err := pool.Exec(ctx, "CREATE SCHEMA "+schema+"; SET search_path = "+schema+"; "+outbox.DDL+"; "+legacy+"; RESET search_path")
-	require.NoError(t, err)
+	schema := outboxtest.SchemaWith(t, outbox.DDL+"; "+legacy)
 	writeTo := func(table string) {
 		w, err := outbox.NewWriter(table)
 		require.NoError(t, err)
@@ -325,7 +322,7 @@ func TestAnOutboxInASchemaOfItsOwn(t *testing.T) {
 		}))
 	}
 	writeTo(schema + ".events")
-	_, err = pool.Exec(ctx, fmt.Sprintf("CALL %s.outbox_partition('%s.events', %d)", schema, schema, MinPartitionRows))
+	_, err := pool.Exec(ctx, fmt.Sprintf("CALL %s.outbox_partition('%s.events', %d)", schema, schema, MinPartitionRows))
 	require.NoError(t, err, "converted from a search_path without the schema")
 	writeTo(schema + ".events")
 
