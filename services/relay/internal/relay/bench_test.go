@@ -144,14 +144,13 @@ func measure(label string, n int, took time.Duration, cpu0, cpu1 map[string]task
 	m := measured{rate: float64(n) / took.Seconds(), cpu: map[string]float64{}}
 	spent := cpuSpent(cpu0, cpu1)
 	var used []string
-	var sum float64
 	for _, kind := range cpuKinds {
 		m.cpu[kind] = spent[kind] * 1e6 / float64(n)
-		sum += spent[kind]
 		used = append(used, fmt.Sprintf("%s %.1f", kind, m.cpu[kind]))
 	}
+	busy := m.cpuPerRow() * m.rate / 1e6 / float64(runtime.NumCPU()) // CPU seconds a second, per core
 	fmt.Printf("  %s: CPU µs per row: %s; %.1f in all, %.2f of the machine's %d cores\n", label,
-		strings.Join(used, ", "), m.cpuPerRow(), sum/took.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())
+		strings.Join(used, ", "), m.cpuPerRow(), busy, runtime.NumCPU())
 	return m
 }
 
